@@ -1,0 +1,724 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Socket syscall capture for httpscope.
+ *
+ * Syscall tracepoints only (no kprobes, no fentry): enter hooks resolve the
+ * fd to a watched TCP socket and park the arguments per thread; exit hooks
+ * copy what really moved into the ring buffer. Connections live in a table
+ * keyed by (tgid, fd) that also remembers the struct file, so fd reuse,
+ * dup2 and pid reuse start a new connection id instead of joining two.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "httpscope.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+#define EINPROGRESS 115
+
+/* Minimal kernel types; CO-RE relocates each field by name. */
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned short i_mode;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct inode *f_inode;
+	void *private_data;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct files_struct *files;
+	struct task_struct *group_leader;
+	char comm[16];
+} __attribute__((preserve_access_index));
+
+struct in6_addr {
+	__u8 s6_addr[16];
+};
+
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_protocol;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	short type;
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct user_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+/* struct user_msghdr as laid out in user memory on 64-bit. */
+struct user_msghdr {
+	__u64 msg_name;
+	__u32 msg_namelen;
+	__u32 pad;
+	__u64 msg_iov;
+	__u64 msg_iovlen;
+};
+
+struct sys_enter_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+struct sys_exit_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+/* Configuration, set by the loader before the programs load. */
+const volatile __u16 watched_ports[HTTPSCOPE_MAX_PORTS] = {};
+const volatile __u32 watched_port_count = 0;
+const volatile __u32 filter_tgid = 0;
+const volatile __u8 filter_comm[HTTPSCOPE_COMM_LEN] = {};
+const volatile __u32 capture_bytes = 4096;
+/* Wake the reader only once this much is queued (0: on every event). */
+const volatile __u64 wakeup_bytes = 0;
+
+enum copy_mode {
+	COPY_BUFFER = 0,
+	COPY_IOVEC = 1,
+	COPY_NONE = 2,
+	COPY_CONNECT = 3,
+};
+
+struct conn_state {
+	__u64 conn_id;
+	/* The struct file this fd held when we first saw it. */
+	__u64 file;
+	__u64 sent;
+	__u64 recvd;
+	__u16 origin;
+	__u8 open_pending;
+	__u8 reserved[5];
+};
+
+struct pending_call {
+	__u64 conn_key;
+	__u64 buf;
+	__u64 iovcnt;
+	__u32 fd;
+	__u16 syscall;
+	__u8 direction;
+	__u8 mode;
+};
+
+struct data_scratch {
+	struct data_event event;
+	/* Twice the capture limit so the verifier can bound iovec offsets. */
+	__u8 data[2 * HTTPSCOPE_MAX_CAPTURE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending_call);
+} pending_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced_processes SEC(".maps");
+
+/* Indexed by CPU; sized to the possible CPUs by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} next_conn_id SEC(".maps");
+
+static __always_inline void stat_add(__u32 idx, __u64 value)
+{
+	__u64 *counter = bpf_map_lookup_elem(&stats, &idx);
+	if (counter)
+		*counter += value;
+}
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline int submit(void *event, __u64 size, __u32 drop_stat)
+{
+	if (bpf_ringbuf_output(&events, event, size, wakeup_flags())) {
+		stat_add(drop_stat, 1);
+		return -1;
+	}
+	stat_add(STAT_EVENTS_SUBMITTED, 1);
+	return 0;
+}
+
+static __always_inline void fill_header(struct event_header *header, __u32 kind, __u64 conn_id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	header->kind = kind;
+	header->tgid = pid_tgid >> 32;
+	header->tid = (__u32)pid_tgid;
+	header->reserved = 0;
+	header->ts_ns = bpf_ktime_get_ns();
+	header->conn_id = conn_id;
+}
+
+static __always_inline struct file *file_of_fd(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+/* The TCP sock behind a file, or NULL for anything else. */
+static __always_inline struct sock *tcp_sock_of_file(struct file *file)
+{
+	unsigned short mode = BPF_CORE_READ(file, f_inode, i_mode);
+	struct socket *socket;
+	struct sock *sk;
+	unsigned short family;
+
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	socket = BPF_CORE_READ(file, private_data);
+	if (!socket || BPF_CORE_READ(socket, type) != SOCK_STREAM)
+		return NULL;
+	sk = BPF_CORE_READ(socket, sk);
+	if (!sk)
+		return NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline int port_watched(__u16 local_port, __u16 remote_port)
+{
+#pragma unroll
+	for (int i = 0; i < HTTPSCOPE_MAX_PORTS; i++) {
+		if (i >= watched_port_count)
+			return 0;
+		if (watched_ports[i] == local_port || watched_ports[i] == remote_port)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int process_selected(__u32 tgid)
+{
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	if (filter_comm[0]) {
+		char comm[HTTPSCOPE_COMM_LEN] = {};
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		BPF_CORE_READ_STR_INTO(&comm, task, group_leader, comm);
+#pragma unroll
+		for (int i = 0; i < HTTPSCOPE_COMM_LEN; i++) {
+			if (comm[i] != filter_comm[i])
+				return 0;
+			if (!comm[i])
+				break;
+		}
+	}
+	return 1;
+}
+
+static __always_inline int emit_open(struct conn_state *conn, __u32 fd, struct sock *sk)
+{
+	struct conn_open_event event = {};
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	fill_header(&event.header, EVENT_KIND_CONN_OPEN, conn->conn_id);
+	event.fd = fd;
+	event.origin = conn->origin;
+	event.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	event.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	event.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (event.family == AF_INET) {
+		BPF_CORE_READ_INTO(&event.local_addr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&event.remote_addr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&event.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&event.remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+	BPF_CORE_READ_STR_INTO(&event.comm, task, group_leader, comm);
+	return submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED);
+}
+
+static __always_inline void emit_close(struct conn_state *conn)
+{
+	struct conn_close_event event = {};
+
+	fill_header(&event.header, EVENT_KIND_CONN_CLOSE, conn->conn_id);
+	event.sent_bytes = conn->sent;
+	event.recv_bytes = conn->recvd;
+	submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED);
+}
+
+/*
+ * The connection state of a watched socket fd, created on first sight.
+ * Returns NULL for fds that are not watched TCP sockets.
+ */
+static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u16 origin)
+{
+	__u64 key = ((__u64)tgid << 32) | fd;
+	struct file *file = file_of_fd(fd);
+	struct conn_state *conn;
+	struct sock *sk;
+	__u32 zero = 0;
+	__u64 *id;
+	__u8 one = 1;
+
+	if (!file)
+		return NULL;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (conn) {
+		if (conn->file == (__u64)file) {
+			if (conn->open_pending) {
+				sk = tcp_sock_of_file(file);
+				if (sk && !emit_open(conn, fd, sk))
+					conn->open_pending = 0;
+			}
+			return conn;
+		}
+		/* The fd now holds another file: the old connection is over. */
+		emit_close(conn);
+		bpf_map_delete_elem(&conns, &key);
+	}
+
+	sk = tcp_sock_of_file(file);
+	if (!sk)
+		return NULL;
+	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
+			  bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
+		return NULL;
+	if (!process_selected(tgid))
+		return NULL;
+
+	id = bpf_map_lookup_elem(&next_conn_id, &zero);
+	if (!id)
+		return NULL;
+	struct conn_state fresh = {
+		.conn_id = __sync_fetch_and_add(id, 1) + 1,
+		.file = (__u64)file,
+		.origin = origin,
+		.open_pending = 1,
+	};
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY)) {
+		stat_add(STAT_CONN_TABLE_FULL, 1);
+		return NULL;
+	}
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return NULL;
+	stat_add(STAT_CONNS_OPENED, 1);
+	bpf_map_update_elem(&traced_processes, &tgid, &one, BPF_ANY);
+	if (!emit_open(conn, fd, sk))
+		conn->open_pending = 0;
+	return conn;
+}
+
+static __always_inline int on_enter(__u32 fd, __u64 buf, __u64 iovcnt, __u16 syscall, __u8 direction,
+				    __u8 mode)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct pending_call call = {
+		.conn_key = ((__u64)tgid << 32) | fd,
+		.buf = buf,
+		.iovcnt = iovcnt,
+		.fd = fd,
+		.syscall = syscall,
+		.direction = direction,
+		.mode = mode,
+	};
+
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	if (mode != COPY_CONNECT && !watched_conn(tgid, fd, ORIGIN_EXISTING))
+		return 0;
+	if (bpf_map_update_elem(&pending_calls, &pid_tgid, &call, BPF_ANY))
+		stat_add(STAT_CALL_TABLE_FULL, 1);
+	return 0;
+}
+
+static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt, __u64 budget)
+{
+	__u64 copied = 0;
+
+	for (int i = 0; i < HTTPSCOPE_MAX_IOVECS; i++) {
+		struct user_iovec iov;
+		__u64 n;
+
+		if (i >= iovcnt || copied >= budget || copied >= HTTPSCOPE_MAX_CAPTURE)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))))
+			break;
+		n = iov.len;
+		if (n > budget - copied)
+			n = budget - copied;
+		if (n > HTTPSCOPE_MAX_CAPTURE)
+			n = HTTPSCOPE_MAX_CAPTURE;
+		if (bpf_probe_read_user(dst + copied, n, (void *)iov.base))
+			break;
+		copied += n;
+	}
+	return copied;
+}
+
+static __always_inline int on_exit(__s64 ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct pending_call *parked = bpf_map_lookup_elem(&pending_calls, &pid_tgid);
+	struct pending_call call;
+	struct conn_state *conn;
+	struct data_scratch *slot;
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 len, budget, captured = 0;
+
+	if (!parked)
+		return 0;
+	call = *parked;
+	bpf_map_delete_elem(&pending_calls, &pid_tgid);
+
+	if (call.mode == COPY_CONNECT) {
+		if (ret == 0 || ret == -EINPROGRESS)
+			watched_conn(pid_tgid >> 32, call.fd, ORIGIN_CONNECT);
+		return 0;
+	}
+	if (ret <= 0)
+		return 0;
+	conn = bpf_map_lookup_elem(&conns, &call.conn_key);
+	if (!conn)
+		return 0;
+	slot = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!slot)
+		return 0;
+
+	len = ret;
+	stat_add(STAT_SYSCALLS_TRACED, 1);
+	slot->event.stream_offset = call.direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
+								     : __sync_fetch_and_add(&conn->recvd, len);
+	fill_header(&slot->event.header, EVENT_KIND_DATA, conn->conn_id);
+	slot->event.len = len;
+	slot->event.syscall = call.syscall;
+	slot->event.direction = call.direction;
+	slot->event.flags = 0;
+
+	budget = capture_bytes;
+	if (budget > HTTPSCOPE_MAX_CAPTURE)
+		budget = HTTPSCOPE_MAX_CAPTURE;
+	if (budget > len)
+		budget = len;
+	if (call.mode == COPY_BUFFER) {
+		if (!bpf_probe_read_user(slot->data, budget, (void *)call.buf))
+			captured = budget;
+	} else if (call.mode == COPY_IOVEC) {
+		captured = copy_iovecs(slot->data, call.buf, call.iovcnt, budget);
+	} else {
+		slot->event.flags |= DATA_FLAG_NOT_CAPTURED;
+	}
+	if (captured > HTTPSCOPE_MAX_CAPTURE)
+		captured = HTTPSCOPE_MAX_CAPTURE;
+	if (captured < len) {
+		if (call.mode != COPY_NONE) {
+			slot->event.flags |= DATA_FLAG_TRUNCATED;
+			stat_add(STAT_SYSCALLS_TRUNCATED, 1);
+		}
+		stat_add(STAT_BYTES_NOT_COPIED, len - captured);
+	}
+	slot->event.captured_len = captured;
+
+	if (submit(slot, sizeof(struct data_event) + captured, STAT_DATA_EVENTS_DROPPED))
+		stat_add(STAT_DATA_BYTES_DROPPED, len);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int enter_read(struct sys_enter_ctx *ctx)
+{
+	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_READ, DIRECTION_RECV, COPY_BUFFER);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int exit_read(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int enter_write(struct sys_enter_ctx *ctx)
+{
+	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_WRITE, DIRECTION_SEND, COPY_BUFFER);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int exit_write(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int enter_readv(struct sys_enter_ctx *ctx)
+{
+	return on_enter(ctx->args[0], ctx->args[1], ctx->args[2], SYSCALL_READV, DIRECTION_RECV, COPY_IOVEC);
+}
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int exit_readv(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int enter_writev(struct sys_enter_ctx *ctx)
+{
+	return on_enter(ctx->args[0], ctx->args[1], ctx->args[2], SYSCALL_WRITEV, DIRECTION_SEND, COPY_IOVEC);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int exit_writev(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int enter_sendto(struct sys_enter_ctx *ctx)
+{
+	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_SENDTO, DIRECTION_SEND, COPY_BUFFER);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int exit_sendto(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int enter_recvfrom(struct sys_enter_ctx *ctx)
+{
+	/* A peek leaves the bytes in the socket: the next read reports them. */
+	if (ctx->args[3] & MSG_PEEK) {
+		stat_add(STAT_PEEKS_IGNORED, 1);
+		return 0;
+	}
+	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_RECVFROM, DIRECTION_RECV, COPY_BUFFER);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int exit_recvfrom(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+static __always_inline int enter_msg(struct sys_enter_ctx *ctx, __u16 syscall, __u8 direction)
+{
+	struct user_msghdr msg;
+
+	if (direction == DIRECTION_RECV && (ctx->args[2] & MSG_PEEK)) {
+		stat_add(STAT_PEEKS_IGNORED, 1);
+		return 0;
+	}
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)ctx->args[1]))
+		return 0;
+	return on_enter(ctx->args[0], msg.msg_iov, msg.msg_iovlen, syscall, direction, COPY_IOVEC);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int enter_sendmsg(struct sys_enter_ctx *ctx)
+{
+	return enter_msg(ctx, SYSCALL_SENDMSG, DIRECTION_SEND);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int exit_sendmsg(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int enter_recvmsg(struct sys_enter_ctx *ctx)
+{
+	return enter_msg(ctx, SYSCALL_RECVMSG, DIRECTION_RECV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int exit_recvmsg(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int enter_sendfile(struct sys_enter_ctx *ctx)
+{
+	return on_enter(ctx->args[0], 0, 0, SYSCALL_SENDFILE, DIRECTION_SEND, COPY_NONE);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int exit_sendfile(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_splice")
+int enter_splice(struct sys_enter_ctx *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 fd_in = ctx->args[0], fd_out = ctx->args[2];
+
+	if (watched_conn(tgid, fd_out, ORIGIN_EXISTING))
+		return on_enter(fd_out, 0, 0, SYSCALL_SPLICE, DIRECTION_SEND, COPY_NONE);
+	return on_enter(fd_in, 0, 0, SYSCALL_SPLICE, DIRECTION_RECV, COPY_NONE);
+}
+
+SEC("tracepoint/syscalls/sys_exit_splice")
+int exit_splice(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct sys_enter_ctx *ctx)
+{
+	return on_enter(ctx->args[0], 0, 0, 0, 0, COPY_CONNECT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct sys_exit_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+static __always_inline int on_accept_exit(__s64 ret)
+{
+	if (ret >= 0)
+		watched_conn(bpf_get_current_pid_tgid() >> 32, ret, ORIGIN_ACCEPT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct sys_exit_ctx *ctx)
+{
+	return on_accept_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct sys_exit_ctx *ctx)
+{
+	return on_accept_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct sys_enter_ctx *ctx)
+{
+	__u64 key = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (__u32)ctx->args[0];
+	struct conn_state *conn = bpf_map_lookup_elem(&conns, &key);
+
+	if (!conn)
+		return 0;
+	emit_close(conn);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int process_exit(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct process_exit_event event = {};
+
+	if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&traced_processes, &tgid))
+		return 0;
+	bpf_map_delete_elem(&traced_processes, &tgid);
+	fill_header(&event.header, EVENT_KIND_PROCESS_EXIT, 0);
+	submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED);
+	return 0;
+}
+
+/* Mirrored in crates/httpscope-core/src/event/abi.rs. */
+_Static_assert(sizeof(struct event_header) == 32, "event_header layout");
+_Static_assert(sizeof(struct data_event) == 56, "data_event layout");
+_Static_assert(sizeof(struct conn_open_event) == 96, "conn_open_event layout");
+_Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
+_Static_assert(STAT_COUNT == 12, "stat ids");

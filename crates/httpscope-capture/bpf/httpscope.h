@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every structure and id shared between the BPF programs and userspace.
+ *
+ * Keep in sync with crates/httpscope-core/src/event/abi.rs, which mirrors
+ * these layouts and asserts their sizes and offsets at compile time.
+ * Ids are explicit and stable: recorded event files depend on them.
+ */
+#ifndef HTTPSCOPE_H
+#define HTTPSCOPE_H
+
+#define HTTPSCOPE_MAX_PORTS 16
+/* Largest number of bytes one syscall may copy; a power of two. */
+#define HTTPSCOPE_MAX_CAPTURE 32768
+#define HTTPSCOPE_COMM_LEN 16
+#define HTTPSCOPE_ADDR_LEN 16
+/* iovecs copied per readv/writev/sendmsg/recvmsg; later ones are counted, not copied. */
+#define HTTPSCOPE_MAX_IOVECS 16
+
+enum httpscope_event_kind {
+	EVENT_KIND_DATA = 1,
+	EVENT_KIND_CONN_OPEN = 2,
+	EVENT_KIND_CONN_CLOSE = 3,
+	EVENT_KIND_PROCESS_EXIT = 4,
+};
+
+enum httpscope_direction {
+	DIRECTION_SEND = 0,
+	DIRECTION_RECV = 1,
+};
+
+enum httpscope_syscall {
+	SYSCALL_READ = 1,
+	SYSCALL_WRITE = 2,
+	SYSCALL_READV = 3,
+	SYSCALL_WRITEV = 4,
+	SYSCALL_SENDTO = 5,
+	SYSCALL_RECVFROM = 6,
+	SYSCALL_SENDMSG = 7,
+	SYSCALL_RECVMSG = 8,
+	SYSCALL_SENDFILE = 9,
+	SYSCALL_SPLICE = 10,
+	SYSCALL_SENDMMSG = 11,
+	SYSCALL_RECVMMSG = 12,
+};
+
+/* How the kernel first saw a connection. */
+enum httpscope_conn_origin {
+	ORIGIN_ACCEPT = 1,
+	ORIGIN_CONNECT = 2,
+	/* Already open when capture started (or its accept/connect was missed). */
+	ORIGIN_EXISTING = 3,
+};
+
+enum httpscope_data_flags {
+	/* The bytes moved without passing through a user buffer (sendfile, splice). */
+	DATA_FLAG_NOT_CAPTURED = 1,
+	/* Fewer bytes were copied than the syscall moved (capture limit, iovec limit). */
+	DATA_FLAG_TRUNCATED = 2,
+};
+
+/* Per-CPU counters, indexed by this enum; userspace sums the CPUs. */
+enum httpscope_stat {
+	STAT_EVENTS_SUBMITTED = 0,
+	STAT_DATA_EVENTS_DROPPED = 1,
+	STAT_DATA_BYTES_DROPPED = 2,
+	STAT_CONTROL_EVENTS_DROPPED = 3,
+	STAT_SYSCALLS_TRUNCATED = 4,
+	STAT_BYTES_NOT_COPIED = 5,
+	STAT_PEEKS_IGNORED = 6,
+	STAT_CONN_TABLE_FULL = 7,
+	STAT_CALL_TABLE_FULL = 8,
+	STAT_FD_LOOKUP_FAILED = 9,
+	STAT_CONNS_OPENED = 10,
+	STAT_SYSCALLS_TRACED = 11,
+	STAT_COUNT = 12,
+};
+
+struct event_header {
+	__u32 kind;
+	__u32 tgid;
+	__u32 tid;
+	__u32 reserved;
+	/* CLOCK_MONOTONIC nanoseconds when the syscall returned. */
+	__u64 ts_ns;
+	/* Unique per connection for the life of one profiler; 0 for process events. */
+	__u64 conn_id;
+};
+
+/* Followed by captured_len bytes of payload. */
+struct data_event {
+	struct event_header header;
+	/* Position of this syscall's first byte in the direction's stream. */
+	__u64 stream_offset;
+	/* Bytes the syscall really moved. */
+	__u64 len;
+	__u32 captured_len;
+	__u16 syscall;
+	__u8 direction;
+	__u8 flags;
+};
+
+struct conn_open_event {
+	struct event_header header;
+	__u32 fd;
+	__u16 family;
+	__u16 origin;
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 reserved;
+	/* Network byte order; IPv4 uses the first 4 bytes. */
+	__u8 local_addr[HTTPSCOPE_ADDR_LEN];
+	__u8 remote_addr[HTTPSCOPE_ADDR_LEN];
+	/* The process (thread group leader) name. */
+	char comm[HTTPSCOPE_COMM_LEN];
+};
+
+struct conn_close_event {
+	struct event_header header;
+	__u64 sent_bytes;
+	__u64 recv_bytes;
+};
+
+/* The whole process (thread group) exited: its connections are gone. */
+struct process_exit_event {
+	struct event_header header;
+};
+
+#endif /* HTTPSCOPE_H */

@@ -1,0 +1,36 @@
+//! Compiles the BPF C program with clang into OUT_DIR.
+
+use std::{env, path::PathBuf, process::Command};
+
+const SOURCE: &str = "bpf/httpscope.bpf.c";
+const HEADER: &str = "bpf/httpscope.h";
+
+fn main() {
+    println!("cargo:rerun-if-changed={SOURCE}");
+    println!("cargo:rerun-if-changed={HEADER}");
+    println!("cargo:rerun-if-env-changed=CLANG");
+
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let object = out_dir.join("httpscope.bpf.o");
+    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
+    let multiarch = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("aarch64") => ("aarch64-linux-gnu", "arm64"),
+        _ => ("x86_64-linux-gnu", "x86"),
+    };
+
+    let status = Command::new(&clang)
+        .args([
+            "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
+        ])
+        .arg(format!("-D__TARGET_ARCH_{}", multiarch.1))
+        .arg(format!("-I/usr/include/{}", multiarch.0))
+        .arg("-c")
+        .arg(SOURCE)
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .unwrap_or_else(|err| {
+            panic!("running {clang}: {err}; install clang and libbpf-dev (see README)")
+        });
+    assert!(status.success(), "{clang} failed to compile {SOURCE}");
+}

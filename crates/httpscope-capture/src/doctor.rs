@@ -1,0 +1,162 @@
+//! Checks what this kernel and this process allow, and what each gap costs.
+
+use std::fs;
+use std::path::Path;
+
+use aya::maps::MapType;
+use aya::programs::ProgramType;
+
+use crate::tracefs::ensure_tracefs;
+
+/// Syscall tracepoints the capture attaches to.
+pub const SYSCALL_TRACEPOINTS: &[&str] = &[
+    "sys_enter_read",
+    "sys_enter_write",
+    "sys_enter_readv",
+    "sys_enter_writev",
+    "sys_enter_sendto",
+    "sys_enter_recvfrom",
+    "sys_enter_sendmsg",
+    "sys_enter_recvmsg",
+    "sys_enter_sendfile64",
+    "sys_enter_splice",
+    "sys_enter_connect",
+    "sys_exit_accept",
+    "sys_exit_accept4",
+    "sys_enter_close",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    /// What the user loses when this check fails.
+    pub cost: &'static str,
+    /// Whether capture cannot start without it.
+    pub required: bool,
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Effective capability bits of this process.
+pub fn effective_capabilities() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Whether this process may load and attach tracing BPF programs.
+pub fn has_capture_privileges() -> bool {
+    let caps = effective_capabilities();
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+pub fn run_checks() -> Vec<Check> {
+    let mut checks = Vec::new();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let caps = effective_capabilities();
+    checks.push(Check {
+        name: "privileges",
+        ok: has_capture_privileges(),
+        detail: format!(
+            "euid={euid} CapEff={caps:016x} (need CAP_SYS_ADMIN, or CAP_BPF+CAP_PERFMON)"
+        ),
+        cost: "nothing can be captured: run as root (sudo httpscope ...)",
+        required: true,
+    });
+
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    checks.push(Check {
+        name: "btf",
+        ok: btf,
+        detail: if btf { "/sys/kernel/btf/vmlinux present".into() } else { "/sys/kernel/btf/vmlinux missing".into() },
+        cost: "CO-RE cannot relocate kernel struct offsets: the programs will not load (needs CONFIG_DEBUG_INFO_BTF=y)",
+        required: true,
+    });
+
+    let tracefs = ensure_tracefs();
+    checks.push(Check {
+        name: "tracefs",
+        ok: tracefs.is_ok(),
+        detail: match &tracefs {
+            Ok(dir) => format!("mounted at {dir}"),
+            Err(err) => format!("cannot mount: {err}"),
+        },
+        cost: "syscall tracepoints cannot be attached: nothing can be captured",
+        required: true,
+    });
+
+    if let Ok(dir) = tracefs {
+        let missing: Vec<&str> = SYSCALL_TRACEPOINTS
+            .iter()
+            .copied()
+            .filter(|tp| !Path::new(dir).join("events/syscalls").join(tp).is_dir())
+            .collect();
+        checks.push(Check {
+            name: "syscall tracepoints",
+            ok: missing.is_empty(),
+            detail: if missing.is_empty() {
+                format!("all {} present", SYSCALL_TRACEPOINTS.len())
+            } else {
+                format!("missing: {}", missing.join(", "))
+            },
+            cost: "syscalls without a tracepoint are not seen (needs CONFIG_FTRACE_SYSCALLS=y)",
+            required: true,
+        });
+    }
+
+    let tracepoint_programs = aya::sys::is_program_supported(ProgramType::TracePoint);
+    checks.push(Check {
+        name: "tracepoint programs",
+        ok: matches!(tracepoint_programs, Ok(true)),
+        detail: format!("{tracepoint_programs:?}"),
+        cost: "BPF cannot run on tracepoints: nothing can be captured",
+        required: true,
+    });
+
+    let ring = aya::sys::is_map_supported(MapType::RingBuf);
+    checks.push(Check {
+        name: "ring buffer",
+        ok: matches!(ring, Ok(true)),
+        detail: format!("{ring:?}"),
+        cost: "events cannot reach userspace (needs Linux 5.8+)",
+        required: true,
+    });
+
+    let uprobes = Path::new("/sys/bus/event_source/devices/uprobe/type").exists();
+    checks.push(Check {
+        name: "uprobes",
+        ok: uprobes,
+        detail: if uprobes {
+            "uprobe PMU present".into()
+        } else {
+            "no uprobe PMU".into()
+        },
+        cost: "TLS libraries cannot be hooked: HTTPS stays encrypted (plain HTTP is unaffected)",
+        required: false,
+    });
+
+    let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    checks.push(Check {
+        name: "kprobes",
+        ok: true,
+        detail: format!(
+            "{} (httpscope does not use kprobes or fentry)",
+            if kprobes { "present" } else { "absent" }
+        ),
+        cost: "nothing",
+        required: false,
+    });
+    checks
+}

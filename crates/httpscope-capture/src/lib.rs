@@ -1,0 +1,29 @@
+//! httpscope's kernel side: loads the BPF programs, attaches them to syscall
+//! tracepoints and hands out raw ring-buffer records. Needs root.
+
+pub mod doctor;
+mod loader;
+mod tracefs;
+
+pub use loader::{CaptureConfig, CaptureError, SyscallCapture};
+pub use tracefs::ensure_tracefs;
+
+/// Monotonic clock in ns, the clock of the kernel's event timestamps.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Offset to add to a kernel timestamp to get Unix time in ns.
+pub fn wall_clock_offset_ns() -> i64 {
+    clock_ns(libc::CLOCK_REALTIME) as i64 - clock_ns(libc::CLOCK_MONOTONIC) as i64
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}

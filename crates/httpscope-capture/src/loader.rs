@@ -1,0 +1,225 @@
+//! Loads the BPF object with its configuration, attaches it, and reads the ring buffer.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use httpscope_core::event::abi::{KernelStat, COMM_LEN, MAX_CAPTURE, MAX_PORTS};
+use httpscope_core::event::KernelCounters;
+use thiserror::Error;
+
+static BPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
+
+/// Programs and the tracepoints they attach to (category, name).
+const ATTACHMENTS: &[(&str, &str, &str)] = &[
+    ("enter_read", "syscalls", "sys_enter_read"),
+    ("exit_read", "syscalls", "sys_exit_read"),
+    ("enter_write", "syscalls", "sys_enter_write"),
+    ("exit_write", "syscalls", "sys_exit_write"),
+    ("enter_readv", "syscalls", "sys_enter_readv"),
+    ("exit_readv", "syscalls", "sys_exit_readv"),
+    ("enter_writev", "syscalls", "sys_enter_writev"),
+    ("exit_writev", "syscalls", "sys_exit_writev"),
+    ("enter_sendto", "syscalls", "sys_enter_sendto"),
+    ("exit_sendto", "syscalls", "sys_exit_sendto"),
+    ("enter_recvfrom", "syscalls", "sys_enter_recvfrom"),
+    ("exit_recvfrom", "syscalls", "sys_exit_recvfrom"),
+    ("enter_sendmsg", "syscalls", "sys_enter_sendmsg"),
+    ("exit_sendmsg", "syscalls", "sys_exit_sendmsg"),
+    ("enter_recvmsg", "syscalls", "sys_enter_recvmsg"),
+    ("exit_recvmsg", "syscalls", "sys_exit_recvmsg"),
+    ("enter_sendfile", "syscalls", "sys_enter_sendfile64"),
+    ("exit_sendfile", "syscalls", "sys_exit_sendfile64"),
+    ("enter_splice", "syscalls", "sys_enter_splice"),
+    ("exit_splice", "syscalls", "sys_exit_splice"),
+    ("enter_connect", "syscalls", "sys_enter_connect"),
+    ("exit_connect", "syscalls", "sys_exit_connect"),
+    ("exit_accept", "syscalls", "sys_exit_accept"),
+    ("exit_accept4", "syscalls", "sys_exit_accept4"),
+    ("enter_close", "syscalls", "sys_enter_close"),
+    ("process_exit", "sched", "sched_process_exit"),
+];
+
+/// What to capture; becomes the BPF programs' read-only globals.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub ports: Vec<u16>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// Bytes copied per syscall at most.
+    pub capture_bytes: u32,
+    pub ring_bytes: u32,
+    /// Wake the reader once this much is queued; 0 wakes it on every event.
+    pub wakeup_bytes: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("between 1 and {MAX_PORTS} ports can be watched, got {0}")]
+    Ports(usize),
+    #[error("--comm must be shorter than {COMM_LEN} bytes (the kernel keeps {max} characters)", max = COMM_LEN - 1)]
+    Comm,
+    #[error("ring buffer size must be a power of two of at least 4096 bytes, got {0}")]
+    RingSize(u32),
+    #[error("counting CPUs: {0}")]
+    Cpus(String),
+    #[error("loading the BPF programs: {0}")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("BPF program {0} is missing from the object")]
+    MissingProgram(&'static str),
+    #[error("attaching {program} to {category}/{name}: {source}")]
+    Attach {
+        program: &'static str,
+        category: &'static str,
+        name: &'static str,
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    #[error("BPF map {0}: {1}")]
+    Map(&'static str, String),
+    #[error("waiting for events: {0}")]
+    Poll(#[source] std::io::Error),
+}
+
+/// Live capture from the syscall tracepoints. Dropping it detaches everything.
+pub struct SyscallCapture {
+    _ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    stats: PerCpuArray<MapData, u64>,
+}
+
+impl SyscallCapture {
+    pub fn attach(config: &CaptureConfig) -> Result<Self, CaptureError> {
+        if config.ports.is_empty() || config.ports.len() > MAX_PORTS {
+            return Err(CaptureError::Ports(config.ports.len()));
+        }
+        if !config.ring_bytes.is_power_of_two() || config.ring_bytes < 4096 {
+            return Err(CaptureError::RingSize(config.ring_bytes));
+        }
+        let mut ports = [0u16; MAX_PORTS];
+        ports[..config.ports.len()].copy_from_slice(&config.ports);
+        let mut comm = [0u8; COMM_LEN];
+        if let Some(name) = &config.comm {
+            let bytes = name.as_bytes();
+            if bytes.len() >= COMM_LEN {
+                return Err(CaptureError::Comm);
+            }
+            comm[..bytes.len()].copy_from_slice(bytes);
+        }
+        let port_count = config.ports.len() as u32;
+        let filter_tgid = config.pid.unwrap_or(0);
+        let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("watched_ports", &ports, true)
+            .override_global("watched_port_count", &port_count, true)
+            .override_global("filter_tgid", &filter_tgid, true)
+            .override_global("filter_comm", &comm, true)
+            .override_global("capture_bytes", &capture_bytes, true)
+            .override_global("wakeup_bytes", &config.wakeup_bytes, true)
+            .map_max_entries("events", config.ring_bytes)
+            .map_max_entries("scratch", cpus as u32)
+            .load(BPF_OBJECT)
+            .map_err(|e| CaptureError::Load(Box::new(e)))?;
+
+        for &(program, category, name) in ATTACHMENTS {
+            let tracepoint: &mut TracePoint = ebpf
+                .program_mut(program)
+                .ok_or(CaptureError::MissingProgram(program))?
+                .try_into()
+                .map_err(|e| attach_error(program, category, name, e))?;
+            tracepoint
+                .load()
+                .map_err(|e| attach_error(program, category, name, e))?;
+            tracepoint
+                .attach(category, name)
+                .map_err(|e| attach_error(program, category, name, e))?;
+        }
+
+        let ring = RingBuf::try_from(
+            ebpf.take_map("events")
+                .ok_or_else(|| CaptureError::Map("events", "missing".into()))?,
+        )
+        .map_err(|e| CaptureError::Map("events", e.to_string()))?;
+        let stats = PerCpuArray::try_from(
+            ebpf.take_map("stats")
+                .ok_or_else(|| CaptureError::Map("stats", "missing".into()))?,
+        )
+        .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
+        Ok(Self {
+            _ebpf: ebpf,
+            ring,
+            stats,
+        })
+    }
+
+    /// Waits up to `timeout` for events, then hands every queued record to `handle`.
+    /// Returns how many records were handled.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        handle: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, CaptureError> {
+        let mut handled = self.drain(handle);
+        if handled > 0 {
+            return Ok(handled);
+        }
+        let mut pollfd = libc::pollfd {
+            fd: self.ring.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: `pollfd` is a valid array of one pollfd that outlives the call.
+        let rc = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(CaptureError::Poll(err));
+            }
+        }
+        handled += self.drain(handle);
+        Ok(handled)
+    }
+
+    fn drain(&mut self, handle: &mut dyn FnMut(&[u8])) -> usize {
+        let mut handled = 0;
+        while let Some(item) = self.ring.next() {
+            handle(&item);
+            handled += 1;
+        }
+        handled
+    }
+
+    /// Sums the kernel's per-CPU counters.
+    pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
+        let mut counters = KernelCounters::default();
+        for stat in KernelStat::ALL {
+            let per_cpu = self
+                .stats
+                .get(&(stat as u32), 0)
+                .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
+            counters.values[stat as usize] = per_cpu.iter().sum();
+        }
+        Ok(counters)
+    }
+}
+
+fn attach_error(
+    program: &'static str,
+    category: &'static str,
+    name: &'static str,
+    source: aya::programs::ProgramError,
+) -> CaptureError {
+    CaptureError::Attach {
+        program,
+        category,
+        name,
+        source: Box::new(source),
+    }
+}

@@ -1,0 +1,121 @@
+//! The connection table: what we know of each traced socket, and its HTTP state.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin};
+use crate::http::HttpConnection;
+
+/// Where a connection lives and who owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub conn_id: u64,
+    pub tgid: u32,
+    pub fd: Option<u32>,
+    pub comm: String,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub origin: ConnOrigin,
+}
+
+impl ConnInfo {
+    pub fn from_open(open: &ConnOpenEvent) -> Self {
+        Self {
+            conn_id: open.header.conn_id,
+            tgid: open.header.tgid,
+            fd: Some(open.fd),
+            comm: open.comm.clone(),
+            local: open.local,
+            remote: open.remote,
+            origin: open.origin,
+        }
+    }
+
+    /// A connection whose open event was lost: we know only its owner.
+    pub fn unknown(conn_id: u64, tgid: u32) -> Self {
+        Self {
+            conn_id,
+            tgid,
+            fd: None,
+            comm: String::new(),
+            local: unknown_addr(),
+            remote: unknown_addr(),
+            origin: ConnOrigin::Existing,
+        }
+    }
+}
+
+pub struct Connection {
+    pub info: ConnInfo,
+    pub http: HttpConnection,
+    pub last_seen_ns: u64,
+}
+
+/// Connections by kernel connection id, bounded in number.
+pub struct ConnTable {
+    conns: HashMap<u64, Connection>,
+    max_connections: usize,
+}
+
+impl ConnTable {
+    pub fn new(max_connections: usize) -> Self {
+        Self {
+            conns: HashMap::new(),
+            max_connections: max_connections.max(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.conns.len() >= self.max_connections
+    }
+
+    pub fn get_mut(&mut self, conn_id: u64) -> Option<&mut Connection> {
+        self.conns.get_mut(&conn_id)
+    }
+
+    pub fn insert(&mut self, conn: Connection) {
+        self.conns.insert(conn.info.conn_id, conn);
+    }
+
+    pub fn remove(&mut self, conn_id: u64) -> Option<Connection> {
+        self.conns.remove(&conn_id)
+    }
+
+    /// Ids of connections owned by a process.
+    pub fn of_process(&self, tgid: u32) -> Vec<u64> {
+        self.conns
+            .values()
+            .filter(|c| c.info.tgid == tgid)
+            .map(|c| c.info.conn_id)
+            .collect()
+    }
+
+    /// Ids of connections silent since `cutoff_ns`.
+    pub fn idle_since(&self, cutoff_ns: u64) -> Vec<u64> {
+        self.conns
+            .values()
+            .filter(|c| c.last_seen_ns < cutoff_ns)
+            .map(|c| c.info.conn_id)
+            .collect()
+    }
+
+    /// The connection silent for longest, to make room for a new one.
+    pub fn least_recently_seen(&self) -> Option<u64> {
+        self.conns
+            .values()
+            .min_by_key(|c| c.last_seen_ns)
+            .map(|c| c.info.conn_id)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.conns.keys().copied().collect()
+    }
+}

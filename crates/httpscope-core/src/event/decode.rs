@@ -1,0 +1,162 @@
+//! Checked decoding of raw ring-buffer records into [`KernelEvent`]s.
+
+use std::mem::{offset_of, size_of};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use thiserror::Error;
+
+use super::abi::*;
+use super::{
+    ConnCloseEvent, ConnOpenEvent, ConnOrigin, DataEvent, EventHeader, KernelEvent,
+    ProcessExitEvent, Syscall,
+};
+use crate::direction::Direction;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than its {needed}-byte header")]
+    Short { len: usize, needed: usize },
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+    #[error("data event claims {claimed} captured bytes but carries {present}")]
+    CapturedLength { claimed: u32, present: usize },
+    #[error("unknown syscall id {0}")]
+    UnknownSyscall(u16),
+    #[error("unknown direction {0}")]
+    UnknownDirection(u8),
+    #[error("unknown connection origin {0}")]
+    UnknownOrigin(u16),
+    #[error("unknown address family {0}")]
+    UnknownFamily(u16),
+}
+
+/// Decodes one ring-buffer record. Trailing padding after the payload is ignored.
+pub fn decode(raw: &[u8]) -> Result<KernelEvent<'_>, DecodeError> {
+    let header = header(raw)?;
+    match read_u32(raw, offset_of!(RawEventHeader, kind)) {
+        EVENT_KIND_DATA => data(raw, header).map(KernelEvent::Data),
+        EVENT_KIND_CONN_OPEN => conn_open(raw, header).map(KernelEvent::ConnOpen),
+        EVENT_KIND_CONN_CLOSE => {
+            need(raw, size_of::<RawConnCloseEvent>())?;
+            Ok(KernelEvent::ConnClose(ConnCloseEvent {
+                header,
+                sent_bytes: read_u64(raw, offset_of!(RawConnCloseEvent, sent_bytes)),
+                recv_bytes: read_u64(raw, offset_of!(RawConnCloseEvent, recv_bytes)),
+            }))
+        }
+        EVENT_KIND_PROCESS_EXIT => Ok(KernelEvent::ProcessExit(ProcessExitEvent { header })),
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+fn header(raw: &[u8]) -> Result<EventHeader, DecodeError> {
+    need(raw, size_of::<RawEventHeader>())?;
+    Ok(EventHeader {
+        tgid: read_u32(raw, offset_of!(RawEventHeader, tgid)),
+        tid: read_u32(raw, offset_of!(RawEventHeader, tid)),
+        ts_ns: read_u64(raw, offset_of!(RawEventHeader, ts_ns)),
+        conn_id: read_u64(raw, offset_of!(RawEventHeader, conn_id)),
+    })
+}
+
+fn data(raw: &[u8], header: EventHeader) -> Result<DataEvent<'_>, DecodeError> {
+    let fixed = size_of::<RawDataEvent>();
+    need(raw, fixed)?;
+    let captured = read_u32(raw, offset_of!(RawDataEvent, captured_len));
+    let payload = raw
+        .get(fixed..)
+        .and_then(|rest| rest.get(..captured as usize))
+        .ok_or(DecodeError::CapturedLength {
+            claimed: captured,
+            present: raw.len().saturating_sub(fixed),
+        })?;
+    let syscall_id = read_u16(raw, offset_of!(RawDataEvent, syscall));
+    let syscall = Syscall::from_id(syscall_id).ok_or(DecodeError::UnknownSyscall(syscall_id))?;
+    let direction = match raw[offset_of!(RawDataEvent, direction)] {
+        DIRECTION_SEND => Direction::Send,
+        DIRECTION_RECV => Direction::Recv,
+        other => return Err(DecodeError::UnknownDirection(other)),
+    };
+    let flags = raw[offset_of!(RawDataEvent, flags)];
+    let len = read_u64(raw, offset_of!(RawDataEvent, len));
+    Ok(DataEvent {
+        header,
+        stream_offset: read_u64(raw, offset_of!(RawDataEvent, stream_offset)),
+        // A record never carries more bytes than the syscall moved.
+        len: len.max(payload.len() as u64),
+        syscall,
+        direction,
+        not_captured: flags & DATA_FLAG_NOT_CAPTURED != 0,
+        data: payload,
+    })
+}
+
+fn conn_open(raw: &[u8], header: EventHeader) -> Result<ConnOpenEvent, DecodeError> {
+    need(raw, size_of::<RawConnOpenEvent>())?;
+    let family = read_u16(raw, offset_of!(RawConnOpenEvent, family));
+    let origin = match read_u16(raw, offset_of!(RawConnOpenEvent, origin)) {
+        ORIGIN_ACCEPT => ConnOrigin::Accept,
+        ORIGIN_CONNECT => ConnOrigin::Connect,
+        ORIGIN_EXISTING => ConnOrigin::Existing,
+        other => return Err(DecodeError::UnknownOrigin(other)),
+    };
+    let local_addr = read_array::<ADDR_LEN>(raw, offset_of!(RawConnOpenEvent, local_addr));
+    let remote_addr = read_array::<ADDR_LEN>(raw, offset_of!(RawConnOpenEvent, remote_addr));
+    let local_port = read_u16(raw, offset_of!(RawConnOpenEvent, local_port));
+    let remote_port = read_u16(raw, offset_of!(RawConnOpenEvent, remote_port));
+    let comm = read_array::<COMM_LEN>(raw, offset_of!(RawConnOpenEvent, comm));
+    let comm_len = comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    Ok(ConnOpenEvent {
+        header,
+        fd: read_u32(raw, offset_of!(RawConnOpenEvent, fd)),
+        origin,
+        local: SocketAddr::new(ip(family, local_addr)?, local_port),
+        remote: SocketAddr::new(ip(family, remote_addr)?, remote_port),
+        comm: String::from_utf8_lossy(&comm[..comm_len]).into_owned(),
+    })
+}
+
+/// IPv4-mapped IPv6 addresses are shown as the IPv4 address they carry.
+fn ip(family: u16, bytes: [u8; ADDR_LEN]) -> Result<IpAddr, DecodeError> {
+    match family {
+        AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        AF_INET6 => {
+            let v6 = Ipv6Addr::from(bytes);
+            Ok(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+        }
+        other => Err(DecodeError::UnknownFamily(other)),
+    }
+}
+
+fn need(raw: &[u8], needed: usize) -> Result<(), DecodeError> {
+    if raw.len() < needed {
+        return Err(DecodeError::Short {
+            len: raw.len(),
+            needed,
+        });
+    }
+    Ok(())
+}
+
+// The readers below are only called after `need` checked the whole fixed part.
+fn read_array<const N: usize>(raw: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = raw.get(at..at + N) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
+fn read_u16(raw: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes(read_array(raw, at))
+}
+
+fn read_u32(raw: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(read_array(raw, at))
+}
+
+fn read_u64(raw: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(read_array(raw, at))
+}

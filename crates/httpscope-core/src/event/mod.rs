@@ -1,0 +1,162 @@
+//! Kernel events: their binary layout and a decoder that never trusts a length.
+
+pub mod abi;
+mod decode;
+pub mod encode;
+
+pub use decode::{decode, DecodeError};
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use abi::KernelStat;
+
+use crate::direction::Direction;
+
+/// One record from the kernel, borrowing its payload from the ring buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent<'a> {
+    Data(DataEvent<'a>),
+    ConnOpen(ConnOpenEvent),
+    ConnClose(ConnCloseEvent),
+    ProcessExit(ProcessExitEvent),
+}
+
+/// Fields every event carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventHeader {
+    pub tgid: u32,
+    pub tid: u32,
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    pub conn_id: u64,
+}
+
+/// The bytes of one socket syscall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataEvent<'a> {
+    pub header: EventHeader,
+    pub stream_offset: u64,
+    /// Bytes the syscall really moved; `data` may hold fewer.
+    pub len: u64,
+    pub syscall: Syscall,
+    pub direction: Direction,
+    /// The bytes never passed through a user buffer (sendfile, splice).
+    pub not_captured: bool,
+    pub data: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnOpenEvent {
+    pub header: EventHeader,
+    pub fd: u32,
+    pub origin: ConnOrigin,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub comm: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnCloseEvent {
+    pub header: EventHeader,
+    pub sent_bytes: u64,
+    pub recv_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessExitEvent {
+    pub header: EventHeader,
+}
+
+/// How the kernel first saw a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnOrigin {
+    Accept,
+    Connect,
+    /// Open before capture started: its first bytes may be mid-message.
+    Existing,
+}
+
+/// The syscall that moved a data event's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Syscall {
+    Read = 1,
+    Write = 2,
+    Readv = 3,
+    Writev = 4,
+    Sendto = 5,
+    Recvfrom = 6,
+    Sendmsg = 7,
+    Recvmsg = 8,
+    Sendfile = 9,
+    Splice = 10,
+    Sendmmsg = 11,
+    Recvmmsg = 12,
+}
+
+impl Syscall {
+    pub fn name(self) -> &'static str {
+        match self {
+            Syscall::Read => "read",
+            Syscall::Write => "write",
+            Syscall::Readv => "readv",
+            Syscall::Writev => "writev",
+            Syscall::Sendto => "sendto",
+            Syscall::Recvfrom => "recvfrom",
+            Syscall::Sendmsg => "sendmsg",
+            Syscall::Recvmsg => "recvmsg",
+            Syscall::Sendfile => "sendfile",
+            Syscall::Splice => "splice",
+            Syscall::Sendmmsg => "sendmmsg",
+            Syscall::Recvmmsg => "recvmmsg",
+        }
+    }
+
+    fn from_id(id: u16) -> Option<Self> {
+        Some(match id {
+            1 => Syscall::Read,
+            2 => Syscall::Write,
+            3 => Syscall::Readv,
+            4 => Syscall::Writev,
+            5 => Syscall::Sendto,
+            6 => Syscall::Recvfrom,
+            7 => Syscall::Sendmsg,
+            8 => Syscall::Recvmsg,
+            9 => Syscall::Sendfile,
+            10 => Syscall::Splice,
+            11 => Syscall::Sendmmsg,
+            12 => Syscall::Recvmmsg,
+            _ => return None,
+        })
+    }
+}
+
+/// Unspecified address, for connections whose open event was lost.
+pub fn unknown_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)
+}
+
+/// Totals of the kernel's per-CPU counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelCounters {
+    pub values: [u64; KernelStat::COUNT],
+}
+
+impl KernelCounters {
+    pub fn get(&self, stat: KernelStat) -> u64 {
+        self.values.get(stat as usize).copied().unwrap_or(0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        KernelStat::ALL
+            .iter()
+            .map(|&stat| (stat.name(), self.get(stat)))
+    }
+
+    /// Events the kernel could not hand to us.
+    pub fn dropped_events(&self) -> u64 {
+        self.get(KernelStat::DataEventsDropped) + self.get(KernelStat::ControlEventsDropped)
+    }
+}

@@ -1,0 +1,109 @@
+//! JSON lines: one object per record, the logfmt fields plus headers.
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use super::{lossless_text, rfc3339_millis};
+use crate::record::ExchangeRecord;
+
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    ts: String,
+    pid: u32,
+    tid: u32,
+    comm: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    dir: &'static str,
+    src: String,
+    dst: String,
+    conn: u64,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    http_version: &'static str,
+    headers: Headers<'a>,
+    bytes: u64,
+    body: std::borrow::Cow<'a, str>,
+    body_bytes: u64,
+    body_truncated: bool,
+    body_captured: bool,
+    raw: std::borrow::Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    partial: bool,
+    interim: bool,
+}
+
+/// Headers as an object; repeated names are joined with ", " (RFC 9110 5.3).
+struct Headers<'a>(&'a [(String, String)]);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut joined: Vec<(String, String)> = Vec::with_capacity(self.0.len());
+        for (name, value) in self.0 {
+            let key = name.to_ascii_lowercase();
+            match joined.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, existing)) => {
+                    existing.push_str(", ");
+                    existing.push_str(value);
+                }
+                None => joined.push((key, value.clone())),
+            }
+        }
+        let mut map = serializer.serialize_map(Some(joined.len()))?;
+        for (name, value) in &joined {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Appends one record as a JSON line, newline included.
+pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
+    let message = record.message;
+    let mut ts = String::with_capacity(24);
+    rfc3339_millis(record.unix_ns, &mut ts);
+    let json = JsonRecord {
+        ts,
+        pid: record.conn.tgid,
+        tid: record.tid,
+        comm: &record.conn.comm,
+        role: record.role.map(|r| r.as_str()),
+        dir: record.direction().as_str(),
+        src: record.src().to_string(),
+        dst: record.dst().to_string(),
+        conn: record.conn.conn_id,
+        kind: message.kind.as_str(),
+        exchange: message.exchange,
+        method: message.method.as_deref(),
+        url: message.url.as_deref(),
+        status: message.status,
+        http_version: if message.version_minor == 0 {
+            "1.0"
+        } else {
+            "1.1"
+        },
+        headers: Headers(&message.headers),
+        bytes: message.wire_bytes,
+        body: lossless_text(&message.body),
+        body_bytes: message.body_len,
+        body_truncated: message.body_truncated,
+        body_captured: message.body_captured,
+        raw: lossless_text(&message.raw),
+        latency_ms: record.latency_ms(),
+        partial: message.partial,
+        interim: message.interim,
+    };
+    // Serializing this struct into a String cannot fail: no maps with non-string keys.
+    if let Ok(line) = serde_json::to_string(&json) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+}

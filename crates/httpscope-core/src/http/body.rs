@@ -1,0 +1,250 @@
+//! Body framing decisions and the bounded body sink: keeps a prefix of the body and, for
+//! gzip/deflate bodies, inflates on the fly until `body_limit` decoded bytes are known.
+
+use std::io::{self, Write};
+
+use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
+
+use super::chunked::Chunked;
+use super::head::{ContentLength, Encoding, Head, Transfer};
+use super::message::{push_capped, HttpMessage};
+use super::ParseCounters;
+
+/// How the body of a message is delimited.
+#[derive(Debug)]
+pub(super) enum Framing {
+    /// This many body bytes are left.
+    Length(u64),
+    Chunked(Chunked),
+    /// The body runs until the connection closes (responses only).
+    Close,
+}
+
+/// Framing of a request body; None if the head makes it undeterminable.
+pub(super) fn request_framing(head: &Head, max_trailer: usize) -> Option<Framing> {
+    match (head.transfer, head.content_length) {
+        (_, ContentLength::Invalid) => None,
+        (Transfer::Chunked, _) => Some(Framing::Chunked(Chunked::new(max_trailer))),
+        // A request cannot be close-delimited, so its length is unknowable (RFC 9112 §6.3).
+        (Transfer::Other, _) => None,
+        (Transfer::Absent, ContentLength::Value(n)) => Some(Framing::Length(n)),
+        (Transfer::Absent, ContentLength::Absent) => Some(Framing::Length(0)),
+    }
+}
+
+/// Framing of a response body given the method of its request (when known), and whether the
+/// connection becomes a tunnel after it; None if the head makes it undeterminable.
+pub(super) fn response_framing(
+    status: u16,
+    method: Option<&str>,
+    head: &Head,
+    max_trailer: usize,
+) -> Option<(Framing, bool)> {
+    let connect_ok = method == Some("CONNECT") && (200..300).contains(&status);
+    if status == 101 || connect_ok {
+        return Some((Framing::Length(0), true));
+    }
+    if (100..200).contains(&status) || status == 204 || status == 304 || method == Some("HEAD") {
+        return Some((Framing::Length(0), false));
+    }
+    let framing = match (head.transfer, head.content_length) {
+        (_, ContentLength::Invalid) => return None,
+        (Transfer::Chunked, _) => Framing::Chunked(Chunked::new(max_trailer)),
+        (Transfer::Other, _) | (Transfer::Absent, ContentLength::Absent) => Framing::Close,
+        (Transfer::Absent, ContentLength::Value(n)) => Framing::Length(n),
+    };
+    Some((framing, false))
+}
+
+/// Decoded output that keeps only its first `limit` bytes.
+#[derive(Debug)]
+struct Capped {
+    buf: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl Write for Capped {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let before = self.buf.len();
+        push_capped(&mut self.buf, data, self.limit);
+        self.overflowed |= self.buf.len() - before < data.len();
+        // Claim everything so the decoder keeps going; the caller stops once we overflow.
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+enum Inflater {
+    Gzip(GzDecoder<Capped>),
+    Zlib(ZlibDecoder<Capped>),
+    Raw(DeflateDecoder<Capped>),
+}
+
+impl Inflater {
+    fn new(encoding: Encoding, first: u8, limit: usize) -> Option<Self> {
+        let out = Capped {
+            buf: Vec::new(),
+            limit,
+            overflowed: false,
+        };
+        // "deflate" should be zlib-wrapped but some servers send raw deflate; a zlib CMF byte
+        // (CM = 8, window <= 32K) is unlikely as the first byte of a raw deflate stream.
+        let zlib = first & 0x0f == 8 && first >> 4 <= 7;
+        match encoding {
+            Encoding::Gzip => Some(Inflater::Gzip(GzDecoder::new(out))),
+            Encoding::Deflate if zlib => Some(Inflater::Zlib(ZlibDecoder::new(out))),
+            Encoding::Deflate => Some(Inflater::Raw(DeflateDecoder::new(out))),
+            Encoding::Identity | Encoding::Other => None,
+        }
+    }
+
+    fn out(&self) -> &Capped {
+        match self {
+            Inflater::Gzip(d) => d.get_ref(),
+            Inflater::Zlib(d) => d.get_ref(),
+            Inflater::Raw(d) => d.get_ref(),
+        }
+    }
+
+    /// Feeds compressed bytes until they are used up or the output is full; returns the
+    /// decoded prefix once full.
+    fn feed(&mut self, mut bytes: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        while !bytes.is_empty() && !self.out().overflowed {
+            let n = match self {
+                Inflater::Gzip(d) => d.write(bytes)?,
+                Inflater::Zlib(d) => d.write(bytes)?,
+                Inflater::Raw(d) => d.write(bytes)?,
+            };
+            if n == 0 {
+                // The compressed stream ended; trailing bytes are ignored like browsers do.
+                break;
+            }
+            bytes = bytes.get(n..).unwrap_or_default();
+        }
+        // The decoder holds output back until its next write; drain it to see if we are done.
+        match self {
+            Inflater::Gzip(d) => d.flush()?,
+            Inflater::Zlib(d) => d.flush()?,
+            Inflater::Raw(d) => d.flush()?,
+        }
+        if !self.out().overflowed {
+            return Ok(None);
+        }
+        let out = match self {
+            Inflater::Gzip(d) => d.get_mut(),
+            Inflater::Zlib(d) => d.get_mut(),
+            Inflater::Raw(d) => d.get_mut(),
+        };
+        Ok(Some(std::mem::take(&mut out.buf)))
+    }
+
+    /// The decoded prefix and whether there was more, after checking the stream ended properly.
+    fn finish(self) -> io::Result<(Vec<u8>, bool)> {
+        let out = match self {
+            Inflater::Gzip(d) => d.finish(),
+            Inflater::Zlib(d) => d.finish(),
+            Inflater::Raw(d) => d.finish(),
+        };
+        out.map(|o| (o.buf, o.overflowed))
+    }
+}
+
+#[derive(Debug)]
+enum Inflate {
+    Off,
+    /// Encoded, but no body byte seen yet (decoders are built lazily: most bodies are empty
+    /// or identity-coded, and a decoder costs tens of KiB).
+    Pending(Encoding),
+    Active(Box<Inflater>),
+    /// The first `limit` decoded bytes; the decoder is freed as soon as they are known.
+    Decoded(Vec<u8>),
+    Failed,
+}
+
+/// Collects what a record keeps of one body.
+#[derive(Debug)]
+pub(super) struct BodySink {
+    kept: Vec<u8>,
+    limit: usize,
+    len: u64,
+    captured: bool,
+    inflate: Inflate,
+}
+
+impl BodySink {
+    pub fn new(encoding: Encoding, limit: usize) -> Self {
+        let inflate = match encoding {
+            Encoding::Gzip | Encoding::Deflate if limit > 0 => Inflate::Pending(encoding),
+            _ => Inflate::Off,
+        };
+        BodySink {
+            kept: Vec::new(),
+            limit,
+            len: 0,
+            captured: true,
+            inflate,
+        }
+    }
+
+    /// Captured body bytes (dechunked).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.len = self.len.saturating_add(bytes.len() as u64);
+        push_capped(&mut self.kept, bytes, self.limit);
+        if let (Inflate::Pending(encoding), Some(&first)) = (&self.inflate, bytes.first()) {
+            self.inflate = match Inflater::new(*encoding, first, self.limit) {
+                Some(inflater) => Inflate::Active(Box::new(inflater)),
+                None => Inflate::Off,
+            };
+        }
+        if let Inflate::Active(inflater) = &mut self.inflate {
+            match inflater.feed(bytes) {
+                Ok(None) => {}
+                Ok(Some(decoded)) => self.inflate = Inflate::Decoded(decoded),
+                Err(_) => self.inflate = Inflate::Failed,
+            }
+        }
+    }
+
+    /// Body bytes that exist but were not captured.
+    pub fn skip(&mut self, n: u64) {
+        self.len = self.len.saturating_add(n);
+        self.captured = false;
+        // `kept` must stay a true prefix of the body: nothing after a hole.
+        self.limit = self.kept.len();
+        // Inflating cannot continue past a hole; free the decoder now.
+        self.inflate = Inflate::Off;
+    }
+
+    /// Fills the body fields of `msg`; `complete` is false when the body ended early.
+    pub fn finish(self, msg: &mut HttpMessage, complete: bool, counters: &mut ParseCounters) {
+        msg.body_len = self.len;
+        msg.body_captured = self.captured;
+        let whole = complete && self.captured;
+        let decoded = match self.inflate {
+            Inflate::Decoded(prefix) if whole => Some((prefix, true)),
+            Inflate::Active(inflater) if whole => inflater.finish().ok(),
+            Inflate::Failed if whole => None,
+            _ => {
+                msg.body_truncated = !whole || self.len > self.kept.len() as u64;
+                msg.body = self.kept;
+                return;
+            }
+        };
+        match decoded {
+            Some((text, truncated)) => {
+                msg.body_truncated = truncated;
+                msg.body = text;
+            }
+            None => {
+                counters.decode_errors += 1;
+                msg.body_truncated = self.len > self.kept.len() as u64;
+                msg.body = self.kept;
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Message heads: finding where a head ends and parsing it with httparse.
+
+use std::mem::MaybeUninit;
+
+use super::message::MessageKind;
+
+/// Headers parsed on the stack before falling back to a heap array.
+const STACK_HEADERS: usize = 64;
+
+/// Index just past the blank line ending a head in `buf`, searching from about `from`.
+///
+/// `from` is where the previous search stopped; we back up two bytes so a terminator split
+/// across appends is still found, which keeps 1-byte-per-chunk heads linear.
+pub(super) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.saturating_sub(2);
+    loop {
+        let nl = i + buf.get(i..)?.iter().position(|&b| b == b'\n')?;
+        match (buf.get(nl + 1), buf.get(nl + 2)) {
+            (Some(b'\n'), _) => return Some(nl + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+}
+
+/// Content-Length as declared by the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ContentLength {
+    Absent,
+    Value(u64),
+    /// Repeated or not a plain decimal number.
+    Invalid,
+}
+
+/// Transfer-Encoding as declared by the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transfer {
+    Absent,
+    /// The final coding is chunked.
+    Chunked,
+    /// Present, but the final coding is not chunked.
+    Other,
+}
+
+/// Content-Encoding as far as we can decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    /// Anything we do not decode (br, zstd, stacked codings).
+    Other,
+}
+
+/// A parsed head with the header facts that decide framing.
+#[derive(Debug)]
+pub(super) struct Head {
+    pub version_minor: u8,
+    pub method: Option<String>,
+    pub url: Option<String>,
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub content_length: ContentLength,
+    pub transfer: Transfer,
+    pub encoding: Encoding,
+}
+
+/// Outcome of parsing the start of a message.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    /// A head of this many bytes (up to and including the blank line).
+    Complete(Head, usize),
+    /// Valid so far; more bytes needed.
+    Partial,
+    /// Not valid HTTP/1.x.
+    Invalid,
+}
+
+/// Parses the head at the start of `bytes`.
+pub(super) fn parse(kind: MessageKind, bytes: &[u8]) -> Parsed {
+    // Uninitialised slots: initialising 64 headers would cost more than parsing a small head.
+    let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let res = match parse_with(kind, bytes, &mut stack) {
+        Err(httparse::Error::TooManyHeaders) => {
+            // Rare: size the slots by the lines of this head (each header ends with '\n').
+            let end = find_head_end(bytes, 0).unwrap_or(bytes.len());
+            let lines = bytes
+                .get(..end)
+                .unwrap_or(bytes)
+                .iter()
+                .filter(|&&b| b == b'\n');
+            let mut heap = vec![MaybeUninit::uninit(); lines.count()];
+            parse_with(kind, bytes, &mut heap)
+        }
+        res => res,
+    };
+    match res {
+        Ok(Some((head, len))) => Parsed::Complete(head, len),
+        Ok(None) => Parsed::Partial,
+        Err(_) => Parsed::Invalid,
+    }
+}
+
+fn parse_with<'h, 'b>(
+    kind: MessageKind,
+    bytes: &'b [u8],
+    slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<(Head, usize)>, httparse::Error> {
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .ignore_invalid_headers_in_requests(true)
+        .ignore_invalid_headers_in_responses(true);
+    let (len, mut head, parsed): (_, _, &[httparse::Header<'b>]) = match kind {
+        MessageKind::Request => {
+            let mut req = httparse::Request::new(&mut []);
+            let status = config.parse_request_with_uninit_headers(&mut req, bytes, slots)?;
+            let httparse::Status::Complete(len) = status else {
+                return Ok(None);
+            };
+            let httparse::Request {
+                method,
+                path,
+                version,
+                headers,
+            } = req;
+            let head = Head {
+                method: method.map(str::to_owned),
+                url: path.map(str::to_owned),
+                ..Head::new(version, headers.len())
+            };
+            (len, head, headers)
+        }
+        MessageKind::Response => {
+            let mut resp = httparse::Response::new(&mut []);
+            let status = config.parse_response_with_uninit_headers(&mut resp, bytes, slots)?;
+            let httparse::Status::Complete(len) = status else {
+                return Ok(None);
+            };
+            let httparse::Response {
+                version,
+                code,
+                reason,
+                headers,
+            } = resp;
+            let head = Head {
+                status: code,
+                reason: reason.map(str::to_owned),
+                ..Head::new(version, headers.len())
+            };
+            (len, head, headers)
+        }
+    };
+    for h in parsed {
+        head.note_header(h.name, h.value);
+        // from_utf8 validates ASCII word-at-a-time; the lossy path is for the rare rest.
+        let value = match std::str::from_utf8(h.value) {
+            Ok(v) => v.to_owned(),
+            Err(_) => String::from_utf8_lossy(h.value).into_owned(),
+        };
+        head.headers.push((h.name.to_owned(), value));
+    }
+    Ok(Some((head, len)))
+}
+
+impl Head {
+    fn new(version: Option<u8>, headers: usize) -> Self {
+        Head {
+            version_minor: version.unwrap_or(1),
+            method: None,
+            url: None,
+            status: None,
+            reason: None,
+            headers: Vec::with_capacity(headers),
+            content_length: ContentLength::Absent,
+            transfer: Transfer::Absent,
+            encoding: Encoding::Identity,
+        }
+    }
+
+    fn note_header(&mut self, name: &str, value: &[u8]) {
+        let value = value.trim_ascii();
+        if name.eq_ignore_ascii_case("content-length") {
+            self.content_length = match self.content_length {
+                ContentLength::Absent => parse_decimal(value)
+                    .map(ContentLength::Value)
+                    .unwrap_or(ContentLength::Invalid),
+                _ => ContentLength::Invalid,
+            };
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding of the last header line is the one applied last.
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            self.transfer = if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                Transfer::Chunked
+            } else {
+                Transfer::Other
+            };
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            let this = match value {
+                v if v.is_empty() || v.eq_ignore_ascii_case(b"identity") => Encoding::Identity,
+                v if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") => {
+                    Encoding::Gzip
+                }
+                v if v.eq_ignore_ascii_case(b"deflate") => Encoding::Deflate,
+                _ => Encoding::Other,
+            };
+            self.encoding = match (self.encoding, this) {
+                (Encoding::Identity, e) | (e, Encoding::Identity) => e,
+                _ => Encoding::Other,
+            };
+        }
+    }
+}
+
+/// A non-empty run of ASCII digits that fits in u64 (no sign, no spaces, no list).
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |acc, &b| {
+        let digit = u64::from(b.checked_sub(b'0').filter(|d| *d < 10)?);
+        acc.checked_mul(10)?.checked_add(digit)
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_end_found_across_appends() {
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+        assert_eq!(find_head_end(buf, 0), Some(27));
+        // Resuming from any earlier stop point finds the same end.
+        for from in 0..27 {
+            assert_eq!(find_head_end(buf, from), Some(27), "from {from}");
+        }
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nX", 0), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+        assert_eq!(find_head_end(b"", 5), None);
+    }
+
+    fn complete(kind: MessageKind, bytes: &[u8]) -> Head {
+        match parse(kind, bytes) {
+            Parsed::Complete(head, len) => {
+                assert_eq!(len, bytes.len());
+                head
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn framing_headers() {
+        let h = complete(
+            MessageKind::Response,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Encoding: GZIP\r\n\r\n",
+        );
+        assert_eq!(h.content_length, ContentLength::Value(12));
+        assert_eq!(h.encoding, Encoding::Gzip);
+        assert_eq!(h.status, Some(200));
+        assert_eq!(h.reason.as_deref(), Some("OK"));
+        let h = complete(
+            MessageKind::Request,
+            b"POST /u HTTP/1.0\r\ncontent-length: 1\r\nContent-Length: 1\r\n\r\n",
+        );
+        assert_eq!(h.content_length, ContentLength::Invalid);
+        assert_eq!(h.version_minor, 0);
+        let h = complete(
+            MessageKind::Request,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: +5\r\n\r\n",
+        );
+        assert_eq!(h.transfer, Transfer::Chunked);
+        assert_eq!(h.content_length, ContentLength::Invalid);
+        assert!(matches!(
+            parse(MessageKind::Request, b"HTTP/1.1 200 OK\r\n\r\n"),
+            Parsed::Invalid
+        ));
+        assert!(matches!(
+            parse(MessageKind::Request, b"GET / HTTP/1.1\r\nHost"),
+            Parsed::Partial
+        ));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn many_headers_fall_back_to_heap() {
+        let mut bytes = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..200 {
+            bytes.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\n");
+        let h = complete(MessageKind::Request, &bytes);
+        assert_eq!(h.headers.len(), 200);
+        assert_eq!(h.headers[199], ("X-199".to_owned(), "v".to_owned()));
+    }
+}

@@ -1,0 +1,241 @@
+//! Message starts: accumulating a head across chunks, sniffing the protocol from the first
+//! bytes, and turning a parsed head into an in-flight message.
+
+use std::mem;
+
+use crate::direction::Direction;
+
+use super::super::body::{self, BodySink, Framing};
+use super::super::head::{self, Head, Parsed};
+use super::super::message::{push_capped, HttpMessage, MessageKind};
+use super::super::sniff::{self, Sniff};
+use super::super::Protocol;
+use super::{Ctx, DirParser, InFlight, Link, State};
+
+/// Head bytes sniffed on every append while the protocol is unknown; beyond this only when a
+/// line ends, so a long first line arriving byte by byte is not re-parsed per byte.
+const SNIFF_EVERY_APPEND: usize = 32;
+
+impl DirParser {
+    pub(super) fn head_bytes(&mut self, data: &[u8], cx: &mut Ctx<'_>) -> usize {
+        let max = cx.config.max_head_bytes;
+        if self.head.is_empty() {
+            // Stray CRLFs between messages are allowed (RFC 9112 §2.2) and belong to none.
+            let blank = data
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            let rest = data.get(blank..).unwrap_or_default();
+            if rest.is_empty() {
+                return data.len();
+            }
+            self.head_ts = cx.ts;
+            let window = rest.get(..max).unwrap_or(rest);
+            let undecided = cx.link.detecting()
+                && match self.sniff(window, cx) {
+                    Sniff::Undecided => true,
+                    Sniff::Http1 => false,
+                    Sniff::Http2 | Sniff::Tls | Sniff::Other => return 0,
+                };
+            // Fast path: parse in place; only heads split across chunks are copied.
+            let kind = self.head_kind(cx.link, window);
+            let parsed = if undecided {
+                Parsed::Partial
+            } else {
+                head::parse(kind, window)
+            };
+            match parsed {
+                Parsed::Complete(head, end) => {
+                    self.on_head(kind, head, rest.get(..end).unwrap_or_default(), cx);
+                    return blank + end;
+                }
+                Parsed::Invalid => {
+                    self.bad_head(0, cx);
+                    return blank;
+                }
+                Parsed::Partial if window.len() < rest.len() => {
+                    self.too_large(cx);
+                    return blank;
+                }
+                Parsed::Partial => {}
+            }
+            self.head.extend_from_slice(rest);
+            self.scanned = rest.len();
+            return data.len();
+        }
+        let old = self.head.len();
+        let added = data.get(..max.saturating_sub(old)).unwrap_or(data);
+        self.head.extend_from_slice(added);
+        if cx.link.detecting() && (old < SNIFF_EVERY_APPEND || added.contains(&b'\n')) {
+            let buffered = mem::take(&mut self.head);
+            let sniffed = self.sniff(&buffered, cx);
+            self.head = buffered;
+            if !matches!(sniffed, Sniff::Undecided | Sniff::Http1) {
+                self.count_passthrough(old as u64, cx);
+                self.head = Vec::new();
+                return 0;
+            }
+        }
+        match head::find_head_end(&self.head, self.scanned) {
+            Some(end) => {
+                // Freed rather than kept: most heads arrive whole and never use the buffer.
+                let buffered = mem::take(&mut self.head);
+                let bytes = buffered.get(..end).unwrap_or_default();
+                let kind = self.head_kind(cx.link, bytes);
+                match head::parse(kind, bytes) {
+                    // httparse must end the head at the blank line we found.
+                    Parsed::Complete(head, len) if len == end => {
+                        self.on_head(kind, head, bytes, cx)
+                    }
+                    _ => self.bad_head(end, cx),
+                }
+                end.saturating_sub(old)
+            }
+            None if added.len() < data.len() || self.head.len() >= max => {
+                self.too_large(cx);
+                added.len()
+            }
+            None => {
+                self.scanned = self.head.len();
+                added.len()
+            }
+        }
+    }
+
+    /// Classifies the connection from its first bytes; not HTTP/1 means passthrough from now.
+    fn sniff(&mut self, bytes: &[u8], cx: &mut Ctx<'_>) -> Sniff {
+        let sniffed = sniff::classify(bytes);
+        match sniffed {
+            Sniff::Undecided => {}
+            Sniff::Http1 => cx.link.protocol = Protocol::Http1,
+            Sniff::Http2 => self.not_http(Protocol::Http2, cx),
+            Sniff::Tls => self.not_http(Protocol::Tls, cx),
+            Sniff::Other => self.not_http(Protocol::Other, cx),
+        }
+        sniffed
+    }
+
+    fn too_large(&mut self, cx: &mut Ctx<'_>) {
+        cx.counters.head_too_large += 1;
+        cx.counters.parse_errors += 1;
+        cx.counters.skipped_bytes += self.head.len() as u64;
+        self.head = Vec::new();
+        self.lose(cx);
+    }
+
+    /// Kind of the message whose head starts with `bytes` in this direction.
+    fn head_kind(&self, link: &Link, bytes: &[u8]) -> MessageKind {
+        match self.kind(link) {
+            Some(kind) => kind,
+            None if bytes.starts_with(b"HTTP/") => MessageKind::Response,
+            None => MessageKind::Request,
+        }
+    }
+
+    /// Handles a parsed head; `bytes` is the head on the wire, blank line included.
+    fn on_head(&mut self, kind: MessageKind, head: Head, bytes: &[u8], cx: &mut Ctx<'_>) {
+        let max_trailer = cx.config.max_head_bytes;
+        let mut paired = None;
+        let framing = match kind {
+            MessageKind::Request => body::request_framing(&head, max_trailer).map(|f| (f, false)),
+            // Response framing depends on the request method (HEAD, CONNECT), known only by
+            // pairing; a head rejected after pairing is a loss, which resets pairing anyway.
+            MessageKind::Response => {
+                let status = head.status.unwrap_or_default();
+                paired = cx.link.pairing.on_response(status);
+                let method = paired.as_ref().map(|p| p.method.as_str());
+                body::response_framing(status, method, &head, max_trailer)
+            }
+        };
+        let Some((framing, tunnel_after)) = framing else {
+            return self.bad_head(bytes.len(), cx);
+        };
+        cx.link.protocol = Protocol::Http1;
+        let request_dir = match kind {
+            MessageKind::Request => self.dir,
+            MessageKind::Response => opposite(self.dir),
+        };
+        cx.link.request_dir.get_or_insert(request_dir);
+        let sink = BodySink::new(head.encoding, cx.config.body_limit);
+        // Size `raw` once for head and body so body bytes do not reallocate it.
+        let wire_len = match framing {
+            Framing::Length(n) => (bytes.len() as u64).saturating_add(n),
+            Framing::Chunked(_) | Framing::Close => u64::MAX,
+        };
+        let raw_limit = cx.config.raw_limit;
+        let mut raw =
+            Vec::with_capacity(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
+        push_capped(&mut raw, bytes, raw_limit);
+        let mut msg = HttpMessage {
+            kind,
+            direction: self.dir,
+            first_ts_ns: self.head_ts,
+            last_ts_ns: cx.ts,
+            version_minor: head.version_minor,
+            method: head.method,
+            url: head.url,
+            status: head.status,
+            reason: head.reason,
+            headers: head.headers,
+            wire_bytes: bytes.len() as u64,
+            body_len: 0,
+            body: Vec::new(),
+            body_truncated: false,
+            body_captured: true,
+            raw,
+            partial: false,
+            latency_ns: None,
+            exchange: None,
+            interim: false,
+        };
+        let mut request_ts = None;
+        match kind {
+            MessageKind::Request => {
+                let (method, url) = (msg.method.as_deref(), msg.url.as_deref());
+                msg.exchange = cx.link.pairing.on_request(
+                    method.unwrap_or_default(),
+                    url.unwrap_or_default(),
+                    self.head_ts,
+                    cx.peer_idle,
+                    cx.counters,
+                );
+            }
+            MessageKind::Response => {
+                let status = msg.status.unwrap_or_default();
+                msg.interim = (100..200).contains(&status) && status != 101;
+                if let Some(req) = paired {
+                    msg.exchange = Some(req.exchange);
+                    msg.method = Some(req.method);
+                    msg.url = Some(req.url);
+                    request_ts = Some(req.request_first_ts_ns);
+                }
+            }
+        }
+        let fl = InFlight {
+            msg,
+            framing,
+            sink,
+            request_ts,
+            tunnel_after,
+        };
+        if matches!(fl.framing, Framing::Length(0)) {
+            self.state = State::Head;
+            self.emit(fl, true, cx);
+        } else {
+            self.state = State::Body(fl);
+        }
+    }
+
+    fn bad_head(&mut self, len: usize, cx: &mut Ctx<'_>) {
+        cx.counters.parse_errors += 1;
+        cx.counters.skipped_bytes += len as u64;
+        self.lose(cx);
+    }
+}
+
+fn opposite(dir: Direction) -> Direction {
+    match dir {
+        Direction::Send => Direction::Recv,
+        Direction::Recv => Direction::Send,
+    }
+}

@@ -1,0 +1,306 @@
+//! Per-direction HTTP/1 state machine: accumulates heads, frames bodies, absorbs gaps,
+//! resyncs after losses and emits finished messages.
+
+mod heads;
+
+use std::mem;
+
+use crate::direction::Direction;
+
+use super::body::{BodySink, Framing};
+use super::message::{push_capped, HttpMessage, MessageKind};
+use super::pairing::Pairing;
+use super::sniff;
+use super::stream::{Placed, StreamPos};
+use super::{HttpConfig, ParseCounters, Protocol};
+
+/// State shared by both directions of a connection.
+#[derive(Debug)]
+pub(super) struct Link {
+    pub protocol: Protocol,
+    pub request_dir: Option<Direction>,
+    pub pairing: Pairing,
+    pub mid_stream: bool,
+}
+
+impl Link {
+    /// Whether the stream's first bytes are still being classified.
+    fn detecting(&self) -> bool {
+        self.protocol == Protocol::Unknown && !self.mid_stream
+    }
+}
+
+/// What a direction needs while it handles one chunk.
+pub(super) struct Ctx<'a> {
+    pub config: &'a HttpConfig,
+    pub counters: &'a mut ParseCounters,
+    pub out: &'a mut Vec<HttpMessage>,
+    pub link: &'a mut Link,
+    pub ts: u64,
+    /// The other direction sits at a message boundary it observed.
+    pub peer_idle: bool,
+}
+
+/// A message whose head is parsed and whose body is still arriving.
+#[derive(Debug)]
+struct InFlight {
+    msg: HttpMessage,
+    framing: Framing,
+    sink: BodySink,
+    request_ts: Option<u64>,
+    /// 101 or CONNECT 2xx: bytes after this message are not HTTP/1.
+    tunnel_after: bool,
+}
+
+// Inline rather than boxed: one per direction, and a Box would cost an allocation per body.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum State {
+    /// Between messages, or accumulating a head in `DirParser::head`.
+    Head,
+    Body(InFlight),
+    /// Lost track of message boundaries: skipping to a chunk that starts a message.
+    Resync,
+    /// Not HTTP/1 (or a tunnel): bytes are only counted.
+    Passthrough,
+}
+
+/// Parser of one direction of a connection.
+#[derive(Debug)]
+pub(super) struct DirParser {
+    dir: Direction,
+    pub stream: StreamPos,
+    state: State,
+    head: Vec<u8>,
+    /// Where the search for the end of the buffered head resumes.
+    scanned: usize,
+    head_ts: u64,
+}
+
+impl DirParser {
+    pub fn new(dir: Direction, mid_stream: bool) -> Self {
+        DirParser {
+            dir,
+            stream: StreamPos::new(mid_stream),
+            state: if mid_stream {
+                State::Resync
+            } else {
+                State::Head
+            },
+            head: Vec::new(),
+            scanned: 0,
+            head_ts: 0,
+        }
+    }
+
+    /// Between messages at a boundary we observed (not resyncing, no head bytes pending).
+    pub fn idle(&self) -> bool {
+        matches!(self.state, State::Head) && self.head.is_empty()
+    }
+
+    pub fn feed(&mut self, placed: Placed<'_>, cx: &mut Ctx<'_>) {
+        if placed.pre_gap > 0 {
+            self.gap(placed.pre_gap, cx);
+        }
+        let tls_mid_stream = cx.link.mid_stream && cx.link.protocol == Protocol::Unknown;
+        if placed.first && tls_mid_stream && sniff::looks_like_tls_record(placed.data) {
+            self.not_http(Protocol::Tls, cx);
+        }
+        self.data(placed.data, placed.at_start, cx);
+        if placed.post_gap > 0 {
+            self.gap(placed.post_gap, cx);
+        }
+    }
+
+    /// The connection closed: close-delimited bodies end, anything else in flight is cut short.
+    pub fn close(&mut self, cx: &mut Ctx<'_>) {
+        if let State::Body(fl) = &self.state {
+            let complete = matches!(fl.framing, Framing::Close);
+            self.finish(complete, cx);
+        }
+        self.drop_head(cx);
+        self.state = State::Resync;
+    }
+
+    /// The connection stopped being HTTP/1 because of the other direction.
+    pub fn enter_passthrough(&mut self, cx: &mut Ctx<'_>) {
+        match self.state {
+            State::Passthrough => return,
+            State::Body(_) => self.finish(false, cx),
+            State::Head | State::Resync => {}
+        }
+        self.count_passthrough(self.head.len() as u64, cx);
+        self.head = Vec::new();
+        self.state = State::Passthrough;
+    }
+
+    fn kind(&self, link: &Link) -> Option<MessageKind> {
+        link.request_dir.map(|d| {
+            if d == self.dir {
+                MessageKind::Request
+            } else {
+                MessageKind::Response
+            }
+        })
+    }
+
+    fn data(&mut self, mut data: &[u8], at_start: bool, cx: &mut Ctx<'_>) {
+        if at_start
+            && matches!(self.state, State::Resync)
+            && sniff::looks_like_start(self.kind(cx.link), data)
+        {
+            self.state = State::Head;
+            cx.counters.resyncs += 1;
+        }
+        // Every arm consumes at least one byte or moves to a state that consumes everything.
+        while !data.is_empty() {
+            let used = match self.state {
+                State::Head => self.head_bytes(data, cx),
+                State::Body(_) => self.body_bytes(data, cx),
+                State::Resync => {
+                    cx.counters.skipped_bytes += data.len() as u64;
+                    data.len()
+                }
+                State::Passthrough => {
+                    self.count_passthrough(data.len() as u64, cx);
+                    data.len()
+                }
+            };
+            data = data.get(used..).unwrap_or_default();
+        }
+    }
+
+    fn not_http(&mut self, protocol: Protocol, cx: &mut Ctx<'_>) {
+        cx.link.protocol = protocol;
+        self.state = State::Passthrough;
+    }
+
+    fn count_passthrough(&self, n: u64, cx: &mut Ctx<'_>) {
+        let counter = if cx.link.protocol == Protocol::Tunnel {
+            &mut cx.counters.tunnel_bytes
+        } else {
+            &mut cx.counters.non_http_bytes
+        };
+        *counter = counter.saturating_add(n);
+    }
+
+    /// Forgets a partly received head, whose message can then never be reported.
+    fn drop_head(&mut self, cx: &mut Ctx<'_>) {
+        if !self.head.is_empty() {
+            cx.counters.partial_messages += 1;
+            cx.counters.skipped_bytes += self.head.len() as u64;
+        }
+        self.head = Vec::new();
+    }
+
+    /// Message boundaries are lost in this direction: resync, and stop trusting the pairing.
+    fn lose(&mut self, cx: &mut Ctx<'_>) {
+        self.state = State::Resync;
+        cx.link.pairing.on_loss(cx.counters);
+    }
+
+    fn body_bytes(&mut self, data: &[u8], cx: &mut Ctx<'_>) -> usize {
+        let State::Body(fl) = &mut self.state else {
+            return 0;
+        };
+        let (used, done, broken) = match &mut fl.framing {
+            Framing::Length(left) => {
+                let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                fl.sink.push(data.get(..take).unwrap_or_default());
+                *left -= take as u64;
+                (take, *left == 0, false)
+            }
+            Framing::Close => {
+                fl.sink.push(data);
+                (data.len(), false, false)
+            }
+            Framing::Chunked(chunked) => {
+                let sink = &mut fl.sink;
+                match chunked.feed(data, |d| sink.push(d)) {
+                    Ok((used, done)) => (used, done, false),
+                    Err(e) => (e.used, false, true),
+                }
+            }
+        };
+        push_capped(
+            &mut fl.msg.raw,
+            data.get(..used).unwrap_or_default(),
+            cx.config.raw_limit,
+        );
+        fl.msg.wire_bytes = fl.msg.wire_bytes.saturating_add(used as u64);
+        if used > 0 {
+            fl.msg.last_ts_ns = cx.ts;
+        }
+        if broken {
+            cx.counters.parse_errors += 1;
+            self.finish(false, cx);
+            self.lose(cx);
+        } else if done {
+            self.finish(true, cx);
+        }
+        used
+    }
+
+    /// `n` bytes of this direction were lost.
+    fn gap(&mut self, n: u64, cx: &mut Ctx<'_>) {
+        let fl = match &mut self.state {
+            State::Resync => return,
+            State::Passthrough => return self.count_passthrough(n, cx),
+            State::Head => {
+                self.drop_head(cx);
+                return self.lose(cx);
+            }
+            State::Body(fl) => fl,
+        };
+        // Lost body bytes of known extent are harmless to framing; lost framing is not.
+        let (taken, done) = match &mut fl.framing {
+            Framing::Length(left) => {
+                let taken = n.min(*left);
+                *left -= taken;
+                (taken, *left == 0)
+            }
+            Framing::Close => (n, false),
+            Framing::Chunked(chunked) => (chunked.skip(n), false),
+        };
+        if taken > 0 {
+            fl.sink.skip(taken);
+            fl.msg.wire_bytes = fl.msg.wire_bytes.saturating_add(taken);
+            fl.msg.last_ts_ns = cx.ts;
+        }
+        let beyond = n - taken;
+        if done || beyond > 0 {
+            self.finish(done, cx);
+        }
+        if beyond > 0 {
+            self.lose(cx);
+        }
+    }
+
+    fn finish(&mut self, complete: bool, cx: &mut Ctx<'_>) {
+        if let State::Body(fl) = mem::replace(&mut self.state, State::Head) {
+            self.emit(fl, complete, cx);
+        }
+    }
+
+    fn emit(&mut self, fl: InFlight, complete: bool, cx: &mut Ctx<'_>) {
+        let InFlight {
+            mut msg,
+            sink,
+            request_ts,
+            tunnel_after,
+            ..
+        } = fl;
+        sink.finish(&mut msg, complete, cx.counters);
+        msg.partial = !complete;
+        msg.latency_ns = request_ts.map(|t| msg.last_ts_ns.saturating_sub(t));
+        cx.counters.messages += 1;
+        cx.counters.partial_messages += u64::from(!complete);
+        let unpaired = msg.kind == MessageKind::Response && msg.exchange.is_none();
+        cx.counters.unpaired_responses += u64::from(unpaired);
+        cx.out.push(msg);
+        if tunnel_after {
+            cx.link.protocol = Protocol::Tunnel;
+            self.state = State::Passthrough;
+        }
+    }
+}

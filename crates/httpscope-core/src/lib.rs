@@ -1,0 +1,15 @@
+//! httpscope's pure pipeline: kernel events in, HTTP records out. Needs no root.
+//!
+//! events (decode) → conn (table) → http (reassembly, parsing, pairing) →
+//! record → sink (files, summary, …). `eventlog` records and replays events.
+
+pub mod conn;
+pub mod direction;
+pub mod event;
+pub mod eventlog;
+pub mod format;
+pub mod http;
+pub mod pipeline;
+pub mod record;
+pub mod sink;
+pub mod stats;

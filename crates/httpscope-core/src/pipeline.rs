@@ -1,0 +1,270 @@
+//! The pipeline: kernel events in, HTTP records out to every sink.
+//!
+//! Time comes only from event timestamps (and `tick`), so replaying a trace
+//! is deterministic and tests need no sleeps.
+
+use std::time::Duration;
+
+use crate::conn::{ConnInfo, ConnTable, Connection};
+use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
+use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage};
+use crate::record::ExchangeRecord;
+use crate::sink::{Sink, SinkError};
+use crate::stats::{KernelCounters, PipelineCounters, Report};
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub http: HttpConfig,
+    pub max_connections: usize,
+    /// Connections silent this long are closed (their state is dropped).
+    pub idle_timeout: Duration,
+    /// Add to a CLOCK_MONOTONIC timestamp to get Unix time in ns.
+    pub wall_clock_offset_ns: i64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            max_connections: 100_000,
+            idle_timeout: Duration::from_secs(300),
+            wall_clock_offset_ns: 0,
+        }
+    }
+}
+
+const FLUSH_INTERVAL_NS: u64 = 1_000_000_000;
+
+pub struct Pipeline {
+    config: PipelineConfig,
+    conns: ConnTable,
+    sinks: Vec<Box<dyn Sink>>,
+    report: Report,
+    messages: Vec<HttpMessage>,
+    last_flush_ns: u64,
+    last_idle_scan_ns: u64,
+    latest_ts_ns: u64,
+}
+
+impl Pipeline {
+    pub fn new(config: PipelineConfig, sinks: Vec<Box<dyn Sink>>) -> Self {
+        Self {
+            conns: ConnTable::new(config.max_connections),
+            config,
+            sinks,
+            report: Report::default(),
+            messages: Vec::new(),
+            last_flush_ns: 0,
+            last_idle_scan_ns: 0,
+            latest_ts_ns: 0,
+        }
+    }
+
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The kernel's counters, as last read (live) or as recorded (replay).
+    pub fn set_kernel_counters(&mut self, counters: KernelCounters) {
+        self.report.kernel = counters;
+    }
+
+    /// Decodes and processes one raw ring-buffer record; bad records are counted.
+    pub fn process_raw(&mut self, raw: &[u8]) -> Result<(), SinkError> {
+        match decode(raw) {
+            Ok(event) => self.process(event),
+            Err(err) => {
+                self.report.pipeline.decode_errors += 1;
+                tracing::debug!(%err, "undecodable kernel record");
+                Ok(())
+            }
+        }
+    }
+
+    pub fn process(&mut self, event: KernelEvent<'_>) -> Result<(), SinkError> {
+        let counters = &mut self.report.pipeline;
+        counters.events += 1;
+        match event {
+            KernelEvent::Data(data) => self.on_data(&data)?,
+            KernelEvent::ConnOpen(open) => {
+                self.latest_ts_ns = self.latest_ts_ns.max(open.header.ts_ns);
+                let info = ConnInfo::from_open(&open);
+                match self.conns.get_mut(info.conn_id) {
+                    // Data raced ahead of a retried open event: fill in the addresses.
+                    Some(conn) => conn.info = info,
+                    None => self.open(info, open.header.ts_ns)?,
+                }
+            }
+            KernelEvent::ConnClose(close) => {
+                self.latest_ts_ns = self.latest_ts_ns.max(close.header.ts_ns);
+                self.close(close.header.conn_id, close.header.ts_ns, close.header.tid)?;
+                self.report.pipeline.connections_closed += 1;
+            }
+            KernelEvent::ProcessExit(exit) => {
+                self.latest_ts_ns = self.latest_ts_ns.max(exit.header.ts_ns);
+                for conn_id in self.conns.of_process(exit.header.tgid) {
+                    self.close(conn_id, exit.header.ts_ns, exit.header.tid)?;
+                    self.report.pipeline.connections_closed += 1;
+                }
+            }
+        }
+        self.tick(self.latest_ts_ns)
+    }
+
+    fn open(&mut self, info: ConnInfo, ts_ns: u64) -> Result<(), SinkError> {
+        if self.conns.is_full() {
+            if let Some(oldest) = self.conns.least_recently_seen() {
+                self.close(oldest, ts_ns, 0)?;
+                self.report.pipeline.connections_evicted += 1;
+            }
+        }
+        self.report.pipeline.connections_opened += 1;
+        let mid_stream = info.origin == ConnOrigin::Existing;
+        self.conns.insert(Connection {
+            info,
+            http: HttpConnection::new(mid_stream),
+            last_seen_ns: ts_ns,
+        });
+        Ok(())
+    }
+
+    fn on_data(&mut self, data: &DataEvent<'_>) -> Result<(), SinkError> {
+        let header = &data.header;
+        self.latest_ts_ns = self.latest_ts_ns.max(header.ts_ns);
+        self.report.pipeline.data_bytes += data.len;
+        if self.conns.get_mut(header.conn_id).is_none() {
+            self.report.pipeline.connections_without_open += 1;
+            self.open(ConnInfo::unknown(header.conn_id, header.tgid), header.ts_ns)?;
+        }
+        let Some(conn) = self.conns.get_mut(header.conn_id) else {
+            return Ok(());
+        };
+        conn.last_seen_ns = header.ts_ns;
+        let chunk = DataChunk {
+            ts_ns: header.ts_ns,
+            direction: data.direction,
+            offset: data.stream_offset,
+            len: data.len,
+            data: data.data,
+        };
+        conn.http.on_data(
+            &self.config.http,
+            &chunk,
+            &mut self.messages,
+            &mut self.report.parse,
+        );
+        self.emit(header.conn_id, header.tid)
+    }
+
+    fn close(&mut self, conn_id: u64, ts_ns: u64, tid: u32) -> Result<(), SinkError> {
+        let Some(mut conn) = self.conns.remove(conn_id) else {
+            return Ok(());
+        };
+        conn.http.on_close(
+            &self.config.http,
+            ts_ns,
+            &mut self.messages,
+            &mut self.report.parse,
+        );
+        self.emit_for(&conn, tid)
+    }
+
+    fn emit(&mut self, conn_id: u64, tid: u32) -> Result<(), SinkError> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        let Some(conn) = self.conns.get_mut(conn_id) else {
+            self.messages.clear();
+            return Ok(());
+        };
+        let conn: &Connection = conn;
+        Self::write_records(
+            &mut self.sinks,
+            &mut self.messages,
+            &mut self.report.pipeline,
+            self.config.wall_clock_offset_ns,
+            conn,
+            tid,
+        )
+    }
+
+    fn emit_for(&mut self, conn: &Connection, tid: u32) -> Result<(), SinkError> {
+        Self::write_records(
+            &mut self.sinks,
+            &mut self.messages,
+            &mut self.report.pipeline,
+            self.config.wall_clock_offset_ns,
+            conn,
+            tid,
+        )
+    }
+
+    fn write_records(
+        sinks: &mut [Box<dyn Sink>],
+        messages: &mut Vec<HttpMessage>,
+        counters: &mut PipelineCounters,
+        wall_clock_offset_ns: i64,
+        conn: &Connection,
+        tid: u32,
+    ) -> Result<(), SinkError> {
+        let role = conn.http.role();
+        let mut result = Ok(());
+        for message in messages.drain(..) {
+            let record = ExchangeRecord {
+                unix_ns: (message.first_ts_ns as i64).saturating_add(wall_clock_offset_ns),
+                tid,
+                conn: &conn.info,
+                role,
+                message: &message,
+            };
+            counters.records += 1;
+            for sink in sinks.iter_mut() {
+                if let Err(err) = sink.record(&record) {
+                    result = Err(err);
+                }
+            }
+        }
+        result
+    }
+
+    /// Periodic work at monotonic time `now_ns`: flush sinks, close idle connections.
+    pub fn tick(&mut self, now_ns: u64) -> Result<(), SinkError> {
+        if now_ns.saturating_sub(self.last_idle_scan_ns) >= FLUSH_INTERVAL_NS {
+            self.last_idle_scan_ns = now_ns;
+            let timeout = self.config.idle_timeout.as_nanos() as u64;
+            let cutoff = now_ns.saturating_sub(timeout);
+            for conn_id in self.conns.idle_since(cutoff) {
+                self.close(conn_id, now_ns, 0)?;
+                self.report.pipeline.connections_evicted += 1;
+            }
+        }
+        if now_ns.saturating_sub(self.last_flush_ns) >= FLUSH_INTERVAL_NS {
+            self.last_flush_ns = now_ns;
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        for sink in &mut self.sinks {
+            sink.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Ends capture: still-open connections end as seen (incomplete messages are flagged).
+    pub fn finish(mut self) -> Result<Report, SinkError> {
+        let end = self.latest_ts_ns;
+        for conn_id in self.conns.ids() {
+            self.close(conn_id, end, 0)?;
+        }
+        for sink in &mut self.sinks {
+            sink.finish(&self.report)?;
+        }
+        Ok(self.report)
+    }
+}

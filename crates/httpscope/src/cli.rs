@@ -1,0 +1,105 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// See every HTTP exchange this machine's processes make or serve, from their socket syscalls.
+#[derive(Debug, Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture live traffic (the default).
+    Record(RecordArgs),
+    /// Run a saved event file through the pipeline.
+    Replay(ReplayArgs),
+    /// Check what this kernel and this process allow.
+    Doctor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Logfmt,
+    Json,
+}
+
+/// Where records go and how they look.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output file, appended to; `-` for stdout. [default: output/ebpf_http.log
+    /// when recording, stdout when replaying]
+    #[arg(short, long, env = "OUTPUT_PATH")]
+    pub output: Option<PathBuf>,
+
+    #[arg(long, value_enum, default_value_t = Format::Logfmt)]
+    pub format: Format,
+
+    /// Body bytes kept per message.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
+    pub body_limit: u32,
+
+    /// Raw wire bytes kept per message.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub raw_limit: u32,
+
+    /// Don't print the per-endpoint summary to stderr at exit.
+    #[arg(long)]
+    pub no_summary: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// TCP port to watch, as local or remote port (repeatable).
+    #[arg(
+        short,
+        long = "port",
+        env = "HTTP_PORT",
+        value_delimiter = ',',
+        default_value = "8080"
+    )]
+    pub ports: Vec<u16>,
+
+    /// Only this process (thread group id).
+    #[arg(long)]
+    pub pid: Option<u32>,
+
+    /// Only processes with this name (as in /proc/PID/comm).
+    #[arg(long)]
+    pub comm: Option<String>,
+
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+
+    /// Bytes copied from each syscall at most; the true length is always reported.
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=32768))]
+    pub capture_bytes: u32,
+
+    /// Kernel ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub ring_mb: u32,
+
+    /// Also save the raw kernel events to this file, for `httpscope replay`.
+    #[arg(long)]
+    pub save_events: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Event file written by `record --save-events`.
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}

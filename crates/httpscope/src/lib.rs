@@ -1,0 +1,31 @@
+//! The `httpscope` command: record, replay and doctor.
+
+pub mod cli;
+mod doctor;
+mod output;
+mod record;
+mod replay;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+/// Logs go to stderr; data goes to files or stdout.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => record::run(&cli.record),
+        Some(Command::Record(args)) => record::run(&args),
+        Some(Command::Replay(args)) => replay::run(&args),
+        Some(Command::Doctor) => Ok(doctor::run()),
+    }
+}

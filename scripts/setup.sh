@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what httpscope needs to build (and, with --test, to run its tests).
+# Debian/Ubuntu, as root. Safe to run again.
+set -euo pipefail
+
+want_test_tools=0
+[[ "${1:-}" == "--test" ]] && want_test_tools=1
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: run as root (sudo $0)" >&2
+    exit 2
+fi
+
+packages=(clang llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
+if (( want_test_tools )); then
+    packages+=(nginx-light wrk apache2-utils bpftool nodejs jq)
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if (( ${#missing[@]} )); then
+    echo "setup.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+    [[ -x "$HOME/.cargo/bin/cargo" ]] || {
+        echo "setup.sh: installing the Rust toolchain with rustup" >&2
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    }
+fi
