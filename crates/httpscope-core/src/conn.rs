@@ -49,6 +49,10 @@ pub struct Connection {
     pub info: ConnInfo,
     pub http: HttpConnection,
     pub last_seen_ns: u64,
+    /// Thread of the latest syscall: records completed at close are attributed to it.
+    pub last_tid: u32,
+    /// Whether a non-HTTP/1 protocol on this connection was already reported.
+    pub protocol_reported: bool,
 }
 
 /// Connections by kernel connection id, bounded in number.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::conn::{ConnInfo, ConnTable, Connection};
 use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
-use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage};
+use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, Protocol};
 use crate::record::ExchangeRecord;
 use crate::sink::{Sink, SinkError};
 use crate::stats::{KernelCounters, PipelineCounters, Report};
@@ -101,13 +101,13 @@ impl Pipeline {
             }
             KernelEvent::ConnClose(close) => {
                 self.latest_ts_ns = self.latest_ts_ns.max(close.header.ts_ns);
-                self.close(close.header.conn_id, close.header.ts_ns, close.header.tid)?;
+                self.close(close.header.conn_id, close.header.ts_ns)?;
                 self.report.pipeline.connections_closed += 1;
             }
             KernelEvent::ProcessExit(exit) => {
                 self.latest_ts_ns = self.latest_ts_ns.max(exit.header.ts_ns);
                 for conn_id in self.conns.of_process(exit.header.tgid) {
-                    self.close(conn_id, exit.header.ts_ns, exit.header.tid)?;
+                    self.close(conn_id, exit.header.ts_ns)?;
                     self.report.pipeline.connections_closed += 1;
                 }
             }
@@ -118,7 +118,7 @@ impl Pipeline {
     fn open(&mut self, info: ConnInfo, ts_ns: u64) -> Result<(), SinkError> {
         if self.conns.is_full() {
             if let Some(oldest) = self.conns.least_recently_seen() {
-                self.close(oldest, ts_ns, 0)?;
+                self.close(oldest, ts_ns)?;
                 self.report.pipeline.connections_evicted += 1;
             }
         }
@@ -128,6 +128,8 @@ impl Pipeline {
             info,
             http: HttpConnection::new(mid_stream),
             last_seen_ns: ts_ns,
+            last_tid: 0,
+            protocol_reported: false,
         });
         Ok(())
     }
@@ -144,6 +146,7 @@ impl Pipeline {
             return Ok(());
         };
         conn.last_seen_ns = header.ts_ns;
+        conn.last_tid = header.tid;
         let chunk = DataChunk {
             ts_ns: header.ts_ns,
             direction: data.direction,
@@ -157,10 +160,13 @@ impl Pipeline {
             &mut self.messages,
             &mut self.report.parse,
         );
+        if !conn.protocol_reported {
+            report_protocol(conn, &mut self.report.pipeline);
+        }
         self.emit(header.conn_id, header.tid)
     }
 
-    fn close(&mut self, conn_id: u64, ts_ns: u64, tid: u32) -> Result<(), SinkError> {
+    fn close(&mut self, conn_id: u64, ts_ns: u64) -> Result<(), SinkError> {
         let Some(mut conn) = self.conns.remove(conn_id) else {
             return Ok(());
         };
@@ -170,6 +176,7 @@ impl Pipeline {
             &mut self.messages,
             &mut self.report.parse,
         );
+        let tid = conn.last_tid;
         self.emit_for(&conn, tid)
     }
 
@@ -238,7 +245,7 @@ impl Pipeline {
             let timeout = self.config.idle_timeout.as_nanos() as u64;
             let cutoff = now_ns.saturating_sub(timeout);
             for conn_id in self.conns.idle_since(cutoff) {
-                self.close(conn_id, now_ns, 0)?;
+                self.close(conn_id, now_ns)?;
                 self.report.pipeline.connections_evicted += 1;
             }
         }
@@ -260,11 +267,40 @@ impl Pipeline {
     pub fn finish(mut self) -> Result<Report, SinkError> {
         let end = self.latest_ts_ns;
         for conn_id in self.conns.ids() {
-            self.close(conn_id, end, 0)?;
+            self.close(conn_id, end)?;
         }
         for sink in &mut self.sinks {
             sink.finish(&self.report)?;
         }
         Ok(self.report)
     }
+}
+
+/// Logs, once per connection, traffic on a watched port that is not HTTP/1.
+fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
+    let protocol = conn.http.protocol();
+    let (counter, what) = match protocol {
+        Protocol::Http2 => (
+            &mut counters.connections_http2,
+            "HTTP/2 is not supported yet",
+        ),
+        Protocol::Tls => (
+            &mut counters.connections_tls,
+            "TLS: the plaintext is not visible to syscalls",
+        ),
+        Protocol::Other => (&mut counters.connections_other, "not HTTP"),
+        Protocol::Unknown | Protocol::Http1 | Protocol::Tunnel => return,
+    };
+    *counter += 1;
+    conn.protocol_reported = true;
+    let info = &conn.info;
+    tracing::warn!(
+        conn = info.conn_id,
+        pid = info.tgid,
+        comm = %info.comm,
+        local = %info.local,
+        remote = %info.remote,
+        protocol = protocol.as_str(),
+        "traffic on a watched port is not HTTP/1.x ({what}); its bytes are counted, not logged"
+    );
 }

@@ -17,15 +17,25 @@ pub fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
         return Ok(Box::new(io::stdout()));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating output directory {}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot write output {}: creating directory {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
     }
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("opening output file {} for appending", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot write output {}: opening it for appending",
+                path.display()
+            )
+        })?;
     Ok(Box::new(file))
 }
 

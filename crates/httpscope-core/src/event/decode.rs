@@ -160,3 +160,74 @@ fn read_u32(raw: &[u8], at: usize) -> u32 {
 fn read_u64(raw: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(read_array(raw, at))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::event::encode;
+
+    fn header() -> EventHeader {
+        EventHeader {
+            tgid: 7,
+            tid: 8,
+            ts_ns: 99,
+            conn_id: 3,
+        }
+    }
+
+    #[test]
+    fn round_trips_every_kind() {
+        let raw = encode::data(&header(), Direction::Recv, 10, 6, b"abc");
+        let KernelEvent::Data(data) = decode(&raw).unwrap() else {
+            panic!("not data")
+        };
+        assert_eq!(
+            (data.stream_offset, data.len, data.data),
+            (10, 6, &b"abc"[..])
+        );
+        assert_eq!(data.direction, Direction::Recv);
+        assert_eq!(data.header, header());
+
+        let local: SocketAddr = "[::ffff:127.0.0.1]:8080".parse().unwrap();
+        let remote: SocketAddr = "[2001:db8::1]:5000".parse().unwrap();
+        let raw = encode::conn_open(&header(), 4, ConnOrigin::Accept, local, remote, "nginx");
+        let KernelEvent::ConnOpen(open) = decode(&raw).unwrap() else {
+            panic!("not open")
+        };
+        assert_eq!(
+            open.local.to_string(),
+            "127.0.0.1:8080",
+            "v4-mapped shown as IPv4"
+        );
+        assert_eq!(open.remote, remote);
+        assert_eq!(
+            (open.fd, open.comm.as_str(), open.origin),
+            (4, "nginx", ConnOrigin::Accept)
+        );
+
+        let raw = encode::conn_close(&header(), 1, 2);
+        assert!(
+            matches!(decode(&raw).unwrap(), KernelEvent::ConnClose(c) if c.sent_bytes == 1 && c.recv_bytes == 2)
+        );
+        let raw = encode::process_exit(&header());
+        assert!(matches!(decode(&raw).unwrap(), KernelEvent::ProcessExit(_)));
+    }
+
+    #[test]
+    fn rejects_inconsistent_records() {
+        assert!(matches!(decode(&[0; 8]), Err(DecodeError::Short { .. })));
+        let mut raw = encode::data(&header(), Direction::Send, 0, 3, b"abc");
+        raw.pop();
+        assert!(matches!(
+            decode(&raw),
+            Err(DecodeError::CapturedLength { claimed: 3, .. })
+        ));
+        let mut raw = encode::process_exit(&header());
+        raw[0] = 77;
+        assert_eq!(decode(&raw), Err(DecodeError::UnknownKind(77)));
+        let mut raw = encode::data(&header(), Direction::Send, 0, 3, b"abc");
+        raw[offset_of!(RawDataEvent, direction)] = 9;
+        assert_eq!(decode(&raw), Err(DecodeError::UnknownDirection(9)));
+    }
+}

@@ -101,7 +101,7 @@ impl<W: Write> SummarySink<W> {
             text,
             "events={} kernel_drops={} truncated_syscalls={} decode_errors={} parse_errors={} \
              non_http_bytes={} gap_bytes={} unpaired_responses={} unanswered_requests={} \
-             partial_messages={} records={}",
+             partial_messages={} records={} http2_conns={} tls_conns={} other_conns={}",
             pipeline.events,
             kernel.dropped_events(),
             kernel.get(crate::event::abi::KernelStat::SyscallsTruncated),
@@ -113,6 +113,9 @@ impl<W: Write> SummarySink<W> {
             parse.unanswered_requests,
             parse.partial_messages,
             pipeline.records,
+            pipeline.connections_http2,
+            pipeline.connections_tls,
+            pipeline.connections_other,
         );
         text
     }
