@@ -139,6 +139,13 @@ struct pending_call {
 	__u16 syscall;
 	__u8 direction;
 	__u8 mode;
+	/* Set by an enter hook, cleared by the matching exit hook. */
+	__u8 active;
+	__u8 reserved[7];
+};
+
+struct stat_counters {
+	__u64 values[STAT_COUNT];
 };
 
 struct data_scratch {
@@ -159,10 +166,11 @@ struct {
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
+/* Per-thread syscall in flight: task storage avoids a hash lookup per syscall. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending_call);
 } pending_calls SEC(".maps");
 
@@ -181,11 +189,12 @@ struct {
 	__type(value, struct data_scratch);
 } scratch SEC(".maps");
 
+/* One per-CPU slot holding every counter: a single lookup per program run. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STAT_COUNT);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct stat_counters);
 } stats SEC(".maps");
 
 struct {
@@ -197,9 +206,11 @@ struct {
 
 static __always_inline void stat_add(__u32 idx, __u64 value)
 {
-	__u64 *counter = bpf_map_lookup_elem(&stats, &idx);
-	if (counter)
-		*counter += value;
+	__u32 zero = 0;
+	struct stat_counters *counters = bpf_map_lookup_elem(&stats, &zero);
+
+	if (counters && idx < STAT_COUNT)
+		counters->values[idx] += value;
 }
 
 static __always_inline __u64 wakeup_flags(void)
@@ -233,16 +244,21 @@ static __always_inline void fill_header(struct event_header *header, __u32 kind,
 	header->conn_id = conn_id;
 }
 
+/* Direct loads through the BTF task pointer: no helper call per hop. */
 static __always_inline struct file *file_of_fd(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file = NULL;
 
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!files)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	fds = fdt->fd;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	return file;
 }
@@ -413,12 +429,20 @@ static __always_inline int on_enter(__u32 fd, __u64 buf, __u64 iovcnt, __u16 sys
 		.mode = mode,
 	};
 
+	struct pending_call *slot;
+
 	if (filter_tgid && filter_tgid != tgid)
 		return 0;
 	if (mode != COPY_CONNECT && !watched_conn(tgid, fd, ORIGIN_EXISTING))
 		return 0;
-	if (bpf_map_update_elem(&pending_calls, &pid_tgid, &call, BPF_ANY))
+	slot = bpf_task_storage_get(&pending_calls, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
 		stat_add(STAT_CALL_TABLE_FULL, 1);
+		return 0;
+	}
+	call.active = 1;
+	*slot = call;
 	return 0;
 }
 
@@ -448,18 +472,19 @@ static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt,
 
 static __always_inline int on_exit(__s64 ret)
 {
+	struct pending_call *parked =
+		bpf_task_storage_get(&pending_calls, bpf_get_current_task_btf(), 0, 0);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct pending_call *parked = bpf_map_lookup_elem(&pending_calls, &pid_tgid);
 	struct pending_call call;
 	struct conn_state *conn;
 	struct data_scratch *slot;
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u64 len, budget, captured = 0;
 
-	if (!parked)
+	if (!parked || !parked->active)
 		return 0;
 	call = *parked;
-	bpf_map_delete_elem(&pending_calls, &pid_tgid);
+	parked->active = 0;
 
 	if (call.mode == COPY_CONNECT) {
 		if (ret == 0 || ret == -EINPROGRESS)

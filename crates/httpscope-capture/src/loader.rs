@@ -88,7 +88,7 @@ pub enum CaptureError {
 pub struct SyscallCapture {
     _ebpf: Ebpf,
     ring: RingBuf<MapData>,
-    stats: PerCpuArray<MapData, u64>,
+    stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
 }
 
 impl SyscallCapture {
@@ -116,6 +116,8 @@ impl SyscallCapture {
             .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
 
         let mut ebpf = EbpfLoader::new()
+            // Task storage has no typed aya wrapper; the kernel creates it from BTF.
+            .allow_unsupported_maps()
             .override_global("watched_ports", &ports, true)
             .override_global("watched_port_count", &port_count, true)
             .override_global("filter_tgid", &filter_tgid, true)
@@ -198,13 +200,15 @@ impl SyscallCapture {
 
     /// Sums the kernel's per-CPU counters.
     pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
+        let per_cpu = self
+            .stats
+            .get(&0, 0)
+            .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
         let mut counters = KernelCounters::default();
-        for stat in KernelStat::ALL {
-            let per_cpu = self
-                .stats
-                .get(&(stat as u32), 0)
-                .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
-            counters.values[stat as usize] = per_cpu.iter().sum();
+        for cpu in per_cpu.iter() {
+            for (total, value) in counters.values.iter_mut().zip(cpu) {
+                *total += value;
+            }
         }
         Ok(counters)
     }

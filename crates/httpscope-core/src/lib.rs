@@ -11,5 +11,6 @@ pub mod format;
 pub mod http;
 pub mod pipeline;
 pub mod record;
+pub mod redact;
 pub mod sink;
 pub mod stats;

@@ -9,6 +9,7 @@ use crate::conn::{ConnInfo, ConnTable, Connection};
 use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
 use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, Protocol};
 use crate::record::ExchangeRecord;
+use crate::redact::Redactor;
 use crate::sink::{Sink, SinkError};
 use crate::stats::{KernelCounters, PipelineCounters, Report};
 
@@ -20,6 +21,8 @@ pub struct PipelineConfig {
     pub idle_timeout: Duration,
     /// Add to a CLOCK_MONOTONIC timestamp to get Unix time in ns.
     pub wall_clock_offset_ns: i64,
+    /// Applied to every message before any sink sees it.
+    pub redactor: Redactor,
 }
 
 impl Default for PipelineConfig {
@@ -29,6 +32,7 @@ impl Default for PipelineConfig {
             max_connections: 100_000,
             idle_timeout: Duration::from_secs(300),
             wall_clock_offset_ns: 0,
+            redactor: Redactor::default(),
         }
     }
 }
@@ -189,53 +193,25 @@ impl Pipeline {
             return Ok(());
         };
         let conn: &Connection = conn;
-        Self::write_records(
+        write_records(
             &mut self.sinks,
             &mut self.messages,
             &mut self.report.pipeline,
-            self.config.wall_clock_offset_ns,
+            &self.config,
             conn,
             tid,
         )
     }
 
     fn emit_for(&mut self, conn: &Connection, tid: u32) -> Result<(), SinkError> {
-        Self::write_records(
+        write_records(
             &mut self.sinks,
             &mut self.messages,
             &mut self.report.pipeline,
-            self.config.wall_clock_offset_ns,
+            &self.config,
             conn,
             tid,
         )
-    }
-
-    fn write_records(
-        sinks: &mut [Box<dyn Sink>],
-        messages: &mut Vec<HttpMessage>,
-        counters: &mut PipelineCounters,
-        wall_clock_offset_ns: i64,
-        conn: &Connection,
-        tid: u32,
-    ) -> Result<(), SinkError> {
-        let role = conn.http.role();
-        let mut result = Ok(());
-        for message in messages.drain(..) {
-            let record = ExchangeRecord {
-                unix_ns: (message.first_ts_ns as i64).saturating_add(wall_clock_offset_ns),
-                tid,
-                conn: &conn.info,
-                role,
-                message: &message,
-            };
-            counters.records += 1;
-            for sink in sinks.iter_mut() {
-                if let Err(err) = sink.record(&record) {
-                    result = Err(err);
-                }
-            }
-        }
-        result
     }
 
     /// Periodic work at monotonic time `now_ns`: flush sinks, close idle connections.
@@ -303,4 +279,34 @@ fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
         protocol = protocol.as_str(),
         "traffic on a watched port is not HTTP/1.x ({what}); its bytes are counted, not logged"
     );
+}
+
+/// Redacts each message, then hands it to every sink; the first sink error is returned.
+fn write_records(
+    sinks: &mut [Box<dyn Sink>],
+    messages: &mut Vec<HttpMessage>,
+    counters: &mut PipelineCounters,
+    config: &PipelineConfig,
+    conn: &Connection,
+    tid: u32,
+) -> Result<(), SinkError> {
+    let role = conn.http.role();
+    let mut result = Ok(());
+    for mut message in messages.drain(..) {
+        config.redactor.apply(&mut message);
+        let record = ExchangeRecord {
+            unix_ns: (message.first_ts_ns as i64).saturating_add(config.wall_clock_offset_ns),
+            tid,
+            conn: &conn.info,
+            role,
+            message: &message,
+        };
+        counters.records += 1;
+        for sink in sinks.iter_mut() {
+            if let Err(err) = sink.record(&record) {
+                result = result.and(Err(err));
+            }
+        }
+    }
+    result
 }

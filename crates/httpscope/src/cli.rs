@@ -53,6 +53,18 @@ pub struct OutputArgs {
     /// Don't print the per-endpoint summary to stderr at exit.
     #[arg(long)]
     pub no_summary: bool,
+
+    /// Also redact this header, query parameter and JSON key (case-insensitive, `*` wildcards; repeatable).
+    #[arg(long = "redact", value_name = "PATTERN")]
+    pub redact: Vec<String>,
+
+    /// Turn off the default redaction of Authorization, Cookie, Set-Cookie, API-key and token headers.
+    #[arg(long)]
+    pub no_redact: bool,
+
+    /// Keep only metadata: no bodies in `body` or `raw`.
+    #[arg(long)]
+    pub no_body: bool,
 }
 
 #[derive(Debug, Clone, Args)]

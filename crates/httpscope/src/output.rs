@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use httpscope_core::http::HttpConfig;
+use httpscope_core::redact::Redactor;
 use httpscope_core::sink::{LineFormat, LineSink, Sink, SummarySink};
 
 use crate::cli::{Format, OutputArgs};
@@ -63,4 +64,13 @@ pub fn sinks(args: &OutputArgs, out: Box<dyn Write>) -> Vec<Box<dyn Sink>> {
         sinks.push(Box::new(SummarySink::new(io::stderr())));
     }
     sinks
+}
+
+pub fn redactor(args: &OutputArgs) -> Redactor {
+    if args.no_redact {
+        tracing::warn!(
+            "--no-redact: credentials and cookies will be written to the output in clear text"
+        );
+    }
+    Redactor::new(!args.no_redact, &args.redact, !args.no_body)
 }

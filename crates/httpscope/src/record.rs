@@ -19,7 +19,7 @@ use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 
 use crate::cli::RecordArgs;
 use crate::doctor::describe_failures;
-use crate::output::{http_config, open_output, output_path, sinks};
+use crate::output::{http_config, open_output, output_path, redactor, sinks};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
@@ -76,6 +76,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         Ok(capture) => capture,
         Err(err) => {
             let failures = describe_failures(&run_checks());
+            if failures.is_empty() {
+                anyhow::bail!("{err:#}");
+            }
             anyhow::bail!("{err:#}; this kernel lacks: {failures}");
         }
     };
@@ -94,6 +97,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 
     let pipeline_config = PipelineConfig {
         http: http_config(&args.output),
+        redactor: redactor(&args.output),
         wall_clock_offset_ns,
         ..PipelineConfig::default()
     };

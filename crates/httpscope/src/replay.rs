@@ -8,7 +8,7 @@ use httpscope_core::eventlog::{EventFileReader, EventRecord};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 
 use crate::cli::ReplayArgs;
-use crate::output::{http_config, open_output, output_path, sinks};
+use crate::output::{http_config, open_output, output_path, redactor, sinks};
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let file =
@@ -18,6 +18,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let out = open_output(&output_path(&args.output, "-"))?;
     let config = PipelineConfig {
         http: http_config(&args.output),
+        redactor: redactor(&args.output),
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
         ..PipelineConfig::default()
     };

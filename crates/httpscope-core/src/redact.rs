@@ -1,0 +1,356 @@
+//! Redaction of secrets before any sink sees a message: header values, query
+//! parameters and JSON values whose names match a pattern, in parsed fields and in `raw`.
+
+use crate::http::HttpMessage;
+
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Headers redacted unless `--no-redact`: credentials and session cookies.
+pub const DEFAULT_HEADER_PATTERNS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "*api-key*",
+    "*api_key*",
+    "*apikey*",
+    "*-token",
+    "*secret*",
+    "*password*",
+];
+
+/// A case-insensitive name pattern; `*` matches any run of characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern(String);
+
+impl NamePattern {
+    pub fn new(pattern: &str) -> Self {
+        Self(pattern.to_ascii_lowercase())
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        glob(self.0.as_bytes(), name.to_ascii_lowercase().as_bytes())
+    }
+}
+
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|skip| glob(rest, &name[skip..])),
+        Some((&p, rest)) => name
+            .split_first()
+            .is_some_and(|(&n, tail)| n == p && glob(rest, tail)),
+    }
+}
+
+/// What to hide. `Default` redacts the default headers and keeps bodies.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    headers: Vec<NamePattern>,
+    /// Query parameters and JSON keys.
+    fields: Vec<NamePattern>,
+    keep_bodies: bool,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new(true, &[], true)
+    }
+}
+
+impl Redactor {
+    /// `defaults`: the default header list; `extra`: patterns for headers,
+    /// query parameters and JSON keys alike; `keep_bodies`: false keeps only metadata.
+    pub fn new(defaults: bool, extra: &[String], keep_bodies: bool) -> Self {
+        let mut headers: Vec<NamePattern> = if defaults {
+            DEFAULT_HEADER_PATTERNS
+                .iter()
+                .map(|p| NamePattern::new(p))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let fields: Vec<NamePattern> = extra.iter().map(|p| NamePattern::new(p)).collect();
+        headers.extend(fields.iter().cloned());
+        Self {
+            headers,
+            fields,
+            keep_bodies,
+        }
+    }
+
+    fn header_matches(&self, name: &str) -> bool {
+        self.headers.iter().any(|p| p.matches(name))
+    }
+
+    fn field_matches(&self, name: &str) -> bool {
+        self.fields.iter().any(|p| p.matches(name))
+    }
+
+    pub fn apply(&self, message: &mut HttpMessage) {
+        for (name, value) in &mut message.headers {
+            if self.header_matches(name) {
+                *value = REDACTED.to_owned();
+            }
+        }
+        if let Some(url) = &message.url {
+            if let Some(redacted) = self.redact_query(url) {
+                message.url = Some(redacted);
+            }
+        }
+        if !self.keep_bodies {
+            message.body.clear();
+        } else if !self.fields.is_empty() {
+            message.body = self.redact_json(&message.body);
+        }
+        message.raw = self.redact_raw(&message.raw);
+    }
+
+    fn redact_query(&self, url: &str) -> Option<String> {
+        let (path, query) = url.split_once('?')?;
+        if self.fields.is_empty() {
+            return None;
+        }
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if self.field_matches(key) => format!("{key}={REDACTED}"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        Some(format!("{path}?{}", params.join("&")))
+    }
+
+    /// Rewrites the head lines of raw wire bytes, then the body part.
+    fn redact_raw(&self, raw: &[u8]) -> Vec<u8> {
+        let head_end = find(raw, b"\r\n\r\n").map(|i| i + 4);
+        let (head, body) = raw.split_at(head_end.unwrap_or(raw.len()));
+        let mut out = Vec::with_capacity(raw.len());
+        for (index, line) in head.split_inclusive(|&b| b == b'\n').enumerate() {
+            if index == 0 {
+                out.extend_from_slice(&self.redact_request_line(line));
+                continue;
+            }
+            match line.iter().position(|&b| b == b':') {
+                Some(colon) if self.header_matches(&String::from_utf8_lossy(&line[..colon])) => {
+                    out.extend_from_slice(&line[..=colon]);
+                    out.push(b' ');
+                    out.extend_from_slice(REDACTED.as_bytes());
+                    let ending = if line.ends_with(b"\r\n") {
+                        &b"\r\n"[..]
+                    } else if line.ends_with(b"\n") {
+                        &b"\n"[..]
+                    } else {
+                        &b""[..]
+                    };
+                    out.extend_from_slice(ending);
+                }
+                _ => out.extend_from_slice(line),
+            }
+        }
+        if self.keep_bodies {
+            if self.fields.is_empty() {
+                out.extend_from_slice(body);
+            } else {
+                out.extend_from_slice(&self.redact_json(body));
+            }
+        }
+        out
+    }
+
+    fn redact_request_line(&self, line: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(line);
+        let mut parts = text.splitn(3, ' ');
+        let (Some(method), Some(target), Some(rest)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return line.to_vec();
+        };
+        match self.redact_query(target) {
+            Some(target) => format!("{method} {target} {rest}").into_bytes(),
+            None => line.to_vec(),
+        }
+    }
+
+    /// Replaces the values of matching keys in (possibly truncated) JSON text.
+    fn redact_json(&self, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len());
+        let mut i = 0;
+        while i < body.len() {
+            if body[i] != b'"' {
+                out.push(body[i]);
+                i += 1;
+                continue;
+            }
+            let end = string_end(body, i);
+            let token = &body[i..end];
+            out.extend_from_slice(token);
+            i = end;
+            let key = String::from_utf8_lossy(
+                token
+                    .get(1..token.len().saturating_sub(1))
+                    .unwrap_or_default(),
+            );
+            let mut j = i;
+            while j < body.len() && body[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j < body.len() && body[j] == b':' && self.field_matches(&key) {
+                out.extend_from_slice(&body[i..=j]);
+                j += 1;
+                while j < body.len() && body[j].is_ascii_whitespace() {
+                    out.push(body[j]);
+                    j += 1;
+                }
+                let value_end = if body.get(j) == Some(&b'"') {
+                    string_end(body, j)
+                } else {
+                    body[j..]
+                        .iter()
+                        .position(|&b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
+                        .map_or(body.len(), |n| j + n)
+                };
+                out.extend_from_slice(format!("\"{REDACTED}\"").as_bytes());
+                i = value_end;
+            }
+        }
+        out
+    }
+}
+
+/// Index just past the string starting with the quote at `start` (or the end of input).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::direction::Direction;
+    use crate::http::MessageKind;
+
+    fn message(
+        raw: &[u8],
+        headers: &[(&str, &str)],
+        url: Option<&str>,
+        body: &[u8],
+    ) -> HttpMessage {
+        HttpMessage {
+            kind: MessageKind::Request,
+            direction: Direction::Send,
+            first_ts_ns: 0,
+            last_ts_ns: 0,
+            version_minor: 1,
+            method: Some("POST".into()),
+            url: url.map(str::to_owned),
+            status: None,
+            reason: None,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            wire_bytes: raw.len() as u64,
+            body_len: body.len() as u64,
+            body: body.to_vec(),
+            body_truncated: false,
+            body_captured: true,
+            raw: raw.to_vec(),
+            partial: false,
+            latency_ns: None,
+            exchange: None,
+            interim: false,
+        }
+    }
+
+    const RAW: &[u8] = b"POST /login?user=al&token=abc HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nX-Api-Key: k\r\nHost: h\r\n\r\n{\"user\":\"al\", \"password\": \"hunter2\",\"n\":1}";
+
+    fn sample() -> HttpMessage {
+        message(
+            RAW,
+            &[
+                ("Authorization", "Bearer s3cret"),
+                ("X-Api-Key", "k"),
+                ("Host", "h"),
+            ],
+            Some("/login?user=al&token=abc"),
+            b"{\"user\":\"al\", \"password\": \"hunter2\",\"n\":1}",
+        )
+    }
+
+    #[test]
+    fn default_redacts_credential_headers_everywhere() {
+        let mut m = sample();
+        Redactor::default().apply(&mut m);
+        assert_eq!(m.headers[0].1, REDACTED);
+        assert_eq!(m.headers[1].1, REDACTED);
+        assert_eq!(m.headers[2].1, "h");
+        let raw = String::from_utf8(m.raw).unwrap();
+        assert!(
+            !raw.contains("s3cret") && !raw.contains("X-Api-Key: k"),
+            "{raw}"
+        );
+        assert!(raw.contains("Authorization: [REDACTED]\r\n"), "{raw}");
+        // Query and JSON are left alone unless asked for.
+        assert!(raw.contains("token=abc") && raw.contains("hunter2"));
+    }
+
+    #[test]
+    fn user_patterns_cover_query_and_json() {
+        let mut m = sample();
+        Redactor::new(true, &["token".into(), "pass*".into()], true).apply(&mut m);
+        assert_eq!(m.url.as_deref(), Some("/login?user=al&token=[REDACTED]"));
+        let body = String::from_utf8(m.body.clone()).unwrap();
+        assert_eq!(
+            body,
+            "{\"user\":\"al\", \"password\": \"[REDACTED]\",\"n\":1}"
+        );
+        let raw = String::from_utf8(m.raw).unwrap();
+        assert!(
+            raw.starts_with("POST /login?user=al&token=[REDACTED] HTTP/1.1\r\n"),
+            "{raw}"
+        );
+        assert!(
+            raw.ends_with("\"password\": \"[REDACTED]\",\"n\":1}"),
+            "{raw}"
+        );
+    }
+
+    #[test]
+    fn no_redact_keeps_everything_and_no_body_drops_bodies() {
+        let mut m = sample();
+        Redactor::new(false, &[], true).apply(&mut m);
+        assert_eq!(m.raw, RAW);
+        let mut m = sample();
+        Redactor::new(true, &[], false).apply(&mut m);
+        assert!(m.body.is_empty());
+        assert!(m.raw.ends_with(b"Host: h\r\n\r\n"));
+    }
+
+    #[test]
+    fn globs_and_truncated_json() {
+        assert!(NamePattern::new("*api-key*").matches("X-API-Key"));
+        assert!(!NamePattern::new("cookie").matches("set-cookie"));
+        let r = Redactor::new(false, &["secret".into()], true);
+        assert_eq!(
+            r.redact_json(b"{\"secret\": 12345"),
+            b"{\"secret\": \"[REDACTED]\""
+        );
+        assert_eq!(
+            r.redact_json(b"{\"secret\":\"abc"),
+            b"{\"secret\":\"[REDACTED]\""
+        );
+        assert_eq!(r.redact_json(b"\"a\\\"b\""), b"\"a\\\"b\"");
+    }
+}
