@@ -16,6 +16,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub origin: ConnOrigin,
+    /// `local` and `remote` as text, formatted once per connection.
+    pub local_text: String,
+    pub remote_text: String,
 }
 
 impl ConnInfo {
@@ -28,6 +31,8 @@ impl ConnInfo {
             local: open.local,
             remote: open.remote,
             origin: open.origin,
+            local_text: open.local.to_string(),
+            remote_text: open.remote.to_string(),
         }
     }
 
@@ -41,6 +46,8 @@ impl ConnInfo {
             local: unknown_addr(),
             remote: unknown_addr(),
             origin: ConnOrigin::Existing,
+            local_text: unknown_addr().to_string(),
+            remote_text: unknown_addr().to_string(),
         }
     }
 }

@@ -30,6 +30,20 @@ impl ExchangeRecord<'_> {
         }
     }
 
+    pub fn src_text(&self) -> &str {
+        match self.message.direction {
+            Direction::Send => &self.conn.local_text,
+            Direction::Recv => &self.conn.remote_text,
+        }
+    }
+
+    pub fn dst_text(&self) -> &str {
+        match self.message.direction {
+            Direction::Send => &self.conn.remote_text,
+            Direction::Recv => &self.conn.local_text,
+        }
+    }
+
     pub fn dst(&self) -> SocketAddr {
         match self.message.direction {
             Direction::Send => self.conn.remote,

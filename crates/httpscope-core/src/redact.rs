@@ -1,6 +1,9 @@
 //! Redaction of secrets before any sink sees a message: header values, query
 //! parameters and JSON values whose names match a pattern, in parsed fields and in `raw`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use crate::http::HttpMessage;
 
 pub const REDACTED: &str = "[REDACTED]";
@@ -20,16 +23,54 @@ pub const DEFAULT_HEADER_PATTERNS: &[&str] = &[
 ];
 
 /// A case-insensitive name pattern; `*` matches any run of characters.
+/// Common shapes (`name`, `*part*`, `prefix*`, `*suffix`) match without the general glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamePattern(String);
+pub enum NamePattern {
+    Exact(String),
+    Contains(String),
+    Prefix(String),
+    Suffix(String),
+    Glob(String),
+}
 
 impl NamePattern {
     pub fn new(pattern: &str) -> Self {
-        Self(pattern.to_ascii_lowercase())
+        let lower = pattern.to_ascii_lowercase();
+        let inner = lower.trim_matches('*');
+        if inner.contains('*') {
+            return NamePattern::Glob(lower);
+        }
+        let owned = inner.to_owned();
+        match (
+            lower.starts_with('*'),
+            lower.ends_with('*') && lower.len() > 1,
+        ) {
+            (false, false) => NamePattern::Exact(owned),
+            (true, true) => NamePattern::Contains(owned),
+            (false, true) => NamePattern::Prefix(owned),
+            (true, false) => NamePattern::Suffix(owned),
+        }
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        glob(self.0.as_bytes(), name.to_ascii_lowercase().as_bytes())
+        let name = name.as_bytes();
+        match self {
+            NamePattern::Exact(p) => name.eq_ignore_ascii_case(p.as_bytes()),
+            NamePattern::Prefix(p) => name
+                .get(..p.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(p.as_bytes())),
+            NamePattern::Suffix(p) => name
+                .len()
+                .checked_sub(p.len())
+                .is_some_and(|start| name[start..].eq_ignore_ascii_case(p.as_bytes())),
+            NamePattern::Contains(p) => {
+                p.is_empty()
+                    || name
+                        .windows(p.len())
+                        .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+            }
+            NamePattern::Glob(p) => glob(p.as_bytes(), name),
+        }
     }
 }
 
@@ -39,14 +80,18 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
         Some((b'*', rest)) => (0..=name.len()).any(|skip| glob(rest, &name[skip..])),
         Some((&p, rest)) => name
             .split_first()
-            .is_some_and(|(&n, tail)| n == p && glob(rest, tail)),
+            .is_some_and(|(&n, tail)| n.eq_ignore_ascii_case(&p) && glob(rest, tail)),
     }
 }
+
+/// Header names remembered with their verdict; names repeat on every message.
+const VERDICT_CACHE_SIZE: usize = 1024;
 
 /// What to hide. `Default` redacts the default headers and keeps bodies.
 #[derive(Debug, Clone)]
 pub struct Redactor {
     headers: Vec<NamePattern>,
+    header_verdicts: RefCell<HashMap<String, bool>>,
     /// Query parameters and JSON keys.
     fields: Vec<NamePattern>,
     keep_bodies: bool,
@@ -74,13 +119,23 @@ impl Redactor {
         headers.extend(fields.iter().cloned());
         Self {
             headers,
+            header_verdicts: RefCell::new(HashMap::new()),
             fields,
             keep_bodies,
         }
     }
 
     fn header_matches(&self, name: &str) -> bool {
-        self.headers.iter().any(|p| p.matches(name))
+        let mut verdicts = self.header_verdicts.borrow_mut();
+        if let Some(&verdict) = verdicts.get(name) {
+            return verdict;
+        }
+        let verdict = self.headers.iter().any(|p| p.matches(name));
+        if verdicts.len() >= VERDICT_CACHE_SIZE {
+            verdicts.clear();
+        }
+        verdicts.insert(name.to_owned(), verdict);
+        verdict
     }
 
     fn field_matches(&self, name: &str) -> bool {
@@ -88,9 +143,11 @@ impl Redactor {
     }
 
     pub fn apply(&self, message: &mut HttpMessage) {
+        let mut header_redacted = false;
         for (name, value) in &mut message.headers {
             if self.header_matches(name) {
                 *value = REDACTED.to_owned();
+                header_redacted = true;
             }
         }
         if let Some(url) = &message.url {
@@ -103,7 +160,10 @@ impl Redactor {
         } else if !self.fields.is_empty() {
             message.body = self.redact_json(&message.body);
         }
-        message.raw = self.redact_raw(&message.raw);
+        // Raw bytes only hold what the parsed fields hold: rebuild them only when those changed.
+        if header_redacted || !self.fields.is_empty() || !self.keep_bodies {
+            message.raw = self.redact_raw(&message.raw);
+        }
     }
 
     fn redact_query(&self, url: &str) -> Option<String> {
@@ -342,6 +402,12 @@ mod tests {
     fn globs_and_truncated_json() {
         assert!(NamePattern::new("*api-key*").matches("X-API-Key"));
         assert!(!NamePattern::new("cookie").matches("set-cookie"));
+        assert!(NamePattern::new("*-token").matches("X-Auth-TOKEN"));
+        assert!(!NamePattern::new("*-token").matches("token"));
+        assert!(NamePattern::new("pass*").matches("Passwd"));
+        assert!(NamePattern::new("a*b*c").matches("AxxBxxC"));
+        assert!(!NamePattern::new("a*b*c").matches("axxbxx"));
+        assert!(NamePattern::new("*").matches("anything"));
         let r = Redactor::new(false, &["secret".into()], true);
         assert_eq!(
             r.redact_json(b"{\"secret\": 12345"),

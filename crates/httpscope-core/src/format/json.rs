@@ -15,8 +15,8 @@ struct JsonRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
     dir: &'static str,
-    src: String,
-    dst: String,
+    src: &'a str,
+    dst: &'a str,
     conn: u64,
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,8 +77,8 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
         comm: &record.conn.comm,
         role: record.role.map(|r| r.as_str()),
         dir: record.direction().as_str(),
-        src: record.src().to_string(),
-        dst: record.dst().to_string(),
+        src: record.src_text(),
+        dst: record.dst_text(),
         conn: record.conn.conn_id,
         kind: message.kind.as_str(),
         exchange: message.exchange,

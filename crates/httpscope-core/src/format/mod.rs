@@ -13,13 +13,28 @@ pub fn rfc3339_millis(unix_ns: i64, out: &mut String) {
     let days = secs.div_euclid(86_400);
     let day_secs = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        day_secs / 3600,
-        day_secs % 3600 / 60,
-        day_secs % 60
-    );
+    let _ = write!(out, "{year:04}");
+    for (separator, value) in [
+        ('-', month as i64),
+        ('-', day as i64),
+        ('T', day_secs / 3600),
+        (':', day_secs % 3600 / 60),
+        (':', day_secs % 60),
+    ] {
+        out.push(separator);
+        push_two_digits(value, out);
+    }
+    out.push('.');
+    push_two_digits(millis / 10, out);
+    out.push(char::from(b'0' + (millis % 10) as u8));
+    out.push('Z');
+}
+
+/// Formatting machinery is slow for this: it runs for every record.
+fn push_two_digits(value: i64, out: &mut String) {
+    let value = value.clamp(0, 99) as u8;
+    out.push(char::from(b'0' + value / 10));
+    out.push(char::from(b'0' + value % 10));
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.

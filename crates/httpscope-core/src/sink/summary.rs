@@ -1,6 +1,6 @@
 //! Per-endpoint summary: counts, status classes and latency percentiles.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -12,8 +12,13 @@ use crate::http::MessageKind;
 use crate::record::ExchangeRecord;
 use crate::stats::Report;
 
-/// Endpoint key: role, method and path (query stripped).
-type EndpointKey = (String, String, String);
+/// Endpoints kept at most; later ones are summed under [`OTHER_PATH`], so ids in
+/// paths cannot grow memory without bound.
+const MAX_ENDPOINTS: usize = 1000;
+const OTHER_PATH: &str = "(other paths)";
+
+/// role → method → path → stats; looked up by `&str`, so a hit allocates nothing.
+type Endpoints = HashMap<&'static str, HashMap<String, HashMap<String, EndpointStats>>>;
 
 struct EndpointStats {
     count: u64,
@@ -37,25 +42,35 @@ pub struct EndpointSummary {
 
 /// Aggregates paired responses; writes a table to `out` when capture ends.
 pub struct SummarySink<W: Write> {
-    endpoints: BTreeMap<EndpointKey, EndpointStats>,
+    endpoints: Endpoints,
+    endpoint_count: usize,
     out: W,
 }
 
 impl<W: Write> SummarySink<W> {
     pub fn new(out: W) -> Self {
         Self {
-            endpoints: BTreeMap::new(),
+            endpoints: HashMap::new(),
+            endpoint_count: 0,
             out,
         }
     }
 
     pub fn rows(&self) -> Vec<EndpointSummary> {
-        self.endpoints
+        let mut rows: Vec<EndpointSummary> = self
+            .endpoints
             .iter()
-            .map(|((role, method, path), stats)| {
+            .flat_map(|(role, methods)| {
+                methods.iter().flat_map(move |(method, paths)| {
+                    paths
+                        .iter()
+                        .map(move |(path, stats)| (*role, method, path, stats))
+                })
+            })
+            .map(|(role, method, path, stats)| {
                 let quantile = |q: f64| stats.latency_us.value_at_quantile(q) as f64 / 1000.0;
                 EndpointSummary {
-                    role: role.clone(),
+                    role: role.to_owned(),
                     method: method.clone(),
                     path: path.clone(),
                     count: stats.count,
@@ -65,7 +80,9 @@ impl<W: Write> SummarySink<W> {
                     p99_ms: quantile(0.99),
                 }
             })
-            .collect()
+            .collect();
+        rows.sort_by(|a, b| (&a.role, &a.method, &a.path).cmp(&(&b.role, &b.method, &b.path)));
+        rows
     }
 
     pub fn render(&self, report: &Report) -> String {
@@ -136,16 +153,35 @@ impl<W: Write> Sink for SummarySink<W> {
         let (Some(status), Some(latency_ns)) = (message.status, message.latency_ns) else {
             return Ok(());
         };
-        let key = (
-            record.role.map_or("-", |r| r.as_str()).to_owned(),
-            message.method.clone().unwrap_or_default(),
-            record.path().unwrap_or_default().to_owned(),
-        );
-        let stats = self.endpoints.entry(key).or_insert_with(|| EndpointStats {
-            count: 0,
-            status_classes: [0; 5],
-            latency_us: latency_histogram(),
-        });
+        let role = record.role.map_or("-", |r| r.as_str());
+        let method = message.method.as_deref().unwrap_or_default();
+        let path = record.path().unwrap_or_default();
+        let full = self.endpoint_count >= MAX_ENDPOINTS;
+        let methods = self.endpoints.entry(role).or_default();
+        if !methods.contains_key(method) {
+            methods.insert(method.to_owned(), HashMap::new());
+        }
+        let Some(paths) = methods.get_mut(method) else {
+            return Ok(());
+        };
+        let path = if full && !paths.contains_key(path) {
+            OTHER_PATH
+        } else {
+            path
+        };
+        let stats = match paths.get_mut(path) {
+            Some(stats) => stats,
+            None => {
+                self.endpoint_count += 1;
+                paths
+                    .entry(path.to_owned())
+                    .or_insert_with(|| EndpointStats {
+                        count: 0,
+                        status_classes: [0; 5],
+                        latency_us: latency_histogram(),
+                    })
+            }
+        };
         stats.count += 1;
         if let Some(slot) = (status / 100)
             .checked_sub(1)
@@ -168,5 +204,90 @@ impl<W: Write> Sink for SummarySink<W> {
         self.out.write_all(text.as_bytes())?;
         self.out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::conn::ConnInfo;
+    use crate::direction::Direction;
+    use crate::http::{HttpMessage, Role};
+
+    fn response(url: &str, status: u16, latency_ms: u64) -> HttpMessage {
+        HttpMessage {
+            kind: MessageKind::Response,
+            direction: Direction::Send,
+            first_ts_ns: 0,
+            last_ts_ns: 0,
+            version_minor: 1,
+            method: Some("GET".into()),
+            url: Some(url.into()),
+            status: Some(status),
+            reason: None,
+            headers: Vec::new(),
+            wire_bytes: 0,
+            body_len: 0,
+            body: Vec::new(),
+            body_truncated: false,
+            body_captured: true,
+            raw: Vec::new(),
+            partial: false,
+            latency_ns: Some(latency_ms * 1_000_000),
+            exchange: Some(1),
+            interim: false,
+        }
+    }
+
+    fn feed(sink: &mut SummarySink<Vec<u8>>, message: &HttpMessage) {
+        let conn = ConnInfo::unknown(1, 1);
+        let record = ExchangeRecord {
+            unix_ns: 0,
+            tid: 1,
+            conn: &conn,
+            role: Some(Role::Server),
+            message,
+        };
+        sink.record(&record).unwrap();
+    }
+
+    #[test]
+    fn counts_classes_and_percentiles_per_endpoint() {
+        let mut sink = SummarySink::new(Vec::new());
+        for i in 1..=100 {
+            feed(
+                &mut sink,
+                &response("/a?x=1", if i % 10 == 0 { 503 } else { 200 }, i),
+            );
+        }
+        feed(&mut sink, &response("/b", 404, 7));
+        let rows = sink.rows();
+        assert_eq!(rows.len(), 2);
+        let a = &rows[0];
+        assert_eq!(
+            (a.role.as_str(), a.method.as_str(), a.path.as_str(), a.count),
+            ("server", "GET", "/a", 100)
+        );
+        assert_eq!(a.status_classes, [0, 90, 0, 0, 10]);
+        assert!(
+            (a.p50_ms - 50.0).abs() < 0.5 && (a.p99_ms - 99.0).abs() < 0.5,
+            "{a:?}"
+        );
+        assert_eq!(rows[1].status_classes, [0, 0, 0, 1, 0]);
+        let text = sink.render(&Report::default());
+        assert!(text.contains("/a") && text.contains("kernel_drops=0"));
+    }
+
+    #[test]
+    fn endpoint_count_is_bounded() {
+        let mut sink = SummarySink::new(Vec::new());
+        for i in 0..(MAX_ENDPOINTS + 50) {
+            feed(&mut sink, &response(&format!("/users/{i}"), 200, 1));
+        }
+        let rows = sink.rows();
+        assert_eq!(rows.len(), MAX_ENDPOINTS + 1);
+        let other = rows.iter().find(|r| r.path == OTHER_PATH).unwrap();
+        assert_eq!(other.count, 50);
     }
 }
