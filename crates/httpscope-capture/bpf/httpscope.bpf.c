@@ -148,6 +148,14 @@ struct stat_counters {
 	__u64 values[STAT_COUNT];
 };
 
+/* Payload bytes of a record reserved directly in the ring buffer. */
+#define SMALL_RECORD_CAPTURE 1024
+
+struct small_data_record {
+	struct data_event event;
+	__u8 data[SMALL_RECORD_CAPTURE];
+};
+
 struct data_scratch {
 	struct data_event event;
 	/* Twice the capture limit so the verifier can bound iovec offsets. */
@@ -173,6 +181,14 @@ struct {
 	__type(key, int);
 	__type(value, struct pending_call);
 } pending_calls SEC(".maps");
+
+/* (tgid, fd) -> the struct file found not to be a watched socket: skips the socket walk. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} unwatched_fds SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -381,15 +397,23 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		emit_close(conn);
 		bpf_map_delete_elem(&conns, &key);
 	}
+	/* accept and connect always classify: their sockets are new. */
+	if (origin == ORIGIN_EXISTING) {
+		__u64 *unwatched = bpf_map_lookup_elem(&unwatched_fds, &key);
+
+		if (unwatched && *unwatched == (__u64)file)
+			return NULL;
+	}
 
 	sk = tcp_sock_of_file(file);
-	if (!sk)
+	if (!sk || !port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
+				 bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))) ||
+	    !process_selected(tgid)) {
+		__u64 file_id = (__u64)file;
+
+		bpf_map_update_elem(&unwatched_fds, &key, &file_id, BPF_ANY);
 		return NULL;
-	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
-			  bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
-		return NULL;
-	if (!process_selected(tgid))
-		return NULL;
+	}
 
 	id = bpf_map_lookup_elem(&next_conn_id, &zero);
 	if (!id)
@@ -470,16 +494,93 @@ static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt,
 	return copied;
 }
 
+static __always_inline void count_truncation(struct stat_counters *counters, struct data_event *event,
+					     __u8 mode, __u64 len, __u64 captured)
+{
+	if (captured >= len)
+		return;
+	if (mode != COPY_NONE) {
+		event->flags |= DATA_FLAG_TRUNCATED;
+		counters->values[STAT_SYSCALLS_TRUNCATED]++;
+	}
+	counters->values[STAT_BYTES_NOT_COPIED] += len - captured;
+}
+
+static __always_inline void count_drop(struct stat_counters *counters, __u64 len)
+{
+	counters->values[STAT_DATA_EVENTS_DROPPED]++;
+	counters->values[STAT_DATA_BYTES_DROPPED] += len;
+}
+
+static __always_inline void fill_data(struct data_event *event, struct pending_call *call, __u64 conn_id,
+				      __u64 offset, __u64 len)
+{
+	fill_header(&event->header, EVENT_KIND_DATA, conn_id);
+	event->stream_offset = offset;
+	event->len = len;
+	event->syscall = call->syscall;
+	event->direction = call->direction;
+	event->flags = 0;
+}
+
+/* Small plain copies go straight into a ring-buffer reservation: no scratch, no second copy. */
+static __always_inline void emit_small(struct pending_call *call, struct stat_counters *counters,
+				       __u64 conn_id, __u64 offset, __u64 len, __u64 budget)
+{
+	struct small_data_record *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	__u64 captured = 0;
+
+	if (!rec) {
+		count_drop(counters, len);
+		return;
+	}
+	fill_data(&rec->event, call, conn_id, offset, len);
+	if (budget <= SMALL_RECORD_CAPTURE && !bpf_probe_read_user(rec->data, budget, (void *)call->buf))
+		captured = budget;
+	count_truncation(counters, &rec->event, call->mode, len, captured);
+	rec->event.captured_len = captured;
+	bpf_ringbuf_submit(rec, wakeup_flags());
+	counters->values[STAT_EVENTS_SUBMITTED]++;
+}
+
+/* Large copies and iovecs are assembled in a per-CPU scratch slot, then copied out. */
+static __always_inline void emit_large(struct pending_call *call, struct stat_counters *counters,
+				       __u64 conn_id, __u64 offset, __u64 len, __u64 budget)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct data_scratch *slot = bpf_map_lookup_elem(&scratch, &cpu);
+	__u64 captured = 0;
+
+	if (!slot)
+		return;
+	fill_data(&slot->event, call, conn_id, offset, len);
+	if (call->mode == COPY_BUFFER) {
+		if (!bpf_probe_read_user(slot->data, budget, (void *)call->buf))
+			captured = budget;
+	} else if (call->mode == COPY_IOVEC) {
+		captured = copy_iovecs(slot->data, call->buf, call->iovcnt, budget);
+	} else {
+		slot->event.flags |= DATA_FLAG_NOT_CAPTURED;
+	}
+	if (captured > HTTPSCOPE_MAX_CAPTURE)
+		captured = HTTPSCOPE_MAX_CAPTURE;
+	count_truncation(counters, &slot->event, call->mode, len, captured);
+	slot->event.captured_len = captured;
+	if (bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured, wakeup_flags()))
+		count_drop(counters, len);
+	else
+		counters->values[STAT_EVENTS_SUBMITTED]++;
+}
+
 static __always_inline int on_exit(__s64 ret)
 {
 	struct pending_call *parked =
 		bpf_task_storage_get(&pending_calls, bpf_get_current_task_btf(), 0, 0);
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pending_call call;
+	struct stat_counters *counters;
 	struct conn_state *conn;
-	struct data_scratch *slot;
-	__u32 cpu = bpf_get_smp_processor_id();
-	__u64 len, budget, captured = 0;
+	__u64 len, budget, offset;
+	__u32 zero = 0;
 
 	if (!parked || !parked->active)
 		return 0;
@@ -488,54 +589,29 @@ static __always_inline int on_exit(__s64 ret)
 
 	if (call.mode == COPY_CONNECT) {
 		if (ret == 0 || ret == -EINPROGRESS)
-			watched_conn(pid_tgid >> 32, call.fd, ORIGIN_CONNECT);
+			watched_conn(bpf_get_current_pid_tgid() >> 32, call.fd, ORIGIN_CONNECT);
 		return 0;
 	}
 	if (ret <= 0)
 		return 0;
 	conn = bpf_map_lookup_elem(&conns, &call.conn_key);
-	if (!conn)
-		return 0;
-	slot = bpf_map_lookup_elem(&scratch, &cpu);
-	if (!slot)
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!conn || !counters)
 		return 0;
 
 	len = ret;
-	stat_add(STAT_SYSCALLS_TRACED, 1);
-	slot->event.stream_offset = call.direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
-								     : __sync_fetch_and_add(&conn->recvd, len);
-	fill_header(&slot->event.header, EVENT_KIND_DATA, conn->conn_id);
-	slot->event.len = len;
-	slot->event.syscall = call.syscall;
-	slot->event.direction = call.direction;
-	slot->event.flags = 0;
-
+	counters->values[STAT_SYSCALLS_TRACED]++;
+	offset = call.direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
+						  : __sync_fetch_and_add(&conn->recvd, len);
 	budget = capture_bytes;
 	if (budget > HTTPSCOPE_MAX_CAPTURE)
 		budget = HTTPSCOPE_MAX_CAPTURE;
 	if (budget > len)
 		budget = len;
-	if (call.mode == COPY_BUFFER) {
-		if (!bpf_probe_read_user(slot->data, budget, (void *)call.buf))
-			captured = budget;
-	} else if (call.mode == COPY_IOVEC) {
-		captured = copy_iovecs(slot->data, call.buf, call.iovcnt, budget);
-	} else {
-		slot->event.flags |= DATA_FLAG_NOT_CAPTURED;
-	}
-	if (captured > HTTPSCOPE_MAX_CAPTURE)
-		captured = HTTPSCOPE_MAX_CAPTURE;
-	if (captured < len) {
-		if (call.mode != COPY_NONE) {
-			slot->event.flags |= DATA_FLAG_TRUNCATED;
-			stat_add(STAT_SYSCALLS_TRUNCATED, 1);
-		}
-		stat_add(STAT_BYTES_NOT_COPIED, len - captured);
-	}
-	slot->event.captured_len = captured;
-
-	if (submit(slot, sizeof(struct data_event) + captured, STAT_DATA_EVENTS_DROPPED))
-		stat_add(STAT_DATA_BYTES_DROPPED, len);
+	if (call.mode == COPY_BUFFER && budget <= SMALL_RECORD_CAPTURE)
+		emit_small(&call, counters, conn->conn_id, offset, len, budget);
+	else
+		emit_large(&call, counters, conn->conn_id, offset, len, budget);
 	return 0;
 }
 
@@ -717,8 +793,10 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int enter_close(struct sys_enter_ctx *ctx)
 {
 	__u64 key = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (__u32)ctx->args[0];
-	struct conn_state *conn = bpf_map_lookup_elem(&conns, &key);
+	struct conn_state *conn;
 
+	bpf_map_delete_elem(&unwatched_fds, &key);
+	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;
 	emit_close(conn);

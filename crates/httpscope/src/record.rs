@@ -114,7 +114,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             return;
         }
         if let Some(saver) = saver.as_mut() {
-            if let Err(err) = saver.write_event(raw) {
+            if let Err(err) = saver.write_event(httpscope_core::event::trimmed(raw)) {
                 *failure = Some(anyhow::Error::new(err).context("writing the event file"));
                 return;
             }

@@ -49,6 +49,18 @@ pub fn decode(raw: &[u8]) -> Result<KernelEvent<'_>, DecodeError> {
     }
 }
 
+/// The record without the unused tail of a fixed-size ring reservation, for saving.
+pub fn trimmed(raw: &[u8]) -> &[u8] {
+    if raw.len() < size_of::<RawDataEvent>()
+        || read_u32(raw, offset_of!(RawEventHeader, kind)) != EVENT_KIND_DATA
+    {
+        return raw;
+    }
+    let captured = read_u32(raw, offset_of!(RawDataEvent, captured_len)) as usize;
+    let used = size_of::<RawDataEvent>().saturating_add(captured);
+    raw.get(..used).unwrap_or(raw)
+}
+
 fn header(raw: &[u8]) -> Result<EventHeader, DecodeError> {
     need(raw, size_of::<RawEventHeader>())?;
     Ok(EventHeader {
@@ -212,6 +224,17 @@ mod tests {
         );
         let raw = encode::process_exit(&header());
         assert!(matches!(decode(&raw).unwrap(), KernelEvent::ProcessExit(_)));
+    }
+
+    #[test]
+    fn trims_reservation_padding_only() {
+        let mut raw = encode::data(&header(), Direction::Send, 0, 3, b"abc");
+        let exact = raw.len();
+        raw.extend_from_slice(&[0; 100]);
+        assert_eq!(trimmed(&raw).len(), exact);
+        assert_eq!(decode(trimmed(&raw)), decode(&raw));
+        let close = encode::conn_close(&header(), 1, 2);
+        assert_eq!(trimmed(&close), &close[..]);
     }
 
     #[test]

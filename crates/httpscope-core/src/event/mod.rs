@@ -4,7 +4,7 @@ pub mod abi;
 mod decode;
 pub mod encode;
 
-pub use decode::{decode, DecodeError};
+pub use decode::{decode, trimmed, DecodeError};
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -27,6 +27,11 @@ pub(super) fn classify(buf: &[u8]) -> Sniff {
         [0x16, 0x03, ..] => return Sniff::Tls,
         _ => {}
     }
+    match h2_server_preface(buf) {
+        Some(true) => return Sniff::Http2,
+        None => return Sniff::Undecided,
+        Some(false) => {}
+    }
     let n = buf.len().min(H2_PREFACE.len());
     if buf.get(..n) == H2_PREFACE.get(..n) {
         return if n == H2_PREFACE.len() {
@@ -57,6 +62,33 @@ pub(super) fn classify(buf: &[u8]) -> Sniff {
         (Sniff::Other, Sniff::Other) => Sniff::Other,
         _ => Sniff::Undecided,
     }
+}
+
+/// Whether `buf` starts with an HTTP/2 server connection preface: a SETTINGS frame (type 4,
+/// no flags, stream 0) whose length is a multiple of 6 within the default maximum frame size
+/// (RFC 9113 §3.4, §6.5). An h2c server may send it before it reads the client's preface, so
+/// its own first bytes are this frame. None while the bytes so far are a prefix of one.
+fn h2_server_preface(buf: &[u8]) -> Option<bool> {
+    const HEADER: usize = 9;
+    const MAX_LEN: usize = 16_384;
+    for (i, &b) in buf.iter().take(HEADER).enumerate() {
+        let ok = match i {
+            0 => b == 0,
+            2 => {
+                let len = usize::from(buf[1]) << 8 | usize::from(b);
+                len <= MAX_LEN && len % 6 == 0
+            }
+            3 => b == 0x04,
+            4 => b == 0x00,
+            5 => b & 0x7f == 0,
+            6..=8 => b == 0,
+            _ => true,
+        };
+        if !ok {
+            return Some(false);
+        }
+    }
+    (buf.len() >= HEADER).then_some(true)
 }
 
 /// Whether `data` starts with a TLS record header (content type 20..=23, version 3.x).
@@ -102,6 +134,43 @@ mod tests {
         assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), Sniff::Tls);
         assert_eq!(classify(b"\x00\x01\x02garbage"), Sniff::Other);
         assert_eq!(classify(b"GET / HTTP/2.0\r\n"), Sniff::Other);
+    }
+
+    #[test]
+    fn h2_server_preface_is_http2() {
+        // Node.js's h2c server sends its SETTINGS frame before reading anything.
+        let settings = b"\x00\x00\x18\x04\x00\x00\x00\x00\x00\x00\x01\x00\x00\x10\x00";
+        assert_eq!(classify(settings), Sniff::Http2);
+        assert_eq!(
+            classify(&settings[..9]),
+            Sniff::Http2,
+            "an empty SETTINGS is enough"
+        );
+        assert_eq!(
+            classify(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
+            Sniff::Http2
+        );
+        for n in 1..9 {
+            assert_eq!(classify(&settings[..n]), Sniff::Undecided, "{n} bytes");
+        }
+        // Not SETTINGS, an ACK, another stream, or a length no SETTINGS frame has.
+        assert_eq!(
+            classify(b"\x00\x00\x18\x01\x04\x00\x00\x00\x01"),
+            Sniff::Other
+        );
+        assert_eq!(
+            classify(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"),
+            Sniff::Other
+        );
+        assert_eq!(
+            classify(b"\x00\x00\x06\x04\x00\x00\x00\x00\x03"),
+            Sniff::Other
+        );
+        assert_eq!(
+            classify(b"\x00\x00\x07\x04\x00\x00\x00\x00\x00"),
+            Sniff::Other
+        );
+        assert_eq!(classify(b"\x00\x01\x02garbage"), Sniff::Other);
     }
 
     #[test]

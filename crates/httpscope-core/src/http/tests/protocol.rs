@@ -66,6 +66,23 @@ fn h2_prior_knowledge_preface() {
 }
 
 #[test]
+fn h2c_server_that_speaks_first_is_http2() {
+    // An h2c server (Node.js http2.createServer) sends its SETTINGS frame before the client's
+    // preface reaches it: its first bytes must not make the connection "not HTTP".
+    const SETTINGS: &[u8] = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64";
+    for step in [1, 4, SETTINGS.len()] {
+        let mut f = Feed::new();
+        f.split(SEND, SETTINGS, step).recv(H2_PREFACE);
+        assert_eq!(f.conn.protocol(), Protocol::Http2, "step {step}");
+        assert!(f.out.is_empty());
+        assert_eq!(
+            f.counters.non_http_bytes,
+            (SETTINGS.len() + H2_PREFACE.len()) as u64
+        );
+    }
+}
+
+#[test]
 fn mid_stream_tls_is_recognised_and_garbage_is_skipped() {
     let mut f = Feed::with(true, HttpConfig::default());
     f.recv(&[0x17, 0x03, 0x03, 0x00, 0x20, 1, 2, 3])
