@@ -39,6 +39,7 @@ pub struct OutputArgs {
     #[arg(short, long, env = "OUTPUT_PATH")]
     pub output: Option<PathBuf>,
 
+    /// Output format: one logfmt or JSON line per HTTP message.
     #[arg(long, value_enum, default_value_t = Format::Logfmt)]
     pub format: Format,
 

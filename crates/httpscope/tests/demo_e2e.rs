@@ -199,3 +199,45 @@ fn python_urllib_is_captured() {
         4,
     );
 }
+
+#[test]
+fn comm_and_pid_filters_run_in_the_kernel() {
+    if !require_root("comm_and_pid_filters_run_in_the_kernel") {
+        return;
+    }
+    let (server, port) = demo_server(&[]);
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let python = format!("import urllib.request as u; u.urlopen('{url}').read()");
+
+    let profiler = Profiler::start(&[port], &["--comm", "curl"]);
+    assert!(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", &url])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("python3")
+        .args(["-c", &python])
+        .status()
+        .unwrap()
+        .success());
+    let (records, _) = profiler.stop();
+    assert_eq!(
+        records.len(),
+        2,
+        "only curl's request and response: {records:#?}"
+    );
+    assert!(records.iter().all(|r| r["comm"] == "curl"));
+
+    let server_pid = server.child.id();
+    let profiler = Profiler::start(&[port], &["--pid", &server_pid.to_string()]);
+    assert!(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", &url])
+        .status()
+        .unwrap()
+        .success());
+    let (records, _) = profiler.stop();
+    assert_eq!(records.len(), 2, "only the server's side: {records:#?}");
+    assert!(records
+        .iter()
+        .all(|r| r["pid"] == server_pid && r["role"] == "server"));
+}
