@@ -229,13 +229,27 @@ static __always_inline void stat_add(__u32 idx, __u64 value)
 		counters->values[idx] += value;
 }
 
+/* Consumer position at the last forced wakeup. */
+__u64 woken_at_consumer_pos = 0;
+
+/*
+ * Wake the reader once per consumer position when the queue holds
+ * wakeup_bytes, not on every event above it: a wakeup per event costs every
+ * traced syscall. The reader also polls on a short timer.
+ */
 static __always_inline __u64 wakeup_flags(void)
 {
+	__u64 consumer_pos;
+
 	if (!wakeup_bytes)
 		return 0;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	consumer_pos = bpf_ringbuf_query(&events, BPF_RB_CONS_POS);
+	if (consumer_pos == woken_at_consumer_pos)
+		return BPF_RB_NO_WAKEUP;
+	woken_at_consumer_pos = consumer_pos;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 static __always_inline int submit(void *event, __u64 size, __u32 drop_stat)

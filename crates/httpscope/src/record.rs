@@ -21,7 +21,7 @@ use crate::cli::RecordArgs;
 use crate::doctor::describe_failures;
 use crate::output::{http_config, open_output, output_path, redactor, sinks};
 
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
 /// Queued bytes that wake the reader early; otherwise it polls every POLL_INTERVAL.
 const WAKEUP_BYTES: u64 = 256 * 1024;

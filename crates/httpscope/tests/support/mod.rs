@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod matrix;
+
 use serde_json::Value;
 
 /// Whether root integration tests can run. Under CI=true a missing capability
