@@ -8,3 +8,5 @@ bash scripts/setup.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --workspace
 cargo test --release --workspace -- --test-threads=1
+bash fuzz/run.sh 20
+bash bench/run.sh --no-build --smoke --out "$(mktemp -d)"

@@ -31,6 +31,10 @@ pub struct Cli {
     /// request head is not sent; the connection is just closed.
     #[arg(long)]
     pub pipeline_flush: bool,
+    /// Connections that do not send a complete request head within this many
+    /// milliseconds are closed (slowloris protection).
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
 }
 
 /// Behaviour knobs of the service.
@@ -40,6 +44,8 @@ pub struct Config {
     pub slow_delay: Duration,
     /// Enables hyper's `pipeline_flush` (see [`Cli::pipeline_flush`]).
     pub pipeline_flush: bool,
+    /// How long a connection may take to send a complete request head.
+    pub header_timeout: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +53,7 @@ impl Default for Config {
         Self {
             slow_delay: Duration::from_millis(400),
             pipeline_flush: false,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config {
         slow_delay: Duration::from_millis(cli.slow_delay_ms),
         pipeline_flush: cli.pipeline_flush,
+        header_timeout: Duration::from_millis(cli.header_timeout_ms.max(1)),
     };
     serve(listener, config, shutdown)
         .await

@@ -16,8 +16,6 @@ use tracing::{debug, info, warn};
 
 use crate::{router, Config};
 
-/// Connections that do not send a complete request head in time are closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of file descriptors).
@@ -37,7 +35,7 @@ where
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(config.header_timeout)
         .keep_alive(true)
         .pipeline_flush(config.pipeline_flush);
     let service = TowerToHyperService::new(router(config));

@@ -42,6 +42,7 @@ async fn pipelined_requests_are_answered_in_order() -> anyhow::Result<()> {
         let server = start_with(Config {
             slow_delay: Duration::from_millis(20),
             pipeline_flush,
+            ..Config::default()
         })
         .await?;
         check_pipelining(&server).await?;

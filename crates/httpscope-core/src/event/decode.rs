@@ -28,7 +28,13 @@ pub enum DecodeError {
     UnknownOrigin(u16),
     #[error("unknown address family {0}")]
     UnknownFamily(u16),
+    #[error("data event claims {0} bytes moved by one syscall")]
+    ImpossibleLength(u64),
 }
+
+/// Most bytes one syscall can move (Linux's MAX_RW_COUNT is INT_MAX rounded down to a page):
+/// a larger `len` is corrupt, and would overflow byte counters downstream.
+const MAX_SYSCALL_BYTES: u64 = i32::MAX as u64;
 
 /// Decodes one ring-buffer record. Trailing padding after the payload is ignored.
 pub fn decode(raw: &[u8]) -> Result<KernelEvent<'_>, DecodeError> {
@@ -91,6 +97,9 @@ fn data(raw: &[u8], header: EventHeader) -> Result<DataEvent<'_>, DecodeError> {
     };
     let flags = raw[offset_of!(RawDataEvent, flags)];
     let len = read_u64(raw, offset_of!(RawDataEvent, len));
+    if len > MAX_SYSCALL_BYTES {
+        return Err(DecodeError::ImpossibleLength(len));
+    }
     Ok(DataEvent {
         header,
         stream_offset: read_u64(raw, offset_of!(RawDataEvent, stream_offset)),
@@ -252,5 +261,7 @@ mod tests {
         let mut raw = encode::data(&header(), Direction::Send, 0, 3, b"abc");
         raw[offset_of!(RawDataEvent, direction)] = 9;
         assert_eq!(decode(&raw), Err(DecodeError::UnknownDirection(9)));
+        let raw = encode::data(&header(), Direction::Send, 0, u64::MAX, b"abc");
+        assert_eq!(decode(&raw), Err(DecodeError::ImpossibleLength(u64::MAX)));
     }
 }
