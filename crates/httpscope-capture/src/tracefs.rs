@@ -13,6 +13,15 @@ pub fn ensure_tracefs() -> io::Result<&'static str> {
             return Ok(dir);
         }
     }
+    // Mounted but unreadable: tracefs is mode 0700 root.
+    if let Err(err) = std::fs::read_dir(TRACEFS) {
+        if err.kind() == io::ErrorKind::PermissionDenied {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{TRACEFS} is not readable: run as root, or add CAP_DAC_READ_SEARCH"),
+            ));
+        }
+    }
     mount_tracefs()?;
     if Path::new(TRACEFS).join("events").is_dir() {
         Ok(TRACEFS)
