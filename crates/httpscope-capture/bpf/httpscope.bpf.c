@@ -7,12 +7,21 @@
  * copy what really moved into the ring buffer. Connections live in a table
  * keyed by (tgid, fd) that also remembers the struct file, so fd reuse,
  * dup2 and pid reuse start a new connection id instead of joining two.
+ *
+ * TLS: uprobes on the TLS library's SSL_read/SSL_write(_ex) copy the
+ * plaintext. The call's socket is the one the socket syscalls made inside
+ * the call use (or the fd given to SSL_set_fd); plaintext gets its own
+ * per-direction stream on that connection, and the connection's ciphertext
+ * is no longer logged from then on.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+/* struct pt_regs as userspace sees it, for the TLS library uprobes. */
+#include <asm/ptrace.h>
+#include <bpf/bpf_tracing.h>
 
 #include "httpscope.h"
 
@@ -128,7 +137,12 @@ struct conn_state {
 	__u64 recvd;
 	__u16 origin;
 	__u8 open_pending;
-	__u8 reserved[5];
+	/* A TLS library call used this socket: its syscall bytes are ciphertext. */
+	__u8 tls;
+	__u8 reserved[4];
+	/* Plaintext stream offsets of the TLS library calls. */
+	__u64 tls_sent;
+	__u64 tls_recvd;
 };
 
 struct pending_call {
@@ -141,7 +155,38 @@ struct pending_call {
 	__u8 mode;
 	/* Set by an enter hook, cleared by the matching exit hook. */
 	__u8 active;
-	__u8 reserved[7];
+	/* DATA_FLAG_* set on every record of this call. */
+	__u8 data_flags;
+	__u8 reserved[6];
+};
+
+enum ssl_op {
+	SSL_OP_WRITE = 1,
+	SSL_OP_READ = 2,
+	SSL_OP_WRITE_EX = 3,
+	SSL_OP_READ_EX = 4,
+	/* SSL_do_handshake (SSL_connect, SSL_accept): no data, only the socket. */
+	SSL_OP_HANDSHAKE = 5,
+};
+
+/* A TLS library call in flight on this thread. */
+struct ssl_call {
+	__u64 ssl;
+	__u64 buf;
+	/* SSL_read_ex/SSL_write_ex: where the library stores the byte count. */
+	__u64 count_ptr;
+	__u32 fd;
+	__u8 op;
+	/* A socket syscall inside the call found the fd. */
+	__u8 fd_known;
+	__u8 active;
+	__u8 reserved;
+};
+
+struct ssl_key {
+	__u32 tgid;
+	__u32 reserved;
+	__u64 ssl;
 };
 
 struct stat_counters {
@@ -181,6 +226,22 @@ struct {
 	__type(key, int);
 	__type(value, struct pending_call);
 } pending_calls SEC(".maps");
+
+/* Per-thread TLS library call in flight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* (tgid, SSL *) -> fd: for calls served from the library's buffer, without a syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __u32);
+} ssl_fds SEC(".maps");
 
 /* (tgid, fd) -> the struct file found not to be a watched socket: skips the socket walk. */
 struct {
@@ -534,7 +595,7 @@ static __always_inline void fill_data(struct data_event *event, struct pending_c
 	event->len = len;
 	event->syscall = call->syscall;
 	event->direction = call->direction;
-	event->flags = 0;
+	event->flags = call->data_flags;
 }
 
 /* Small plain copies go straight into a ring-buffer reservation: no scratch, no second copy. */
@@ -586,6 +647,27 @@ static __always_inline void emit_large(struct pending_call *call, struct stat_co
 		counters->values[STAT_EVENTS_SUBMITTED]++;
 }
 
+/*
+ * A socket syscall inside a TLS library call on this thread: the call's
+ * connection is this fd. Returns 1 when a call was in flight.
+ */
+static __always_inline int join_ssl_call(__u32 fd)
+{
+	struct ssl_call *ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	struct ssl_key key = {};
+
+	if (!ssl || !ssl->active)
+		return 0;
+	if (ssl->fd_known && ssl->fd == fd)
+		return 1;
+	ssl->fd = fd;
+	ssl->fd_known = 1;
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.ssl = ssl->ssl;
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	return 1;
+}
+
 static __always_inline int on_exit(__s64 ret)
 {
 	struct pending_call *parked =
@@ -606,12 +688,18 @@ static __always_inline int on_exit(__s64 ret)
 			watched_conn(bpf_get_current_pid_tgid() >> 32, call.fd, ORIGIN_CONNECT);
 		return 0;
 	}
+	conn = bpf_map_lookup_elem(&conns, &call.conn_key);
+	if (conn && join_ssl_call(call.fd))
+		conn->tls = 1;
 	if (ret <= 0)
 		return 0;
-	conn = bpf_map_lookup_elem(&conns, &call.conn_key);
 	counters = bpf_map_lookup_elem(&stats, &zero);
 	if (!conn || !counters)
 		return 0;
+	if (conn->tls) {
+		counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
+		return 0;
+	}
 
 	len = ret;
 	counters->values[STAT_SYSCALLS_TRACED]++;
@@ -818,6 +906,144 @@ int enter_close(struct sys_enter_ctx *ctx)
 	return 0;
 }
 
+/* TLS library calls (uprobes on SSL_read/SSL_write(_ex), SSL_do_handshake, SSL_set_fd). */
+
+static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8 op)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ssl_call *slot;
+
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	slot = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		stat_add(STAT_CALL_TABLE_FULL, 1);
+		return 0;
+	}
+	slot->ssl = ssl;
+	slot->buf = buf;
+	slot->count_ptr = count_ptr;
+	slot->fd = 0;
+	slot->op = op;
+	slot->fd_known = 0;
+	slot->active = 1;
+	return 0;
+}
+
+SEC("uprobe")
+int ssl_write_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_WRITE);
+}
+
+SEC("uprobe")
+int ssl_read_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_READ);
+}
+
+SEC("uprobe")
+int ssl_write_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_WRITE_EX);
+}
+
+SEC("uprobe")
+int ssl_read_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_READ_EX);
+}
+
+SEC("uprobe")
+int ssl_handshake_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), 0, 0, SSL_OP_HANDSHAKE);
+}
+
+SEC("uprobe")
+int ssl_set_fd_enter(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ssl_key key = { .tgid = tgid, .ssl = PT_REGS_PARM1(ctx) };
+	__u32 fd = PT_REGS_PARM2(ctx);
+
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	return 0;
+}
+
+/* One return probe for every hooked call: the slot says which call returns. */
+SEC("uretprobe")
+int ssl_ret(struct pt_regs *ctx)
+{
+	struct ssl_call *slot = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	__s32 ret = (__s32)PT_REGS_RC(ctx);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct stat_counters *counters;
+	struct conn_state *conn;
+	struct ssl_call call;
+	__u64 len = 0, budget, offset;
+	__u32 zero = 0;
+	int write;
+
+	if (!slot || !slot->active)
+		return 0;
+	call = *slot;
+	slot->active = 0;
+	if (call.op == SSL_OP_HANDSHAKE)
+		return 0;
+	if (call.op == SSL_OP_READ_EX || call.op == SSL_OP_WRITE_EX) {
+		if (ret != 1 || bpf_probe_read_user(&len, sizeof(len), (void *)call.count_ptr))
+			return 0;
+	} else {
+		if (ret <= 0)
+			return 0;
+		len = ret;
+	}
+	if (!len || len > 0x7fffffff)
+		return 0;
+	if (!call.fd_known) {
+		struct ssl_key key = { .tgid = tgid, .ssl = call.ssl };
+		__u32 *fd = bpf_map_lookup_elem(&ssl_fds, &key);
+
+		if (!fd) {
+			stat_add(STAT_TLS_FD_UNKNOWN, 1);
+			return 0;
+		}
+		call.fd = *fd;
+	}
+	conn = watched_conn(tgid, call.fd, ORIGIN_EXISTING);
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!conn || !counters)
+		return 0;
+	conn->tls = 1;
+	counters->values[STAT_TLS_CALLS_TRACED]++;
+
+	write = call.op == SSL_OP_WRITE || call.op == SSL_OP_WRITE_EX;
+	struct pending_call data = {
+		.buf = call.buf,
+		.fd = call.fd,
+		.syscall = write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ,
+		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
+		.mode = COPY_BUFFER,
+		.data_flags = DATA_FLAG_TLS,
+	};
+	offset = write ? __sync_fetch_and_add(&conn->tls_sent, len)
+		       : __sync_fetch_and_add(&conn->tls_recvd, len);
+	budget = capture_bytes;
+	if (budget > HTTPSCOPE_MAX_CAPTURE)
+		budget = HTTPSCOPE_MAX_CAPTURE;
+	if (budget > len)
+		budget = len;
+	if (budget <= SMALL_RECORD_CAPTURE)
+		emit_small(&data, counters, conn->conn_id, offset, len, budget);
+	else
+		emit_large(&data, counters, conn->conn_id, offset, len, budget);
+	return 0;
+}
+
 SEC("tracepoint/sched/sched_process_exit")
 int process_exit(void *ctx)
 {
@@ -838,4 +1064,4 @@ _Static_assert(sizeof(struct event_header) == 32, "event_header layout");
 _Static_assert(sizeof(struct data_event) == 56, "data_event layout");
 _Static_assert(sizeof(struct conn_open_event) == 96, "conn_open_event layout");
 _Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
-_Static_assert(STAT_COUNT == 12, "stat ids");
+_Static_assert(STAT_COUNT == 15, "stat ids");

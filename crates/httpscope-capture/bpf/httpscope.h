@@ -42,6 +42,9 @@ enum httpscope_syscall {
 	SYSCALL_SPLICE = 10,
 	SYSCALL_SENDMMSG = 11,
 	SYSCALL_RECVMMSG = 12,
+	/* Plaintext from a TLS library's SSL_read(_ex) / SSL_write(_ex), not a syscall. */
+	SYSCALL_SSL_READ = 13,
+	SYSCALL_SSL_WRITE = 14,
 };
 
 /* How the kernel first saw a connection. */
@@ -57,6 +60,8 @@ enum httpscope_data_flags {
 	DATA_FLAG_NOT_CAPTURED = 1,
 	/* Fewer bytes were copied than the syscall moved (capture limit, iovec limit). */
 	DATA_FLAG_TRUNCATED = 2,
+	/* TLS plaintext (its own per-direction stream, apart from the syscall stream). */
+	DATA_FLAG_TLS = 4,
 };
 
 /* Per-CPU counters, indexed by this enum; userspace sums the CPUs. */
@@ -73,7 +78,13 @@ enum httpscope_stat {
 	STAT_FD_LOOKUP_FAILED = 9,
 	STAT_CONNS_OPENED = 10,
 	STAT_SYSCALLS_TRACED = 11,
-	STAT_COUNT = 12,
+	/* Plaintext records from TLS library calls. */
+	STAT_TLS_CALLS_TRACED = 12,
+	/* Socket syscalls on a TLS connection whose ciphertext was not logged. */
+	STAT_CIPHERTEXT_SUPPRESSED = 13,
+	/* TLS library calls whose socket could not be determined. */
+	STAT_TLS_FD_UNKNOWN = 14,
+	STAT_COUNT = 15,
 };
 
 struct event_header {

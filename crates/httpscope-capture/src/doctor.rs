@@ -147,6 +147,26 @@ pub fn run_checks() -> Vec<Check> {
         required: false,
     });
 
+    let libraries = crate::tls::find_libraries();
+    checks.push(Check {
+        name: "tls libraries",
+        ok: uprobes && !libraries.is_empty(),
+        detail: if libraries.is_empty() {
+            "no libssl found (OpenSSL 1.1/3 shared library)".into()
+        } else {
+            format!(
+                "--tls on: will hook SSL_read/SSL_write(_ex) in {}",
+                libraries
+                    .iter()
+                    .map(|t| t.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        cost: "HTTPS stays encrypted: TLS connections are counted (tls_conns), not decoded",
+        required: false,
+    });
+
     let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
     checks.push(Check {
         name: "kprobes",

@@ -1,8 +1,10 @@
 //! httpscope's kernel side: loads the BPF programs, attaches them to syscall
-//! tracepoints and hands out raw ring-buffer records. Needs root.
+//! tracepoints (and uprobes on TLS libraries) and hands out raw ring-buffer records.
+//! Needs root.
 
 pub mod doctor;
 mod loader;
+pub mod tls;
 mod tracefs;
 
 pub use loader::{CaptureConfig, CaptureError, SyscallCapture};

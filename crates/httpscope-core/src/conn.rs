@@ -19,6 +19,8 @@ pub struct ConnInfo {
     /// `local` and `remote` as text, formatted once per connection.
     pub local_text: String,
     pub remote_text: String,
+    /// TLS plaintext was captured on this connection (from TLS library calls).
+    pub tls: bool,
 }
 
 impl ConnInfo {
@@ -33,6 +35,7 @@ impl ConnInfo {
             origin: open.origin,
             local_text: open.local.to_string(),
             remote_text: open.remote.to_string(),
+            tls: false,
         }
     }
 
@@ -48,13 +51,17 @@ impl ConnInfo {
             origin: ConnOrigin::Existing,
             local_text: unknown_addr().to_string(),
             remote_text: unknown_addr().to_string(),
+            tls: false,
         }
     }
 }
 
 pub struct Connection {
     pub info: ConnInfo,
+    /// The socket syscalls' bytes (ciphertext on a TLS connection).
     pub http: HttpConnection,
+    /// The TLS plaintext stream (SSL_read/SSL_write), once one was seen.
+    pub tls_http: Option<HttpConnection>,
     pub last_seen_ns: u64,
     /// Thread of the latest syscall: records completed at close are attributed to it.
     pub last_tid: u32,

@@ -3,6 +3,7 @@
 //! events (decode) → conn (table) → http (reassembly, parsing, pairing) →
 //! record → sink (files, summary, …). `eventlog` records and replays events.
 
+pub mod analysis;
 pub mod conn;
 pub mod direction;
 pub mod event;

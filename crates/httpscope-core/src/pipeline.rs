@@ -99,7 +99,11 @@ impl Pipeline {
                 let info = ConnInfo::from_open(&open);
                 match self.conns.get_mut(info.conn_id) {
                     // Data raced ahead of a retried open event: fill in the addresses.
-                    Some(conn) => conn.info = info,
+                    Some(conn) => {
+                        let tls = conn.info.tls;
+                        conn.info = info;
+                        conn.info.tls = tls;
+                    }
                     None => self.open(info, open.header.ts_ns)?,
                 }
             }
@@ -131,6 +135,7 @@ impl Pipeline {
         self.conns.insert(Connection {
             info,
             http: HttpConnection::new(mid_stream),
+            tls_http: None,
             last_seen_ns: ts_ns,
             last_tid: 0,
             protocol_reported: false,
@@ -151,6 +156,10 @@ impl Pipeline {
         };
         conn.last_seen_ns = header.ts_ns;
         conn.last_tid = header.tid;
+        let unix_ns = (header.ts_ns as i64).saturating_add(self.config.wall_clock_offset_ns);
+        for sink in &mut self.sinks {
+            sink.data(&conn.info, data, unix_ns)?;
+        }
         let chunk = DataChunk {
             ts_ns: header.ts_ns,
             direction: data.direction,
@@ -158,7 +167,16 @@ impl Pipeline {
             len: data.len,
             data: data.data,
         };
-        conn.http.on_data(
+        let engine = if data.tls {
+            // TLS plaintext: its own stream, apart from the ciphertext the syscalls saw.
+            conn.info.tls = true;
+            let mid_stream = conn.info.origin == ConnOrigin::Existing;
+            conn.tls_http
+                .get_or_insert_with(|| HttpConnection::new(mid_stream))
+        } else {
+            &mut conn.http
+        };
+        engine.on_data(
             &self.config.http,
             &chunk,
             &mut self.messages,
@@ -180,8 +198,21 @@ impl Pipeline {
             &mut self.messages,
             &mut self.report.parse,
         );
+        if let Some(tls_http) = conn.tls_http.as_mut() {
+            tls_http.on_close(
+                &self.config.http,
+                ts_ns,
+                &mut self.messages,
+                &mut self.report.parse,
+            );
+        }
         let tid = conn.last_tid;
-        self.emit_for(&conn, tid)
+        let result = self.emit_for(&conn, tid);
+        let unix_ns = (ts_ns as i64).saturating_add(self.config.wall_clock_offset_ns);
+        for sink in &mut self.sinks {
+            sink.closed(&conn.info, unix_ns)?;
+        }
+        result
     }
 
     fn emit(&mut self, conn_id: u64, tid: u32) -> Result<(), SinkError> {
@@ -254,7 +285,11 @@ impl Pipeline {
 
 /// Logs, once per connection, traffic on a watched port that is not HTTP/1.
 fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
-    let protocol = conn.http.protocol();
+    let protocol = match &conn.tls_http {
+        // The plaintext of this connection was captured from the TLS library.
+        Some(tls_http) => tls_http.protocol(),
+        None => conn.http.protocol(),
+    };
     let (counter, what) = match protocol {
         Protocol::Http2 => (
             &mut counters.connections_http2,
@@ -290,7 +325,10 @@ fn write_records(
     conn: &Connection,
     tid: u32,
 ) -> Result<(), SinkError> {
-    let role = conn.http.role();
+    let role = match &conn.tls_http {
+        Some(tls_http) => tls_http.role(),
+        None => conn.http.role(),
+    };
     let mut result = Ok(());
     for mut message in messages.drain(..) {
         config.redactor.apply(&mut message);

@@ -23,6 +23,11 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Check what this kernel and this process allow.
     Doctor,
+    /// Live terminal view of endpoints (takes the capture flags of `record`;
+    /// writes records to a file only with --output).
+    Top(RecordArgs),
+    /// Endpoint table and latency histograms of a JSON output file or a saved event file.
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,6 +71,10 @@ pub struct OutputArgs {
     /// Keep only metadata: no bodies in `body` or `raw`.
     #[arg(long)]
     pub no_body: bool,
+
+    /// Prometheus metrics and pcapng output.
+    #[command(flatten)]
+    pub integrations: crate::integrations::IntegrationArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -100,6 +109,14 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub ring_mb: u32,
 
+    /// Capture HTTPS plaintext from the TLS libraries found (OpenSSL libssl); on by default.
+    #[arg(long, overrides_with = "no_tls")]
+    pub tls: bool,
+
+    /// Don't hook TLS libraries: HTTPS connections are only counted.
+    #[arg(long, overrides_with = "tls")]
+    pub no_tls: bool,
+
     /// Also save the raw kernel events to this file, for `httpscope replay`.
     #[arg(long)]
     pub save_events: Option<PathBuf>,
@@ -115,4 +132,14 @@ pub struct ReplayArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// A `--format json` output file or a `--save-events` event file.
+    pub file: PathBuf,
+
+    /// Machine-readable JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,10 +1,13 @@
-//! The `httpscope` command: record, replay and doctor.
+//! The `httpscope` command: record, replay, doctor, top and stats.
 
 pub mod cli;
 mod doctor;
+mod integrations;
 mod output;
 mod record;
 mod replay;
+mod stats;
+mod top;
 
 use std::process::ExitCode;
 
@@ -28,5 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Record(args)) => record::run(&args),
         Some(Command::Replay(args)) => replay::run(&args),
         Some(Command::Doctor) => Ok(doctor::run()),
+        Some(Command::Top(args)) => top::run(&args),
+        Some(Command::Stats(args)) => stats::run(&args),
     }
 }

@@ -16,6 +16,8 @@ use httpscope_capture::{
 use httpscope_core::event::abi::KernelStat;
 use httpscope_core::eventlog::{EventFileHeader, EventFileWriter, FORMAT_VERSION};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
+use httpscope_core::sink::Sink;
+use httpscope_core::stats::Report;
 
 use crate::cli::RecordArgs;
 use crate::doctor::describe_failures;
@@ -27,18 +29,53 @@ const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
 const WAKEUP_BYTES: u64 = 256 * 1024;
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    if !require_privileges() {
+        return Ok(ExitCode::from(2));
+    }
+    let out = open_output(&output_path(&args.output, "output/ebpf_http.log"))?;
+    capture(args, sinks(&args.output, out), &mut NoHooks)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Says what is missing and returns false when this process cannot capture.
+pub(crate) fn require_privileges() -> bool {
     if !has_capture_privileges() {
         eprintln!(
             "httpscope: capturing needs root (or CAP_BPF and CAP_PERFMON): run `sudo httpscope`; \
              `httpscope doctor` shows what is missing"
         );
-        return Ok(ExitCode::from(2));
+        return false;
     }
+    true
+}
+
+/// What a front end (such as `top`) does around the live capture loop.
+pub(crate) trait CaptureHooks {
+    /// Capture is attached and about to start.
+    fn attached(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Called after every poll of the ring buffer; returning false stops the capture.
+    fn tick(&mut self, pipeline: &Pipeline) -> anyhow::Result<bool> {
+        let _ = pipeline;
+        Ok(true)
+    }
+}
+
+struct NoHooks;
+impl CaptureHooks for NoHooks {}
+
+/// Attaches, feeds `sinks` until a signal, `--duration` or `hooks` stop it, then finishes.
+pub(crate) fn capture(
+    args: &RecordArgs,
+    sinks: Vec<Box<dyn Sink>>,
+    hooks: &mut dyn CaptureHooks,
+) -> anyhow::Result<Report> {
     let mut ports = args.ports.clone();
     ports.sort_unstable();
     ports.dedup();
 
-    let out = open_output(&output_path(&args.output, "output/ebpf_http.log"))?;
     let wall_clock_offset_ns = wall_clock_offset_ns();
     let mut saver = match &args.save_events {
         Some(path) => {
@@ -61,6 +98,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
+    let integrations = crate::integrations::Integrations::start(&args.output.integrations)?;
+    let mut sinks = sinks;
+    sinks.extend(integrations.sinks(&args.output.integrations)?);
+    let ring_bytes = f64::from(args.ring_mb.saturating_mul(1 << 20));
+    // Ring buffer fill, estimated: the most bytes one poll drained in the interval.
+    let mut max_fill = 0.0f64;
+
     if let Err(err) = ensure_tracefs() {
         anyhow::bail!("tracefs is not available and could not be mounted: {err}");
     }
@@ -71,6 +115,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         capture_bytes: args.capture_bytes,
         ring_bytes: args.ring_mb.saturating_mul(1 << 20),
         wakeup_bytes: WAKEUP_BYTES,
+        tls: !args.no_tls,
     };
     let mut capture = match SyscallCapture::attach(&config) {
         Ok(capture) => capture,
@@ -82,6 +127,17 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{err:#}; this kernel lacks: {failures}");
         }
     };
+    if !args.no_tls {
+        let targets = capture.tls_targets();
+        if targets.is_empty() {
+            tracing::info!("TLS: no libssl hooked; HTTPS connections are counted, not decoded");
+        } else {
+            tracing::info!(
+                targets = %targets.iter().map(|t| t.describe()).collect::<Vec<_>>().join(", "),
+                "TLS: hooked SSL_read/SSL_write"
+            );
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -101,7 +157,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         wall_clock_offset_ns,
         ..PipelineConfig::default()
     };
-    let mut pipeline = Pipeline::new(pipeline_config, sinks(&args.output, out));
+    let mut pipeline = Pipeline::new(pipeline_config, sinks);
+    hooks.attached()?;
     let started = Instant::now();
     let deadline = args
         .duration
@@ -133,7 +190,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         } else {
             POLL_INTERVAL
         };
-        capture.poll(timeout, &mut |raw| handle(raw, &mut pipeline, &mut failure))?;
+        let mut drained = 0u64;
+        capture.poll(timeout, &mut |raw| {
+            // Each ring record: an 8-byte header, the sample rounded up to 8 bytes.
+            drained += (raw.len() as u64).div_ceil(8) * 8 + 8;
+            handle(raw, &mut pipeline, &mut failure)
+        })?;
+        max_fill = max_fill.max(drained as f64 / ring_bytes);
         if let Err(err) = pipeline.tick(monotonic_ns()) {
             failure.get_or_insert(anyhow::Error::new(err));
         }
@@ -149,9 +212,14 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             pipeline.set_kernel_counters(counters);
+            integrations.update_health(pipeline.report(), pipeline.connections(), Some(max_fill));
+            max_fill = 0.0;
         }
         if failure.is_some() || stopping {
             break;
+        }
+        if !hooks.tick(&pipeline)? {
+            stop.store(true, Ordering::Relaxed);
         }
     }
     drop(capture);
@@ -169,5 +237,5 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         kernel_drops = report.kernel.dropped_events(),
         "detached"
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }

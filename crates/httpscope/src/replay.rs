@@ -22,7 +22,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
         ..PipelineConfig::default()
     };
-    let mut pipeline = Pipeline::new(config, sinks(&args.output, out));
+    let integrations = crate::integrations::Integrations::start(&args.output.integrations)?;
+    let mut sinks = sinks(&args.output, out);
+    sinks.extend(integrations.sinks(&args.output.integrations)?);
+    let mut pipeline = Pipeline::new(config, sinks);
     while let Some(record) = reader.next_record().context("reading event file")? {
         match record {
             EventRecord::KernelEvent(raw) => pipeline.process_raw(&raw)?,

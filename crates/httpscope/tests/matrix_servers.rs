@@ -345,7 +345,10 @@ fn demo_server_under_demo_traffic_load() {
     assert_eq!(server.paired().len(), expected);
     // Keep-alive: about one connection per worker (the pool may open a spare one).
     let conns = client.conns().len();
-    assert!((8..=16).contains(&conns), "{conns} client connections for 8 workers");
+    assert!(
+        (8..=16).contains(&conns),
+        "{conns} client connections for 8 workers"
+    );
     assert_eq!(assert_pairing_exact(&records), 2 * expected);
     note(
         "demo-server + demo-traffic load (8 conns, 2 s)",

@@ -20,6 +20,8 @@ pub const DIRECTION_RECV: u8 = 1;
 
 pub const DATA_FLAG_NOT_CAPTURED: u8 = 1;
 pub const DATA_FLAG_TRUNCATED: u8 = 2;
+/// TLS plaintext from a TLS library call: its own per-direction stream.
+pub const DATA_FLAG_TLS: u8 = 4;
 
 pub const ORIGIN_ACCEPT: u16 = 1;
 pub const ORIGIN_CONNECT: u16 = 2;
@@ -93,10 +95,13 @@ pub enum KernelStat {
     FdLookupFailed = 9,
     ConnsOpened = 10,
     SyscallsTraced = 11,
+    TlsCallsTraced = 12,
+    CiphertextSuppressed = 13,
+    TlsFdUnknown = 14,
 }
 
 impl KernelStat {
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 15;
     pub const ALL: [KernelStat; Self::COUNT] = [
         KernelStat::EventsSubmitted,
         KernelStat::DataEventsDropped,
@@ -110,6 +115,9 @@ impl KernelStat {
         KernelStat::FdLookupFailed,
         KernelStat::ConnsOpened,
         KernelStat::SyscallsTraced,
+        KernelStat::TlsCallsTraced,
+        KernelStat::CiphertextSuppressed,
+        KernelStat::TlsFdUnknown,
     ];
 
     pub fn name(self) -> &'static str {
@@ -126,6 +134,9 @@ impl KernelStat {
             KernelStat::FdLookupFailed => "fd_lookup_failed",
             KernelStat::ConnsOpened => "conns_opened",
             KernelStat::SyscallsTraced => "syscalls_traced",
+            KernelStat::TlsCallsTraced => "tls_calls_traced",
+            KernelStat::CiphertextSuppressed => "ciphertext_suppressed",
+            KernelStat::TlsFdUnknown => "tls_fd_unknown",
         }
     }
 }

@@ -89,6 +89,28 @@ pub fn data(
     raw
 }
 
+/// A TLS plaintext data record (SSL_read/SSL_write), as the TLS library uprobes write it.
+pub fn tls_data(
+    header: &EventHeader,
+    direction: Direction,
+    stream_offset: u64,
+    len: u64,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut raw = self::data(header, direction, stream_offset, len, data);
+    let syscall = match direction {
+        Direction::Send => Syscall::SslWrite,
+        Direction::Recv => Syscall::SslRead,
+    };
+    put(
+        &mut raw,
+        offset_of!(RawDataEvent, syscall),
+        &(syscall as u16).to_ne_bytes(),
+    );
+    raw[offset_of!(RawDataEvent, flags)] |= DATA_FLAG_TLS;
+    raw
+}
+
 /// A connection-open record.
 pub fn conn_open(
     header: &EventHeader,

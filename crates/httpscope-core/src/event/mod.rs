@@ -44,6 +44,8 @@ pub struct DataEvent<'a> {
     pub direction: Direction,
     /// The bytes never passed through a user buffer (sendfile, splice).
     pub not_captured: bool,
+    /// TLS plaintext from a TLS library call; offsets count the plaintext stream.
+    pub tls: bool,
     pub data: &'a [u8],
 }
 
@@ -94,6 +96,8 @@ pub enum Syscall {
     Splice = 10,
     Sendmmsg = 11,
     Recvmmsg = 12,
+    SslRead = 13,
+    SslWrite = 14,
 }
 
 impl Syscall {
@@ -111,6 +115,8 @@ impl Syscall {
             Syscall::Splice => "splice",
             Syscall::Sendmmsg => "sendmmsg",
             Syscall::Recvmmsg => "recvmmsg",
+            Syscall::SslRead => "SSL_read",
+            Syscall::SslWrite => "SSL_write",
         }
     }
 
@@ -128,6 +134,8 @@ impl Syscall {
             10 => Syscall::Splice,
             11 => Syscall::Sendmmsg,
             12 => Syscall::Recvmmsg,
+            13 => Syscall::SslRead,
+            14 => Syscall::SslWrite,
             _ => return None,
         })
     }
@@ -141,6 +149,8 @@ pub fn unknown_addr() -> SocketAddr {
 /// Totals of the kernel's per-CPU counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelCounters {
+    /// Files saved before a counter existed hold fewer values: the rest read as 0.
+    #[serde(deserialize_with = "counters_prefix")]
     pub values: [u64; KernelStat::COUNT],
 }
 
@@ -159,4 +169,15 @@ impl KernelCounters {
     pub fn dropped_events(&self) -> u64 {
         self.get(KernelStat::DataEventsDropped) + self.get(KernelStat::ControlEventsDropped)
     }
+}
+
+fn counters_prefix<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<[u64; KernelStat::COUNT], D::Error> {
+    let saved = Vec::<u64>::deserialize(deserializer)?;
+    let mut values = [0; KernelStat::COUNT];
+    for (value, saved) in values.iter_mut().zip(saved) {
+        *value = saved;
+    }
+    Ok(values)
 }

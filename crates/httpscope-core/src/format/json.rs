@@ -18,6 +18,8 @@ struct JsonRecord<'a> {
     src: &'a str,
     dst: &'a str,
     conn: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     exchange: Option<u64>,
@@ -80,6 +82,7 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
         src: record.src_text(),
         dst: record.dst_text(),
         conn: record.conn.conn_id,
+        tls: record.conn.tls,
         kind: message.kind.as_str(),
         exchange: message.exchange,
         method: message.method.as_deref(),

@@ -26,6 +26,9 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
         out.push_str(text);
     }
     number(out, " conn=", record.conn.conn_id);
+    if record.conn.tls {
+        out.push_str(" tls=true");
+    }
     out.push_str(" kind=");
     out.push_str(message.kind.as_str());
     if let Some(exchange) = message.exchange {

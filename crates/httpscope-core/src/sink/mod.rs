@@ -1,15 +1,21 @@
 //! Sinks: where finished HTTP records go (files, summaries; later metrics, OTLP, pcap, TUI).
 
 mod line;
+mod metrics;
+mod pcap;
 mod summary;
 
 pub use line::{LineFormat, LineSink};
+pub use metrics::{Metrics, MetricsSink, RouteTemplater, DEFAULT_MAX_ROUTES};
+pub use pcap::{PcapCounters, PcapSink};
 pub use summary::{EndpointSummary, SummarySink};
 
 use std::io;
 
 use thiserror::Error;
 
+use crate::conn::ConnInfo;
+use crate::event::DataEvent;
 use crate::record::ExchangeRecord;
 use crate::stats::Report;
 
@@ -25,6 +31,24 @@ pub trait Sink {
 
     /// Make everything recorded so far visible (called about once a second).
     fn flush(&mut self) -> Result<(), SinkError>;
+
+    /// The raw bytes of one syscall on `conn`, before parsing and redaction, at
+    /// Unix time `unix_ns` (for sinks that need the wire bytes, like pcap).
+    fn data(
+        &mut self,
+        conn: &ConnInfo,
+        event: &DataEvent<'_>,
+        unix_ns: i64,
+    ) -> Result<(), SinkError> {
+        let _ = (conn, event, unix_ns);
+        Ok(())
+    }
+
+    /// `conn` ended (closed, evicted, or its process exited) at Unix time `unix_ns`.
+    fn closed(&mut self, conn: &ConnInfo, unix_ns: i64) -> Result<(), SinkError> {
+        let _ = (conn, unix_ns);
+        Ok(())
+    }
 
     /// Capture is over: write anything final.
     fn finish(&mut self, report: &Report) -> Result<(), SinkError> {

@@ -1,0 +1,258 @@
+//! The endpoint table: per (role, method, path, process, port) counts, errors,
+//! bytes, a sliding-window rate, latency histograms and the latest exchanges.
+
+use std::collections::{HashMap, VecDeque};
+
+use hdrhistogram::Histogram;
+
+use super::observation::Observation;
+
+/// Endpoints kept at most; later ones are summed under [`OTHER_PATH`].
+pub const MAX_ENDPOINTS: usize = 1000;
+pub const OTHER_PATH: &str = "(other paths)";
+/// Latest exchanges kept per endpoint.
+pub const LATEST_EXCHANGES: usize = 8;
+/// Width of the sliding rate window, in seconds.
+pub const RATE_WINDOW_SECS: i64 = 10;
+/// Requests awaiting their response, at most (then the oldest are forgotten).
+const MAX_PENDING: usize = 4096;
+
+/// What identifies an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    pub role: String,
+    pub method: String,
+    pub path: String,
+    pub comm: String,
+    pub port: u16,
+}
+
+/// One side of an exchange, as shown in the details view.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MessageView {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub body_truncated: bool,
+    pub bytes: u64,
+}
+
+/// A finished exchange: the response and, when it was seen, its request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeView {
+    pub unix_ns: i64,
+    pub pid: u32,
+    pub url: String,
+    pub status: u16,
+    pub latency_ns: u64,
+    pub request: Option<MessageView>,
+    pub response: MessageView,
+}
+
+/// Counters and histograms of one endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointStats {
+    pub count: u64,
+    /// 4xx and 5xx responses.
+    pub errors: u64,
+    pub status_classes: [u64; 5],
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub latency_us: Histogram<u64>,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    /// Responses per second slot: (second, count), indexed by second % window.
+    buckets: [(i64, u32); RATE_WINDOW_SECS as usize],
+    pub latest: VecDeque<ExchangeView>,
+}
+
+impl EndpointStats {
+    fn new() -> Self {
+        Self {
+            count: 0,
+            errors: 0,
+            status_classes: [0; 5],
+            request_bytes: 0,
+            response_bytes: 0,
+            latency_us: latency_histogram(),
+            first_ns: i64::MAX,
+            last_ns: i64::MIN,
+            buckets: [(i64::MIN, 0); RATE_WINDOW_SECS as usize],
+            latest: VecDeque::new(),
+        }
+    }
+
+    /// Responses per second over the window ending at `now_ns`.
+    pub fn rate(&self, now_ns: i64) -> f64 {
+        let now = now_ns.div_euclid(1_000_000_000);
+        let sum: u64 = self
+            .buckets
+            .iter()
+            .filter(|(sec, _)| *sec > now - RATE_WINDOW_SECS && *sec <= now)
+            .map(|(_, n)| u64::from(*n))
+            .sum();
+        sum as f64 / RATE_WINDOW_SECS as f64
+    }
+
+    /// Responses per second from the first to the last one seen (offline view).
+    pub fn mean_rate(&self) -> f64 {
+        let span = (self.last_ns.saturating_sub(self.first_ns)) as f64 / 1e9;
+        if self.count == 0 {
+            0.0
+        } else if span < 1.0 {
+            self.count as f64
+        } else {
+            self.count as f64 / span
+        }
+    }
+
+    pub fn error_pct(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.errors as f64 * 100.0 / self.count as f64
+        }
+    }
+
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.request_bytes.saturating_add(self.response_bytes)
+    }
+}
+
+/// 1 µs to 1 hour at 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
+}
+
+/// Every endpoint seen, plus health counters.
+#[derive(Debug, Default)]
+pub struct EndpointTable {
+    endpoints: HashMap<EndpointKey, EndpointStats>,
+    pending: HashMap<(u64, u64), MessageView>,
+    pending_order: VecDeque<(u64, u64)>,
+    pub messages: u64,
+    pub partial_messages: u64,
+    pub truncated_bodies: u64,
+    /// Latest message timestamp: the table's own "now" offline.
+    pub latest_ns: i64,
+}
+
+impl EndpointTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
+    pub fn get(&self, key: &EndpointKey) -> Option<&EndpointStats> {
+        self.endpoints.get(key)
+    }
+
+    /// Endpoints in key order.
+    pub fn rows(&self) -> Vec<(&EndpointKey, &EndpointStats)> {
+        let mut rows: Vec<_> = self.endpoints.iter().collect();
+        rows.sort_by(|a, b| a.0.cmp(b.0));
+        rows
+    }
+
+    pub fn observe(&mut self, obs: Observation) {
+        self.messages += 1;
+        self.latest_ns = self.latest_ns.max(obs.unix_ns);
+        self.partial_messages += u64::from(obs.partial);
+        self.truncated_bodies += u64::from(obs.body_truncated);
+        let view = MessageView {
+            headers: obs.headers,
+            body: obs.body,
+            body_truncated: obs.body_truncated,
+            bytes: obs.wire_bytes,
+        };
+        if !obs.is_response {
+            if let Some(exchange) = obs.exchange {
+                self.remember_request((obs.conn, exchange), view);
+            }
+            return;
+        }
+        if obs.interim {
+            return;
+        }
+        let (Some(status), Some(latency_ns)) = (obs.status, obs.latency_ns) else {
+            return;
+        };
+        let request = obs
+            .exchange
+            .and_then(|exchange| self.pending.remove(&(obs.conn, exchange)));
+        let path = obs.url.split(['?', '#']).next().unwrap_or_default();
+        let mut key = EndpointKey {
+            role: obs.role,
+            method: obs.method,
+            path: path.to_owned(),
+            comm: obs.comm,
+            port: obs.port,
+        };
+        if self.endpoints.len() >= MAX_ENDPOINTS && !self.endpoints.contains_key(&key) {
+            key.path = OTHER_PATH.to_owned();
+        }
+        let stats = self.endpoints.entry(key).or_insert_with(EndpointStats::new);
+        stats.count += 1;
+        stats.errors += u64::from(status >= 400);
+        if let Some(slot) = (status / 100)
+            .checked_sub(1)
+            .and_then(|i| stats.status_classes.get_mut(usize::from(i)))
+        {
+            *slot += 1;
+        }
+        stats.request_bytes += request.as_ref().map_or(0, |r| r.bytes);
+        stats.response_bytes += view.bytes;
+        stats
+            .latency_us
+            .saturating_record((latency_ns / 1000).max(1));
+        stats.first_ns = stats.first_ns.min(obs.unix_ns);
+        stats.last_ns = stats.last_ns.max(obs.unix_ns);
+        let sec = obs.unix_ns.div_euclid(1_000_000_000);
+        let slot = &mut stats.buckets[sec.rem_euclid(RATE_WINDOW_SECS) as usize];
+        if slot.0 == sec {
+            slot.1 = slot.1.saturating_add(1);
+        } else if slot.0 < sec {
+            *slot = (sec, 1);
+        }
+        if stats.latest.len() >= LATEST_EXCHANGES {
+            stats.latest.pop_front();
+        }
+        stats.latest.push_back(ExchangeView {
+            unix_ns: obs.unix_ns,
+            pid: obs.pid,
+            url: obs.url,
+            status,
+            latency_ns,
+            request,
+            response: view,
+        });
+    }
+
+    fn remember_request(&mut self, id: (u64, u64), view: MessageView) {
+        if self.pending.len() >= MAX_PENDING {
+            while let Some(old) = self.pending_order.pop_front() {
+                if self.pending.remove(&old).is_some() {
+                    break;
+                }
+            }
+        }
+        if self.pending.insert(id, view).is_none() {
+            self.pending_order.push_back(id);
+        }
+        if self.pending_order.len() > 2 * MAX_PENDING {
+            let pending = &self.pending;
+            self.pending_order.retain(|id| pending.contains_key(id));
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! Prometheus/OpenMetrics metrics: per-route request durations and httpscope's own health.
+//!
+//! [`Metrics`] is a cheap, cloneable handle on a `prometheus-client` registry;
+//! [`MetricsSink`] feeds it from records. Serving `/metrics` over HTTP is the
+//! binary's job (the core has no network code): it calls [`Metrics::encode`].
+//!
+//! Names follow the OpenTelemetry HTTP semantic conventions as Prometheus
+//! spells them: `http_server_request_duration_seconds` and
+//! `http_client_request_duration_seconds`, labelled `http_request_method`,
+//! `http_route`, `http_response_status_code`, `role` and `process`.
+//! Cardinality is bounded: unknown methods become `_OTHER`, routes are
+//! templated ([`RouteTemplater`]) and capped, overflowing to `{other}`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::{Sink, SinkError};
+use crate::event::abi::KernelStat;
+use crate::http::{MessageKind, Role};
+use crate::record::ExchangeRecord;
+use crate::stats::Report;
+
+/// Bucket bounds in seconds: the semantic conventions' advice, plus finer ones
+/// below 5 ms (loopback and in-cluster calls are often sub-millisecond).
+const DURATION_BUCKETS: [f64; 18] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// Distinct routes kept by default before new ones are reported as `{other}`.
+pub const DEFAULT_MAX_ROUTES: usize = 200;
+
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+const MAX_SEGMENTS: usize = 8;
+const MAX_SEGMENT_LEN: usize = 64;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    http_request_method: String,
+    http_route: String,
+    http_response_status_code: String,
+    role: String,
+    process: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    http_request_method: String,
+    http_route: String,
+    role: String,
+    process: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS.iter().copied())
+}
+
+type DurationFamily = Family<DurationLabels, Histogram, fn() -> Histogram>;
+
+/// Shared handle on the metrics; clones update and encode the same registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    server_duration: DurationFamily,
+    client_duration: DurationFamily,
+    requests: Family<RequestLabels, Counter>,
+    events: Counter,
+    kernel_dropped_events: Counter,
+    kernel_dropped_bytes: Counter,
+    truncated_syscalls: Counter,
+    decode_errors: Counter,
+    parse_errors: Counter,
+    partial_messages: Counter,
+    gap_bytes: Counter,
+    records: Counter,
+    connections_tracked: Gauge,
+    ring_fill: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let server_duration = DurationFamily::new_with_constructor(duration_histogram);
+        let client_duration = DurationFamily::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "http_server_request_duration",
+            "Duration of HTTP server requests, from the request's first byte to the response's last byte as the server process saw them",
+            Unit::Seconds,
+            server_duration.clone(),
+        );
+        registry.register_with_unit(
+            "http_client_request_duration",
+            "Duration of HTTP client requests, from the request's first byte to the response's last byte as the client process saw them",
+            Unit::Seconds,
+            client_duration.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "httpscope_http_requests",
+            "HTTP requests seen, answered or not",
+            requests.clone(),
+        );
+        let this = Self {
+            server_duration,
+            client_duration,
+            requests,
+            events: Counter::default(),
+            kernel_dropped_events: Counter::default(),
+            kernel_dropped_bytes: Counter::default(),
+            truncated_syscalls: Counter::default(),
+            decode_errors: Counter::default(),
+            parse_errors: Counter::default(),
+            partial_messages: Counter::default(),
+            gap_bytes: Counter::default(),
+            records: Counter::default(),
+            connections_tracked: Gauge::default(),
+            ring_fill: Gauge::default(),
+            registry: Arc::new(Registry::default()),
+        };
+        let counters: [(&str, &str, &Counter); 9] = [
+            ("httpscope_events", "Kernel events processed", &this.events),
+            (
+                "httpscope_kernel_dropped_events",
+                "Events the kernel could not queue (ring buffer full)",
+                &this.kernel_dropped_events,
+            ),
+            (
+                "httpscope_kernel_dropped_bytes",
+                "Data bytes in events the kernel could not queue",
+                &this.kernel_dropped_bytes,
+            ),
+            (
+                "httpscope_truncated_syscalls",
+                "Syscalls that moved more bytes than --capture-bytes copies",
+                &this.truncated_syscalls,
+            ),
+            (
+                "httpscope_decode_errors",
+                "Kernel records that could not be decoded",
+                &this.decode_errors,
+            ),
+            (
+                "httpscope_parse_errors",
+                "Unparseable HTTP heads or chunk framing",
+                &this.parse_errors,
+            ),
+            (
+                "httpscope_partial_messages",
+                "HTTP messages cut short by lost bytes or an early close",
+                &this.partial_messages,
+            ),
+            (
+                "httpscope_gap_bytes",
+                "Stream bytes lost (dropped events, uncaptured syscall tails)",
+                &this.gap_bytes,
+            ),
+            ("httpscope_records", "HTTP messages emitted", &this.records),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "httpscope_connections_tracked",
+            "Connections currently in httpscope's table",
+            this.connections_tracked.clone(),
+        );
+        registry.register(
+            "httpscope_ring_buffer_fill_ratio",
+            "Estimated fill of the kernel ring buffer: the largest share of it drained by one read in the last interval (bytes read / ring size)",
+            this.ring_fill.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            ..this
+        }
+    }
+
+    /// The registry as OpenMetrics text (ends with `# EOF`).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Copies httpscope's own counters; `ring_fill` is an estimate in 0..=1 when known.
+    pub fn update_health(&self, report: &Report, connections: usize, ring_fill: Option<f64>) {
+        let set = |counter: &Counter, value: u64| counter.inner().store(value, Ordering::Relaxed);
+        set(&self.events, report.pipeline.events);
+        set(&self.kernel_dropped_events, report.kernel.dropped_events());
+        set(
+            &self.kernel_dropped_bytes,
+            report.kernel.get(KernelStat::DataBytesDropped),
+        );
+        set(
+            &self.truncated_syscalls,
+            report.kernel.get(KernelStat::SyscallsTruncated),
+        );
+        set(&self.decode_errors, report.pipeline.decode_errors);
+        set(&self.parse_errors, report.parse.parse_errors);
+        set(&self.partial_messages, report.parse.partial_messages);
+        set(&self.gap_bytes, report.parse.gap_bytes);
+        set(&self.records, report.pipeline.records);
+        self.connections_tracked
+            .set(i64::try_from(connections).unwrap_or(i64::MAX));
+        if let Some(fill) = ring_fill {
+            self.ring_fill.set(fill.clamp(0.0, 1.0));
+        }
+    }
+}
+
+/// Feeds [`Metrics`] from records.
+pub struct MetricsSink {
+    metrics: Metrics,
+    routes: RouteTemplater,
+}
+
+impl MetricsSink {
+    pub fn new(metrics: Metrics, routes: RouteTemplater) -> Self {
+        Self { metrics, routes }
+    }
+}
+
+fn method_label(method: Option<&str>) -> String {
+    match method {
+        Some(m) if KNOWN_METHODS.contains(&m) => m.to_string(),
+        Some(_) => "_OTHER".to_string(),
+        None => "_UNKNOWN".to_string(),
+    }
+}
+
+impl Sink for MetricsSink {
+    fn record(&mut self, record: &ExchangeRecord<'_>) -> Result<(), SinkError> {
+        let message = record.message;
+        let Some(role) = record.role else {
+            return Ok(());
+        };
+        let role_text = role.as_str().to_string();
+        let process = record.conn.comm.clone();
+        let method = method_label(message.method.as_deref());
+        let route = self.routes.route(record.path());
+        match message.kind {
+            MessageKind::Request => {
+                self.metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        http_request_method: method,
+                        http_route: route,
+                        role: role_text,
+                        process,
+                    })
+                    .inc();
+            }
+            MessageKind::Response => {
+                let (Some(latency_ns), Some(status), false) =
+                    (message.latency_ns, message.status, message.interim)
+                else {
+                    return Ok(());
+                };
+                let family = match role {
+                    Role::Server => &self.metrics.server_duration,
+                    Role::Client => &self.metrics.client_duration,
+                };
+                family
+                    .get_or_create(&DurationLabels {
+                        http_request_method: method,
+                        http_route: route,
+                        http_response_status_code: status.to_string(),
+                        role: role_text,
+                        process,
+                    })
+                    .observe(latency_ns as f64 / 1e9);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn finish(&mut self, report: &Report) -> Result<(), SinkError> {
+        self.metrics.update_health(report, 0, None);
+        Ok(())
+    }
+}
+
+/// Turns paths into low-cardinality routes: `/users/42/orders` → `/users/{id}/orders`.
+///
+/// User patterns (`/users/{id}`, a `{…}` segment matches any one segment) are
+/// tried first, in order. Otherwise numeric, UUID, long hex (≥ 8, with a digit)
+/// and over-long segments become `{id}`; paths are cut after 8 segments
+/// (`/{…}`). At most `max_routes` distinct routes are reported; later new
+/// ones are `{other}`.
+#[derive(Debug, Clone)]
+pub struct RouteTemplater {
+    patterns: Vec<Vec<String>>,
+    max_routes: usize,
+    seen: HashSet<String>,
+}
+
+impl Default for RouteTemplater {
+    fn default() -> Self {
+        Self::new(Vec::new(), DEFAULT_MAX_ROUTES)
+    }
+}
+
+impl RouteTemplater {
+    pub fn new(patterns: Vec<String>, max_routes: usize) -> Self {
+        let patterns = patterns
+            .iter()
+            .map(|p| split_path(p).map(str::to_string).collect())
+            .collect();
+        Self {
+            patterns,
+            max_routes,
+            seen: HashSet::new(),
+        }
+    }
+
+    pub fn route(&mut self, path: Option<&str>) -> String {
+        let Some(path) = path else {
+            return "{unknown}".to_string();
+        };
+        let route = self.template(path);
+        if self.seen.contains(&route) {
+            return route;
+        }
+        if self.seen.len() >= self.max_routes {
+            return "{other}".to_string();
+        }
+        self.seen.insert(route.clone());
+        route
+    }
+
+    fn template(&self, path: &str) -> String {
+        let path = strip_origin(path);
+        if !path.starts_with('/') {
+            // `*` (OPTIONS), authority form (CONNECT) or garbage.
+            return if path == "*" {
+                "*".to_string()
+            } else {
+                "{other}".to_string()
+            };
+        }
+        let segments: Vec<&str> = split_path(path).collect();
+        for pattern in &self.patterns {
+            if pattern.len() == segments.len()
+                && pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(p, s)| is_placeholder(p) || p == s)
+            {
+                return format!("/{}", pattern.join("/"));
+            }
+        }
+        let mut route = String::new();
+        for (i, segment) in segments.iter().enumerate() {
+            if i == MAX_SEGMENTS {
+                route.push_str("/{…}");
+                break;
+            }
+            route.push('/');
+            if is_id(segment) {
+                route.push_str("{id}");
+            } else {
+                route.push_str(segment);
+            }
+        }
+        if route.is_empty() || path.ends_with('/') && segments.len() < MAX_SEGMENTS {
+            route.push('/');
+        }
+        route
+    }
+}
+
+fn split_path(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+fn is_placeholder(segment: &str) -> bool {
+    segment.len() >= 2 && segment.starts_with('{') && segment.ends_with('}')
+}
+
+/// `http://host:port/x` (proxy form) → `/x`.
+fn strip_origin(path: &str) -> &str {
+    for scheme in ["http://", "https://"] {
+        if let Some(rest) = path.strip_prefix(scheme) {
+            return rest.find('/').map_or("/", |i| &rest[i..]);
+        }
+    }
+    path
+}
+
+fn is_id(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    if segment.len() > MAX_SEGMENT_LEN || bytes.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let is_uuid = bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    is_uuid
+        || (bytes.len() >= 8
+            && bytes.iter().all(u8::is_ascii_hexdigit)
+            && bytes.iter().any(u8::is_ascii_digit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_ids() {
+        let mut t = RouteTemplater::default();
+        assert_eq!(t.route(Some("/users/42")), "/users/{id}");
+        assert_eq!(
+            t.route(Some("/o/123e4567-e89b-12d3-a456-426614174000/x")),
+            "/o/{id}/x"
+        );
+        assert_eq!(t.route(Some("/blob/deadbeef01")), "/blob/{id}");
+        assert_eq!(t.route(Some("/healthz")), "/healthz");
+        assert_eq!(t.route(Some("/")), "/");
+        assert_eq!(t.route(Some("http://h:1/users/7")), "/users/{id}");
+        assert_eq!(t.route(Some("*")), "*");
+        assert_eq!(t.route(None), "{unknown}");
+        assert_eq!(
+            t.route(Some("/a/b/c/d/e/f/g/h/i/j")),
+            "/a/b/c/d/e/f/g/h/{…}"
+        );
+    }
+
+    #[test]
+    fn user_patterns_and_cap() {
+        let mut t = RouteTemplater::new(vec!["/users/{name}/repos".into()], 3);
+        assert_eq!(t.route(Some("/users/alice/repos")), "/users/{name}/repos");
+        assert_eq!(t.route(Some("/a")), "/a");
+        assert_eq!(t.route(Some("/b")), "/b");
+        assert_eq!(t.route(Some("/c")), "{other}");
+        assert_eq!(t.route(Some("/a")), "/a");
+    }
+
+    #[test]
+    fn encodes_openmetrics() {
+        let metrics = Metrics::new();
+        metrics.update_health(&Report::default(), 3, Some(0.5));
+        let text = metrics.encode();
+        assert!(text.contains("httpscope_connections_tracked 3"), "{text}");
+        assert!(
+            text.contains("# TYPE http_server_request_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn methods_are_bounded() {
+        assert_eq!(method_label(Some("GET")), "GET");
+        assert_eq!(method_label(Some("BREW")), "_OTHER");
+    }
+}

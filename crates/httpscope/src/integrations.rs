@@ -1,0 +1,161 @@
+//! Fleet integrations: Prometheus `/metrics` and a pcapng file.
+//!
+//! The metrics endpoint is a small std-only HTTP server on its own thread: it
+//! answers `GET /metrics` with the registry as OpenMetrics text and anything
+//! else with 404. The pcapng file gets the raw captured bytes of each
+//! connection (before redaction), so it is created with mode 0600.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use httpscope_core::sink::{
+    Metrics, MetricsSink, PcapSink, RouteTemplater, Sink, DEFAULT_MAX_ROUTES,
+};
+use httpscope_core::stats::Report;
+
+/// Prometheus metrics and pcapng output.
+#[derive(Debug, Clone, Args)]
+pub struct IntegrationArgs {
+    /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", env = "HTTPSCOPE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Route template for the `http_route` label, e.g. '/users/{id}' (repeatable);
+    /// numeric, UUID and hex path segments become {id} anyway.
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub routes: Vec<String>,
+
+    /// Distinct routes kept in metrics; later new ones are reported as {other}.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROUTES)]
+    pub max_routes: usize,
+
+    /// Also write every captured connection as TCP segments to this pcapng file
+    /// (truncated; mode 0600; NOT redacted: it holds credentials in clear text).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+}
+
+/// What the integrations need while capture runs.
+pub struct Integrations {
+    metrics: Option<Metrics>,
+}
+
+impl Integrations {
+    /// Binds the metrics port (before capture starts, so a bad address fails early).
+    pub fn start(args: &IntegrationArgs) -> anyhow::Result<Self> {
+        let metrics = match args.metrics_addr {
+            Some(addr) => {
+                let metrics = Metrics::new();
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("binding the metrics address {addr}"))?;
+                let bound = listener.local_addr().unwrap_or(addr);
+                let served = metrics.clone();
+                std::thread::Builder::new()
+                    .name("metrics".into())
+                    .spawn(move || serve(&listener, &served))
+                    .context("starting the metrics thread")?;
+                tracing::info!("serving metrics on http://{bound}/metrics");
+                Some(metrics)
+            }
+            None => None,
+        };
+        Ok(Self { metrics })
+    }
+
+    /// The sinks these integrations add.
+    pub fn sinks(&self, args: &IntegrationArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if let Some(metrics) = &self.metrics {
+            let routes = RouteTemplater::new(args.routes.clone(), args.max_routes);
+            sinks.push(Box::new(MetricsSink::new(metrics.clone(), routes)));
+        }
+        if let Some(path) = &args.pcap {
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating pcap file {}", path.display()))?;
+            tracing::warn!(
+                path = %path.display(),
+                "--pcap: the capture file holds the captured bytes unredacted (credentials, cookies)"
+            );
+            let sink = PcapSink::new(BufWriter::new(file))
+                .with_context(|| format!("writing pcap file {}", path.display()))?;
+            sinks.push(Box::new(sink));
+        }
+        Ok(sinks)
+    }
+
+    /// Publishes httpscope's own health (called about once a second).
+    pub fn update_health(&self, report: &Report, connections: usize, ring_fill: Option<f64>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.update_health(report, connections, ring_fill);
+        }
+    }
+}
+
+fn serve(listener: &TcpListener, metrics: &Metrics) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                if let Err(err) = answer(stream, metrics) {
+                    tracing::debug!(%err, "metrics request failed");
+                }
+            }
+            Err(err) => {
+                tracing::debug!(%err, "accepting a metrics connection");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Answers one request and closes the connection.
+fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        _ => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "try /metrics\n".to_string(),
+        ),
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&response)?;
+    stream.flush()
+}

@@ -1,0 +1,331 @@
+//! Fleet integrations against the real tools: a Prometheus server scrapes
+//! `--metrics-addr` and is queried with PromQL; tshark dissects `--pcap`.
+//!
+//! Root tests. The tools come from `scripts/setup.sh --test`; without them a
+//! test is skipped loudly, and under CI=true it fails instead.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{demo_server, require_root, select, Proc, Profiler, TempDir};
+
+/// Whether `tool` is on PATH; under CI=true a missing tool is a failure.
+fn require_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {tool} is missing (scripts/setup.sh --test installs it), and CI=true forbids skipping");
+    }
+    eprintln!("\n*** SKIPPING {test}: {tool} is not installed (scripts/setup.sh --test) ***\n");
+    false
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request on its own connection; returns the status code.
+fn get(port: u16, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad response {response:?}"))
+}
+
+/// GET over plain HTTP; returns the body (None when the server is not answering yet).
+fn http_body(port: u16, target: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    if !text.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some(body.to_string())
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Runs a PromQL instant query; returns the summed sample value (None: no sample yet).
+fn promql(port: u16, query: &str) -> Option<f64> {
+    let body = http_body(port, &format!("/api/v1/query?query={}", url_encode(query)))?;
+    let json: Value = serde_json::from_str(&body).ok()?;
+    assert_eq!(json["status"], "success", "query {query} failed: {body}");
+    let results = json["data"]["result"].as_array()?;
+    if results.is_empty() {
+        return None;
+    }
+    Some(
+        results
+            .iter()
+            .map(|r| r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+            .sum(),
+    )
+}
+
+/// Polls `query` until it equals `want` (scrapes are every second) or 30 s pass.
+fn wait_for_value(port: u16, query: &str, want: f64) -> Option<f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = promql(port, query);
+        if last == Some(want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    last
+}
+
+#[test]
+fn prometheus_scrapes_metrics_and_promql_counts_the_requests() {
+    const TEST: &str = "prometheus_scrapes_metrics_and_promql_counts_the_requests";
+    if !require_root(TEST) || !require_tool(TEST, "prometheus") {
+        return;
+    }
+    let (_server, port) = demo_server(&[]);
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let profiler = Profiler::start(
+        &[port],
+        &["--metrics-addr", &metrics_addr, "--route", "/orgs/{org}"],
+    );
+
+    let dir = TempDir::new();
+    let config = dir.path.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: httpscope\n    static_configs:\n      - targets: ['{metrics_addr}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let mut prometheus = Proc::spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null()),
+    );
+    prometheus.wait_for(
+        "Server is ready to receive web requests",
+        Duration::from_secs(60),
+    );
+
+    const HEALTHZ: usize = 5;
+    const USERS: usize = 3;
+    for _ in 0..HEALTHZ {
+        assert_eq!(get(port, "/healthz"), 200);
+    }
+    for id in 0..USERS {
+        assert_eq!(get(port, &format!("/users/{}", 1000 + id)), 404);
+    }
+    assert_eq!(get(port, "/orgs/acme"), 404);
+
+    let healthz = wait_for_value(
+        prom_port,
+        r#"sum(http_server_request_duration_seconds_count{job="httpscope",http_request_method="GET",http_route="/healthz",http_response_status_code="200",role="server",process="demo-server"})"#,
+        HEALTHZ as f64,
+    );
+    let users = wait_for_value(
+        prom_port,
+        r#"sum(http_server_request_duration_seconds_count{http_route="/users/{id}",http_response_status_code="404"})"#,
+        USERS as f64,
+    );
+    let orgs = wait_for_value(
+        prom_port,
+        r#"sum(http_server_request_duration_seconds_count{http_route="/orgs/{org}"})"#,
+        1.0,
+    );
+    let client_requests = wait_for_value(
+        prom_port,
+        r#"sum(httpscope_http_requests_total{role="client",http_route="/healthz"})"#,
+        HEALTHZ as f64,
+    );
+    let events = promql(prom_port, "httpscope_events_total").unwrap_or(0.0);
+    let drops = promql(prom_port, "httpscope_kernel_dropped_events_total");
+    let fill = promql(prom_port, "httpscope_ring_buffer_fill_ratio");
+    let tracked = promql(prom_port, "httpscope_connections_tracked");
+
+    let (records, stderr) = profiler.stop();
+    let logged = select(&records, "server", "response", Some("demo-server"))
+        .into_iter()
+        .filter(|r| r["url"] == "/healthz")
+        .count();
+    assert_eq!(logged, HEALTHZ, "records: {records:?}\n{stderr}");
+    assert_eq!(healthz, Some(HEALTHZ as f64), "PromQL /healthz count");
+    assert_eq!(
+        users,
+        Some(USERS as f64),
+        "PromQL /users/{{id}} count (templated)"
+    );
+    assert_eq!(
+        orgs,
+        Some(1.0),
+        "PromQL /orgs/{{org}} count (--route pattern)"
+    );
+    assert_eq!(
+        client_requests,
+        Some(HEALTHZ as f64),
+        "client-side request counter"
+    );
+    assert!(events > 0.0, "httpscope_events_total not scraped");
+    assert_eq!(drops, Some(0.0), "kernel drops metric");
+    assert!(
+        fill.is_some_and(|f| (0.0..=1.0).contains(&f)),
+        "ring fill {fill:?}"
+    );
+    assert!(tracked.is_some(), "connections_tracked missing");
+}
+
+/// Counts the occurrences of `field` in the frames tshark shows for `filter`,
+/// decoding `port` as HTTP (a frame can carry two pipelined requests).
+fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .arg("-d")
+        .arg(format!("tcp.port=={port},http"))
+        .arg("-Y")
+        .arg(filter)
+        .arg("-T")
+        .arg("fields")
+        .arg("-E")
+        .arg("occurrence=a")
+        .arg("-E")
+        .arg("aggregator=|")
+        .arg("-e")
+        .arg(field)
+        .output()
+        .expect("running tshark");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('|').count())
+        .sum()
+}
+
+#[test]
+fn tshark_decodes_the_pcap_requests_httpscope_logged() {
+    const TEST: &str = "tshark_decodes_the_pcap_requests_httpscope_logged";
+    if !require_root(TEST) || !require_tool(TEST, "tshark") {
+        return;
+    }
+    let (_server, port) = demo_server(&[]);
+    let dir = TempDir::new();
+    let pcap = dir.path.join("capture.pcapng");
+    let pcap_arg = pcap.to_str().unwrap().to_string();
+    let profiler = Profiler::start(&[port], &["--pcap", &pcap_arg]);
+    const REQUESTS: usize = 6;
+    for i in 0..REQUESTS {
+        let path = if i % 2 == 0 { "/healthz" } else { "/" };
+        assert_eq!(get(port, path), 200);
+    }
+    // A keep-alive connection carrying two requests, and a POST with a body.
+    {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 16\r\nConnection: close\r\n\r\n{{\"message\":\"hi\"}}"
+        )
+        .unwrap();
+        let mut sink = Vec::new();
+        stream.read_to_end(&mut sink).unwrap();
+    }
+    let (records, stderr) = profiler.stop();
+    let logged_server = select(&records, "server", "request", Some("demo-server")).len();
+    let logged_client = select(&records, "client", "request", None).len();
+    assert_eq!(
+        logged_server,
+        REQUESTS + 2,
+        "server requests logged\n{stderr}"
+    );
+    assert_eq!(
+        logged_client, logged_server,
+        "client requests logged\n{stderr}"
+    );
+
+    let requests = tshark_count(&pcap, port, "http.request", "http.request.method");
+    let responses = tshark_count(&pcap, port, "http.response", "http.response.code");
+    let posts = tshark_count(
+        &pcap,
+        port,
+        "http.request.method == \"POST\" && http.file_data",
+        "frame.number",
+    );
+    assert_eq!(
+        requests, logged_server,
+        "tshark http.request vs httpscope's log"
+    );
+    assert_eq!(responses, logged_server, "tshark http.response");
+    assert_eq!(posts, 1, "the POST and its body");
+    let bad = tshark_count(
+        &pcap,
+        port,
+        "_ws.malformed || _ws.expert.severity >= error",
+        "frame.number",
+    );
+    assert_eq!(bad, 0, "tshark reports malformed packets or errors");
+}

@@ -1,0 +1,190 @@
+//! Root end-to-end test: `httpscope top` in a real terminal (tmux), against live
+//! demo traffic: the table fills in, keys sort, filter and open details, `q`
+//! quits and the terminal is given back in its normal state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A private tmux server, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "top"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "top"])
+    }
+
+    /// Waits until the screen satisfies `ok`; returns it.
+    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .status();
+    }
+}
+
+fn row<'a>(screen: &'a str, role: &str, method: &str, path: &str) -> Option<&'a str> {
+    screen.lines().find(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.windows(3).any(|w| w == [role, method, path])
+    })
+}
+
+#[test]
+fn top_shows_live_endpoints_and_restores_the_terminal() {
+    if !require_root("top_shows_live_endpoints_and_restores_the_terminal") {
+        return;
+    }
+    assert!(
+        Command::new("tmux")
+            .arg("-V")
+            .status()
+            .is_ok_and(|s| s.success()),
+        "tmux is missing (scripts/setup.sh --test)"
+    );
+    let (_server, port) = demo_server(&[]);
+    let dir = TempDir::new();
+    let tmux = Tmux {
+        socket: format!("httpscope-test-{}", std::process::id()),
+    };
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "env PS1='$ ' bash --norc --noprofile",
+    ]);
+    let command = format!(
+        "RUST_LOG=info {} top --port {port} 2>{}; echo TOP-EXIT=$?",
+        bin("httpscope").display(),
+        dir.path.join("top.err").display()
+    );
+    tmux.keys(&[&command, "Enter"]);
+    tmux.wait("the top screen", |s| {
+        s.contains("httpscope top") && s.contains("PROCESS")
+    });
+
+    let status = Command::new(bin("demo-traffic"))
+        .env("HTTP_PORT", port.to_string())
+        .env("TOTAL_REQUESTS", "20")
+        .env("REQUEST_DELAY_MS", "0")
+        .status()
+        .unwrap();
+    assert!(status.success(), "demo-traffic failed");
+    let screen = tmux.wait("all 8 endpoints with 20 exchanges each", |s| {
+        ["client", "server"].iter().all(|role| {
+            [
+                ("GET", "/"),
+                ("GET", "/healthz"),
+                ("GET", "/slow"),
+                ("POST", "/echo"),
+            ]
+            .iter()
+            .all(|(m, p)| row(s, role, m, p).is_some_and(|r| r.trim_end().ends_with(" 20")))
+        })
+    });
+    eprintln!("captured top screen:\n{screen}");
+    assert!(screen.contains("kernel_drops=0"), "{screen}");
+    assert!(row(&screen, "server", "GET", "/slow")
+        .unwrap()
+        .contains("demo-server"));
+    std::fs::write(dir.path.join("screen.txt"), &screen).unwrap();
+
+    tmux.keys(&["s"]);
+    tmux.wait("sort by COUNT", |s| s.contains("sort: COUNT"));
+    tmux.keys(&["/", "healthz", "Enter"]);
+    let filtered = tmux.wait("the healthz filter", |s| s.contains("endpoints: 2/8"));
+    assert!(
+        row(&filtered, "server", "GET", "/slow").is_none(),
+        "{filtered}"
+    );
+    tmux.keys(&["Down", "Enter"]);
+    let details = tmux.wait("the details view", |s| s.contains("latest first"));
+    assert!(
+        details.contains("/healthz") && details.contains("\"status\":\"ok\""),
+        "{details}"
+    );
+    assert!(
+        details.contains("< content-type: application/json"),
+        "{details}"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait("the table again", |s| s.contains("PROCESS"));
+    tmux.keys(&["q"]);
+    let after = tmux.wait("top to exit", |s| s.contains("TOP-EXIT="));
+    assert!(after.contains("TOP-EXIT=0"), "{after}");
+    // The alternate screen is gone: the shell's own screen is back.
+    assert!(
+        !after.contains("PROCESS") && after.contains("top --port"),
+        "{after}"
+    );
+    // Raw mode is off and the cursor is shown again.
+    tmux.keys(&[
+        "stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' ,; echo STTY-$((1+1))",
+        "Enter",
+    ]);
+    let stty = tmux.wait("stty", |s| s.contains("STTY-2"));
+    assert!(
+        stty.contains("icanon,echo,STTY-2"),
+        "terminal not restored: {stty}"
+    );
+    assert_eq!(
+        tmux.run(&["display-message", "-p", "-t", "top", "#{cursor_flag}"])
+            .trim(),
+        "1"
+    );
+    let log = std::fs::read_to_string(dir.path.join("top.err")).unwrap();
+    assert!(
+        log.contains("attached") && log.contains("httpscope top: 8 endpoints"),
+        "{log}"
+    );
+}
