@@ -13,7 +13,7 @@ fi
 
 packages=(clang llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
 if (( want_test_tools )); then
-    packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark)
+    packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip)
 fi
 
 missing=()
@@ -25,6 +25,12 @@ if (( ${#missing[@]} )); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if (( want_test_tools )) && ! python3 -c 'import rotel' 2>/dev/null; then
+    # An OpenTelemetry collector (a binary inside the PyPI package) for the OTLP test.
+    echo "setup.sh: installing rotel (pip)" >&2
+    python3 -m pip install --quiet rotel || python3 -m pip install --quiet --break-system-packages rotel
 fi
 
 if ! command -v cargo >/dev/null; then

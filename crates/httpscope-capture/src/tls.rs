@@ -142,6 +142,10 @@ pub fn find_executables(libraries: &[TlsTarget]) -> Vec<TlsTarget> {
         if !seen.insert(id) {
             continue;
         }
+        // Symbol resolution reads the whole file: only files naming SSL_write get that far.
+        if !mentions(&path, b"SSL_write\0") {
+            continue;
+        }
         // Prefer the real path when it is the same file (for messages).
         let path = match fs::read_link(&path) {
             Ok(real) if file_id(&real) == Some(id) => real,
@@ -155,9 +159,46 @@ pub fn find_executables(libraries: &[TlsTarget]) -> Vec<TlsTarget> {
     found
 }
 
+/// Whether `needle` occurs in the file, read in bounded chunks (executables can be huge).
+fn mentions(path: &Path, needle: &[u8]) -> bool {
+    use std::io::Read;
+
+    const CHUNK: usize = 1 << 20;
+    let Ok(mut file) = fs::File::open(path) else {
+        return false;
+    };
+    let keep = needle.len().saturating_sub(1);
+    let mut buf = vec![0u8; CHUNK + keep];
+    let mut carried = 0;
+    loop {
+        let read = match file.read(&mut buf[carried..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let filled = carried + read;
+        if buf[..filled].windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        carried = keep.min(filled);
+        buf.copy_within(filled - carried..filled, 0);
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_a_needle_across_chunk_boundaries() {
+        let dir = std::env::temp_dir().join(format!("httpscope-mentions-{}", std::process::id()));
+        let mut bytes = vec![b'x'; (1 << 20) - 4];
+        bytes.extend_from_slice(b"SSL_write\0tail");
+        std::fs::write(&dir, &bytes).unwrap();
+        assert!(mentions(&dir, b"SSL_write\0"));
+        assert!(!mentions(&dir, b"SSL_read\0"));
+        let _ = std::fs::remove_file(&dir);
+    }
 
     #[test]
     fn recognises_libssl_names() {

@@ -1,4 +1,5 @@
-//! Fleet integrations: Prometheus `/metrics` and a pcapng file.
+//! Fleet integrations: Prometheus `/metrics`, a pcapng file and OTLP export
+//! (see [`crate::otlp`]).
 //!
 //! The metrics endpoint is a small std-only HTTP server on its own thread: it
 //! answers `GET /metrics` with the registry as OpenMetrics text and anything
@@ -19,7 +20,7 @@ use httpscope_core::sink::{
 };
 use httpscope_core::stats::Report;
 
-/// Prometheus metrics and pcapng output.
+/// Prometheus metrics, pcapng output and OTLP export.
 #[derive(Debug, Clone, Args)]
 pub struct IntegrationArgs {
     /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464).
@@ -39,11 +40,17 @@ pub struct IntegrationArgs {
     /// (truncated; mode 0600; NOT redacted: it holds credentials in clear text).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+
+    /// Export each exchange as an OpenTelemetry span, and duration histograms,
+    /// over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317).
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// What the integrations need while capture runs.
 pub struct Integrations {
     metrics: Option<Metrics>,
+    otlp: Option<crate::otlp::OtlpSink>,
 }
 
 impl Integrations {
@@ -65,11 +72,18 @@ impl Integrations {
             }
             None => None,
         };
-        Ok(Self { metrics })
+        let otlp = match &args.otlp_endpoint {
+            Some(endpoint) => Some(crate::otlp::OtlpSink::start(
+                endpoint,
+                RouteTemplater::new(args.routes.clone(), args.max_routes),
+            )?),
+            None => None,
+        };
+        Ok(Self { metrics, otlp })
     }
 
-    /// The sinks these integrations add.
-    pub fn sinks(&self, args: &IntegrationArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    /// The sinks these integrations add (the OTLP sink is handed over once).
+    pub fn sinks(&mut self, args: &IntegrationArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if let Some(metrics) = &self.metrics {
             let routes = RouteTemplater::new(args.routes.clone(), args.max_routes);
@@ -90,6 +104,9 @@ impl Integrations {
             let sink = PcapSink::new(BufWriter::new(file))
                 .with_context(|| format!("writing pcap file {}", path.display()))?;
             sinks.push(Box::new(sink));
+        }
+        if let Some(otlp) = self.otlp.take() {
+            sinks.push(Box::new(otlp));
         }
         Ok(sinks)
     }

@@ -3,6 +3,7 @@
 pub mod cli;
 mod doctor;
 mod integrations;
+mod otlp;
 mod output;
 mod record;
 mod replay;

@@ -98,7 +98,7 @@ pub(crate) fn capture(
         None => None,
     };
 
-    let integrations = crate::integrations::Integrations::start(&args.output.integrations)?;
+    let mut integrations = crate::integrations::Integrations::start(&args.output.integrations)?;
     let mut sinks = sinks;
     sinks.extend(integrations.sinks(&args.output.integrations)?);
     let ring_bytes = f64::from(args.ring_mb.saturating_mul(1 << 20));

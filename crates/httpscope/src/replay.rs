@@ -22,7 +22,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
         ..PipelineConfig::default()
     };
-    let integrations = crate::integrations::Integrations::start(&args.output.integrations)?;
+    let mut integrations = crate::integrations::Integrations::start(&args.output.integrations)?;
     let mut sinks = sinks(&args.output, out);
     sinks.extend(integrations.sinks(&args.output.integrations)?);
     let mut pipeline = Pipeline::new(config, sinks);

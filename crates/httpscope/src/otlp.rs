@@ -1,0 +1,375 @@
+//! OpenTelemetry export: each paired final response becomes a span, and its
+//! latency a sample of the `http.{server,client}.request.duration` histogram,
+//! sent over OTLP/gRPC by the official `opentelemetry-otlp` exporter.
+//!
+//! The capture thread only turns a record into a small owned [`Exchange`] and
+//! offers it to a bounded channel; when the channel is full the exchange is
+//! dropped and counted, so a slow or absent collector never blocks capture nor
+//! grows memory. A background thread owns a Tokio runtime (for tonic) and the
+//! SDK: the batch span processor (bounded queue, drops when full) and the
+//! periodic metric reader. Shutdown is bounded by timeouts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use httpscope_core::http::{MessageKind, Role};
+use httpscope_core::record::ExchangeRecord;
+use httpscope_core::sink::{RouteTemplater, Sink, SinkError};
+use httpscope_core::stats::Report;
+use opentelemetry::metrics::{Histogram, MeterProvider as _};
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+
+/// Exchanges waiting for the exporter thread; beyond this they are dropped.
+const CHANNEL_CAPACITY: usize = 8192;
+/// Spans queued in the SDK batch processor; beyond this the SDK drops them.
+const SPAN_QUEUE: usize = 4096;
+/// One export call (connect + send) gives up after this.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The whole shutdown (final span and metric export) gives up after this.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Semantic-conventions bucket boundaries for HTTP durations, in seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// One finished exchange, owned, as the exporter thread needs it.
+struct Exchange {
+    role: Role,
+    start: SystemTime,
+    end: SystemTime,
+    method: String,
+    method_original: Option<String>,
+    path: String,
+    route: String,
+    status: u16,
+    scheme: &'static str,
+    version: &'static str,
+    server_ip: String,
+    server_port: u16,
+    client_ip: String,
+    client_port: u16,
+    peer_ip: String,
+    peer_port: u16,
+    pid: u32,
+    tid: u32,
+    comm: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// The sink feeding the exporter thread.
+pub struct OtlpSink {
+    endpoint: String,
+    tx: Option<SyncSender<Exchange>>,
+    worker: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    routes: RouteTemplater,
+}
+
+impl OtlpSink {
+    /// Builds the exporters (a malformed endpoint fails here) and starts the exporter thread.
+    pub fn start(endpoint: &str, routes: RouteTemplater) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otlp-io")
+            .enable_all()
+            .build()
+            .context("starting the OTLP runtime")?;
+        // tonic's lazily connected channel spawns its worker on this runtime.
+        let (tracer_provider, meter_provider) = {
+            let _entered = runtime.enter();
+            build_providers(endpoint)?
+        };
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        let worker = std::thread::Builder::new()
+            .name("otlp".into())
+            .spawn(move || export_loop(&rx, runtime, &tracer_provider, &meter_provider))
+            .context("starting the OTLP thread")?;
+        tracing::info!(%endpoint, "exporting spans and metrics over OTLP/gRPC");
+        Ok(Self {
+            endpoint: endpoint.to_string(),
+            tx: Some(tx),
+            worker: Some(worker),
+            counters: Arc::default(),
+            routes,
+        })
+    }
+
+    fn exchange(&mut self, record: &ExchangeRecord<'_>) -> Option<Exchange> {
+        let message = record.message;
+        let role = record.role?;
+        let (MessageKind::Response, Some(latency_ns), Some(status), false) = (
+            message.kind,
+            message.latency_ns,
+            message.status,
+            message.interim,
+        ) else {
+            return None;
+        };
+        // `unix_ns` is the wall-clock time of the response's first byte
+        // (`first_ts_ns` on the capture clock): the same offset converts the
+        // response's last byte, and the request started `latency` before it.
+        let offset = record.unix_ns.wrapping_sub(message.first_ts_ns as i64);
+        let end_ns = offset.wrapping_add(message.last_ts_ns as i64);
+        let start_ns = end_ns.saturating_sub(i64::try_from(latency_ns).unwrap_or(i64::MAX));
+        let (start, end) = (unix_time(start_ns)?, unix_time(end_ns)?);
+
+        let (method, method_original) = method_label(message.method.as_deref());
+        let path = record.path().unwrap_or("").to_string();
+        let route = self.routes.route(record.path());
+        let conn = record.conn;
+        let (server, client) = match role {
+            Role::Server => (conn.local, conn.remote),
+            Role::Client => (conn.remote, conn.local),
+        };
+        Some(Exchange {
+            role,
+            start,
+            end,
+            method,
+            method_original,
+            path,
+            route,
+            status,
+            scheme: if conn.tls { "https" } else { "http" },
+            version: if message.version_minor == 0 {
+                "1.0"
+            } else {
+                "1.1"
+            },
+            server_ip: server.ip().to_string(),
+            server_port: server.port(),
+            client_ip: client.ip().to_string(),
+            client_port: client.port(),
+            peer_ip: conn.remote.ip().to_string(),
+            peer_port: conn.remote.port(),
+            pid: conn.tgid,
+            tid: record.tid,
+            comm: conn.comm.clone(),
+        })
+    }
+}
+
+impl Sink for OtlpSink {
+    fn record(&mut self, record: &ExchangeRecord<'_>) -> Result<(), SinkError> {
+        if self.tx.is_none() {
+            return Ok(());
+        }
+        let Some(exchange) = self.exchange(record) else {
+            return Ok(());
+        };
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        match tx.try_send(exchange) {
+            Ok(()) => self.counters.sent.fetch_add(1, Ordering::Relaxed),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn finish(&mut self, _report: &Report) -> Result<(), SinkError> {
+        // Closing the channel ends the export loop, which shuts the SDK down.
+        self.tx = None;
+        if let Some(worker) = self.worker.take() {
+            let (done_tx, done_rx) = mpsc::channel();
+            let joiner = std::thread::spawn(move || {
+                let _ = worker.join();
+                let _ = done_tx.send(());
+            });
+            // The SDK bounds its own shutdown; this is the belt to its braces.
+            if done_rx.recv_timeout(SHUTDOWN_TIMEOUT * 2).is_ok() {
+                let _ = joiner.join();
+            } else {
+                tracing::warn!("OTLP: the exporter did not shut down in time; leaving it");
+            }
+        }
+        tracing::info!(
+            endpoint = %self.endpoint,
+            spans = self.counters.sent.load(Ordering::Relaxed),
+            dropped = self.counters.dropped.load(Ordering::Relaxed),
+            "OTLP export finished (spans handed to the exporter; dropped = exporter queue full)"
+        );
+        Ok(())
+    }
+}
+
+fn build_providers(endpoint: &str) -> anyhow::Result<(SdkTracerProvider, SdkMeterProvider)> {
+    let resource = Resource::builder().with_service_name("httpscope").build();
+    let span_exporter = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(EXPORT_TIMEOUT)
+        .build()
+        .with_context(|| format!("building the OTLP span exporter for {endpoint}"))?;
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(SPAN_QUEUE)
+        .with_scheduled_delay(Duration::from_secs(1))
+        .build();
+    let processor = BatchSpanProcessor::builder(span_exporter)
+        .with_batch_config(batch)
+        .build();
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource.clone())
+        .build();
+
+    let metric_exporter = MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(EXPORT_TIMEOUT)
+        .build()
+        .with_context(|| format!("building the OTLP metric exporter for {endpoint}"))?;
+    let reader = PeriodicReader::builder(metric_exporter)
+        .with_interval(Duration::from_secs(10))
+        .build();
+    let meter_provider = SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource)
+        .build();
+    Ok((tracer_provider, meter_provider))
+}
+
+fn export_loop(
+    rx: &Receiver<Exchange>,
+    runtime: tokio::runtime::Runtime,
+    tracer_provider: &SdkTracerProvider,
+    meter_provider: &SdkMeterProvider,
+) {
+    let tracer = tracer_provider.tracer("httpscope");
+    let meter = meter_provider.meter("httpscope");
+    let histogram = |name: &'static str, what: &'static str| -> Histogram<f64> {
+        meter
+            .f64_histogram(name)
+            .with_unit("s")
+            .with_description(what)
+            .with_boundaries(DURATION_BUCKETS.to_vec())
+            .build()
+    };
+    let server_duration = histogram(
+        "http.server.request.duration",
+        "Duration of HTTP server requests.",
+    );
+    let client_duration = histogram(
+        "http.client.request.duration",
+        "Duration of HTTP client requests.",
+    );
+
+    while let Ok(exchange) = rx.recv() {
+        let kind = match exchange.role {
+            Role::Server => SpanKind::Server,
+            Role::Client => SpanKind::Client,
+        };
+        let error = match exchange.role {
+            Role::Server => exchange.status >= 500,
+            Role::Client => exchange.status >= 400,
+        };
+        let status_code = i64::from(exchange.status);
+        let mut metric_attrs = vec![
+            KeyValue::new("http.request.method", exchange.method.clone()),
+            KeyValue::new("http.response.status_code", status_code),
+            KeyValue::new("http.route", exchange.route.clone()),
+            KeyValue::new("url.scheme", exchange.scheme),
+            KeyValue::new("network.protocol.version", exchange.version),
+            KeyValue::new("process.executable.name", exchange.comm.clone()),
+        ];
+        if error {
+            metric_attrs.push(KeyValue::new("error.type", exchange.status.to_string()));
+        }
+        let mut attrs = metric_attrs.clone();
+        attrs.extend([
+            KeyValue::new("url.path", exchange.path),
+            KeyValue::new("network.protocol.name", "http"),
+            KeyValue::new("network.transport", "tcp"),
+            KeyValue::new("server.address", exchange.server_ip),
+            KeyValue::new("server.port", i64::from(exchange.server_port)),
+            KeyValue::new("client.address", exchange.client_ip),
+            KeyValue::new("client.port", i64::from(exchange.client_port)),
+            KeyValue::new("network.peer.address", exchange.peer_ip),
+            KeyValue::new("network.peer.port", i64::from(exchange.peer_port)),
+            KeyValue::new("process.pid", i64::from(exchange.pid)),
+            KeyValue::new("thread.id", i64::from(exchange.tid)),
+        ]);
+        if let Some(original) = exchange.method_original {
+            attrs.push(KeyValue::new("http.request.method_original", original));
+        }
+        let name = format!("{} {}", exchange.method, exchange.route);
+        let mut span = tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_start_time(exchange.start)
+            .with_attributes(attrs)
+            .start(&tracer);
+        if error {
+            span.set_status(Status::error(""));
+        }
+        span.end_with_timestamp(exchange.end);
+
+        let seconds = exchange
+            .end
+            .duration_since(exchange.start)
+            .unwrap_or_default()
+            .as_secs_f64();
+        match exchange.role {
+            Role::Server => server_duration.record(seconds, &metric_attrs),
+            Role::Client => client_duration.record(seconds, &metric_attrs),
+        }
+    }
+
+    if let Err(err) = tracer_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+        tracing::warn!(%err, "OTLP: final span export failed");
+    }
+    if let Err(err) = meter_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+        tracing::warn!(%err, "OTLP: final metric export failed");
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+fn unix_time(ns: i64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
+}
+
+/// Semconv method: one of the standard methods, else `_OTHER` plus the original.
+fn method_label(method: Option<&str>) -> (String, Option<String>) {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    match method {
+        Some(m) if KNOWN.contains(&m) => (m.to_string(), None),
+        Some(m) => ("_OTHER".to_string(), Some(m.to_string())),
+        None => ("_OTHER".to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn methods_are_bounded() {
+        assert_eq!(method_label(Some("GET")), ("GET".to_string(), None));
+        assert_eq!(
+            method_label(Some("BREW")),
+            ("_OTHER".to_string(), Some("BREW".to_string()))
+        );
+    }
+}
