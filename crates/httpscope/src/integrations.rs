@@ -6,10 +6,8 @@
 //! else with 404. The pcapng file gets the raw captured bytes of each
 //! connection (before redaction), so it is created with mode 0600.
 
-use std::fs::OpenOptions;
 use std::io::{BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -90,13 +88,7 @@ impl Integrations {
             sinks.push(Box::new(MetricsSink::new(metrics.clone(), routes)));
         }
         if let Some(path) = &args.pcap {
-            let file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating pcap file {}", path.display()))?;
+            let file = crate::output::create_private(path, "pcap file")?;
             tracing::warn!(
                 path = %path.display(),
                 "--pcap: the capture file holds the captured bytes unredacted (credentials, cookies)"

@@ -74,3 +74,14 @@ pub fn redactor(args: &OutputArgs) -> Redactor {
     }
     Redactor::new(!args.no_redact, &args.redact, !args.no_body)
 }
+
+/// Creates (or truncates) a file readable by its owner only: captures hold secrets.
+pub fn create_private(path: &Path, what: &str) -> anyhow::Result<std::fs::File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {what} {}", path.display()))
+}

@@ -1,8 +1,6 @@
 //! `httpscope record`: attach, capture until told to stop, write records and a summary.
 
-use std::fs::OpenOptions;
 use std::io::BufWriter;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -79,13 +77,7 @@ pub(crate) fn capture(
     let wall_clock_offset_ns = wall_clock_offset_ns();
     let mut saver = match &args.save_events {
         Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating event file {}", path.display()))?;
+            let file = crate::output::create_private(path, "event file")?;
             let header = EventFileHeader {
                 format_version: FORMAT_VERSION,
                 wall_clock_offset_ns,
