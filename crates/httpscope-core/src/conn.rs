@@ -61,7 +61,8 @@ pub struct Connection {
     /// The socket syscalls' bytes (ciphertext on a TLS connection).
     pub http: HttpConnection,
     /// The TLS plaintext stream (SSL_read/SSL_write), once one was seen.
-    pub tls_http: Option<HttpConnection>,
+    /// Boxed: most connections never carry TLS plaintext, and an engine is ~1 KiB.
+    pub tls_http: Option<Box<HttpConnection>>,
     pub last_seen_ns: u64,
     /// Thread of the latest syscall: records completed at close are attributed to it.
     pub last_tid: u32,

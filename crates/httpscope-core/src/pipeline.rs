@@ -172,7 +172,7 @@ impl Pipeline {
             conn.info.tls = true;
             let mid_stream = conn.info.origin == ConnOrigin::Existing;
             conn.tls_http
-                .get_or_insert_with(|| HttpConnection::new(mid_stream))
+                .get_or_insert_with(|| Box::new(HttpConnection::new(mid_stream)))
         } else {
             &mut conn.http
         };
