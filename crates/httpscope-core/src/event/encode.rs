@@ -69,11 +69,7 @@ pub fn data(
         Direction::Send => Syscall::Write,
         Direction::Recv => Syscall::Read,
     };
-    put(
-        &mut raw,
-        offset_of!(RawDataEvent, syscall),
-        &(syscall as u16).to_ne_bytes(),
-    );
+    put_syscall(&mut raw, syscall);
     let dir = match direction {
         Direction::Send => DIRECTION_SEND,
         Direction::Recv => DIRECTION_RECV,
@@ -89,6 +85,14 @@ pub fn data(
     raw
 }
 
+fn put_syscall(raw: &mut [u8], syscall: Syscall) {
+    put(
+        raw,
+        offset_of!(RawDataEvent, syscall),
+        &(syscall as u16).to_ne_bytes(),
+    );
+}
+
 /// A TLS plaintext data record (SSL_read/SSL_write), as the TLS library uprobes write it.
 pub fn tls_data(
     header: &EventHeader,
@@ -102,11 +106,7 @@ pub fn tls_data(
         Direction::Send => Syscall::SslWrite,
         Direction::Recv => Syscall::SslRead,
     };
-    put(
-        &mut raw,
-        offset_of!(RawDataEvent, syscall),
-        &(syscall as u16).to_ne_bytes(),
-    );
+    put_syscall(&mut raw, syscall);
     raw[offset_of!(RawDataEvent, flags)] |= DATA_FLAG_TLS;
     raw
 }
