@@ -235,6 +235,49 @@ def prog_ids_of(pid):
     return ids
 
 
+# Index of STAT_HOOKED_SYSCALLS in crates/httpscope-capture/bpf/httpscope.h.
+HOOKED_SYSCALLS_STAT = 15
+
+
+def hooked_syscalls_of(pid):
+    """httpscope's count of socket syscalls of the captured kinds (its per-CPU `stats` map), or None.
+
+    One BPF program sees every syscall return; this is the number of returns it had work for.
+    """
+    if not shutil.which("bpftool"):
+        return None
+    base = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(base):
+        try:
+            text = Path(base, fd).read_text()
+        except OSError:
+            continue
+        match = re.search(r"^map_id:\s+(\d+)", text, re.M)
+        if not match:
+            continue
+        map_id = match.group(1)
+        try:
+            show = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", map_id],
+                                             capture_output=True, text=True, timeout=30).stdout)
+            if show.get("name") != "stats":
+                continue
+            dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", map_id],
+                                             capture_output=True, text=True, timeout=30).stdout)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+        total = 0
+        for entry in dump:
+            if "formatted" in entry:
+                for cpu in entry["formatted"]["values"]:
+                    total += cpu["value"]["values"][HOOKED_SYSCALLS_STAT]
+            else:
+                for cpu in entry["values"]:
+                    raw = bytes(int(b, 16) for b in cpu["value"])
+                    total += int.from_bytes(raw[HOOKED_SYSCALLS_STAT * 8:HOOKED_SYSCALLS_STAT * 8 + 8], "little")
+        return total
+    return None
+
+
 def bpf_prog_stats(pid):
     """[{id, name, run_time_ns, run_cnt}] of the programs the process holds."""
     ids = prog_ids_of(pid)
@@ -266,14 +309,19 @@ def is_exit_prog(name):
     return name.startswith("exit_") or name.startswith("sys_exit")
 
 
-def summarize_bpf(progs):
+def summarize_bpf(progs, hooked_syscalls=None):
+    """Run-time totals. The denominator is the tracer's own count of hooked syscalls when it
+    has one (httpscope: one program runs on every syscall return and counts the socket
+    syscalls it handles, so all its run time, the quick exits included, is charged to
+    those), else the runs of its syscall-exit programs (bpftrace)."""
     if not progs:
         return None
     total_ns = sum(p["run_time_ns"] for p in progs)
     runs = sum(p["run_cnt"] for p in progs)
     if not total_ns:  # kernel.bpf_stats_enabled off: no figures, not zeros
         return None
-    syscalls = sum(p["run_cnt"] for p in progs if is_exit_prog(p["name"]))
+    syscalls = hooked_syscalls if hooked_syscalls is not None else \
+        sum(p["run_cnt"] for p in progs if is_exit_prog(p["name"]))
     return dict(
         total_run_time_ns=total_ns,
         total_run_cnt=runs,
@@ -289,7 +337,7 @@ def httpscope_instances():
     progs = bpftool_progs()
     if progs is None:
         return None
-    return sum(1 for p in progs if p.get("name") == "exit_read")
+    return sum(1 for p in progs if p.get("name") == "syscall_exit")
 
 
 def foreign_bpf_programs():
@@ -300,7 +348,7 @@ def foreign_bpf_programs():
     return dict(
         total=len(progs),
         tracepoint=sum(1 for p in progs if p.get("type") == "tracepoint"),
-        httpscope_like=sum(1 for p in progs if p.get("name") in ("enter_read", "exit_read")) // 2,
+        httpscope_like=sum(1 for p in progs if p.get("name") == "syscall_exit"),
     )
 
 
@@ -445,7 +493,7 @@ class HttpscopeTracer:
 
     def stop(self):
         pid = self.proc.pid
-        bpf = summarize_bpf(bpf_prog_stats(pid))
+        bpf = summarize_bpf(bpf_prog_stats(pid), hooked_syscalls_of(pid))
         hwm = proc_hwm_kib(pid)
         cpu_before_stop = proc_cpu_s(pid)
         t_stop = time.monotonic()
@@ -508,7 +556,7 @@ class BpftraceTracer:
 
     def stop(self):
         pid = self.proc.pid
-        bpf = summarize_bpf(bpf_prog_stats(pid))
+        bpf = summarize_bpf(bpf_prog_stats(pid), hooked_syscalls_of(pid))
         hwm = proc_hwm_kib(pid)
         t_stop = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
@@ -869,7 +917,7 @@ def markdown(results):
         "Ratios are traced/untraced, median over pairs. *captured* = paired exchanges in httpscope's output "
         "over requests the load generator completed (server side / client side; >100% = requests in flight "
         "at stop). *CPU* = profiler user+sys from attach to exit (drain included) per completed request. "
-        "*BPF* = run time of all httpscope programs / hooked syscalls (exit-program runs), "
+        "*BPF* = run time of all httpscope programs / socket syscalls of the captured kinds (httpscope counts them; its sys_exit program also runs, briefly, on every other syscall and that time is included), "
         "kernel.bpf_stats_enabled. *RSS* = profiler VmHWM.", "",
         "| workload | untraced rps | traced rps | rps ratio | p50 ratio | p99 ratio | captured server / client "
         "| drops (sum) | CPU µs/exchange | BPF ns/syscall | RSS MiB |",

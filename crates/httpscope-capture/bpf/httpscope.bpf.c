@@ -2,11 +2,13 @@
 /*
  * Socket syscall capture for httpscope.
  *
- * Syscall tracepoints only (no kprobes, no fentry): enter hooks resolve the
- * fd to a watched TCP socket and park the arguments per thread; exit hooks
- * copy what really moved into the ring buffer. Connections live in a table
- * keyed by (tgid, fd) that also remembers the struct file, so fd reuse,
- * dup2 and pid reuse start a new connection id instead of joining two.
+ * Syscall tracepoints only (no kprobes, no fentry): one BTF tracepoint on
+ * the raw sys_exit event sees every syscall return, picks the socket
+ * syscalls by number and reads their arguments from the saved user
+ * registers, so nothing has to be parked between entry and exit and no
+ * per-syscall perf tracepoint runs. Connections live in a table keyed by
+ * (tgid, fd) that also remembers the struct file, so fd reuse, dup2 and pid
+ * reuse start a new connection id instead of joining two.
  *
  * TLS: uprobes on the TLS library's SSL_read/SSL_write(_ex) copy the
  * plaintext. The call's socket is the one the socket syscalls made inside
@@ -37,6 +39,79 @@ char LICENSE[] SEC("license") = "GPL";
 #define EINPROGRESS 115
 
 /* Minimal kernel types; CO-RE relocates each field by name. */
+/*
+ * The user registers saved at syscall entry, as the kernel lays them out
+ * (the uprobes use <asm/ptrace.h>'s userspace spelling of the same struct).
+ */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs___kernel {
+	unsigned long r10;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define SYSCALL_ARG1(regs) ((regs)->di)
+#define SYSCALL_ARG2(regs) ((regs)->si)
+#define SYSCALL_ARG3(regs) ((regs)->dx)
+#define SYSCALL_ARG4(regs) ((regs)->r10)
+
+/* x86_64 syscall numbers. */
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_CLOSE 3
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDFILE 40
+#define NR_CONNECT 42
+#define NR_ACCEPT 43
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define NR_SPLICE 275
+#define NR_ACCEPT4 288
+
+/* A 32-bit (ia32) syscall: its numbers mean other calls. */
+#define TS_COMPAT 0x0002
+struct thread_info {
+	__u32 status;
+} __attribute__((preserve_access_index));
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs___kernel {
+	__u64 regs[31];
+	__u64 orig_x0;
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+
+#define SYSCALL_NR(regs) ((regs)->syscallno)
+/* x0 holds the return value by now; orig_x0 keeps the first argument. */
+#define SYSCALL_ARG1(regs) ((regs)->orig_x0)
+#define SYSCALL_ARG2(regs) ((regs)->regs[1])
+#define SYSCALL_ARG3(regs) ((regs)->regs[2])
+#define SYSCALL_ARG4(regs) ((regs)->regs[3])
+
+/* arm64 (asm-generic) syscall numbers; there is no plain accept(2) slot clash. */
+#define NR_READ 63
+#define NR_WRITE 64
+#define NR_CLOSE 57
+#define NR_READV 65
+#define NR_WRITEV 66
+#define NR_SENDFILE 71
+#define NR_CONNECT 203
+#define NR_ACCEPT 202
+#define NR_SENDTO 206
+#define NR_RECVFROM 207
+#define NR_SENDMSG 211
+#define NR_RECVMSG 212
+#define NR_SPLICE 76
+#define NR_ACCEPT4 242
+#else
+#error "httpscope reads syscall arguments from x86_64 or arm64 registers"
+#endif
+
 struct fdtable {
 	unsigned int max_fds;
 	struct file **fd;
@@ -56,6 +131,9 @@ struct file {
 } __attribute__((preserve_access_index));
 
 struct task_struct {
+#if defined(__TARGET_ARCH_x86)
+	struct thread_info thread_info;
+#endif
 	struct files_struct *files;
 	struct task_struct *group_leader;
 	char comm[16];
@@ -99,26 +177,14 @@ struct user_msghdr {
 	__u64 msg_iovlen;
 };
 
-struct sys_enter_ctx {
-	__u64 common;
-	__s32 syscall_nr;
-	__u32 pad;
-	__u64 args[6];
-};
-
-struct sys_exit_ctx {
-	__u64 common;
-	__s32 syscall_nr;
-	__u32 pad;
-	__s64 ret;
-};
-
 /* Configuration, set by the loader before the programs load. */
 const volatile __u16 watched_ports[HTTPSCOPE_MAX_PORTS] = {};
 const volatile __u32 watched_port_count = 0;
 const volatile __u32 filter_tgid = 0;
 const volatile __u8 filter_comm[HTTPSCOPE_COMM_LEN] = {};
 const volatile __u32 capture_bytes = 4096;
+/* The TLS library uprobes are attached: socket syscalls may run inside SSL calls. */
+const volatile __u8 tls_probes = 0;
 /* Wake the reader only once this much is queued (0: on every event). */
 const volatile __u64 wakeup_bytes = 0;
 
@@ -126,7 +192,6 @@ enum copy_mode {
 	COPY_BUFFER = 0,
 	COPY_IOVEC = 1,
 	COPY_NONE = 2,
-	COPY_CONNECT = 3,
 };
 
 struct conn_state {
@@ -145,19 +210,16 @@ struct conn_state {
 	__u64 tls_recvd;
 };
 
-struct pending_call {
-	__u64 conn_key;
+/* What one socket syscall (or TLS library call) moved, and how to copy it. */
+struct data_call {
 	__u64 buf;
 	__u64 iovcnt;
-	__u32 fd;
 	__u16 syscall;
 	__u8 direction;
 	__u8 mode;
-	/* Set by an enter hook, cleared by the matching exit hook. */
-	__u8 active;
 	/* DATA_FLAG_* set on every record of this call. */
 	__u8 data_flags;
-	__u8 reserved[6];
+	__u8 reserved[3];
 };
 
 enum ssl_op {
@@ -193,8 +255,17 @@ struct stat_counters {
 	__u64 values[STAT_COUNT];
 };
 
-/* Payload bytes of a record reserved directly in the ring buffer. */
+/*
+ * Records reserved directly in the ring buffer come in two sizes, so that a
+ * typical small request or response takes a quarter of the ring space.
+ */
+#define TINY_RECORD_CAPTURE 200
 #define SMALL_RECORD_CAPTURE 1024
+
+struct tiny_data_record {
+	struct data_event event;
+	__u8 data[TINY_RECORD_CAPTURE];
+};
 
 struct small_data_record {
 	struct data_event event;
@@ -218,14 +289,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct conn_state);
 } conns SEC(".maps");
-
-/* Per-thread syscall in flight: task storage avoids a hash lookup per syscall. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct pending_call);
-} pending_calls SEC(".maps");
 
 /* Per-thread TLS library call in flight. */
 struct {
@@ -513,38 +576,6 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	return conn;
 }
 
-static __always_inline int on_enter(__u32 fd, __u64 buf, __u64 iovcnt, __u16 syscall, __u8 direction,
-				    __u8 mode)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	struct pending_call call = {
-		.conn_key = ((__u64)tgid << 32) | fd,
-		.buf = buf,
-		.iovcnt = iovcnt,
-		.fd = fd,
-		.syscall = syscall,
-		.direction = direction,
-		.mode = mode,
-	};
-
-	struct pending_call *slot;
-
-	if (filter_tgid && filter_tgid != tgid)
-		return 0;
-	if (mode != COPY_CONNECT && !watched_conn(tgid, fd, ORIGIN_EXISTING))
-		return 0;
-	slot = bpf_task_storage_get(&pending_calls, bpf_get_current_task_btf(), 0,
-				    BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!slot) {
-		stat_add(STAT_CALL_TABLE_FULL, 1);
-		return 0;
-	}
-	call.active = 1;
-	*slot = call;
-	return 0;
-}
-
 static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt, __u64 budget)
 {
 	__u64 copied = 0;
@@ -587,7 +618,7 @@ static __always_inline void count_drop(struct stat_counters *counters, __u64 len
 	counters->values[STAT_DATA_BYTES_DROPPED] += len;
 }
 
-static __always_inline void fill_data(struct data_event *event, struct pending_call *call, __u64 conn_id,
+static __always_inline void fill_data(struct data_event *event, struct data_call *call, __u64 conn_id,
 				      __u64 offset, __u64 len)
 {
 	fill_header(&event->header, EVENT_KIND_DATA, conn_id);
@@ -598,28 +629,36 @@ static __always_inline void fill_data(struct data_event *event, struct pending_c
 	event->flags = call->data_flags;
 }
 
-/* Small plain copies go straight into a ring-buffer reservation: no scratch, no second copy. */
-static __always_inline void emit_small(struct pending_call *call, struct stat_counters *counters,
-				       __u64 conn_id, __u64 offset, __u64 len, __u64 budget)
-{
-	struct small_data_record *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
-	__u64 captured = 0;
-
-	if (!rec) {
-		count_drop(counters, len);
-		return;
+/*
+ * Plain copies that fit a fixed-size record go straight into a ring-buffer
+ * reservation: no scratch, no second copy. One definition per record size.
+ */
+#define DEFINE_EMIT_RESERVED(name, record_type, capacity)                                         \
+	static __always_inline void name(struct data_call *call, struct stat_counters *counters, \
+					 __u64 conn_id, __u64 offset, __u64 len, __u64 budget)  \
+	{                                                                                        \
+		record_type *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);               \
+		__u64 captured = 0;                                                              \
+                                                                                                 \
+		if (!rec) {                                                                      \
+			count_drop(counters, len);                                               \
+			return;                                                                  \
+		}                                                                                \
+		fill_data(&rec->event, call, conn_id, offset, len);                              \
+		if (budget <= (capacity) &&                                                      \
+		    !bpf_probe_read_user(rec->data, budget, (void *)call->buf))                  \
+			captured = budget;                                                       \
+		count_truncation(counters, &rec->event, call->mode, len, captured);              \
+		rec->event.captured_len = captured;                                              \
+		bpf_ringbuf_submit(rec, wakeup_flags());                                         \
+		counters->values[STAT_EVENTS_SUBMITTED]++;                                       \
 	}
-	fill_data(&rec->event, call, conn_id, offset, len);
-	if (budget <= SMALL_RECORD_CAPTURE && !bpf_probe_read_user(rec->data, budget, (void *)call->buf))
-		captured = budget;
-	count_truncation(counters, &rec->event, call->mode, len, captured);
-	rec->event.captured_len = captured;
-	bpf_ringbuf_submit(rec, wakeup_flags());
-	counters->values[STAT_EVENTS_SUBMITTED]++;
-}
+
+DEFINE_EMIT_RESERVED(emit_tiny, struct tiny_data_record, TINY_RECORD_CAPTURE)
+DEFINE_EMIT_RESERVED(emit_small, struct small_data_record, SMALL_RECORD_CAPTURE)
 
 /* Large copies and iovecs are assembled in a per-CPU scratch slot, then copied out. */
-static __always_inline void emit_large(struct pending_call *call, struct stat_counters *counters,
+static __always_inline void emit_large(struct data_call *call, struct stat_counters *counters,
 				       __u64 conn_id, __u64 offset, __u64 len, __u64 budget)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -647,6 +686,26 @@ static __always_inline void emit_large(struct pending_call *call, struct stat_co
 		counters->values[STAT_EVENTS_SUBMITTED]++;
 }
 
+/* One record for len bytes at offset: the smallest record that holds the capture budget. */
+static __always_inline void emit_data(struct data_call *call, struct stat_counters *counters,
+				      __u64 conn_id, __u64 offset, __u64 len)
+{
+	__u64 budget = capture_bytes;
+
+	if (budget > HTTPSCOPE_MAX_CAPTURE)
+		budget = HTTPSCOPE_MAX_CAPTURE;
+	if (budget > len)
+		budget = len;
+	if (call->mode != COPY_BUFFER)
+		emit_large(call, counters, conn_id, offset, len, budget);
+	else if (budget <= TINY_RECORD_CAPTURE)
+		emit_tiny(call, counters, conn_id, offset, len, budget);
+	else if (budget <= SMALL_RECORD_CAPTURE)
+		emit_small(call, counters, conn_id, offset, len, budget);
+	else
+		emit_large(call, counters, conn_id, offset, len, budget);
+}
+
 /*
  * A socket syscall inside a TLS library call on this thread: the call's
  * connection is this fd. Returns 1 when a call was in flight.
@@ -668,241 +727,193 @@ static __always_inline int join_ssl_call(__u32 fd)
 	return 1;
 }
 
-static __always_inline int on_exit(__s64 ret)
+/* A TLS library call is in flight on this thread. */
+static __always_inline int in_ssl_call(void)
 {
-	struct pending_call *parked =
-		bpf_task_storage_get(&pending_calls, bpf_get_current_task_btf(), 0, 0);
-	struct pending_call call;
-	struct stat_counters *counters;
+	struct ssl_call *ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+
+	return ssl && ssl->active;
+}
+
+/* A data syscall on fd returned ret: copy what moved if fd is a watched connection. */
+static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, __s64 ret, __u32 fd,
+				    struct data_call *call)
+{
 	struct conn_state *conn;
-	__u64 len, budget, offset;
-	__u32 zero = 0;
+	__u64 len, offset;
 
-	if (!parked || !parked->active)
-		return 0;
-	call = *parked;
-	parked->active = 0;
-
-	if (call.mode == COPY_CONNECT) {
-		if (ret == 0 || ret == -EINPROGRESS)
-			watched_conn(bpf_get_current_pid_tgid() >> 32, call.fd, ORIGIN_CONNECT);
-		return 0;
-	}
-	conn = bpf_map_lookup_elem(&conns, &call.conn_key);
-	if (conn && join_ssl_call(call.fd))
+	/* A failed read inside SSL_read still tells which socket the SSL object uses. */
+	if (ret <= 0 && !(tls_probes && in_ssl_call()))
+		return;
+	conn = watched_conn(tgid, fd, ORIGIN_EXISTING);
+	if (!conn)
+		return;
+	if (tls_probes && join_ssl_call(fd))
 		conn->tls = 1;
 	if (ret <= 0)
-		return 0;
-	counters = bpf_map_lookup_elem(&stats, &zero);
-	if (!conn || !counters)
-		return 0;
+		return;
 	if (conn->tls) {
 		counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
-		return 0;
+		return;
 	}
-
 	len = ret;
 	counters->values[STAT_SYSCALLS_TRACED]++;
-	offset = call.direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
-						  : __sync_fetch_and_add(&conn->recvd, len);
-	budget = capture_bytes;
-	if (budget > HTTPSCOPE_MAX_CAPTURE)
-		budget = HTTPSCOPE_MAX_CAPTURE;
-	if (budget > len)
-		budget = len;
-	if (call.mode == COPY_BUFFER && budget <= SMALL_RECORD_CAPTURE)
-		emit_small(&call, counters, conn->conn_id, offset, len, budget);
-	else
-		emit_large(&call, counters, conn->conn_id, offset, len, budget);
-	return 0;
+	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
+						   : __sync_fetch_and_add(&conn->recvd, len);
+	emit_data(call, counters, conn->conn_id, offset, len);
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int enter_read(struct sys_enter_ctx *ctx)
-{
-	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_READ, DIRECTION_RECV, COPY_BUFFER);
-}
-
-SEC("tracepoint/syscalls/sys_exit_read")
-int exit_read(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int enter_write(struct sys_enter_ctx *ctx)
-{
-	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_WRITE, DIRECTION_SEND, COPY_BUFFER);
-}
-
-SEC("tracepoint/syscalls/sys_exit_write")
-int exit_write(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int enter_readv(struct sys_enter_ctx *ctx)
-{
-	return on_enter(ctx->args[0], ctx->args[1], ctx->args[2], SYSCALL_READV, DIRECTION_RECV, COPY_IOVEC);
-}
-
-SEC("tracepoint/syscalls/sys_exit_readv")
-int exit_readv(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int enter_writev(struct sys_enter_ctx *ctx)
-{
-	return on_enter(ctx->args[0], ctx->args[1], ctx->args[2], SYSCALL_WRITEV, DIRECTION_SEND, COPY_IOVEC);
-}
-
-SEC("tracepoint/syscalls/sys_exit_writev")
-int exit_writev(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int enter_sendto(struct sys_enter_ctx *ctx)
-{
-	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_SENDTO, DIRECTION_SEND, COPY_BUFFER);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int exit_sendto(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int enter_recvfrom(struct sys_enter_ctx *ctx)
-{
-	/* A peek leaves the bytes in the socket: the next read reports them. */
-	if (ctx->args[3] & MSG_PEEK) {
-		stat_add(STAT_PEEKS_IGNORED, 1);
-		return 0;
-	}
-	return on_enter(ctx->args[0], ctx->args[1], 0, SYSCALL_RECVFROM, DIRECTION_RECV, COPY_BUFFER);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int exit_recvfrom(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-static __always_inline int enter_msg(struct sys_enter_ctx *ctx, __u16 syscall, __u8 direction)
+/* sendmsg/recvmsg: the iovecs of the user's msghdr. */
+static __always_inline void on_msg(struct stat_counters *counters, __u32 tgid, __s64 ret, __u32 fd,
+				   __u64 msghdr, __u16 syscall, __u8 direction)
 {
 	struct user_msghdr msg;
+	struct data_call call = { .syscall = syscall, .direction = direction, .mode = COPY_IOVEC };
 
-	if (direction == DIRECTION_RECV && (ctx->args[2] & MSG_PEEK)) {
-		stat_add(STAT_PEEKS_IGNORED, 1);
-		return 0;
-	}
-	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)ctx->args[1]))
-		return 0;
-	return on_enter(ctx->args[0], msg.msg_iov, msg.msg_iovlen, syscall, direction, COPY_IOVEC);
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msghdr))
+		return;
+	call.buf = msg.msg_iov;
+	call.iovcnt = msg.msg_iovlen;
+	on_data(counters, tgid, ret, fd, &call);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int enter_sendmsg(struct sys_enter_ctx *ctx)
+/* close(fd): the connection (or the cached verdict) that fd held is over. */
+static __always_inline void on_close(__u32 tgid, __u32 fd)
 {
-	return enter_msg(ctx, SYSCALL_SENDMSG, DIRECTION_SEND);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int exit_sendmsg(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int enter_recvmsg(struct sys_enter_ctx *ctx)
-{
-	return enter_msg(ctx, SYSCALL_RECVMSG, DIRECTION_RECV);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int exit_recvmsg(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int enter_sendfile(struct sys_enter_ctx *ctx)
-{
-	return on_enter(ctx->args[0], 0, 0, SYSCALL_SENDFILE, DIRECTION_SEND, COPY_NONE);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendfile64")
-int exit_sendfile(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_splice")
-int enter_splice(struct sys_enter_ctx *ctx)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 fd_in = ctx->args[0], fd_out = ctx->args[2];
-
-	if (watched_conn(tgid, fd_out, ORIGIN_EXISTING))
-		return on_enter(fd_out, 0, 0, SYSCALL_SPLICE, DIRECTION_SEND, COPY_NONE);
-	return on_enter(fd_in, 0, 0, SYSCALL_SPLICE, DIRECTION_RECV, COPY_NONE);
-}
-
-SEC("tracepoint/syscalls/sys_exit_splice")
-int exit_splice(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_connect")
-int enter_connect(struct sys_enter_ctx *ctx)
-{
-	return on_enter(ctx->args[0], 0, 0, 0, 0, COPY_CONNECT);
-}
-
-SEC("tracepoint/syscalls/sys_exit_connect")
-int exit_connect(struct sys_exit_ctx *ctx)
-{
-	return on_exit(ctx->ret);
-}
-
-static __always_inline int on_accept_exit(__s64 ret)
-{
-	if (ret >= 0)
-		watched_conn(bpf_get_current_pid_tgid() >> 32, ret, ORIGIN_ACCEPT);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int exit_accept(struct sys_exit_ctx *ctx)
-{
-	return on_accept_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int exit_accept4(struct sys_exit_ctx *ctx)
-{
-	return on_accept_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int enter_close(struct sys_enter_ctx *ctx)
-{
-	__u64 key = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (__u32)ctx->args[0];
+	__u64 key = ((__u64)tgid << 32) | fd;
 	struct conn_state *conn;
+	struct file *reopened;
 
 	bpf_map_delete_elem(&unwatched_fds, &key);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
-		return 0;
+		return;
+	/* Another thread already reused the fd and its new connection took the slot. */
+	reopened = file_of_fd(fd);
+	if (reopened && conn->file == (__u64)reopened)
+		return;
 	emit_close(conn);
 	bpf_map_delete_elem(&conns, &key);
+}
+
+/*
+ * Every syscall return on the machine passes here: anything that is not a
+ * socket syscall leaves after one compare chain. The syscall's arguments are
+ * the user registers saved at entry (the return value is elsewhere).
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
+{
+	long nr = SYSCALL_NR(regs);
+	__u64 pid_tgid;
+	struct stat_counters *counters;
+	struct data_call call = {};
+	__u32 tgid, zero = 0, fd;
+
+	switch (nr) {
+	case NR_READ:
+	case NR_WRITE:
+	case NR_CLOSE:
+	case NR_READV:
+	case NR_WRITEV:
+	case NR_SENDFILE:
+	case NR_CONNECT:
+	case NR_ACCEPT:
+	case NR_SENDTO:
+	case NR_RECVFROM:
+	case NR_SENDMSG:
+	case NR_RECVMSG:
+	case NR_SPLICE:
+	case NR_ACCEPT4:
+		break;
+	default:
+		return 0;
+	}
+#if defined(__TARGET_ARCH_x86)
+	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT)
+		return 0;
+#endif
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!counters)
+		return 0;
+	counters->values[STAT_HOOKED_SYSCALLS]++;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	fd = SYSCALL_ARG1(regs);
+
+	switch (nr) {
+	case NR_READ:
+	case NR_WRITE:
+	case NR_SENDTO:
+	case NR_RECVFROM:
+		/* A peek leaves the bytes in the socket: the next read reports them. */
+		if (nr == NR_RECVFROM && (SYSCALL_ARG4(regs) & MSG_PEEK)) {
+			counters->values[STAT_PEEKS_IGNORED]++;
+			return 0;
+		}
+		call.buf = SYSCALL_ARG2(regs);
+		call.mode = COPY_BUFFER;
+		call.direction = nr == NR_READ || nr == NR_RECVFROM ? DIRECTION_RECV : DIRECTION_SEND;
+		call.syscall = nr == NR_READ	? SYSCALL_READ
+			       : nr == NR_WRITE ? SYSCALL_WRITE
+			       : nr == NR_SENDTO ? SYSCALL_SENDTO
+						 : SYSCALL_RECVFROM;
+		on_data(counters, tgid, ret, fd, &call);
+		return 0;
+	case NR_READV:
+	case NR_WRITEV:
+		call.buf = SYSCALL_ARG2(regs);
+		call.iovcnt = SYSCALL_ARG3(regs);
+		call.mode = COPY_IOVEC;
+		call.direction = nr == NR_READV ? DIRECTION_RECV : DIRECTION_SEND;
+		call.syscall = nr == NR_READV ? SYSCALL_READV : SYSCALL_WRITEV;
+		on_data(counters, tgid, ret, fd, &call);
+		return 0;
+	case NR_SENDMSG:
+		on_msg(counters, tgid, ret, fd, SYSCALL_ARG2(regs), SYSCALL_SENDMSG, DIRECTION_SEND);
+		return 0;
+	case NR_RECVMSG:
+		if (SYSCALL_ARG3(regs) & MSG_PEEK) {
+			counters->values[STAT_PEEKS_IGNORED]++;
+			return 0;
+		}
+		on_msg(counters, tgid, ret, fd, SYSCALL_ARG2(regs), SYSCALL_RECVMSG, DIRECTION_RECV);
+		return 0;
+	case NR_SENDFILE:
+		call.mode = COPY_NONE;
+		call.syscall = SYSCALL_SENDFILE;
+		call.direction = DIRECTION_SEND;
+		on_data(counters, tgid, ret, fd, &call);
+		return 0;
+	case NR_SPLICE:
+		if (ret <= 0)
+			return 0;
+		call.mode = COPY_NONE;
+		call.syscall = SYSCALL_SPLICE;
+		/* splice(fd_in, off_in, fd_out, ...): into or out of a watched socket. */
+		if (watched_conn(tgid, SYSCALL_ARG3(regs), ORIGIN_EXISTING)) {
+			call.direction = DIRECTION_SEND;
+			on_data(counters, tgid, ret, SYSCALL_ARG3(regs), &call);
+		} else {
+			call.direction = DIRECTION_RECV;
+			on_data(counters, tgid, ret, fd, &call);
+		}
+		return 0;
+	case NR_CONNECT:
+		if (ret == 0 || ret == -EINPROGRESS)
+			watched_conn(tgid, fd, ORIGIN_CONNECT);
+		return 0;
+	case NR_ACCEPT:
+	case NR_ACCEPT4:
+		if (ret >= 0)
+			watched_conn(tgid, ret, ORIGIN_ACCEPT);
+		return 0;
+	case NR_CLOSE:
+		on_close(tgid, fd);
+		return 0;
+	}
 	return 0;
 }
 
@@ -984,7 +995,7 @@ int ssl_ret(struct pt_regs *ctx)
 	struct stat_counters *counters;
 	struct conn_state *conn;
 	struct ssl_call call;
-	__u64 len = 0, budget, offset;
+	__u64 len = 0, offset;
 	__u32 zero = 0;
 	int write;
 
@@ -1022,9 +1033,8 @@ int ssl_ret(struct pt_regs *ctx)
 	counters->values[STAT_TLS_CALLS_TRACED]++;
 
 	write = call.op == SSL_OP_WRITE || call.op == SSL_OP_WRITE_EX;
-	struct pending_call data = {
+	struct data_call data = {
 		.buf = call.buf,
-		.fd = call.fd,
 		.syscall = write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ,
 		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
 		.mode = COPY_BUFFER,
@@ -1032,15 +1042,7 @@ int ssl_ret(struct pt_regs *ctx)
 	};
 	offset = write ? __sync_fetch_and_add(&conn->tls_sent, len)
 		       : __sync_fetch_and_add(&conn->tls_recvd, len);
-	budget = capture_bytes;
-	if (budget > HTTPSCOPE_MAX_CAPTURE)
-		budget = HTTPSCOPE_MAX_CAPTURE;
-	if (budget > len)
-		budget = len;
-	if (budget <= SMALL_RECORD_CAPTURE)
-		emit_small(&data, counters, conn->conn_id, offset, len, budget);
-	else
-		emit_large(&data, counters, conn->conn_id, offset, len, budget);
+	emit_data(&data, counters, conn->conn_id, offset, len);
 	return 0;
 }
 
@@ -1064,4 +1066,4 @@ _Static_assert(sizeof(struct event_header) == 32, "event_header layout");
 _Static_assert(sizeof(struct data_event) == 56, "data_event layout");
 _Static_assert(sizeof(struct conn_open_event) == 96, "conn_open_event layout");
 _Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
-_Static_assert(STAT_COUNT == 15, "stat ids");
+_Static_assert(STAT_COUNT == 16, "stat ids");

@@ -84,7 +84,9 @@ enum httpscope_stat {
 	STAT_CIPHERTEXT_SUPPRESSED = 13,
 	/* TLS library calls whose socket could not be determined. */
 	STAT_TLS_FD_UNKNOWN = 14,
-	STAT_COUNT = 15,
+	/* Socket syscalls of the captured kinds, by any process (the cost base). */
+	STAT_HOOKED_SYSCALLS = 15,
+	STAT_COUNT = 16,
 };
 
 struct event_header {

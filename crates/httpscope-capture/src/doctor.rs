@@ -8,23 +8,9 @@ use aya::programs::ProgramType;
 
 use crate::tracefs::ensure_tracefs;
 
-/// Syscall tracepoints the capture attaches to.
-pub const SYSCALL_TRACEPOINTS: &[&str] = &[
-    "sys_enter_read",
-    "sys_enter_write",
-    "sys_enter_readv",
-    "sys_enter_writev",
-    "sys_enter_sendto",
-    "sys_enter_recvfrom",
-    "sys_enter_sendmsg",
-    "sys_enter_recvmsg",
-    "sys_enter_sendfile64",
-    "sys_enter_splice",
-    "sys_enter_connect",
-    "sys_exit_accept",
-    "sys_exit_accept4",
-    "sys_enter_close",
-];
+/// Tracepoints the capture attaches to: the raw syscall-return event (through
+/// a BTF tracepoint program) and process exit.
+pub const TRACEPOINTS: &[&str] = &["raw_syscalls/sys_exit", "sched/sched_process_exit"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -98,24 +84,25 @@ pub fn run_checks() -> Vec<Check> {
     });
 
     if let Ok(dir) = tracefs {
-        let missing: Vec<&str> = SYSCALL_TRACEPOINTS
+        let missing: Vec<&str> = TRACEPOINTS
             .iter()
             .copied()
-            .filter(|tp| !Path::new(dir).join("events/syscalls").join(tp).is_dir())
+            .filter(|tp| !Path::new(dir).join("events").join(tp).is_dir())
             .collect();
         checks.push(Check {
-            name: "syscall tracepoints",
+            name: "tracepoints",
             ok: missing.is_empty(),
             detail: if missing.is_empty() {
-                format!("all {} present", SYSCALL_TRACEPOINTS.len())
+                format!("{} present", TRACEPOINTS.join(", "))
             } else {
                 format!("missing: {}", missing.join(", "))
             },
-            cost: "syscalls without a tracepoint are not seen (needs CONFIG_FTRACE_SYSCALLS=y)",
+            cost: "syscall returns cannot be seen: nothing can be captured (needs CONFIG_FTRACE_SYSCALLS=y)",
             required: true,
         });
     }
 
+    // The BTF tracepoint on sys_exit needs the kernel BTF checked above (Linux 5.5+).
     let tracepoint_programs = aya::sys::is_program_supported(ProgramType::TracePoint);
     checks.push(Check {
         name: "tracepoint programs",

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::UProbeScope;
-use aya::programs::{TracePoint, UProbe};
-use aya::{Ebpf, EbpfLoader};
+use aya::programs::{BtfTracePoint, TracePoint, UProbe};
+use aya::{Btf, Ebpf, EbpfLoader};
 use httpscope_core::event::abi::{KernelStat, COMM_LEN, MAX_CAPTURE, MAX_PORTS};
 use httpscope_core::event::KernelCounters;
 use thiserror::Error;
@@ -17,34 +17,11 @@ static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
 
 /// Programs and the tracepoints they attach to (category, name).
-const ATTACHMENTS: &[(&str, &str, &str)] = &[
-    ("enter_read", "syscalls", "sys_enter_read"),
-    ("exit_read", "syscalls", "sys_exit_read"),
-    ("enter_write", "syscalls", "sys_enter_write"),
-    ("exit_write", "syscalls", "sys_exit_write"),
-    ("enter_readv", "syscalls", "sys_enter_readv"),
-    ("exit_readv", "syscalls", "sys_exit_readv"),
-    ("enter_writev", "syscalls", "sys_enter_writev"),
-    ("exit_writev", "syscalls", "sys_exit_writev"),
-    ("enter_sendto", "syscalls", "sys_enter_sendto"),
-    ("exit_sendto", "syscalls", "sys_exit_sendto"),
-    ("enter_recvfrom", "syscalls", "sys_enter_recvfrom"),
-    ("exit_recvfrom", "syscalls", "sys_exit_recvfrom"),
-    ("enter_sendmsg", "syscalls", "sys_enter_sendmsg"),
-    ("exit_sendmsg", "syscalls", "sys_exit_sendmsg"),
-    ("enter_recvmsg", "syscalls", "sys_enter_recvmsg"),
-    ("exit_recvmsg", "syscalls", "sys_exit_recvmsg"),
-    ("enter_sendfile", "syscalls", "sys_enter_sendfile64"),
-    ("exit_sendfile", "syscalls", "sys_exit_sendfile64"),
-    ("enter_splice", "syscalls", "sys_enter_splice"),
-    ("exit_splice", "syscalls", "sys_exit_splice"),
-    ("enter_connect", "syscalls", "sys_enter_connect"),
-    ("exit_connect", "syscalls", "sys_exit_connect"),
-    ("exit_accept", "syscalls", "sys_exit_accept"),
-    ("exit_accept4", "syscalls", "sys_exit_accept4"),
-    ("enter_close", "syscalls", "sys_enter_close"),
-    ("process_exit", "sched", "sched_process_exit"),
-];
+/// The one program that sees every syscall return (a BTF tracepoint on the raw
+/// `sys_exit` event) and picks the socket syscalls by number.
+const SYSCALL_EXIT: (&str, &str) = ("syscall_exit", "sys_exit");
+/// Classic tracepoints: (program, category, event).
+const TRACEPOINTS: &[(&str, &str, &str)] = &[("process_exit", "sched", "sched_process_exit")];
 
 /// TLS library functions hooked: (entry program, symbol). Each also gets the `ssl_ret`
 /// return probe, attached first so that no call can enter unseen and return seen.
@@ -96,6 +73,8 @@ pub enum CaptureError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
+    KernelBtf(String),
     #[error("BPF map {0}: {1}")]
     Map(&'static str, String),
     #[error("waiting for events: {0}")]
@@ -143,12 +122,14 @@ impl SyscallCapture {
             .override_global("filter_comm", &comm, true)
             .override_global("capture_bytes", &capture_bytes, true)
             .override_global("wakeup_bytes", &config.wakeup_bytes, true)
+            .override_global("tls_probes", &u8::from(config.tls), true)
             .map_max_entries("events", config.ring_bytes)
             .map_max_entries("scratch", cpus as u32)
             .load(BPF_OBJECT)
             .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
-        for &(program, category, name) in ATTACHMENTS {
+        attach_syscall_exit(&mut ebpf)?;
+        for &(program, category, name) in TRACEPOINTS {
             let tracepoint: &mut TracePoint = ebpf
                 .program_mut(program)
                 .ok_or(CaptureError::MissingProgram(program))?
@@ -243,6 +224,23 @@ impl SyscallCapture {
         }
         Ok(counters)
     }
+}
+
+fn attach_syscall_exit(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let (program, event) = SYSCALL_EXIT;
+    let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+    let tracepoint: &mut BtfTracePoint = ebpf
+        .program_mut(program)
+        .ok_or(CaptureError::MissingProgram(program))?
+        .try_into()
+        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    tracepoint
+        .load(event, &btf)
+        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    tracepoint
+        .attach()
+        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    Ok(())
 }
 
 fn attach_error(

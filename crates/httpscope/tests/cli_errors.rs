@@ -68,7 +68,8 @@ fn doctor_reports_every_piece() {
         "privileges",
         "btf",
         "tracefs",
-        "syscall tracepoints",
+        "tracepoints",
+        "tracepoint programs",
         "ring buffer",
         "uprobes",
     ] {

@@ -98,10 +98,11 @@ pub enum KernelStat {
     TlsCallsTraced = 12,
     CiphertextSuppressed = 13,
     TlsFdUnknown = 14,
+    HookedSyscalls = 15,
 }
 
 impl KernelStat {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     pub const ALL: [KernelStat; Self::COUNT] = [
         KernelStat::EventsSubmitted,
         KernelStat::DataEventsDropped,
@@ -118,6 +119,7 @@ impl KernelStat {
         KernelStat::TlsCallsTraced,
         KernelStat::CiphertextSuppressed,
         KernelStat::TlsFdUnknown,
+        KernelStat::HookedSyscalls,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +139,7 @@ impl KernelStat {
             KernelStat::TlsCallsTraced => "tls_calls_traced",
             KernelStat::CiphertextSuppressed => "ciphertext_suppressed",
             KernelStat::TlsFdUnknown => "tls_fd_unknown",
+            KernelStat::HookedSyscalls => "hooked_syscalls",
         }
     }
 }
