@@ -72,7 +72,9 @@ pub struct Connection {
 
 /// Connections by kernel connection id, bounded in number.
 pub struct ConnTable {
-    conns: HashMap<u64, Connection>,
+    /// Boxed: the table grows by doubling, so inline values would leave up to half its slots
+    /// (a whole connection each) empty, and a resize would briefly hold both tables.
+    conns: HashMap<u64, Box<Connection>>,
     max_connections: usize,
 }
 
@@ -97,14 +99,14 @@ impl ConnTable {
     }
 
     pub fn get_mut(&mut self, conn_id: u64) -> Option<&mut Connection> {
-        self.conns.get_mut(&conn_id)
+        self.conns.get_mut(&conn_id).map(|conn| &mut **conn)
     }
 
     pub fn insert(&mut self, conn: Connection) {
-        self.conns.insert(conn.info.conn_id, conn);
+        self.conns.insert(conn.info.conn_id, Box::new(conn));
     }
 
-    pub fn remove(&mut self, conn_id: u64) -> Option<Connection> {
+    pub fn remove(&mut self, conn_id: u64) -> Option<Box<Connection>> {
         self.conns.remove(&conn_id)
     }
 
