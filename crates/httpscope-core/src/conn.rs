@@ -16,9 +16,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub origin: ConnOrigin,
-    /// `local` and `remote` as text, formatted once per connection.
-    pub local_text: String,
-    pub remote_text: String,
+    /// `local` and `remote` as text, formatted once per connection (boxed: no spare capacity).
+    pub local_text: Box<str>,
+    pub remote_text: Box<str>,
     /// TLS plaintext was captured on this connection (from TLS library calls).
     pub tls: bool,
 }
@@ -33,8 +33,8 @@ impl ConnInfo {
             local: open.local,
             remote: open.remote,
             origin: open.origin,
-            local_text: open.local.to_string(),
-            remote_text: open.remote.to_string(),
+            local_text: open.local.to_string().into(),
+            remote_text: open.remote.to_string().into(),
             tls: false,
         }
     }
@@ -49,8 +49,8 @@ impl ConnInfo {
             local: unknown_addr(),
             remote: unknown_addr(),
             origin: ConnOrigin::Existing,
-            local_text: unknown_addr().to_string(),
-            remote_text: unknown_addr().to_string(),
+            local_text: unknown_addr().to_string().into(),
+            remote_text: unknown_addr().to_string().into(),
             tls: false,
         }
     }
