@@ -16,9 +16,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub origin: ConnOrigin,
-    /// `local` and `remote` as text, formatted once per connection.
-    pub local_text: String,
-    pub remote_text: String,
+    /// `local` and `remote` as text, formatted once per connection (boxed: no spare capacity).
+    pub local_text: Box<str>,
+    pub remote_text: Box<str>,
     /// TLS plaintext was captured on this connection (from TLS library calls).
     pub tls: bool,
 }
@@ -33,8 +33,8 @@ impl ConnInfo {
             local: open.local,
             remote: open.remote,
             origin: open.origin,
-            local_text: open.local.to_string(),
-            remote_text: open.remote.to_string(),
+            local_text: open.local.to_string().into(),
+            remote_text: open.remote.to_string().into(),
             tls: false,
         }
     }
@@ -49,8 +49,8 @@ impl ConnInfo {
             local: unknown_addr(),
             remote: unknown_addr(),
             origin: ConnOrigin::Existing,
-            local_text: unknown_addr().to_string(),
-            remote_text: unknown_addr().to_string(),
+            local_text: unknown_addr().to_string().into(),
+            remote_text: unknown_addr().to_string().into(),
             tls: false,
         }
     }
@@ -72,7 +72,9 @@ pub struct Connection {
 
 /// Connections by kernel connection id, bounded in number.
 pub struct ConnTable {
-    conns: HashMap<u64, Connection>,
+    /// Boxed: the table grows by doubling, so inline values would leave up to half its slots
+    /// (a whole connection each) empty, and a resize would briefly hold both tables.
+    conns: HashMap<u64, Box<Connection>>,
     max_connections: usize,
 }
 
@@ -97,14 +99,14 @@ impl ConnTable {
     }
 
     pub fn get_mut(&mut self, conn_id: u64) -> Option<&mut Connection> {
-        self.conns.get_mut(&conn_id)
+        self.conns.get_mut(&conn_id).map(|conn| &mut **conn)
     }
 
     pub fn insert(&mut self, conn: Connection) {
-        self.conns.insert(conn.info.conn_id, conn);
+        self.conns.insert(conn.info.conn_id, Box::new(conn));
     }
 
-    pub fn remove(&mut self, conn_id: u64) -> Option<Connection> {
+    pub fn remove(&mut self, conn_id: u64) -> Option<Box<Connection>> {
         self.conns.remove(&conn_id)
     }
 

@@ -88,10 +88,14 @@ impl Pairing {
             return None;
         }
         if interim {
-            self.queue.front().cloned()
-        } else {
-            self.queue.pop_front()
+            return self.queue.front().cloned();
         }
+        let oldest = self.queue.pop_front();
+        if self.queue.is_empty() {
+            // Most connections idle with nothing outstanding: free the buffer meanwhile.
+            self.queue = VecDeque::new();
+        }
+        oldest
     }
 
     /// Data that may have held whole messages was lost in either direction.
@@ -102,7 +106,7 @@ impl Pairing {
     /// The connection closed: whatever is still queued was never answered.
     pub fn on_close(&mut self, counters: &mut ParseCounters) {
         counters.unanswered_requests += self.queue.len() as u64;
-        self.queue.clear();
+        self.queue = VecDeque::new();
     }
 
     fn lose_track(&mut self, counters: &mut ParseCounters) {
@@ -112,7 +116,7 @@ impl Pairing {
             self.certain = false;
         }
         counters.unanswered_requests += self.queue.len() as u64;
-        self.queue.clear();
+        self.queue = VecDeque::new();
     }
 }
 

@@ -222,7 +222,7 @@ impl DirParser {
             self.state = State::Head;
             self.emit(fl, true, cx);
         } else {
-            self.state = State::Body(fl);
+            self.state = State::Body(Box::new(fl));
         }
     }
 

@@ -52,13 +52,13 @@ struct InFlight {
     tunnel_after: bool,
 }
 
-// Inline rather than boxed: one per direction, and a Box would cost an allocation per body.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum State {
     /// Between messages, or accumulating a head in `DirParser::head`.
     Head,
-    Body(InFlight),
+    /// Boxed: idle keep-alive connections far outnumber bodies in flight, and the table holds
+    /// two directions per connection.
+    Body(Box<InFlight>),
     /// Lost track of message boundaries: skipping to a chunk that starts a message.
     Resync,
     /// Not HTTP/1 (or a tunnel): bytes are only counted.
@@ -278,7 +278,7 @@ impl DirParser {
 
     fn finish(&mut self, complete: bool, cx: &mut Ctx<'_>) {
         if let State::Body(fl) = mem::replace(&mut self.state, State::Head) {
-            self.emit(fl, complete, cx);
+            self.emit(*fl, complete, cx);
         }
     }
 
