@@ -68,7 +68,7 @@ impl Serialize for Headers<'_> {
 }
 
 /// Appends one record as a JSON line, newline included.
-pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
+pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
     let message = record.message;
     let mut ts = String::with_capacity(24);
     rfc3339_millis(record.unix_ns, &mut ts);
@@ -104,9 +104,10 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
         partial: message.partial,
         interim: message.interim,
     };
-    // Serializing this struct into a String cannot fail: no maps with non-string keys.
-    if let Ok(line) = serde_json::to_string(&json) {
-        out.push_str(&line);
-        out.push('\n');
+    // Serializing this struct into memory cannot fail: no maps with non-string keys.
+    let start = out.len();
+    match serde_json::to_writer(&mut *out, &json) {
+        Ok(()) => out.push(b'\n'),
+        Err(_) => out.truncate(start),
     }
 }
