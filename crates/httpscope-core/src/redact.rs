@@ -2,7 +2,8 @@
 //! parameters and JSON values whose names match a pattern, in parsed fields and in `raw`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+
+use hashbrown::HashMap;
 
 use crate::http::HttpMessage;
 
