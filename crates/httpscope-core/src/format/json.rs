@@ -44,19 +44,19 @@ struct JsonRecord<'a> {
 }
 
 /// Headers as an object; repeated names are joined with ", " (RFC 9110 5.3).
-struct Headers<'a>(&'a [(String, String)]);
+struct Headers<'a>(&'a crate::http::Headers);
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut joined: Vec<(String, String)> = Vec::with_capacity(self.0.len());
-        for (name, value) in self.0 {
+        for (name, value) in self.0.iter() {
             let key = name.to_ascii_lowercase();
             match joined.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, existing)) => {
                     existing.push_str(", ");
                     existing.push_str(value);
                 }
-                None => joined.push((key, value.clone())),
+                None => joined.push((key, value.to_owned())),
             }
         }
         let mut map = serializer.serialize_map(Some(joined.len()))?;

@@ -222,7 +222,7 @@ mod tests {
             url: Some(url.into()),
             status: Some(status),
             reason: None,
-            headers: Vec::new(),
+            headers: Default::default(),
             wire_bytes: 0,
             body_len: 0,
             body: Vec::new(),

@@ -64,7 +64,7 @@ impl Sink for Collector {
                 .headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
-                .map(|(_, v)| v.clone()),
+                .map(|(_, v)| v.to_owned()),
             unix_ns: record.unix_ns,
         });
         Ok(())
