@@ -114,7 +114,7 @@ pub fn eventlog(data: &[u8]) {
     for _ in 0..MAX_FILE_RECORDS {
         match reader.next_record() {
             Ok(Some(EventRecord::KernelEvent(raw))) => pipeline
-                .process_raw(&raw)
+                .process_raw(raw)
                 .expect("the checking sink never fails"),
             Ok(Some(EventRecord::KernelCounters(counters))) => {
                 pipeline.set_kernel_counters(counters)
