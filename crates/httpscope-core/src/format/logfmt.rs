@@ -123,6 +123,36 @@ const PLAIN: [bool; 256] = {
     table
 };
 
+/// Length of the leading run of [`PLAIN`] bytes, found eight bytes at a time.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+    // Each mask sets the high bit of the bytes that match. A borrow or carry only moves to
+    // more significant bytes, past a byte that really matches, so the lowest bit set is exact.
+    fn zero_bytes(word: u64) -> u64 {
+        word.wrapping_sub(ONES) & !word & HIGH_BITS
+    }
+    let mut start = 0;
+    while let Some(Ok(word)) = bytes.get(start..start + 8).map(<[u8; 8]>::try_from) {
+        let word = u64::from_le_bytes(word);
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+        // 0x7F and above: the high bit is set in the byte or in the byte plus one.
+        let high = (word | word.wrapping_add(ONES)) & HIGH_BITS;
+        let quote = zero_bytes(word ^ (ONES * u64::from(b'"')));
+        let backslash = zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        let special = control | high | quote | backslash;
+        if special != 0 {
+            return start + (special.trailing_zeros() / 8) as usize;
+        }
+        start += 8;
+    }
+    start
+        + bytes[start..]
+            .iter()
+            .position(|&b| !PLAIN[usize::from(b)])
+            .unwrap_or(bytes.len() - start)
+}
+
 /// Quotes `bytes` as text, escaping quotes, backslashes and control characters (C1 ones
 /// included); valid UTF-8 is kept and each byte that is not part of it becomes `\\xNN`.
 fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
@@ -130,10 +160,7 @@ fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     let mut i = 0;
     while i < bytes.len() {
-        let run = bytes[i..]
-            .iter()
-            .position(|&b| !PLAIN[usize::from(b)])
-            .unwrap_or(bytes.len() - i);
+        let run = plain_prefix(&bytes[i..]);
         out.extend_from_slice(&bytes[i..i + run]);
         i += run;
         let Some(&b) = bytes.get(i) else {
@@ -213,6 +240,20 @@ mod tests {
             text(out),
             "\"GET / HTTP/1.1\\r\\nX: \\\"q\\\"\\\\\\u{1}é\\u{85}\""
         );
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_byte_to_escape() {
+        let text = b"0123456789abcdef0123456789abcdef";
+        for at in 0..text.len() {
+            for special in [0x00, 0x1F, b'"', b'\\', 0x7F, 0x80, 0xC2, 0xFF] {
+                let mut bytes = text.to_vec();
+                bytes[at] = special;
+                assert_eq!(plain_prefix(&bytes), at, "{special:#x} at {at}");
+            }
+        }
+        assert_eq!(plain_prefix(b" ~ !#"), 5);
+        assert_eq!(plain_prefix(text), text.len());
     }
 
     #[test]
