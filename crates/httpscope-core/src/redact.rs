@@ -172,10 +172,10 @@ impl Redactor {
     }
 
     fn redact_query(&self, url: &str) -> Option<String> {
-        let (path, query) = url.split_once('?')?;
         if self.fields.is_empty() {
             return None;
         }
+        let (path, query) = url.split_once('?')?;
         let params: Vec<String> = query
             .split('&')
             .map(|param| match param.split_once('=') {
