@@ -9,7 +9,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use httpscope_core::direction::Direction;
 use httpscope_core::eventlog::{EventFileReader, EventRecord};
-use httpscope_core::format::{json, logfmt};
+use httpscope_core::format::{json, logfmt, Timestamps};
 use httpscope_core::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, ParseCounters};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::record::ExchangeRecord;
@@ -27,13 +27,13 @@ struct CheckingSink;
 impl Sink for CheckingSink {
     fn record(&mut self, record: &ExchangeRecord<'_>) -> Result<(), SinkError> {
         check_message(record.message, BODY_LIMIT, RAW_LIMIT);
-        let mut line = String::new();
-        logfmt::write_line(record, &mut line);
+        let mut line = Vec::new();
+        logfmt::write_line(record, &mut Timestamps::default(), &mut line);
         assert_one_line(&line, "logfmt");
         line.clear();
         json::write_line(record, &mut line);
-        assert_one_line(&line, "json");
-        if let Err(err) = serde_json::from_str::<serde_json::Value>(&line) {
+        let line = assert_one_line(&line, "json");
+        if let Err(err) = serde_json::from_str::<serde_json::Value>(line) {
             panic!("invalid JSON record ({err}): {line}");
         }
         Ok(())
@@ -44,12 +44,18 @@ impl Sink for CheckingSink {
     }
 }
 
-fn assert_one_line(line: &str, format: &str) {
+/// Also checks the line is UTF-8, and returns it as text.
+fn assert_one_line<'a>(line: &'a [u8], format: &str) -> &'a str {
+    let line = match std::str::from_utf8(line) {
+        Ok(line) => line,
+        Err(err) => panic!("{format} record is not UTF-8 ({err}): {line:?}"),
+    };
     let body = line.strip_suffix('\n').unwrap_or(line);
     assert!(
         !body.contains('\n') && !body.contains('\r'),
         "{format} record spans several lines: {line:?}"
     );
+    line
 }
 
 fn check_message(msg: &HttpMessage, body_limit: usize, raw_limit: usize) {
@@ -108,7 +114,7 @@ pub fn eventlog(data: &[u8]) {
     for _ in 0..MAX_FILE_RECORDS {
         match reader.next_record() {
             Ok(Some(EventRecord::KernelEvent(raw))) => pipeline
-                .process_raw(&raw)
+                .process_raw(raw)
                 .expect("the checking sink never fails"),
             Ok(Some(EventRecord::KernelCounters(counters))) => {
                 pipeline.set_kernel_counters(counters)

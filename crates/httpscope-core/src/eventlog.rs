@@ -46,10 +46,10 @@ pub enum EventFileError {
     Io(#[from] io::Error),
 }
 
-/// One record read back from an event file.
+/// One record read back from an event file; an event borrows the reader's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventRecord {
-    KernelEvent(Vec<u8>),
+pub enum EventRecord<'a> {
+    KernelEvent(&'a [u8]),
     KernelCounters(KernelCounters),
 }
 
@@ -98,6 +98,8 @@ impl<W: Write> EventFileWriter<W> {
 pub struct EventFileReader<R: Read> {
     input: BufReader<R>,
     header: EventFileHeader,
+    /// The latest record's bytes, reused from record to record.
+    record: Vec<u8>,
     /// A last record cut short (the recorder was killed mid-write).
     pub truncated_tail: bool,
 }
@@ -126,6 +128,7 @@ impl<R: Read> EventFileReader<R> {
         Ok(Self {
             input,
             header,
+            record: Vec::new(),
             truncated_tail: false,
         })
     }
@@ -135,7 +138,7 @@ impl<R: Read> EventFileReader<R> {
     }
 
     /// The next record, `None` at the end. A cut-short last record ends the file.
-    pub fn next_record(&mut self) -> Result<Option<EventRecord>, EventFileError> {
+    pub fn next_record(&mut self) -> Result<Option<EventRecord<'_>>, EventFileError> {
         let mut kind = [0u8; 1];
         if self.input.read(&mut kind)? == 0 {
             return Ok(None);
@@ -149,14 +152,15 @@ impl<R: Read> EventFileReader<R> {
         if len > MAX_RECORD_LEN {
             return Err(EventFileError::RecordTooLarge(len));
         }
-        let mut bytes = vec![0u8; len as usize];
-        if self.input.read_exact(&mut bytes).is_err() {
+        let bytes = &mut self.record;
+        bytes.resize(len as usize, 0);
+        if self.input.read_exact(bytes).is_err() {
             self.truncated_tail = true;
             return Ok(None);
         }
         match kind[0] {
             RECORD_KERNEL_EVENT => Ok(Some(EventRecord::KernelEvent(bytes))),
-            RECORD_KERNEL_COUNTERS => serde_json::from_slice(&bytes)
+            RECORD_KERNEL_COUNTERS => serde_json::from_slice(bytes)
                 .map(|c| Some(EventRecord::KernelCounters(c)))
                 .map_err(|e| EventFileError::Header(e.to_string())),
             other => Err(EventFileError::UnknownRecord(other)),
@@ -200,7 +204,7 @@ mod tests {
         assert_eq!(reader.header(), &header());
         assert_eq!(
             reader.next_record().unwrap(),
-            Some(EventRecord::KernelEvent(b"abc".to_vec()))
+            Some(EventRecord::KernelEvent(&b"abc"[..]))
         );
         assert_eq!(
             reader.next_record().unwrap(),

@@ -147,12 +147,16 @@ impl Pipeline {
         let header = &data.header;
         self.latest_ts_ns = self.latest_ts_ns.max(header.ts_ns);
         self.report.pipeline.data_bytes += data.len;
-        if self.conns.get_mut(header.conn_id).is_none() {
-            self.report.pipeline.connections_without_open += 1;
-            self.open(ConnInfo::unknown(header.conn_id, header.tgid), header.ts_ns)?;
-        }
-        let Some(conn) = self.conns.get_mut(header.conn_id) else {
-            return Ok(());
+        let conn = match self.conns.get_mut(header.conn_id) {
+            Some(conn) => conn,
+            None => {
+                self.report.pipeline.connections_without_open += 1;
+                self.open(ConnInfo::unknown(header.conn_id, header.tgid), header.ts_ns)?;
+                let Some(conn) = self.conns.get_mut(header.conn_id) else {
+                    return Ok(());
+                };
+                conn
+            }
         };
         conn.last_seen_ns = header.ts_ns;
         conn.last_tid = header.tid;
@@ -185,7 +189,17 @@ impl Pipeline {
         if !conn.protocol_reported {
             report_protocol(conn, &mut self.report.pipeline);
         }
-        self.emit(header.conn_id, header.tid)
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        write_records(
+            &mut self.sinks,
+            &mut self.messages,
+            &mut self.report.pipeline,
+            &self.config,
+            conn,
+            header.tid,
+        )
     }
 
     fn close(&mut self, conn_id: u64, ts_ns: u64) -> Result<(), SinkError> {
@@ -213,25 +227,6 @@ impl Pipeline {
             sink.closed(&conn.info, unix_ns)?;
         }
         result
-    }
-
-    fn emit(&mut self, conn_id: u64, tid: u32) -> Result<(), SinkError> {
-        if self.messages.is_empty() {
-            return Ok(());
-        }
-        let Some(conn) = self.conns.get_mut(conn_id) else {
-            self.messages.clear();
-            return Ok(());
-        };
-        let conn: &Connection = conn;
-        write_records(
-            &mut self.sinks,
-            &mut self.messages,
-            &mut self.report.pipeline,
-            &self.config,
-            conn,
-            tid,
-        )
     }
 
     fn emit_for(&mut self, conn: &Connection, tid: u32) -> Result<(), SinkError> {

@@ -51,7 +51,7 @@ fn json_lines(fixture: &str) -> Vec<String> {
     let mut pipeline = Pipeline::new(config, vec![Box::new(sink)]);
     while let Some(record) = reader.next_record().unwrap() {
         match record {
-            EventRecord::KernelEvent(raw) => pipeline.process_raw(&raw).unwrap(),
+            EventRecord::KernelEvent(raw) => pipeline.process_raw(raw).unwrap(),
             EventRecord::KernelCounters(c) => pipeline.set_kernel_counters(c),
         }
     }

@@ -28,7 +28,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(config, sinks);
     while let Some(record) = reader.next_record().context("reading event file")? {
         match record {
-            EventRecord::KernelEvent(raw) => pipeline.process_raw(&raw)?,
+            EventRecord::KernelEvent(raw) => pipeline.process_raw(raw)?,
             EventRecord::KernelCounters(counters) => pipeline.set_kernel_counters(counters),
         }
     }

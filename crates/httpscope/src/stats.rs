@@ -95,7 +95,7 @@ pub fn load(path: &Path, progress: bool) -> anyhow::Result<Loaded> {
     );
     while let Some(record) = reader.next_record().context("reading event file")? {
         match record {
-            EventRecord::KernelEvent(raw) => pipeline.process_raw(&raw)?,
+            EventRecord::KernelEvent(raw) => pipeline.process_raw(raw)?,
             EventRecord::KernelCounters(counters) => pipeline.set_kernel_counters(counters),
         }
         meter.update(read.get());

@@ -59,7 +59,11 @@ impl Observation {
             status: message.status,
             latency_ns: message.latency_ns,
             wire_bytes: message.wire_bytes,
-            headers: message.headers.clone(),
+            headers: message
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
             body: String::from_utf8_lossy(&message.body).into_owned(),
             body_truncated: message.body_truncated,
             partial: message.partial,

@@ -44,19 +44,19 @@ struct JsonRecord<'a> {
 }
 
 /// Headers as an object; repeated names are joined with ", " (RFC 9110 5.3).
-struct Headers<'a>(&'a [(String, String)]);
+struct Headers<'a>(&'a crate::http::Headers);
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut joined: Vec<(String, String)> = Vec::with_capacity(self.0.len());
-        for (name, value) in self.0 {
+        for (name, value) in self.0.iter() {
             let key = name.to_ascii_lowercase();
             match joined.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, existing)) => {
                     existing.push_str(", ");
                     existing.push_str(value);
                 }
-                None => joined.push((key, value.clone())),
+                None => joined.push((key, value.to_owned())),
             }
         }
         let mut map = serializer.serialize_map(Some(joined.len()))?;
@@ -68,7 +68,7 @@ impl Serialize for Headers<'_> {
 }
 
 /// Appends one record as a JSON line, newline included.
-pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
+pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
     let message = record.message;
     let mut ts = String::with_capacity(24);
     rfc3339_millis(record.unix_ns, &mut ts);
@@ -104,9 +104,10 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
         partial: message.partial,
         interim: message.interim,
     };
-    // Serializing this struct into a String cannot fail: no maps with non-string keys.
-    if let Ok(line) = serde_json::to_string(&json) {
-        out.push_str(&line);
-        out.push('\n');
+    // Serializing this struct into memory cannot fail: no maps with non-string keys.
+    let start = out.len();
+    match serde_json::to_writer(&mut *out, &json) {
+        Ok(()) => out.push(b'\n'),
+        Err(_) => out.truncate(start),
     }
 }

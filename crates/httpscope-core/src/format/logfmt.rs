@@ -1,174 +1,265 @@
 //! logfmt lines: `key=value` pairs, values quoted when they need it.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
-use super::{lossless_text, rfc3339_millis};
+use super::Timestamps;
 use crate::record::ExchangeRecord;
 
 /// Appends one record as a logfmt line, newline included.
-pub fn write_line(record: &ExchangeRecord<'_>, out: &mut String) {
+pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out: &mut Vec<u8>) {
     let message = record.message;
-    out.push_str("ts=");
-    rfc3339_millis(record.unix_ns, out);
-    number(out, " pid=", record.conn.tgid);
-    number(out, " tid=", record.tid);
-    out.push_str(" comm=");
+    out.extend_from_slice(b"ts=");
+    timestamps.write(record.unix_ns, out);
+    number(out, b" pid=", record.conn.tgid);
+    number(out, b" tid=", record.tid);
+    out.extend_from_slice(b" comm=");
     value(&record.conn.comm, out);
     if let Some(role) = record.role {
-        let _ = write!(out, " role={}", role.as_str());
+        out.extend_from_slice(b" role=");
+        out.extend_from_slice(role.as_str().as_bytes());
     }
     for (key, text) in [
-        (" dir=", record.direction().as_str()),
-        (" src=", record.src_text()),
-        (" dst=", record.dst_text()),
+        (&b" dir="[..], record.direction().as_str()),
+        (b" src=", record.src_text()),
+        (b" dst=", record.dst_text()),
     ] {
-        out.push_str(key);
-        out.push_str(text);
+        out.extend_from_slice(key);
+        out.extend_from_slice(text.as_bytes());
     }
-    number(out, " conn=", record.conn.conn_id);
+    number(out, b" conn=", record.conn.conn_id);
     if record.conn.tls {
-        out.push_str(" tls=true");
+        out.extend_from_slice(b" tls=true");
     }
-    out.push_str(" kind=");
-    out.push_str(message.kind.as_str());
+    out.extend_from_slice(b" kind=");
+    out.extend_from_slice(message.kind.as_str().as_bytes());
     if let Some(exchange) = message.exchange {
-        number(out, " exchange=", exchange);
+        number(out, b" exchange=", exchange);
     }
-    number(out, " bytes=", message.wire_bytes);
+    number(out, b" bytes=", message.wire_bytes);
     if let Some(method) = &message.method {
-        out.push_str(" method=");
+        out.extend_from_slice(b" method=");
         value(method, out);
     }
     if let Some(url) = &message.url {
-        out.push_str(" url=");
+        out.extend_from_slice(b" url=");
         value(url, out);
     }
     if let Some(status) = message.status {
-        number(out, " status=", status);
+        number(out, b" status=", status);
     }
     if let Some(latency_ns) = message.latency_ns {
         // Milliseconds with three decimals, without float formatting.
-        number(out, " latency_ms=", latency_ns / 1_000_000);
+        number(out, b" latency_ms=", latency_ns / 1_000_000);
         let micros = (latency_ns / 1000 % 1000) as u16;
-        out.push('.');
+        out.push(b'.');
         for digit in [micros / 100, micros / 10 % 10, micros % 10] {
-            out.push(char::from(b'0' + digit as u8));
+            out.push(b'0' + digit as u8);
         }
     }
     if message.interim {
-        out.push_str(" interim=true");
+        out.extend_from_slice(b" interim=true");
     }
     if message.partial {
-        out.push_str(" partial=true");
+        out.extend_from_slice(b" partial=true");
     }
     if !message.body_captured {
-        out.push_str(" body_captured=false");
+        out.extend_from_slice(b" body_captured=false");
     }
     if message.body_truncated {
-        out.push_str(" body_truncated=true");
+        out.extend_from_slice(b" body_truncated=true");
     }
-    out.push_str(" body=");
-    quoted(&lossless_text(&message.body), out);
-    out.push_str(" raw=");
-    quoted(&lossless_text(&message.raw), out);
-    out.push('\n');
+    out.extend_from_slice(b" body=");
+    quoted(&message.body, out);
+    out.extend_from_slice(b" raw=");
+    quoted(&message.raw, out);
+    out.push(b'\n');
 }
 
-fn number(out: &mut String, key: &str, value: impl itoa::Integer) {
-    out.push_str(key);
-    out.push_str(itoa::Buffer::new().format(value));
+fn number(out: &mut Vec<u8>, key: &[u8], value: impl itoa::Integer) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-fn value(text: &str, out: &mut String) {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\');
-    if plain {
-        out.push_str(text);
-    } else {
-        quoted(text, out);
-    }
-}
-
-/// Bytes that may need escaping: ASCII controls, `"`, `\\`, DEL, and 0xC2 (C1 controls' lead byte).
-const NEEDS_CHECK: [bool; 256] = {
-    let mut table = [false; 256];
+/// ASCII bytes a bare value cannot hold: whitespace, controls, `"`, `=`, `\\`.
+const NOT_BARE: [bool; 128] = {
+    let mut table = [false; 128];
     let mut b = 0;
-    while b < 0x20 {
+    while b <= 0x20 {
         table[b] = true;
         b += 1;
     }
     table[b'"' as usize] = true;
+    table[b'=' as usize] = true;
     table[b'\\' as usize] = true;
     table[0x7F] = true;
-    table[0xC2] = true;
     table
 };
 
-/// Quotes `text`, escaping quotes, backslashes and control characters.
-/// Scans bytes: everything that needs escaping is ASCII or a C1 control (0xC2 0x80..0x9F).
-fn quoted(text: &str, out: &mut String) {
-    out.reserve(text.len() + 2);
-    out.push('"');
+fn value(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
-    let mut plain_from = 0;
+    let plain = if bytes.is_ascii() {
+        !bytes.is_empty() && !bytes.iter().any(|&b| NOT_BARE[usize::from(b)])
+    } else {
+        text.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\')
+    };
+    if plain {
+        out.extend_from_slice(bytes);
+    } else {
+        quoted(bytes, out);
+    }
+}
+
+/// Bytes copied as they are: printable ASCII other than `"` and `\\`.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7F {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = false;
+    table[b'\\' as usize] = false;
+    table
+};
+
+/// Length of the leading run of [`PLAIN`] bytes, found eight bytes at a time.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+    // Each mask sets the high bit of the bytes that match. A borrow or carry only moves to
+    // more significant bytes, past a byte that really matches, so the lowest bit set is exact.
+    fn zero_bytes(word: u64) -> u64 {
+        word.wrapping_sub(ONES) & !word & HIGH_BITS
+    }
+    let mut start = 0;
+    while let Some(Ok(word)) = bytes.get(start..start + 8).map(<[u8; 8]>::try_from) {
+        let word = u64::from_le_bytes(word);
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+        // 0x7F and above: the high bit is set in the byte or in the byte plus one.
+        let high = (word | word.wrapping_add(ONES)) & HIGH_BITS;
+        let quote = zero_bytes(word ^ (ONES * u64::from(b'"')));
+        let backslash = zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        let special = control | high | quote | backslash;
+        if special != 0 {
+            return start + (special.trailing_zeros() / 8) as usize;
+        }
+        start += 8;
+    }
+    start
+        + bytes[start..]
+            .iter()
+            .position(|&b| !PLAIN[usize::from(b)])
+            .unwrap_or(bytes.len() - start)
+}
+
+/// Quotes `bytes` as text, escaping quotes, backslashes and control characters (C1 ones
+/// included); valid UTF-8 is kept and each byte that is not part of it becomes `\\xNN`.
+fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if !NEEDS_CHECK[usize::from(b)] {
-            i += 1;
-            continue;
-        }
-        let c1_control = b == 0xC2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9F).contains(n));
-        if b == 0xC2 && !c1_control {
-            i += 1;
-            continue;
-        }
-        out.push_str(&text[plain_from..i]);
+        let run = plain_prefix(&bytes[i..]);
+        out.extend_from_slice(&bytes[i..i + run]);
+        i += run;
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
+        i += 1;
         match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\r' => out.push_str("\\r"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            _ if c1_control => {
-                let _ = write!(out, "\\u{{{:x}}}", bytes[i + 1]);
-                i += 1;
-            }
-            _ => {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x7F => {
                 let _ = write!(out, "\\u{{{b:x}}}");
             }
+            _ => {
+                let width = match b {
+                    0xC2..=0xDF => 2,
+                    0xE0..=0xEF => 3,
+                    0xF0..=0xF4 => 4,
+                    _ => 0,
+                };
+                let char_bytes = bytes.get(i - 1..i - 1 + width).unwrap_or_default();
+                let valid = !char_bytes.is_empty() && std::str::from_utf8(char_bytes).is_ok();
+                match char_bytes {
+                    // A C1 control: U+0080..U+009F.
+                    &[0xC2, second] if valid && second <= 0x9F => {
+                        let _ = write!(out, "\\u{{{second:x}}}");
+                        i += 1;
+                    }
+                    _ if valid => {
+                        out.extend_from_slice(char_bytes);
+                        i += width - 1;
+                    }
+                    // Not UTF-8: the byte as `\xNN`, its backslash escaped.
+                    _ => {
+                        let _ = write!(out, "\\\\x{b:02x}");
+                    }
+                }
+            }
         }
-        i += 1;
-        plain_from = i;
     }
-    out.push_str(&text[plain_from..]);
-    out.push('"');
+    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(out: Vec<u8>) -> String {
+        String::from_utf8(out).unwrap_or_default()
+    }
+
     #[test]
     fn quotes_only_when_needed() {
-        let mut out = String::new();
+        let mut out = Vec::new();
         value("curl", &mut out);
-        out.push(' ');
+        out.push(b' ');
         value("my app", &mut out);
-        out.push(' ');
+        out.push(b' ');
         value("", &mut out);
-        assert_eq!(out, "curl \"my app\" \"\"");
+        out.push(b' ');
+        value("n\u{a0}bsp", &mut out);
+        out.push(b' ');
+        value("café", &mut out);
+        assert_eq!(text(out), "curl \"my app\" \"\" \"n\u{a0}bsp\" café");
     }
 
     #[test]
     fn escapes_line_breaks_and_quotes() {
-        let mut out = String::new();
-        quoted("GET / HTTP/1.1\r\nX: \"q\"\\\u{1}é\u{85}", &mut out);
+        let mut out = Vec::new();
+        quoted(
+            "GET / HTTP/1.1\r\nX: \"q\"\\\u{1}é\u{85}".as_bytes(),
+            &mut out,
+        );
         assert_eq!(
-            out,
+            text(out),
             "\"GET / HTTP/1.1\\r\\nX: \\\"q\\\"\\\\\\u{1}é\\u{85}\""
         );
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_byte_to_escape() {
+        let text = b"0123456789abcdef0123456789abcdef";
+        for at in 0..text.len() {
+            for special in [0x00, 0x1F, b'"', b'\\', 0x7F, 0x80, 0xC2, 0xFF] {
+                let mut bytes = text.to_vec();
+                bytes[at] = special;
+                assert_eq!(plain_prefix(&bytes), at, "{special:#x} at {at}");
+            }
+        }
+        assert_eq!(plain_prefix(b" ~ !#"), 5);
+        assert_eq!(plain_prefix(text), text.len());
+    }
+
+    #[test]
+    fn invalid_utf8_bytes_are_spelled_out() {
+        let mut out = Vec::new();
+        quoted(b"a\xffb\xe2\x82\xe2\x82\xac\xc2", &mut out);
+        assert_eq!(text(out), "\"a\\\\xffb\\\\xe2\\\\x82€\\\\xc2\"");
     }
 }

@@ -8,12 +8,29 @@ use std::fmt::Write as _;
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:20:04.123Z`.
 pub fn rfc3339_millis(unix_ns: i64, out: &mut String) {
-    let secs = unix_ns.div_euclid(1_000_000_000);
-    let millis = unix_ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let (secs, millis) = split_millis(unix_ns);
+    date_time(secs, out);
+    push_millis(millis, out);
+}
+
+fn split_millis(unix_ns: i64) -> (i64, i64) {
+    (
+        unix_ns.div_euclid(1_000_000_000),
+        unix_ns.rem_euclid(1_000_000_000) / 1_000_000,
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of Unix time `secs`.
+fn date_time(secs: i64, out: &mut String) {
     let days = secs.div_euclid(86_400);
     let day_secs = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    let _ = write!(out, "{year:04}");
+    if (0..10_000).contains(&year) {
+        push_two_digits(year / 100, out);
+        push_two_digits(year % 100, out);
+    } else {
+        let _ = write!(out, "{year:04}");
+    }
     for (separator, value) in [
         ('-', month as i64),
         ('-', day as i64),
@@ -24,10 +41,43 @@ pub fn rfc3339_millis(unix_ns: i64, out: &mut String) {
         out.push(separator);
         push_two_digits(value, out);
     }
+}
+
+/// `.mmmZ`
+fn push_millis(millis: i64, out: &mut String) {
     out.push('.');
     push_two_digits(millis / 10, out);
     out.push(char::from(b'0' + (millis % 10) as u8));
     out.push('Z');
+}
+
+/// RFC 3339 timestamps for a stream of records: records come in bursts within one second,
+/// so the date and time are formatted once per second and only the milliseconds per record.
+#[derive(Debug, Default)]
+pub struct Timestamps {
+    second: Option<i64>,
+    date_time: String,
+}
+
+impl Timestamps {
+    /// Appends `unix_ns` as [`rfc3339_millis`] does.
+    pub fn write(&mut self, unix_ns: i64, out: &mut Vec<u8>) {
+        let (secs, millis) = split_millis(unix_ns);
+        if self.second != Some(secs) {
+            self.second = Some(secs);
+            self.date_time.clear();
+            date_time(secs, &mut self.date_time);
+        }
+        out.extend_from_slice(self.date_time.as_bytes());
+        let millis = millis as u16;
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+            b'Z',
+        ]);
+    }
 }
 
 /// Formatting machinery is slow for this: it runs for every record.
@@ -83,6 +133,26 @@ mod tests {
         out.clear();
         rfc3339_millis(0, &mut out);
         assert_eq!(out, "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn timestamps_match_rfc3339_millis() {
+        let mut timestamps = Timestamps::default();
+        let mut out = Vec::new();
+        for unix_ns in [
+            1_795_616_404_123_456_789,
+            1_795_616_404_999_999_999,
+            1_795_616_405_000_000_000,
+            951_782_400_000_000_000,
+            -1,
+            0,
+        ] {
+            out.clear();
+            timestamps.write(unix_ns, &mut out);
+            let mut expected = String::new();
+            rfc3339_millis(unix_ns, &mut expected);
+            assert_eq!(out, expected.as_bytes());
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::message::MessageKind;
+use super::message::{Headers, MessageKind};
 
 /// Headers parsed on the stack before falling back to a heap array.
 const STACK_HEADERS: usize = 64;
@@ -60,7 +60,7 @@ pub(super) struct Head {
     pub url: Option<String>,
     pub status: Option<u16>,
     pub reason: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     pub content_length: ContentLength,
     pub transfer: Transfer,
     pub encoding: Encoding,
@@ -131,7 +131,7 @@ fn parse_with<'h, 'b>(
             let head = Head {
                 method: method.map(str::to_owned),
                 url: path.map(str::to_owned),
-                ..Head::new(version, headers.len())
+                ..Head::new(version)
             };
             (len, head, headers)
         }
@@ -150,32 +150,33 @@ fn parse_with<'h, 'b>(
             let head = Head {
                 status: code,
                 reason: reason.map(str::to_owned),
-                ..Head::new(version, headers.len())
+                ..Head::new(version)
             };
             (len, head, headers)
         }
     };
+    let text_bytes = parsed.iter().map(|h| h.name.len() + h.value.len()).sum();
+    head.headers = Headers::with_capacity(parsed.len(), text_bytes);
     for h in parsed {
         head.note_header(h.name, h.value);
         // from_utf8 validates ASCII word-at-a-time; the lossy path is for the rare rest.
-        let value = match std::str::from_utf8(h.value) {
-            Ok(v) => v.to_owned(),
-            Err(_) => String::from_utf8_lossy(h.value).into_owned(),
-        };
-        head.headers.push((h.name.to_owned(), value));
+        match std::str::from_utf8(h.value) {
+            Ok(value) => head.headers.push(h.name, value),
+            Err(_) => head.headers.push(h.name, &String::from_utf8_lossy(h.value)),
+        }
     }
     Ok(Some((head, len)))
 }
 
 impl Head {
-    fn new(version: Option<u8>, headers: usize) -> Self {
+    fn new(version: Option<u8>) -> Self {
         Head {
             version_minor: version.unwrap_or(1),
             method: None,
             url: None,
             status: None,
             reason: None,
-            headers: Vec::with_capacity(headers),
+            headers: Headers::default(),
             content_length: ContentLength::Absent,
             transfer: Transfer::Absent,
             encoding: Encoding::Identity,
@@ -297,6 +298,6 @@ mod tests {
         bytes.extend_from_slice(b"\r\n");
         let h = complete(MessageKind::Request, &bytes);
         assert_eq!(h.headers.len(), 200);
-        assert_eq!(h.headers[199], ("X-199".to_owned(), "v".to_owned()));
+        assert_eq!(h.headers.get(199), Some(("X-199", "v")));
     }
 }

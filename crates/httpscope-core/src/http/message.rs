@@ -36,7 +36,7 @@ pub struct HttpMessage {
     pub status: Option<u16>,
     pub reason: Option<String>,
     /// Headers in wire order; values decoded as lossy UTF-8.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Size on the wire: head + body including chunk framing.
     pub wire_bytes: u64,
     /// Decoded body length (after dechunking, before content decoding).
@@ -59,8 +59,133 @@ pub struct HttpMessage {
     pub interim: bool,
 }
 
+/// Header names and values in wire order, kept in one string: a message's headers cost two
+/// allocations rather than two per header.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    text: String,
+    ends: Vec<HeaderEnds>,
+}
+
+/// Where one header's name and value end in [`Headers::text`]; each starts where the
+/// previous one ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeaderEnds {
+    name: usize,
+    value: usize,
+}
+
+impl Headers {
+    /// Room for `headers` headers of `text_bytes` bytes in all.
+    pub fn with_capacity(headers: usize, text_bytes: usize) -> Self {
+        Headers {
+            text: String::with_capacity(text_bytes),
+            ends: Vec::with_capacity(headers),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let name = self.text.len();
+        self.text.push_str(value);
+        self.ends.push(HeaderEnds {
+            name,
+            value: self.text.len(),
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `index`th header as (name, value).
+    pub fn get(&self, index: usize) -> Option<(&str, &str)> {
+        let ends = self.ends.get(index)?;
+        let start = index
+            .checked_sub(1)
+            .and_then(|i| self.ends.get(i))
+            .map_or(0, |previous| previous.value);
+        Some((
+            self.text.get(start..ends.name)?,
+            self.text.get(ends.name..ends.value)?,
+        ))
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |ends| {
+            let name = self.text.get(start..ends.name).unwrap_or_default();
+            let value = self.text.get(ends.name..ends.value).unwrap_or_default();
+            start = ends.value;
+            (name, value)
+        })
+    }
+
+    /// Replaces the value of the `index`th header.
+    pub fn set_value(&mut self, index: usize, value: &str) {
+        let Some(&HeaderEnds {
+            name: start,
+            value: old_end,
+        }) = self.ends.get(index)
+        else {
+            return;
+        };
+        self.text.replace_range(start..old_end, value);
+        let new_end = start + value.len();
+        for (i, ends) in self.ends.iter_mut().enumerate().skip(index) {
+            if i > index {
+                ends.name = ends.name - old_end + new_end;
+            }
+            ends.value = ends.value - old_end + new_end;
+        }
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(headers: I) -> Self {
+        let mut all = Headers::default();
+        for (name, value) in headers {
+            all.push(name.as_ref(), value.as_ref());
+        }
+        all
+    }
+}
+
 /// Appends to `raw` as much of `bytes` as fits under `limit`.
 pub(super) fn push_capped(raw: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     let room = limit.saturating_sub(raw.len());
     raw.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_keep_order_and_take_new_values() {
+        let mut headers: Headers = [("Host", "a"), ("Cookie", "secret"), ("X", "")]
+            .into_iter()
+            .collect();
+        assert_eq!(headers.len(), 3);
+        assert_eq!(headers.get(1), Some(("Cookie", "secret")));
+        headers.set_value(1, "[hidden]");
+        headers.set_value(0, "");
+        let all: Vec<_> = headers.iter().collect();
+        assert_eq!(all, [("Host", ""), ("Cookie", "[hidden]"), ("X", "")]);
+        assert_eq!(headers.get(3), None);
+        assert_eq!(
+            format!("{headers:?}"),
+            r#"[("Host", ""), ("Cookie", "[hidden]"), ("X", "")]"#
+        );
+    }
 }

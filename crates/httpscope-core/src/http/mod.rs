@@ -29,7 +29,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use message::{HttpMessage, MessageKind};
+pub use message::{Headers, HttpMessage, MessageKind};
 
 use crate::direction::Direction;
 use pairing::Pairing;

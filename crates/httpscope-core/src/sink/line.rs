@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::{Sink, SinkError};
-use crate::format::{json, logfmt};
+use crate::format::{json, logfmt, Timestamps};
 use crate::record::ExchangeRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +16,8 @@ pub enum LineFormat {
 pub struct LineSink<W: Write> {
     out: W,
     format: LineFormat,
-    pending: String,
+    pending: Vec<u8>,
+    timestamps: Timestamps,
 }
 
 /// Pending bytes that trigger a write before the periodic flush.
@@ -27,13 +28,14 @@ impl<W: Write> LineSink<W> {
         Self {
             out,
             format,
-            pending: String::with_capacity(WRITE_THRESHOLD * 2),
+            pending: Vec::with_capacity(WRITE_THRESHOLD * 2),
+            timestamps: Timestamps::default(),
         }
     }
 
     fn write_pending(&mut self) -> Result<(), SinkError> {
         if !self.pending.is_empty() {
-            let result = self.out.write_all(self.pending.as_bytes());
+            let result = self.out.write_all(&self.pending);
             self.pending.clear();
             result?;
         }
@@ -44,7 +46,9 @@ impl<W: Write> LineSink<W> {
 impl<W: Write> Sink for LineSink<W> {
     fn record(&mut self, record: &ExchangeRecord<'_>) -> Result<(), SinkError> {
         match self.format {
-            LineFormat::Logfmt => logfmt::write_line(record, &mut self.pending),
+            LineFormat::Logfmt => {
+                logfmt::write_line(record, &mut self.timestamps, &mut self.pending)
+            }
             LineFormat::Json => json::write_line(record, &mut self.pending),
         }
         if self.pending.len() >= WRITE_THRESHOLD {

@@ -1,9 +1,9 @@
 //! Per-endpoint summary: counts, status classes and latency percentiles.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
+use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -17,7 +17,8 @@ use crate::stats::Report;
 const MAX_ENDPOINTS: usize = 1000;
 const OTHER_PATH: &str = "(other paths)";
 
-/// role → method → path → stats; looked up by `&str`, so a hit allocates nothing.
+/// role → method → path → stats; looked up by `&str` (one probe per level), so a hit
+/// allocates nothing.
 type Endpoints = HashMap<&'static str, HashMap<String, HashMap<String, EndpointStats>>>;
 
 struct EndpointStats {
@@ -157,31 +158,26 @@ impl<W: Write> Sink for SummarySink<W> {
         let method = message.method.as_deref().unwrap_or_default();
         let path = record.path().unwrap_or_default();
         let full = self.endpoint_count >= MAX_ENDPOINTS;
-        let methods = self.endpoints.entry(role).or_default();
-        if !methods.contains_key(method) {
-            methods.insert(method.to_owned(), HashMap::new());
-        }
-        let Some(paths) = methods.get_mut(method) else {
-            return Ok(());
-        };
+        let paths = self
+            .endpoints
+            .entry(role)
+            .or_default()
+            .entry_ref(method)
+            .or_default();
         let path = if full && !paths.contains_key(path) {
             OTHER_PATH
         } else {
             path
         };
-        let stats = match paths.get_mut(path) {
-            Some(stats) => stats,
-            None => {
-                self.endpoint_count += 1;
-                paths
-                    .entry(path.to_owned())
-                    .or_insert_with(|| EndpointStats {
-                        count: 0,
-                        status_classes: [0; 5],
-                        latency_us: latency_histogram(),
-                    })
+        let endpoint_count = &mut self.endpoint_count;
+        let stats = paths.entry_ref(path).or_insert_with(|| {
+            *endpoint_count += 1;
+            EndpointStats {
+                count: 0,
+                status_classes: [0; 5],
+                latency_us: latency_histogram(),
             }
-        };
+        });
         stats.count += 1;
         if let Some(slot) = (status / 100)
             .checked_sub(1)
@@ -226,7 +222,7 @@ mod tests {
             url: Some(url.into()),
             status: Some(status),
             reason: None,
-            headers: Vec::new(),
+            headers: Default::default(),
             wire_bytes: 0,
             body_len: 0,
             body: Vec::new(),

@@ -64,7 +64,7 @@ impl Sink for Collector {
                 .headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
-                .map(|(_, v)| v.clone()),
+                .map(|(_, v)| v.to_owned()),
             unix_ns: record.unix_ns,
         });
         Ok(())
@@ -91,7 +91,7 @@ pub fn replay_fixture(name: &str) -> (Vec<Seen>, Report) {
     let mut pipeline = Pipeline::new(config, vec![Box::new(collector.clone())]);
     while let Some(record) = reader.next_record().unwrap() {
         match record {
-            EventRecord::KernelEvent(raw) => pipeline.process_raw(&raw).unwrap(),
+            EventRecord::KernelEvent(raw) => pipeline.process_raw(raw).unwrap(),
             EventRecord::KernelCounters(counters) => pipeline.set_kernel_counters(counters),
         }
     }

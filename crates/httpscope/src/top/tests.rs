@@ -33,7 +33,7 @@ fn replay(name: &str) -> (EndpointTable, Report) {
     let mut pipeline = Pipeline::new(config, vec![Box::new(EndpointSink::new(Rc::clone(&table)))]);
     while let Some(record) = reader.next_record().unwrap() {
         match record {
-            EventRecord::KernelEvent(raw) => pipeline.process_raw(&raw).unwrap(),
+            EventRecord::KernelEvent(raw) => pipeline.process_raw(raw).unwrap(),
             EventRecord::KernelCounters(c) => pipeline.set_kernel_counters(c),
         }
     }

@@ -101,7 +101,7 @@ fn header<'a>(m: &'a HttpMessage, name: &str) -> Option<&'a str> {
     m.headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v)
 }
 
 fn response(body: &str) -> Vec<u8> {
