@@ -306,7 +306,7 @@ struct {
 	__type(value, __u32);
 } ssl_fds SEC(".maps");
 
-/* (tgid, fd) -> the struct file found not to be a watched socket: skips the socket walk. */
+/* (tgid, fd) -> the socket found not to be watched: skips the socket walk. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -352,6 +352,13 @@ static __always_inline void stat_add(__u32 idx, __u64 value)
 	if (counters && idx < STAT_COUNT)
 		counters->values[idx] += value;
 }
+
+/*
+ * TLS library calls in flight on all threads. While it is 0 no socket syscall
+ * can be inside one, and the per-thread lookup is skipped. A call whose return
+ * probe never ran (the thread died inside it) only keeps the lookups on.
+ */
+__u64 ssl_calls_in_flight = 0;
 
 /* Consumer position at the last forced wakeup. */
 __u64 woken_at_consumer_pos = 0;
@@ -537,7 +544,12 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	}
 	/* accept and connect always classify: their sockets are new. */
 	if (origin == ORIGIN_EXISTING) {
-		__u64 *unwatched = bpf_map_lookup_elem(&unwatched_fds, &key);
+		__u64 *unwatched;
+
+		/* Files, pipes and the like: one inode read, no cache entry. */
+		if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+			return NULL;
+		unwatched = bpf_map_lookup_elem(&unwatched_fds, &key);
 
 		if (unwatched && *unwatched == (__u64)file)
 			return NULL;
@@ -712,9 +724,12 @@ static __always_inline void emit_data(struct data_call *call, struct stat_counte
  */
 static __always_inline int join_ssl_call(__u32 fd)
 {
-	struct ssl_call *ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	struct ssl_call *ssl;
 	struct ssl_key key = {};
 
+	if (!tls_probes || !ssl_calls_in_flight)
+		return 0;
+	ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
 	if (!ssl || !ssl->active)
 		return 0;
 	if (ssl->fd_known && ssl->fd == fd)
@@ -730,8 +745,11 @@ static __always_inline int join_ssl_call(__u32 fd)
 /* A TLS library call is in flight on this thread. */
 static __always_inline int in_ssl_call(void)
 {
-	struct ssl_call *ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	struct ssl_call *ssl;
 
+	if (!tls_probes || !ssl_calls_in_flight)
+		return 0;
+	ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
 	return ssl && ssl->active;
 }
 
@@ -743,12 +761,12 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 	__u64 len, offset;
 
 	/* A failed read inside SSL_read still tells which socket the SSL object uses. */
-	if (ret <= 0 && !(tls_probes && in_ssl_call()))
+	if (ret <= 0 && !in_ssl_call())
 		return;
 	conn = watched_conn(tgid, fd, ORIGIN_EXISTING);
 	if (!conn)
 		return;
-	if (tls_probes && join_ssl_call(fd))
+	if (join_ssl_call(fd))
 		conn->tls = 1;
 	if (ret <= 0)
 		return;
@@ -935,6 +953,8 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8
 	slot->ssl = ssl;
 	slot->buf = buf;
 	slot->count_ptr = count_ptr;
+	if (!slot->active)
+		__sync_fetch_and_add(&ssl_calls_in_flight, 1);
 	slot->fd = 0;
 	slot->op = op;
 	slot->fd_known = 0;
@@ -1003,6 +1023,7 @@ int ssl_ret(struct pt_regs *ctx)
 		return 0;
 	call = *slot;
 	slot->active = 0;
+	__sync_fetch_and_add(&ssl_calls_in_flight, -1);
 	if (call.op == SSL_OP_HANDSHAKE)
 		return 0;
 	if (call.op == SSL_OP_READ_EX || call.op == SSL_OP_WRITE_EX) {

@@ -25,6 +25,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
 /// Queued bytes that wake the reader early; otherwise it polls every POLL_INTERVAL.
 const WAKEUP_BYTES: u64 = 256 * 1024;
+/// Pause between drains while events keep coming. Draining in batches keeps the
+/// reader off the ring buffer's shared positions, which every traced syscall
+/// touches, and amortises the per-drain work; the pause shrinks when the ring
+/// fills fast, so that a pause never lets it fill past a quarter.
+const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if !require_privileges() {
@@ -65,6 +70,15 @@ struct NoHooks;
 impl CaptureHooks for NoHooks {}
 
 /// Attaches, feeds `sinks` until a signal, `--duration` or `hooks` stop it, then finishes.
+/// How long to let events accumulate after a drain found `drained` bytes that
+/// built up over `since_last_drain`: BATCH_INTERVAL, or less when the ring
+/// would fill past a quarter at that rate.
+fn batch_pause(drained: u64, since_last_drain: Duration, ring_bytes: f64) -> Duration {
+    let rate = drained as f64 / since_last_drain.as_secs_f64().max(1e-6);
+    let quarter_fill = Duration::from_secs_f64(ring_bytes / 4.0 / rate.max(1.0));
+    BATCH_INTERVAL.min(quarter_fill)
+}
+
 pub(crate) fn capture(
     args: &RecordArgs,
     sinks: Vec<Box<dyn Sink>>,
@@ -156,6 +170,7 @@ pub(crate) fn capture(
         .duration
         .map(|secs| started + Duration::from_secs_f64(secs.max(0.0)));
     let mut last_counters = Instant::now();
+    let mut last_drain = Instant::now();
     let mut failure: Option<anyhow::Error> = None;
 
     let mut handle = |raw: &[u8], pipeline: &mut Pipeline, failure: &mut Option<anyhow::Error>| {
@@ -183,6 +198,9 @@ pub(crate) fn capture(
             POLL_INTERVAL
         };
         let mut drained = 0u64;
+        // The bytes this drain finds queued built up since the previous drain began.
+        let since_last_drain = last_drain.elapsed();
+        last_drain = Instant::now();
         capture.poll(timeout, &mut |raw| {
             // Each ring record: an 8-byte header, the sample rounded up to 8 bytes.
             drained += (raw.len() as u64).div_ceil(8) * 8 + 8;
@@ -213,6 +231,9 @@ pub(crate) fn capture(
         if !hooks.tick(&pipeline)? {
             stop.store(true, Ordering::Relaxed);
         }
+        if drained > 0 {
+            std::thread::sleep(batch_pause(drained, since_last_drain, ring_bytes));
+        }
     }
     drop(capture);
     if let Some(saver) = saver.as_mut() {
@@ -230,4 +251,27 @@ pub(crate) fn capture(
         "detached"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_pause_shrinks_when_the_ring_fills_fast() {
+        let ring = 16.0 * 1024.0 * 1024.0;
+        // 64 KiB in 20 ms: a quarter of the ring takes over a second.
+        assert_eq!(
+            batch_pause(64 << 10, Duration::from_millis(20), ring),
+            BATCH_INTERVAL
+        );
+        // 16 MiB in 20 ms: a quarter of the ring fills in 5 ms.
+        let fast = batch_pause(16 << 20, Duration::from_millis(20), ring);
+        assert!(
+            fast > Duration::from_millis(4) && fast < Duration::from_millis(6),
+            "{fast:?}"
+        );
+        // A drain that took no measurable time never divides by zero.
+        assert!(batch_pause(1, Duration::ZERO, ring) <= BATCH_INTERVAL);
+    }
 }
