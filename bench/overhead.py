@@ -220,8 +220,8 @@ def bpftool_progs():
     return None
 
 
-def prog_ids_of(pid):
-    """BPF program ids held by a process (prog and link fds)."""
+def bpf_ids_of(pid, kind):
+    """Ids of the BPF objects of one kind ("prog" or "map") a process holds through its fds."""
     ids = set()
     base = f"/proc/{pid}/fdinfo"
     for fd in os.listdir(base):
@@ -229,7 +229,7 @@ def prog_ids_of(pid):
             text = Path(base, fd).read_text()
         except OSError:
             continue
-        match = re.search(r"^prog_id:\s+(\d+)", text, re.M)
+        match = re.search(rf"^{kind}_id:\s+(\d+)", text, re.M)
         if match:
             ids.add(int(match.group(1)))
     return ids
@@ -246,16 +246,7 @@ def hooked_syscalls_of(pid):
     """
     if not shutil.which("bpftool"):
         return None
-    base = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(base):
-        try:
-            text = Path(base, fd).read_text()
-        except OSError:
-            continue
-        match = re.search(r"^map_id:\s+(\d+)", text, re.M)
-        if not match:
-            continue
-        map_id = match.group(1)
+    for map_id in map(str, sorted(bpf_ids_of(pid, "map"))):
         try:
             show = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", map_id],
                                              capture_output=True, text=True, timeout=30).stdout)
@@ -280,7 +271,7 @@ def hooked_syscalls_of(pid):
 
 def bpf_prog_stats(pid):
     """[{id, name, run_time_ns, run_cnt}] of the programs the process holds."""
-    ids = prog_ids_of(pid)
+    ids = bpf_ids_of(pid, "prog")
     if not ids:
         return []
     progs = bpftool_progs()
