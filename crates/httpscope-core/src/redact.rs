@@ -157,7 +157,7 @@ impl Redactor {
         }
         if let Some(url) = &message.url {
             if let Some(redacted) = self.redact_query(url) {
-                message.url = Some(redacted);
+                message.url = Some(redacted.into());
             }
         }
         if !self.keep_bodies {
@@ -305,6 +305,7 @@ mod tests {
     use super::*;
     use crate::direction::Direction;
     use crate::http::MessageKind;
+    use std::sync::Arc;
 
     fn message(
         raw: &[u8],
@@ -319,7 +320,7 @@ mod tests {
             last_ts_ns: 0,
             version_minor: 1,
             method: Some("POST".into()),
-            url: url.map(str::to_owned),
+            url: url.map(Arc::from),
             status: None,
             reason: None,
             headers: headers

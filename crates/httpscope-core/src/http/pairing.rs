@@ -1,7 +1,9 @@
 //! Request/response pairing: a FIFO of outstanding requests, trusted only while no data that
 //! could hide a message has been lost (the rule is spelled out in the `http` module docs).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::ParseCounters;
 
@@ -12,8 +14,8 @@ const MAX_OUTSTANDING: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Paired {
     pub exchange: u64,
-    pub method: String,
-    pub url: String,
+    pub method: Cow<'static, str>,
+    pub url: Arc<str>,
     pub request_first_ts_ns: u64,
 }
 
@@ -45,8 +47,8 @@ impl Pairing {
     /// `response_idle`: the response direction sits at a message boundary it has observed.
     pub fn on_request(
         &mut self,
-        method: &str,
-        url: &str,
+        method: Cow<'static, str>,
+        url: Arc<str>,
         first_ts_ns: u64,
         response_idle: bool,
         counters: &mut ParseCounters,
@@ -69,8 +71,8 @@ impl Pairing {
         self.last_exchange += 1;
         self.queue.push_back(Paired {
             exchange: self.last_exchange,
-            method: method.to_owned(),
-            url: url.to_owned(),
+            method,
+            url,
             request_first_ts_ns: first_ts_ns,
         });
         self.pipelined |= self.queue.len() > 1;
@@ -126,7 +128,7 @@ mod tests {
     use super::*;
 
     fn req(p: &mut Pairing, idle: bool, c: &mut ParseCounters) -> Option<u64> {
-        p.on_request("GET", "/", 7, idle, c)
+        p.on_request("GET".into(), "/".into(), 7, idle, c)
     }
 
     #[test]
