@@ -170,6 +170,11 @@ fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
+            // Line ends are the most common escape: one step for both bytes.
+            b'\r' if bytes.get(i) == Some(&b'\n') => {
+                out.extend_from_slice(b"\\r\\n");
+                i += 1;
+            }
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\t' => out.extend_from_slice(b"\\t"),
