@@ -161,8 +161,10 @@ fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < bytes.len() {
         let run = plain_prefix(&bytes[i..]);
-        out.extend_from_slice(&bytes[i..i + run]);
-        i += run;
+        if run > 0 {
+            out.extend_from_slice(&bytes[i..i + run]);
+            i += run;
+        }
         let Some(&b) = bytes.get(i) else {
             break;
         };
