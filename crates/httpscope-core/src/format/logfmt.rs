@@ -80,28 +80,29 @@ fn number(out: &mut Vec<u8>, key: &[u8], value: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// ASCII bytes a bare value cannot hold: whitespace, controls, `"`, `=`, `\\`.
-const NOT_BARE: [bool; 128] = {
-    let mut table = [false; 128];
-    let mut b = 0;
-    while b <= 0x20 {
-        table[b] = true;
+/// Bytes that keep a value from being bare: ASCII whitespace, controls, `"`, `=`, `\\`, and
+/// every non-ASCII byte (whose character needs a closer look).
+const NOT_BARE: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0x21;
+    while b < 0x7F {
+        table[b] = false;
         b += 1;
     }
     table[b'"' as usize] = true;
     table[b'=' as usize] = true;
     table[b'\\' as usize] = true;
-    table[0x7F] = true;
     table
 };
 
 fn value(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
-    let plain = if bytes.is_ascii() {
-        !bytes.is_empty() && !bytes.iter().any(|&b| NOT_BARE[usize::from(b)])
-    } else {
-        text.chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\')
+    let plain = match bytes.iter().position(|&b| NOT_BARE[usize::from(b)]) {
+        None => !bytes.is_empty(),
+        Some(at) if bytes[at].is_ascii() => false,
+        Some(_) => text
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\'),
     };
     if plain {
         out.extend_from_slice(bytes);
