@@ -1,6 +1,6 @@
 //! The connection table: what we know of each traced socket, and its HTTP state.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::SocketAddr;
 
 use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin};

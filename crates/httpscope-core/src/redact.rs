@@ -53,6 +53,17 @@ impl NamePattern {
         }
     }
 
+    /// Length of the shortest name the pattern can match.
+    fn min_len(&self) -> usize {
+        match self {
+            NamePattern::Exact(p)
+            | NamePattern::Contains(p)
+            | NamePattern::Prefix(p)
+            | NamePattern::Suffix(p) => p.len(),
+            NamePattern::Glob(p) => p.bytes().filter(|&b| b != b'*').count(),
+        }
+    }
+
     pub fn matches(&self, name: &str) -> bool {
         let name = name.as_bytes();
         match self {
@@ -92,6 +103,8 @@ const VERDICT_CACHE_SIZE: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Redactor {
     headers: Vec<NamePattern>,
+    /// Names shorter than this match no header pattern (many common ones, such as `Host`).
+    shortest_header_match: usize,
     header_verdicts: RefCell<HashMap<String, bool>>,
     /// Query parameters and JSON keys.
     fields: Vec<NamePattern>,
@@ -119,6 +132,11 @@ impl Redactor {
         let fields: Vec<NamePattern> = extra.iter().map(|p| NamePattern::new(p)).collect();
         headers.extend(fields.iter().cloned());
         Self {
+            shortest_header_match: headers
+                .iter()
+                .map(NamePattern::min_len)
+                .min()
+                .unwrap_or(usize::MAX),
             headers,
             header_verdicts: RefCell::new(HashMap::new()),
             fields,
@@ -127,6 +145,9 @@ impl Redactor {
     }
 
     fn header_matches(&self, name: &str) -> bool {
+        if name.len() < self.shortest_header_match {
+            return false;
+        }
         let mut verdicts = self.header_verdicts.borrow_mut();
         if let Some(&verdict) = verdicts.get(name) {
             return verdict;
@@ -157,7 +178,7 @@ impl Redactor {
         }
         if let Some(url) = &message.url {
             if let Some(redacted) = self.redact_query(url) {
-                message.url = Some(redacted);
+                message.url = Some(redacted.into());
             }
         }
         if !self.keep_bodies {
@@ -305,6 +326,7 @@ mod tests {
     use super::*;
     use crate::direction::Direction;
     use crate::http::MessageKind;
+    use std::sync::Arc;
 
     fn message(
         raw: &[u8],
@@ -319,7 +341,7 @@ mod tests {
             last_ts_ns: 0,
             version_minor: 1,
             method: Some("POST".into()),
-            url: url.map(str::to_owned),
+            url: url.map(Arc::from),
             status: None,
             reason: None,
             headers: headers
@@ -401,6 +423,16 @@ mod tests {
         Redactor::new(true, &[], false).apply(&mut m);
         assert!(m.body.is_empty());
         assert!(m.raw.ends_with(b"Host: h\r\n\r\n"));
+    }
+
+    #[test]
+    fn names_as_short_as_a_pattern_still_match() {
+        let r = Redactor::new(false, &["x-*-id".into(), "ab*".into()], true);
+        assert!(r.header_matches("X--ID"));
+        assert!(r.header_matches("ab"));
+        assert!(!r.header_matches("a"));
+        assert!(Redactor::new(false, &["*".into()], true).header_matches(""));
+        assert!(!Redactor::new(false, &[], true).header_matches("anything"));
     }
 
     #[test]

@@ -80,28 +80,29 @@ fn number(out: &mut Vec<u8>, key: &[u8], value: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// ASCII bytes a bare value cannot hold: whitespace, controls, `"`, `=`, `\\`.
-const NOT_BARE: [bool; 128] = {
-    let mut table = [false; 128];
-    let mut b = 0;
-    while b <= 0x20 {
-        table[b] = true;
+/// Bytes that keep a value from being bare: ASCII whitespace, controls, `"`, `=`, `\\`, and
+/// every non-ASCII byte (whose character needs a closer look).
+const NOT_BARE: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0x21;
+    while b < 0x7F {
+        table[b] = false;
         b += 1;
     }
     table[b'"' as usize] = true;
     table[b'=' as usize] = true;
     table[b'\\' as usize] = true;
-    table[0x7F] = true;
     table
 };
 
 fn value(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
-    let plain = if bytes.is_ascii() {
-        !bytes.is_empty() && !bytes.iter().any(|&b| NOT_BARE[usize::from(b)])
-    } else {
-        text.chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\')
+    let plain = match bytes.iter().position(|&b| NOT_BARE[usize::from(b)]) {
+        None => !bytes.is_empty(),
+        Some(at) if bytes[at].is_ascii() => false,
+        Some(_) => text
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\'),
     };
     if plain {
         out.extend_from_slice(bytes);
@@ -161,8 +162,10 @@ fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < bytes.len() {
         let run = plain_prefix(&bytes[i..]);
-        out.extend_from_slice(&bytes[i..i + run]);
-        i += run;
+        if run > 0 {
+            out.extend_from_slice(&bytes[i..i + run]);
+            i += run;
+        }
         let Some(&b) = bytes.get(i) else {
             break;
         };
@@ -170,6 +173,11 @@ fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
+            // Line ends are the most common escape: one step for both bytes.
+            b'\r' if bytes.get(i) == Some(&b'\n') => {
+                out.extend_from_slice(b"\\r\\n");
+                i += 1;
+            }
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\t' => out.extend_from_slice(b"\\t"),

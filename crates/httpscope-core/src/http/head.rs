@@ -1,6 +1,8 @@
 //! Message heads: finding where a head ends and parsing it with httparse.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 use super::message::{Headers, MessageKind};
 
@@ -20,6 +22,35 @@ pub(super) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
             (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
             _ => i = nl + 1,
         }
+    }
+}
+
+/// Methods most requests use, kept as `&'static str` instead of one allocation each.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// Reason phrases most responses use, kept as `&'static str` instead of one allocation each.
+const KNOWN_REASONS: [&str; 12] = [
+    "OK",
+    "Created",
+    "Accepted",
+    "No Content",
+    "Moved Permanently",
+    "Found",
+    "Not Modified",
+    "Bad Request",
+    "Unauthorized",
+    "Forbidden",
+    "Not Found",
+    "Internal Server Error",
+];
+
+/// `text` borrowed from `known` when it is one of them (case included), else owned.
+fn borrowed_if_known(text: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == text) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(text.to_owned()),
     }
 }
 
@@ -56,10 +87,10 @@ pub(super) enum Encoding {
 #[derive(Debug)]
 pub(super) struct Head {
     pub version_minor: u8,
-    pub method: Option<String>,
-    pub url: Option<String>,
+    pub method: Option<Cow<'static, str>>,
+    pub url: Option<Arc<str>>,
     pub status: Option<u16>,
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'static, str>>,
     pub headers: Headers,
     pub content_length: ContentLength,
     pub transfer: Transfer,
@@ -129,8 +160,8 @@ fn parse_with<'h, 'b>(
                 headers,
             } = req;
             let head = Head {
-                method: method.map(str::to_owned),
-                url: path.map(str::to_owned),
+                method: method.map(|m| borrowed_if_known(m, &KNOWN_METHODS)),
+                url: path.map(Arc::from),
                 ..Head::new(version)
             };
             (len, head, headers)
@@ -149,7 +180,7 @@ fn parse_with<'h, 'b>(
             } = resp;
             let head = Head {
                 status: code,
-                reason: reason.map(str::to_owned),
+                reason: reason.map(|r| borrowed_if_known(r, &KNOWN_REASONS)),
                 ..Head::new(version)
             };
             (len, head, headers)

@@ -1,5 +1,8 @@
 //! Output records of the HTTP engine: one [`HttpMessage`] per request or response seen.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::direction::Direction;
 
 /// Whether a message is a request or a response.
@@ -29,12 +32,14 @@ pub struct HttpMessage {
     pub last_ts_ns: u64,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
-    /// Request method; for responses, the method of the paired request.
-    pub method: Option<String>,
-    /// Request target; for responses, the target of the paired request.
-    pub url: Option<String>,
+    /// Request method; for responses, the method of the paired request. Standard methods
+    /// are borrowed rather than allocated.
+    pub method: Option<Cow<'static, str>>,
+    /// Request target; for responses, the target of the paired request (shared with it).
+    pub url: Option<Arc<str>>,
     pub status: Option<u16>,
-    pub reason: Option<String>,
+    /// Common reason phrases are borrowed rather than allocated.
+    pub reason: Option<Cow<'static, str>>,
     /// Headers in wire order; values decoded as lossy UTF-8.
     pub headers: Headers,
     /// Size on the wire: head + body including chunk framing.

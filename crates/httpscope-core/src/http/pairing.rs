@@ -1,7 +1,9 @@
 //! Request/response pairing: a FIFO of outstanding requests, trusted only while no data that
 //! could hide a message has been lost (the rule is spelled out in the `http` module docs).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::ParseCounters;
 
@@ -12,8 +14,8 @@ const MAX_OUTSTANDING: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Paired {
     pub exchange: u64,
-    pub method: String,
-    pub url: String,
+    pub method: Cow<'static, str>,
+    pub url: Arc<str>,
     pub request_first_ts_ns: u64,
 }
 
@@ -22,7 +24,7 @@ pub(super) struct Paired {
 pub(super) struct Pairing {
     /// The queue mirrors the requests the peer still owes responses to.
     certain: bool,
-    queue: VecDeque<Paired>,
+    queue: Outstanding,
     last_exchange: u64,
     /// More than one request was outstanding at once (pipelining, or indistinguishable from it).
     pipelined: bool,
@@ -34,7 +36,7 @@ impl Pairing {
     pub fn new(mid_stream: bool) -> Self {
         Pairing {
             certain: !mid_stream,
-            queue: VecDeque::new(),
+            queue: Outstanding::default(),
             last_exchange: 0,
             pipelined: false,
             unanswered_seen: 0,
@@ -45,8 +47,8 @@ impl Pairing {
     /// `response_idle`: the response direction sits at a message boundary it has observed.
     pub fn on_request(
         &mut self,
-        method: &str,
-        url: &str,
+        method: Cow<'static, str>,
+        url: Arc<str>,
         first_ts_ns: u64,
         response_idle: bool,
         counters: &mut ParseCounters,
@@ -69,8 +71,8 @@ impl Pairing {
         self.last_exchange += 1;
         self.queue.push_back(Paired {
             exchange: self.last_exchange,
-            method: method.to_owned(),
-            url: url.to_owned(),
+            method,
+            url,
             request_first_ts_ns: first_ts_ns,
         });
         self.pipelined |= self.queue.len() > 1;
@@ -90,12 +92,7 @@ impl Pairing {
         if interim {
             return self.queue.front().cloned();
         }
-        let oldest = self.queue.pop_front();
-        if self.queue.is_empty() {
-            // Most connections idle with nothing outstanding: free the buffer meanwhile.
-            self.queue = VecDeque::new();
-        }
-        oldest
+        self.queue.pop_front()
     }
 
     /// Data that may have held whole messages was lost in either direction.
@@ -106,7 +103,7 @@ impl Pairing {
     /// The connection closed: whatever is still queued was never answered.
     pub fn on_close(&mut self, counters: &mut ParseCounters) {
         counters.unanswered_requests += self.queue.len() as u64;
-        self.queue = VecDeque::new();
+        self.queue = Outstanding::default();
     }
 
     fn lose_track(&mut self, counters: &mut ParseCounters) {
@@ -116,7 +113,43 @@ impl Pairing {
             self.certain = false;
         }
         counters.unanswered_requests += self.queue.len() as u64;
-        self.queue = VecDeque::new();
+        self.queue = Outstanding::default();
+    }
+}
+
+/// Requests still owed a response, oldest first. The oldest is kept inline, so a connection
+/// that does not pipeline never allocates for it.
+#[derive(Debug, Default)]
+struct Outstanding {
+    oldest: Option<Paired>,
+    /// Empty whenever `oldest` is None.
+    later: VecDeque<Paired>,
+}
+
+impl Outstanding {
+    fn len(&self) -> usize {
+        usize::from(self.oldest.is_some()) + self.later.len()
+    }
+
+    fn front(&self) -> Option<&Paired> {
+        self.oldest.as_ref()
+    }
+
+    fn push_back(&mut self, request: Paired) {
+        match self.oldest {
+            None => self.oldest = Some(request),
+            Some(_) => self.later.push_back(request),
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Paired> {
+        let oldest = self.oldest.take();
+        self.oldest = self.later.pop_front();
+        if self.later.is_empty() && self.later.capacity() > 0 {
+            // Pipelining is rare and bursty: free the buffer once it drains.
+            self.later = VecDeque::new();
+        }
+        oldest
     }
 }
 
@@ -126,7 +159,7 @@ mod tests {
     use super::*;
 
     fn req(p: &mut Pairing, idle: bool, c: &mut ParseCounters) -> Option<u64> {
-        p.on_request("GET", "/", 7, idle, c)
+        p.on_request("GET".into(), "/".into(), 7, idle, c)
     }
 
     #[test]

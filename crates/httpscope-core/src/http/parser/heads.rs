@@ -2,6 +2,7 @@
 //! bytes, and turning a parsed head into an in-flight message.
 
 use std::mem;
+use std::sync::Arc;
 
 use crate::direction::Direction;
 
@@ -143,7 +144,7 @@ impl DirParser {
             MessageKind::Response => {
                 let status = head.status.unwrap_or_default();
                 paired = cx.link.pairing.on_response(status);
-                let method = paired.as_ref().map(|p| p.method.as_str());
+                let method = paired.as_ref().map(|p| &*p.method);
                 body::response_framing(status, method, &head, max_trailer)
             }
         };
@@ -191,10 +192,10 @@ impl DirParser {
         let mut request_ts = None;
         match kind {
             MessageKind::Request => {
-                let (method, url) = (msg.method.as_deref(), msg.url.as_deref());
+                // Cheap copies: a standard method is borrowed and the url is shared.
                 msg.exchange = cx.link.pairing.on_request(
-                    method.unwrap_or_default(),
-                    url.unwrap_or_default(),
+                    msg.method.clone().unwrap_or_default(),
+                    msg.url.clone().unwrap_or_else(|| Arc::from("")),
                     self.head_ts,
                     cx.peer_idle,
                     cx.counters,
