@@ -28,7 +28,7 @@ const WAKEUP_BYTES: u64 = 256 * 1024;
 /// Pause between drains while events keep coming. Draining in batches keeps the
 /// reader off the ring buffer's shared positions, which every traced syscall
 /// touches, and amortises the per-drain work; the pause shrinks when the ring
-/// fills fast, so that a pause never lets it fill past a quarter.
+/// fills fast.
 const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
@@ -70,13 +70,56 @@ struct NoHooks;
 impl CaptureHooks for NoHooks {}
 
 /// Attaches, feeds `sinks` until a signal, `--duration` or `hooks` stop it, then finishes.
-/// How long to let events accumulate after a drain found `drained` bytes that
-/// built up over `since_last_drain`: BATCH_INTERVAL, or less when the ring
-/// would fill past a quarter at that rate.
-fn batch_pause(drained: u64, since_last_drain: Duration, ring_bytes: f64) -> Duration {
-    let rate = drained as f64 / since_last_drain.as_secs_f64().max(1e-6);
-    let quarter_fill = Duration::from_secs_f64(ring_bytes / 4.0 / rate.max(1.0));
-    BATCH_INTERVAL.min(quarter_fill)
+/// Records larger than this on average mean bodies are streaming through the
+/// ring in bursts that a pause could let overflow it.
+const BULK_RECORD_BYTES: u64 = 2048;
+/// After a drain of bulk records, how long the reader drains without pausing.
+const BULK_QUIET: Duration = Duration::from_secs(1);
+
+/// Decides how long the reader lets events accumulate after each drain.
+struct DrainPacer {
+    ring_bytes: f64,
+    last_drain: Instant,
+    last_bulk_drain: Option<Instant>,
+}
+
+impl DrainPacer {
+    fn new(ring_bytes: f64) -> Self {
+        Self {
+            ring_bytes,
+            last_drain: Instant::now(),
+            last_bulk_drain: None,
+        }
+    }
+
+    /// Call as a drain begins: the bytes it finds built up since the previous one began.
+    fn drain_started(&mut self) -> Duration {
+        let since_last_drain = self.last_drain.elapsed();
+        self.last_drain = Instant::now();
+        since_last_drain
+    }
+
+    /// The pause after a drain that found `records` records of `drained` bytes in
+    /// all, built up over `since_last_drain`: BATCH_INTERVAL for streams of small
+    /// records, less when a sixteenth of the ring would fill sooner at that rate,
+    /// none while bulk data has flowed within BULK_QUIET.
+    fn pause(&mut self, drained: u64, records: u64, since_last_drain: Duration) -> Duration {
+        if records == 0 {
+            return Duration::ZERO;
+        }
+        if drained / records > BULK_RECORD_BYTES {
+            self.last_bulk_drain = Some(Instant::now());
+        }
+        if self
+            .last_bulk_drain
+            .is_some_and(|at| at.elapsed() < BULK_QUIET)
+        {
+            return Duration::ZERO;
+        }
+        let rate = drained as f64 / since_last_drain.as_secs_f64().max(1e-6);
+        let sixteenth_fill = Duration::from_secs_f64(self.ring_bytes / 16.0 / rate.max(1.0));
+        BATCH_INTERVAL.min(sixteenth_fill)
+    }
 }
 
 pub(crate) fn capture(
@@ -170,7 +213,7 @@ pub(crate) fn capture(
         .duration
         .map(|secs| started + Duration::from_secs_f64(secs.max(0.0)));
     let mut last_counters = Instant::now();
-    let mut last_drain = Instant::now();
+    let mut pacer = DrainPacer::new(ring_bytes);
     let mut failure: Option<anyhow::Error> = None;
 
     let mut handle = |raw: &[u8], pipeline: &mut Pipeline, failure: &mut Option<anyhow::Error>| {
@@ -198,12 +241,12 @@ pub(crate) fn capture(
             POLL_INTERVAL
         };
         let mut drained = 0u64;
-        // The bytes this drain finds queued built up since the previous drain began.
-        let since_last_drain = last_drain.elapsed();
-        last_drain = Instant::now();
+        let mut records = 0u64;
+        let since_last_drain = pacer.drain_started();
         capture.poll(timeout, &mut |raw| {
             // Each ring record: an 8-byte header, the sample rounded up to 8 bytes.
             drained += (raw.len() as u64).div_ceil(8) * 8 + 8;
+            records += 1;
             handle(raw, &mut pipeline, &mut failure)
         })?;
         max_fill = max_fill.max(drained as f64 / ring_bytes);
@@ -231,8 +274,9 @@ pub(crate) fn capture(
         if !hooks.tick(&pipeline)? {
             stop.store(true, Ordering::Relaxed);
         }
-        if drained > 0 {
-            std::thread::sleep(batch_pause(drained, since_last_drain, ring_bytes));
+        let pause = pacer.pause(drained, records, since_last_drain);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
         }
     }
     drop(capture);
@@ -257,21 +301,36 @@ pub(crate) fn capture(
 mod tests {
     use super::*;
 
+    const RING: f64 = 16.0 * 1024.0 * 1024.0;
+
     #[test]
-    fn batch_pause_shrinks_when_the_ring_fills_fast() {
-        let ring = 16.0 * 1024.0 * 1024.0;
-        // 64 KiB in 20 ms: a quarter of the ring takes over a second.
-        assert_eq!(
-            batch_pause(64 << 10, Duration::from_millis(20), ring),
-            BATCH_INTERVAL
-        );
-        // 16 MiB in 20 ms: a quarter of the ring fills in 5 ms.
-        let fast = batch_pause(16 << 20, Duration::from_millis(20), ring);
+    fn small_records_pause_less_when_the_ring_fills_fast() {
+        let mut pacer = DrainPacer::new(RING);
+        // 64 KiB of small records in 20 ms: a sixteenth of the ring takes 320 ms.
+        let slow = pacer.pause(64 << 10, 256, Duration::from_millis(20));
+        assert_eq!(slow, BATCH_INTERVAL);
+        // 4 MiB of small records in 20 ms: a sixteenth of the ring fills in 5 ms.
+        let fast = pacer.pause(4 << 20, 16 << 10, Duration::from_millis(20));
         assert!(
             fast > Duration::from_millis(4) && fast < Duration::from_millis(6),
             "{fast:?}"
         );
-        // A drain that took no measurable time never divides by zero.
-        assert!(batch_pause(1, Duration::ZERO, ring) <= BATCH_INTERVAL);
+        // Nothing drained, or no measurable time: no pause, no division by zero.
+        assert_eq!(pacer.pause(0, 0, Duration::from_millis(20)), Duration::ZERO);
+        assert!(pacer.pause(8, 1, Duration::ZERO) <= BATCH_INTERVAL);
+    }
+
+    #[test]
+    fn bulk_records_stop_pausing_for_a_while() {
+        let mut pacer = DrainPacer::new(RING);
+        assert_eq!(
+            pacer.pause(4 << 20, 256, Duration::from_millis(20)),
+            Duration::ZERO
+        );
+        // A drain of small records right after bulk data: still no pause.
+        assert_eq!(
+            pacer.pause(1 << 10, 8, Duration::from_millis(20)),
+            Duration::ZERO
+        );
     }
 }
