@@ -80,20 +80,25 @@ fn number(out: &mut Vec<u8>, key: &[u8], value: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// Bytes that keep a value from being bare: ASCII whitespace, controls, `"`, `=`, `\\`, and
-/// every non-ASCII byte (whose character needs a closer look).
-const NOT_BARE: [bool; 256] = {
-    let mut table = [true; 256];
-    let mut b = 0x21;
+/// A byte table: `inside` for `first..0x7F` apart from `except`, `!inside` for every other byte.
+const fn byte_table(first: u8, inside: bool, except: &[u8]) -> [bool; 256] {
+    let mut table = [!inside; 256];
+    let mut b = first as usize;
     while b < 0x7F {
-        table[b] = false;
+        table[b] = inside;
         b += 1;
     }
-    table[b'"' as usize] = true;
-    table[b'=' as usize] = true;
-    table[b'\\' as usize] = true;
+    let mut i = 0;
+    while i < except.len() {
+        table[except[i] as usize] = !inside;
+        i += 1;
+    }
     table
-};
+}
+
+/// Bytes that keep a value from being bare: ASCII whitespace, controls, `"`, `=`, `\\`, and
+/// every non-ASCII byte (whose character needs a closer look).
+const NOT_BARE: [bool; 256] = byte_table(0x21, false, b"\"=\\");
 
 fn value(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
@@ -112,17 +117,7 @@ fn value(text: &str, out: &mut Vec<u8>) {
 }
 
 /// Bytes copied as they are: printable ASCII other than `"` and `\\`.
-const PLAIN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0x20;
-    while b < 0x7F {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = false;
-    table[b'\\' as usize] = false;
-    table
-};
+const PLAIN: [bool; 256] = byte_table(0x20, true, b"\"\\");
 
 /// Length of the leading run of [`PLAIN`] bytes, found eight bytes at a time.
 fn plain_prefix(bytes: &[u8]) -> usize {
