@@ -718,67 +718,64 @@ static __always_inline void emit_data(struct data_call *call, struct stat_counte
 		emit_large(call, counters, conn_id, offset, len, budget);
 }
 
-/*
- * A socket syscall inside a TLS library call on this thread: the call's
- * connection is this fd. Returns 1 when a call was in flight.
- */
-static __always_inline int join_ssl_call(__u32 fd)
+/* The TLS library call in flight on this thread, or NULL. */
+static __always_inline struct ssl_call *active_ssl_call(void)
 {
 	struct ssl_call *ssl;
-	struct ssl_key key = {};
 
 	if (!tls_probes || !ssl_calls_in_flight)
-		return 0;
+		return NULL;
 	ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
-	if (!ssl || !ssl->active)
-		return 0;
-	if (ssl->fd_known && ssl->fd == fd)
-		return 1;
-	ssl->fd = fd;
-	ssl->fd_known = 1;
-	key.tgid = bpf_get_current_pid_tgid() >> 32;
-	key.ssl = ssl->ssl;
-	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
-	return 1;
+	return ssl && ssl->active ? ssl : NULL;
 }
 
-/* A TLS library call is in flight on this thread. */
-static __always_inline int in_ssl_call(void)
+/* A socket syscall inside that TLS library call: the call's connection is this fd. */
+static __always_inline void join_ssl_call(struct ssl_call *ssl, __u32 tgid, __u32 fd)
 {
-	struct ssl_call *ssl;
+	struct ssl_key key = { .tgid = tgid, .ssl = ssl->ssl };
 
-	if (!tls_probes || !ssl_calls_in_flight)
-		return 0;
-	ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
-	return ssl && ssl->active;
+	if (ssl->fd_known && ssl->fd == fd)
+		return;
+	ssl->fd = fd;
+	ssl->fd_known = 1;
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+}
+
+/* ret bytes moved on a watched connection: one record, unless they are TLS ciphertext. */
+static __always_inline void copy_data(struct stat_counters *counters, struct conn_state *conn,
+				      __s64 ret, struct data_call *call)
+{
+	__u64 len = ret, offset;
+
+	if (conn->tls) {
+		counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
+		return;
+	}
+	counters->values[STAT_SYSCALLS_TRACED]++;
+	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
+						   : __sync_fetch_and_add(&conn->recvd, len);
+	emit_data(call, counters, conn->conn_id, offset, len);
 }
 
 /* A data syscall on fd returned ret: copy what moved if fd is a watched connection. */
 static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, __s64 ret, __u32 fd,
 				    struct data_call *call)
 {
+	struct ssl_call *ssl = active_ssl_call();
 	struct conn_state *conn;
-	__u64 len, offset;
 
 	/* A failed read inside SSL_read still tells which socket the SSL object uses. */
-	if (ret <= 0 && !in_ssl_call())
+	if (ret <= 0 && !ssl)
 		return;
 	conn = watched_conn(tgid, fd, ORIGIN_EXISTING);
 	if (!conn)
 		return;
-	if (join_ssl_call(fd))
+	if (ssl) {
+		join_ssl_call(ssl, tgid, fd);
 		conn->tls = 1;
-	if (ret <= 0)
-		return;
-	if (conn->tls) {
-		counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
-		return;
 	}
-	len = ret;
-	counters->values[STAT_SYSCALLS_TRACED]++;
-	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
-						   : __sync_fetch_and_add(&conn->recvd, len);
-	emit_data(call, counters, conn->conn_id, offset, len);
+	if (ret > 0)
+		copy_data(counters, conn, ret, call);
 }
 
 /* sendmsg/recvmsg: the iovecs of the user's msghdr. */
@@ -825,6 +822,7 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 	long nr = SYSCALL_NR(regs);
 	__u64 pid_tgid;
 	struct stat_counters *counters;
+	struct conn_state *conn;
 	struct data_call call = {};
 	__u32 tgid, zero = 0, fd;
 
@@ -911,9 +909,10 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 		call.mode = COPY_NONE;
 		call.syscall = SYSCALL_SPLICE;
 		/* splice(fd_in, off_in, fd_out, ...): into or out of a watched socket. */
-		if (watched_conn(tgid, SYSCALL_ARG3(regs), ORIGIN_EXISTING)) {
+		conn = watched_conn(tgid, SYSCALL_ARG3(regs), ORIGIN_EXISTING);
+		if (conn) {
 			call.direction = DIRECTION_SEND;
-			on_data(counters, tgid, ret, SYSCALL_ARG3(regs), &call);
+			copy_data(counters, conn, ret, &call);
 		} else {
 			call.direction = DIRECTION_RECV;
 			on_data(counters, tgid, ret, fd, &call);
