@@ -220,24 +220,19 @@ impl Pipeline {
                 &mut self.report.parse,
             );
         }
-        let tid = conn.last_tid;
-        let result = self.emit_for(&conn, tid);
+        let result = write_records(
+            &mut self.sinks,
+            &mut self.messages,
+            &mut self.report.pipeline,
+            &self.config,
+            &conn,
+            conn.last_tid,
+        );
         let unix_ns = (ts_ns as i64).saturating_add(self.config.wall_clock_offset_ns);
         for sink in &mut self.sinks {
             sink.closed(&conn.info, unix_ns)?;
         }
         result
-    }
-
-    fn emit_for(&mut self, conn: &Connection, tid: u32) -> Result<(), SinkError> {
-        write_records(
-            &mut self.sinks,
-            &mut self.messages,
-            &mut self.report.pipeline,
-            &self.config,
-            conn,
-            tid,
-        )
     }
 
     /// Periodic work at monotonic time `now_ns`: flush sinks, close idle connections.
