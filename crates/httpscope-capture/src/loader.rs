@@ -73,7 +73,7 @@ pub enum CaptureError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
-    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
+    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}; httpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (see `httpscope doctor`)")]
     KernelBtf(String),
     #[error("BPF map {0}: {1}")]
     Map(&'static str, String),
