@@ -29,7 +29,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use message::{Headers, HttpMessage, MessageKind};
+pub use message::{GrpcCall, Headers, HttpMessage, MessageKind, Proto};
 
 use crate::direction::Direction;
 use pairing::Pairing;

@@ -8,7 +8,7 @@ use crate::direction::Direction;
 
 use super::super::body::{self, BodySink, Framing};
 use super::super::head::{self, Head, Parsed};
-use super::super::message::{push_capped, HttpMessage, MessageKind};
+use super::super::message::{push_capped, HttpMessage, MessageKind, Proto};
 use super::super::sniff::{self, Sniff};
 use super::super::Protocol;
 use super::{Ctx, DirParser, InFlight, Link, State};
@@ -167,27 +167,21 @@ impl DirParser {
         let mut raw =
             Vec::with_capacity(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
         push_capped(&mut raw, bytes, raw_limit);
+        let proto = if head.version_minor == 0 {
+            Proto::Http10
+        } else {
+            Proto::Http11
+        };
         let mut msg = HttpMessage {
-            kind,
-            direction: self.dir,
-            first_ts_ns: self.head_ts,
             last_ts_ns: cx.ts,
-            version_minor: head.version_minor,
             method: head.method,
             url: head.url,
             status: head.status,
             reason: head.reason,
             headers: head.headers,
             wire_bytes: bytes.len() as u64,
-            body_len: 0,
-            body: Vec::new(),
-            body_truncated: false,
-            body_captured: true,
             raw,
-            partial: false,
-            latency_ns: None,
-            exchange: None,
-            interim: false,
+            ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
         };
         let mut request_ts = None;
         match kind {
