@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use crate::direction::Direction;
 
-use super::super::body::{self, BodySink, Framing};
+use super::super::framing::{self, Framing};
 use super::super::head::{self, Head, Parsed};
-use super::super::message::{push_capped, HttpMessage, MessageKind, Proto};
-use super::super::sniff::{self, Sniff};
-use super::super::Protocol;
 use super::{Ctx, DirParser, InFlight, Link, State};
+use crate::http::body::BodySink;
+use crate::http::message::{push_capped, HttpMessage, MessageKind, Proto};
+use crate::http::sniff::{self, Sniff};
+use crate::http::Protocol;
 
 /// Head bytes sniffed on every append while the protocol is unknown; beyond this only when a
 /// line ends, so a long first line arriving byte by byte is not re-parsed per byte.
@@ -138,14 +139,16 @@ impl DirParser {
         let max_trailer = cx.config.max_head_bytes;
         let mut paired = None;
         let framing = match kind {
-            MessageKind::Request => body::request_framing(&head, max_trailer).map(|f| (f, false)),
+            MessageKind::Request => {
+                framing::request_framing(&head, max_trailer).map(|f| (f, false))
+            }
             // Response framing depends on the request method (HEAD, CONNECT), known only by
             // pairing; a head rejected after pairing is a loss, which resets pairing anyway.
             MessageKind::Response => {
                 let status = head.status.unwrap_or_default();
                 paired = cx.link.pairing.on_response(status);
                 let method = paired.as_ref().map(|p| &*p.method);
-                body::response_framing(status, method, &head, max_trailer)
+                framing::response_framing(status, method, &head, max_trailer)
             }
         };
         let Some((framing, tunnel_after)) = framing else {
