@@ -209,30 +209,16 @@ mod tests {
     use super::*;
     use crate::conn::ConnInfo;
     use crate::direction::Direction;
-    use crate::http::{HttpMessage, Role};
+    use crate::http::{HttpMessage, Proto, Role};
 
     fn response(url: &str, status: u16, latency_ms: u64) -> HttpMessage {
         HttpMessage {
-            kind: MessageKind::Response,
-            direction: Direction::Send,
-            first_ts_ns: 0,
-            last_ts_ns: 0,
-            version_minor: 1,
             method: Some("GET".into()),
             url: Some(url.into()),
             status: Some(status),
-            reason: None,
-            headers: Default::default(),
-            wire_bytes: 0,
-            body_len: 0,
-            body: Vec::new(),
-            body_truncated: false,
-            body_captured: true,
-            raw: Vec::new(),
-            partial: false,
             latency_ns: Some(latency_ms * 1_000_000),
             exchange: Some(1),
-            interim: false,
+            ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::Http11, 0)
         }
     }
 
