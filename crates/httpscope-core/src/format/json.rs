@@ -4,6 +4,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::{lossless_text, rfc3339_millis};
+use crate::event::TlsLib;
 use crate::record::ExchangeRecord;
 
 #[derive(Serialize)]
@@ -20,6 +21,8 @@ struct JsonRecord<'a> {
     conn: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_lib: Option<&'static str>,
     kind: &'static str,
     proto: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +118,7 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         dst: record.dst_text(),
         conn: record.conn.conn_id,
         tls: record.conn.tls,
+        tls_lib: record.conn.tls_lib.map(TlsLib::as_str),
         kind: message.kind.as_str(),
         proto: message.proto.as_str(),
         stream: message.stream,

@@ -31,6 +31,10 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     if record.conn.tls {
         out.extend_from_slice(b" tls=true");
     }
+    if let Some(lib) = record.conn.tls_lib {
+        out.extend_from_slice(b" tls_lib=");
+        out.extend_from_slice(lib.as_str().as_bytes());
+    }
     out.extend_from_slice(b" kind=");
     out.extend_from_slice(message.kind.as_str().as_bytes());
     out.extend_from_slice(b" proto=");
