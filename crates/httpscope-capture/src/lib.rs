@@ -3,6 +3,7 @@
 //! Needs root.
 
 pub mod doctor;
+pub mod golang;
 mod loader;
 pub mod tls;
 mod tracefs;

@@ -3,7 +3,7 @@
 use hashbrown::HashMap;
 use std::net::SocketAddr;
 
-use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin};
+use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin, TlsLib};
 use crate::http::HttpConnection;
 
 /// Where a connection lives and who owns it.
@@ -21,6 +21,8 @@ pub struct ConnInfo {
     pub remote_text: Box<str>,
     /// TLS plaintext was captured on this connection (from TLS library calls).
     pub tls: bool,
+    /// The library that plaintext came from.
+    pub tls_lib: Option<TlsLib>,
 }
 
 impl ConnInfo {
@@ -36,6 +38,7 @@ impl ConnInfo {
             local_text: open.local.to_string().into(),
             remote_text: open.remote.to_string().into(),
             tls: false,
+            tls_lib: None,
         }
     }
 
@@ -52,6 +55,7 @@ impl ConnInfo {
             local_text: unknown_addr().to_string().into(),
             remote_text: unknown_addr().to_string().into(),
             tls: false,
+            tls_lib: None,
         }
     }
 }

@@ -100,9 +100,10 @@ impl Pipeline {
                 match self.conns.get_mut(info.conn_id) {
                     // Data raced ahead of a retried open event: fill in the addresses.
                     Some(conn) => {
-                        let tls = conn.info.tls;
+                        let (tls, tls_lib) = (conn.info.tls, conn.info.tls_lib);
                         conn.info = info;
                         conn.info.tls = tls;
+                        conn.info.tls_lib = tls_lib;
                     }
                     None => self.open(info, open.header.ts_ns)?,
                 }
@@ -174,6 +175,7 @@ impl Pipeline {
         let engine = if data.tls {
             // TLS plaintext: its own stream, apart from the ciphertext the syscalls saw.
             conn.info.tls = true;
+            conn.info.tls_lib = data.syscall.tls_lib().or(conn.info.tls_lib);
             let mid_stream = conn.info.origin == ConnOrigin::Existing;
             conn.tls_http
                 .get_or_insert_with(|| Box::new(HttpConnection::new(mid_stream)))

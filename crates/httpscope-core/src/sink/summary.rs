@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{Sink, SinkError};
+use crate::event::TlsLib;
 use crate::http::MessageKind;
 use crate::record::ExchangeRecord;
 use crate::stats::Report;
@@ -45,6 +46,8 @@ pub struct EndpointSummary {
 pub struct SummarySink<W: Write> {
     endpoints: Endpoints,
     endpoint_count: usize,
+    /// Records per TLS library, in [`TlsLib::ALL`] order.
+    tls_records: [u64; TlsLib::ALL.len()],
     out: W,
 }
 
@@ -53,6 +56,7 @@ impl<W: Write> SummarySink<W> {
         Self {
             endpoints: HashMap::new(),
             endpoint_count: 0,
+            tls_records: [0; TlsLib::ALL.len()],
             out,
         }
     }
@@ -112,6 +116,13 @@ impl<W: Write> SummarySink<W> {
                 row.role, row.method, row.path, row.count, row.p50_ms, row.p90_ms, row.p99_ms
             );
         }
+        if self.tls_records.iter().any(|&n| n > 0) {
+            text.push_str("tls_records");
+            for (lib, n) in TlsLib::ALL.iter().zip(self.tls_records) {
+                let _ = write!(text, " {}={n}", lib.as_str());
+            }
+            text.push('\n');
+        }
         let kernel = &report.kernel;
         let pipeline = &report.pipeline;
         let parse = &report.parse;
@@ -148,6 +159,11 @@ fn latency_histogram() -> Histogram<u64> {
 impl<W: Write> Sink for SummarySink<W> {
     fn record(&mut self, record: &ExchangeRecord<'_>) -> Result<(), SinkError> {
         let message = record.message;
+        if let Some(lib) = record.conn.tls_lib {
+            if let Some(i) = TlsLib::ALL.iter().position(|&l| l == lib) {
+                self.tls_records[i] += 1;
+            }
+        }
         if message.kind != MessageKind::Response || message.interim {
             return Ok(());
         }
@@ -209,30 +225,16 @@ mod tests {
     use super::*;
     use crate::conn::ConnInfo;
     use crate::direction::Direction;
-    use crate::http::{HttpMessage, Role};
+    use crate::http::{HttpMessage, Proto, Role};
 
     fn response(url: &str, status: u16, latency_ms: u64) -> HttpMessage {
         HttpMessage {
-            kind: MessageKind::Response,
-            direction: Direction::Send,
-            first_ts_ns: 0,
-            last_ts_ns: 0,
-            version_minor: 1,
             method: Some("GET".into()),
             url: Some(url.into()),
             status: Some(status),
-            reason: None,
-            headers: Default::default(),
-            wire_bytes: 0,
-            body_len: 0,
-            body: Vec::new(),
-            body_truncated: false,
-            body_captured: true,
-            raw: Vec::new(),
-            partial: false,
             latency_ns: Some(latency_ms * 1_000_000),
             exchange: Some(1),
-            interim: false,
+            ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::Http11, 0)
         }
     }
 

@@ -148,11 +148,7 @@ impl OtlpSink {
             route,
             status,
             scheme: if conn.tls { "https" } else { "http" },
-            version: if message.version_minor == 0 {
-                "1.0"
-            } else {
-                "1.1"
-            },
+            version: message.proto.version(),
             server_ip: server.ip().to_string(),
             server_port: server.port(),
             client_ip: client.ip().to_string(),

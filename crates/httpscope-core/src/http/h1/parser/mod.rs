@@ -7,12 +7,13 @@ use std::mem;
 
 use crate::direction::Direction;
 
-use super::body::{BodySink, Framing};
-use super::message::{push_capped, HttpMessage, MessageKind};
+use super::framing::Framing;
 use super::pairing::Pairing;
-use super::sniff;
-use super::stream::{Placed, StreamPos};
-use super::{HttpConfig, ParseCounters, Protocol};
+use crate::http::body::BodySink;
+use crate::http::message::{push_capped, HttpMessage, MessageKind};
+use crate::http::sniff;
+use crate::http::stream::{Placed, StreamPos};
+use crate::http::{HttpConfig, ParseCounters, Protocol};
 
 /// State shared by both directions of a connection.
 #[derive(Debug)]
