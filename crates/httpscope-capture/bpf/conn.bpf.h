@@ -15,6 +15,8 @@ const volatile __u8 filter_comm[HTTPSCOPE_COMM_LEN] = {};
 const volatile __u32 capture_bytes = 4096;
 /* The TLS library uprobes are attached: socket syscalls may run inside SSL calls. */
 const volatile __u8 tls_probes = 0;
+/* Only tasks whose cgroup v2 id is in selected_cgroups (--container). */
+const volatile __u8 filter_cgroups = 0;
 /* Wake the reader only once this much is queued (0: on every event). */
 const volatile __u64 wakeup_bytes = 0;
 
@@ -50,6 +52,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } traced_processes SEC(".maps");
+
+/* cgroup v2 ids of the selected containers, kept current by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} selected_cgroups SEC(".maps");
 
 /* One per-CPU slot holding every counter: a single lookup per program run. */
 struct {
@@ -136,6 +146,12 @@ static __always_inline int process_selected(__u32 tgid)
 {
 	if (filter_tgid && filter_tgid != tgid)
 		return 0;
+	if (filter_cgroups) {
+		__u64 cgroup_id = bpf_get_current_cgroup_id();
+
+		if (!bpf_map_lookup_elem(&selected_cgroups, &cgroup_id))
+			return 0;
+	}
 	if (filter_comm[0]) {
 		char comm[HTTPSCOPE_COMM_LEN] = {};
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -171,6 +187,7 @@ static __always_inline int emit_open(struct conn_state *conn, __u32 fd, struct s
 		BPF_CORE_READ_INTO(&event.remote_addr, sk, __sk_common.skc_v6_daddr);
 	}
 	BPF_CORE_READ_STR_INTO(&event.comm, task, group_leader, comm);
+	event.cgroup_id = bpf_get_current_cgroup_id();
 	return submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED);
 }
 

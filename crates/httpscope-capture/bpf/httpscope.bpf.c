@@ -49,7 +49,7 @@ int process_exit(void *ctx)
 /* Mirrored in crates/httpscope-core/src/event/abi.rs. */
 _Static_assert(sizeof(struct event_header) == 32, "event_header layout");
 _Static_assert(sizeof(struct data_event) == 56, "data_event layout");
-_Static_assert(sizeof(struct conn_open_event) == 96, "conn_open_event layout");
+_Static_assert(sizeof(struct conn_open_event) == 104, "conn_open_event layout");
 _Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
 _Static_assert(STAT_COUNT == 16, "stat ids");
 

@@ -2,7 +2,9 @@
 
 use hashbrown::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use crate::cgroup::CgroupInfo;
 use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin, TlsLib};
 use crate::http::HttpConnection;
 
@@ -23,6 +25,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The library that plaintext came from.
     pub tls_lib: Option<TlsLib>,
+    /// The cgroup (and container) of the process that opened the connection.
+    pub cgroup: Option<Arc<CgroupInfo>>,
 }
 
 impl ConnInfo {
@@ -39,6 +43,7 @@ impl ConnInfo {
             remote_text: open.remote.to_string().into(),
             tls: false,
             tls_lib: None,
+            cgroup: None,
         }
     }
 
@@ -56,6 +61,7 @@ impl ConnInfo {
             remote_text: unknown_addr().to_string().into(),
             tls: false,
             tls_lib: None,
+            cgroup: None,
         }
     }
 }

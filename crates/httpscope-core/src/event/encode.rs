@@ -195,6 +195,15 @@ fn v6_octets(ip: IpAddr) -> [u8; ADDR_LEN] {
 }
 
 /// A connection-close record.
+/// Sets the cgroup id of a connection-open record made by [`conn_open`].
+pub fn set_cgroup_id(raw: &mut [u8], cgroup_id: u64) {
+    put(
+        raw,
+        offset_of!(RawConnOpenEvent, cgroup_id),
+        &cgroup_id.to_ne_bytes(),
+    );
+}
+
 pub fn conn_close(header: &EventHeader, sent_bytes: u64, recv_bytes: u64) -> Vec<u8> {
     let mut raw = header_bytes(
         EVENT_KIND_CONN_CLOSE,

@@ -57,6 +57,8 @@ pub struct ConnOpenEvent {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub comm: String,
+    /// The opening task's cgroup v2 id; 0 when unknown (older event files).
+    pub cgroup_id: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,12 @@ struct JsonRecord<'a> {
     tid: u32,
     comm: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k8s_pod_uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
     dir: &'static str,
     src: &'a str,
@@ -105,6 +111,7 @@ impl Serialize for Headers<'_> {
 pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
     let message = record.message;
     let grpc = message.grpc.as_deref();
+    let cgroup = record.conn.cgroup.as_deref();
     let mut ts = String::with_capacity(24);
     rfc3339_millis(record.unix_ns, &mut ts);
     let json = JsonRecord {
@@ -112,6 +119,9 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         pid: record.conn.tgid,
         tid: record.tid,
         comm: &record.conn.comm,
+        cgroup: cgroup.map(|c| &*c.path),
+        container_id: cgroup.and_then(|c| c.container_id.as_deref()),
+        k8s_pod_uid: cgroup.and_then(|c| c.pod_uid.as_deref()),
         role: record.role.map(|r| r.as_str()),
         dir: record.direction().as_str(),
         src: record.src_text(),
