@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::h2::{curl_h2, ids, nghttp, page_urls, Nghttpd};
+use support::h2::{curl_h2c_each, ids, nghttp, page_urls, Nghttpd};
 use support::{demo_server, require_root, select, Proc, Profiler, TempDir};
 
 /// Whether `tool` is on PATH; under CI=true a missing tool is a failure.
@@ -361,12 +361,8 @@ fn tshark_decodes_h2c_in_the_pcap() {
     let sent = ids("pc", 12);
     let urls = page_urls(&base, &sent);
     assert_eq!(nghttp(&urls[..10], None), 10);
-    for url in &urls[10..] {
-        assert_eq!(
-            curl_h2(&["--http2-prior-knowledge"], &[url.clone()], None),
-            1
-        );
-    }
+    assert_eq!(curl_h2c_each(&urls[10..]), 2);
+
     let (records, stderr) = profiler.stop();
 
     let mut paths = tshark_fields(
