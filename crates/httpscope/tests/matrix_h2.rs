@@ -7,6 +7,9 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 use support::h2::*;
 use support::matrix::*;
@@ -227,10 +230,40 @@ fn grpc_python_unary_streaming_and_errors() {
         return;
     }
     let (_server, port) = grpc_server();
-    let profiler = Profiler::start(&[port], &[]);
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let profiler = Profiler::start(&[port], &["--metrics-addr", &metrics_addr]);
     let calls = grpc_client(port, "g", 20, 6);
     let failed = calls.iter().filter(|c| c.status != 0).count();
     assert!(failed >= 4, "some calls fail on purpose: {calls:?}");
+    // The RPC histograms count every call by its status, on both sides.
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for call in &calls {
+        *want.entry(call.status.to_string()).or_default() += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = scrape(&metrics_addr);
+        let done = [
+            "rpc_server_call_duration_seconds",
+            "rpc_client_call_duration_seconds",
+        ]
+        .iter()
+        .all(|h| rpc_counts(&metrics, h) == want);
+        if done || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for histogram in [
+        "rpc_server_call_duration_seconds",
+        "rpc_client_call_duration_seconds",
+    ] {
+        assert_eq!(
+            rpc_counts(&metrics, histogram),
+            want,
+            "{histogram}\n{metrics}"
+        );
+    }
     let (records, _) = stop(profiler);
     for role in ["client", "server"] {
         let paired = assert_grpc_side(&records, role, "python3", &calls);

@@ -4,7 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -469,4 +470,35 @@ pub fn assert_grpc_side(records: &[Value], role: &str, comm: &str, calls: &[Grpc
         paired += 1;
     }
     paired
+}
+
+/// `GET /metrics` from httpscope's `--metrics-addr`, as text.
+pub fn scrape(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The `_count` samples of an RPC duration histogram (`rpc_server_call_duration_seconds`),
+/// summed per `rpc_grpc_status_code`, for `rpc_service`/`rpc_method` of [`GRPC_SERVICE`].
+pub fn rpc_counts(metrics: &str, histogram: &str) -> BTreeMap<String, u64> {
+    let prefix = format!("{histogram}_count{{");
+    let service = format!("rpc_service=\"{GRPC_SERVICE}\"");
+    let mut counts = BTreeMap::new();
+    for line in metrics.lines().filter(|l| l.starts_with(&prefix)) {
+        let (labels, value) = line.rsplit_once(' ').unwrap();
+        assert!(labels.contains("rpc_system=\"grpc\""), "{line}");
+        if !labels.contains(&service) {
+            continue;
+        }
+        let status = labels
+            .split("rpc_grpc_status_code=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no status code in {line}"));
+        *counts.entry(status.to_owned()).or_default() += value.parse::<u64>().unwrap();
+    }
+    counts
 }
