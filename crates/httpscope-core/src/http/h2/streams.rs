@@ -119,7 +119,15 @@ impl Streams {
             return;
         }
         let stream = self.open.entry(id).or_default();
-        let kind = if fields.get(":method").is_some() {
+        let open_here = [&stream.request, &stream.response]
+            .into_iter()
+            .flatten()
+            .find(|half| half.msg.direction == dir)
+            .map(|half| half.msg.kind);
+        // A side already open this way is getting its trailers.
+        let kind = if let Some(kind) = open_here {
+            kind
+        } else if fields.get(":method").is_some() {
             MessageKind::Request
         } else if fields.get(":status").is_some() {
             MessageKind::Response
