@@ -97,6 +97,12 @@ pub struct RecordArgs {
     #[arg(long)]
     pub comm: Option<String>,
 
+    /// Only processes in the container whose id starts with this (1 to 64 hex
+    /// digits, e.g. the 12 that `docker ps` or `podman ps` show), filtered in
+    /// the kernel by cgroup; containers started later are picked up within a second.
+    #[arg(long, value_name = "ID_OR_PREFIX", value_parser = parse_container_prefix)]
+    pub container: Option<String>,
+
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -142,4 +148,12 @@ pub struct StatsArgs {
     /// Machine-readable JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_container_prefix(value: &str) -> Result<String, String> {
+    if (1..=64).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err("a container id or its prefix: 1 to 64 hex digits".to_string())
+    }
 }

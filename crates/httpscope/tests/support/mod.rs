@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub mod h2;
 pub mod matrix;
+pub mod tools;
 
 use serde_json::Value;
 

@@ -1,13 +1,14 @@
 //! OpenTelemetry export: each paired final response becomes a span, and its
 //! latency a sample of the `http.{server,client}.request.duration` histogram,
-//! sent over OTLP/gRPC by the official `opentelemetry-otlp` exporter. A gRPC
-//! call follows the RPC conventions instead: a span named `{service}/{method}`
-//! with `rpc.*` attributes, and `rpc.{server,client}.call.duration`.
+//! sent over OTLP (gRPC or HTTP/protobuf, see [`target`]) by the official
+//! `opentelemetry-otlp` exporters. A gRPC call follows the RPC conventions
+//! instead: a span named `{service}/{method}` with `rpc.*` attributes, and
+//! `rpc.{server,client}.call.duration`.
 //!
 //! The capture thread only turns a record into a small owned [`Exchange`] and
 //! offers it to a bounded channel; when the channel is full the exchange is
 //! dropped and counted, so a slow or absent collector never blocks capture nor
-//! grows memory. A background thread owns a Tokio runtime (for tonic) and the
+//! grows memory. A background thread owns a Tokio runtime (for tonic and hyper) and the
 //! SDK: the batch span processor (bounded queue, drops when full) and the
 //! periodic metric reader. Shutdown is bounded by timeouts.
 
@@ -25,17 +26,17 @@ use httpscope_core::stats::Report;
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+mod http_client;
+mod providers;
+mod target;
+
+pub use target::{OtlpProtocol, OtlpTargets};
 
 /// Exchanges waiting for the exporter thread; beyond this they are dropped.
 const CHANNEL_CAPACITY: usize = 8192;
-/// Spans queued in the SDK batch processor; beyond this the SDK drops them.
-const SPAN_QUEUE: usize = 4096;
-/// One export call (connect + send) gives up after this.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The whole shutdown (final span and metric export) gives up after this.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Semantic-conventions bucket boundaries for HTTP durations, in seconds.
@@ -93,26 +94,28 @@ pub struct OtlpSink {
 
 impl OtlpSink {
     /// Builds the exporters (a malformed endpoint fails here) and starts the exporter thread.
-    pub fn start(endpoint: &str, routes: RouteTemplater) -> anyhow::Result<Self> {
+    pub fn start(targets: &OtlpTargets, routes: RouteTemplater) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("otlp-io")
             .enable_all()
             .build()
             .context("starting the OTLP runtime")?;
-        // tonic's lazily connected channel spawns its worker on this runtime.
+        // tonic's lazily connected channel spawns its worker on this runtime,
+        // and the HTTP client sends its requests on it.
         let (tracer_provider, meter_provider) = {
             let _entered = runtime.enter();
-            build_providers(endpoint)?
+            providers::build(targets, runtime.handle())?
         };
         let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let worker = std::thread::Builder::new()
             .name("otlp".into())
             .spawn(move || export_loop(&rx, runtime, &tracer_provider, &meter_provider))
             .context("starting the OTLP thread")?;
-        tracing::info!(%endpoint, "exporting spans and metrics over OTLP/gRPC");
+        let endpoint = targets.describe();
+        tracing::info!(%endpoint, "exporting spans and metrics over OTLP");
         Ok(Self {
-            endpoint: endpoint.to_string(),
+            endpoint,
             tx: Some(tx),
             worker: Some(worker),
             counters: Arc::default(),
@@ -225,42 +228,6 @@ impl Sink for OtlpSink {
         );
         Ok(())
     }
-}
-
-fn build_providers(endpoint: &str) -> anyhow::Result<(SdkTracerProvider, SdkMeterProvider)> {
-    let resource = Resource::builder().with_service_name("httpscope").build();
-    let span_exporter = SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .with_timeout(EXPORT_TIMEOUT)
-        .build()
-        .with_context(|| format!("building the OTLP span exporter for {endpoint}"))?;
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(SPAN_QUEUE)
-        .with_scheduled_delay(Duration::from_secs(1))
-        .build();
-    let processor = BatchSpanProcessor::builder(span_exporter)
-        .with_batch_config(batch)
-        .build();
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource.clone())
-        .build();
-
-    let metric_exporter = MetricExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .with_timeout(EXPORT_TIMEOUT)
-        .build()
-        .with_context(|| format!("building the OTLP metric exporter for {endpoint}"))?;
-    let reader = PeriodicReader::builder(metric_exporter)
-        .with_interval(Duration::from_secs(10))
-        .build();
-    let meter_provider = SdkMeterProvider::builder()
-        .with_reader(reader)
-        .with_resource(resource)
-        .build();
-    Ok((tracer_provider, meter_provider))
 }
 
 fn export_loop(
