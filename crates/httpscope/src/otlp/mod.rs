@@ -25,15 +25,16 @@ use httpscope_core::sink::{RouteTemplater, Sink, SinkError};
 use httpscope_core::stats::Report;
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
-use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 mod http_client;
 mod providers;
 mod target;
+mod telemetry;
 
 pub use target::{OtlpProtocol, OtlpTargets};
+use telemetry::{method_label, Exchange, Rpc, Telemetry};
 
 /// Exchanges waiting for the exporter thread; beyond this they are dropped.
 const CHANNEL_CAPACITY: usize = 8192;
@@ -43,39 +44,6 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-
-/// One finished exchange, owned, as the exporter thread needs it.
-struct Exchange {
-    role: Role,
-    start: SystemTime,
-    end: SystemTime,
-    method: String,
-    method_original: Option<String>,
-    path: String,
-    route: String,
-    /// HTTP status; None only for a gRPC call reset before its response head.
-    status: Option<u16>,
-    rpc: Option<Rpc>,
-    scheme: &'static str,
-    version: &'static str,
-    server_ip: String,
-    server_port: u16,
-    client_ip: String,
-    client_port: u16,
-    peer_ip: String,
-    peer_port: u16,
-    pid: u32,
-    tid: u32,
-    comm: String,
-}
-
-/// A gRPC call's RPC identity and outcome.
-struct Rpc {
-    service: String,
-    method: String,
-    /// `grpc-status`; None when the call ended without one (reset, loss).
-    status: Option<u32>,
-}
 
 #[derive(Default)]
 struct Counters {
@@ -299,223 +267,6 @@ fn export_loop(
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
-/// What one exchange becomes: its span and the attributes of its duration sample.
-struct Telemetry {
-    name: String,
-    role: Role,
-    /// A gRPC call (RPC conventions), else HTTP.
-    rpc: bool,
-    error: bool,
-    span_attrs: Vec<KeyValue>,
-    metric_attrs: Vec<KeyValue>,
-}
-
-impl Telemetry {
-    fn of(exchange: Exchange) -> Telemetry {
-        let mut telemetry = match &exchange.rpc {
-            Some(rpc) => Self::rpc(exchange.role, rpc, &exchange.comm),
-            None => Self::http(&exchange),
-        };
-        let mut attrs = telemetry.metric_attrs.clone();
-        if telemetry.rpc {
-            // The HTTP/2 request underneath, for those who look.
-            attrs.push(KeyValue::new("url.path", exchange.path));
-            if let Some(status) = exchange.status {
-                attrs.push(KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(status),
-                ));
-            }
-        } else {
-            attrs.push(KeyValue::new("url.path", exchange.path));
-            if let Some(original) = exchange.method_original {
-                attrs.push(KeyValue::new("http.request.method_original", original));
-            }
-        }
-        attrs.extend([
-            KeyValue::new("network.protocol.name", "http"),
-            KeyValue::new("network.transport", "tcp"),
-            KeyValue::new("server.address", exchange.server_ip),
-            KeyValue::new("server.port", i64::from(exchange.server_port)),
-            KeyValue::new("client.address", exchange.client_ip),
-            KeyValue::new("client.port", i64::from(exchange.client_port)),
-            KeyValue::new("network.peer.address", exchange.peer_ip),
-            KeyValue::new("network.peer.port", i64::from(exchange.peer_port)),
-            KeyValue::new("process.pid", i64::from(exchange.pid)),
-            KeyValue::new("thread.id", i64::from(exchange.tid)),
-        ]);
-        telemetry.span_attrs = attrs;
-        telemetry
-    }
-
-    fn http(exchange: &Exchange) -> Telemetry {
-        let status = exchange.status.unwrap_or_default();
-        let error = match exchange.role {
-            Role::Server => status >= 500,
-            Role::Client => status >= 400,
-        };
-        let mut metric_attrs = vec![
-            KeyValue::new("http.request.method", exchange.method.clone()),
-            KeyValue::new("http.response.status_code", i64::from(status)),
-            KeyValue::new("http.route", exchange.route.clone()),
-            KeyValue::new("url.scheme", exchange.scheme),
-            KeyValue::new("network.protocol.version", exchange.version),
-            KeyValue::new("process.executable.name", exchange.comm.clone()),
-        ];
-        if error {
-            metric_attrs.push(KeyValue::new("error.type", status.to_string()));
-        }
-        Telemetry {
-            name: format!("{} {}", exchange.method, exchange.route),
-            role: exchange.role,
-            rpc: false,
-            error,
-            span_attrs: Vec::new(),
-            metric_attrs,
-        }
-    }
-
-    /// RPC conventions for gRPC: a server span is an error only for the codes that mean a
-    /// server fault; a client span for every code but OK; a call without a status for both.
-    fn rpc(role: Role, rpc: &Rpc, comm: &str) -> Telemetry {
-        const SERVER_FAULTS: [u32; 6] = [2, 4, 12, 13, 14, 15];
-        let error = match (rpc.status, role) {
-            (None, _) => true,
-            (Some(code), Role::Server) => SERVER_FAULTS.contains(&code),
-            (Some(code), Role::Client) => code != 0,
-        };
-        let mut metric_attrs = vec![
-            KeyValue::new("rpc.system", "grpc"),
-            KeyValue::new("rpc.service", rpc.service.clone()),
-            KeyValue::new("rpc.method", rpc.method.clone()),
-            KeyValue::new("network.protocol.version", "2"),
-            KeyValue::new("process.executable.name", comm.to_string()),
-        ];
-        match rpc.status {
-            Some(code) => {
-                metric_attrs.push(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
-                if error {
-                    metric_attrs.push(KeyValue::new("error.type", code.to_string()));
-                }
-            }
-            None => metric_attrs.push(KeyValue::new("error.type", "_OTHER")),
-        }
-        Telemetry {
-            name: format!("{}/{}", rpc.service, rpc.method),
-            role,
-            rpc: true,
-            error,
-            span_attrs: Vec::new(),
-            metric_attrs,
-        }
-    }
-}
-
 fn unix_time(ns: i64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
-}
-
-/// Semconv method: one of the standard methods, else `_OTHER` plus the original.
-fn method_label(method: Option<&str>) -> (String, Option<String>) {
-    const KNOWN: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    ];
-    match method {
-        Some(m) if KNOWN.contains(&m) => (m.to_string(), None),
-        Some(m) => ("_OTHER".to_string(), Some(m.to_string())),
-        None => ("_OTHER".to_string(), None),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn exchange(role: Role, status: Option<u16>, rpc: Option<Rpc>) -> Exchange {
-        Exchange {
-            role,
-            start: UNIX_EPOCH,
-            end: UNIX_EPOCH + Duration::from_millis(3),
-            method: "POST".into(),
-            method_original: None,
-            path: "/pkg.Echo/Say".into(),
-            route: "/pkg.Echo/Say".into(),
-            status,
-            rpc,
-            scheme: "http",
-            version: "2",
-            server_ip: "127.0.0.1".into(),
-            server_port: 50051,
-            client_ip: "127.0.0.1".into(),
-            client_port: 40000,
-            peer_ip: "127.0.0.1".into(),
-            peer_port: 40000,
-            pid: 1,
-            tid: 1,
-            comm: "srv".into(),
-        }
-    }
-
-    fn rpc(status: Option<u32>) -> Option<Rpc> {
-        Some(Rpc {
-            service: "pkg.Echo".into(),
-            method: "Say".into(),
-            status,
-        })
-    }
-
-    fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-        attrs
-            .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map(|kv| kv.value.to_string())
-    }
-
-    #[test]
-    fn grpc_spans_follow_the_rpc_conventions() {
-        let t = Telemetry::of(exchange(Role::Server, Some(200), rpc(Some(5))));
-        assert_eq!(t.name, "pkg.Echo/Say");
-        assert!(t.rpc);
-        assert!(!t.error, "NOT_FOUND is not a server fault");
-        for (key, value) in [
-            ("rpc.system", "grpc"),
-            ("rpc.service", "pkg.Echo"),
-            ("rpc.method", "Say"),
-            ("rpc.grpc.status_code", "5"),
-        ] {
-            assert_eq!(attr(&t.metric_attrs, key).as_deref(), Some(value), "{key}");
-            assert_eq!(attr(&t.span_attrs, key).as_deref(), Some(value), "{key}");
-        }
-        assert_eq!(attr(&t.metric_attrs, "http.route"), None);
-        assert!(Telemetry::of(exchange(Role::Client, Some(200), rpc(Some(5)))).error);
-        assert!(Telemetry::of(exchange(Role::Server, Some(200), rpc(Some(14)))).error);
-        let reset = Telemetry::of(exchange(Role::Server, None, rpc(None)));
-        assert!(reset.error);
-        assert_eq!(attr(&reset.metric_attrs, "rpc.grpc.status_code"), None);
-        assert_eq!(
-            attr(&reset.metric_attrs, "error.type").as_deref(),
-            Some("_OTHER")
-        );
-    }
-
-    #[test]
-    fn http_spans_are_named_by_method_and_route() {
-        let t = Telemetry::of(exchange(Role::Client, Some(404), None));
-        assert_eq!(t.name, "POST /pkg.Echo/Say");
-        assert!(!t.rpc && t.error);
-        assert_eq!(
-            attr(&t.metric_attrs, "network.protocol.version").as_deref(),
-            Some("2")
-        );
-        assert_eq!(attr(&t.span_attrs, "rpc.system"), None);
-    }
-
-    #[test]
-    fn methods_are_bounded() {
-        assert_eq!(method_label(Some("GET")), ("GET".to_string(), None));
-        assert_eq!(
-            method_label(Some("BREW")),
-            ("_OTHER".to_string(), Some("BREW".to_string()))
-        );
-    }
 }
