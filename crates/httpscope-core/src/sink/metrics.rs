@@ -7,7 +7,8 @@
 //! Names follow the OpenTelemetry HTTP semantic conventions as Prometheus
 //! spells them: `http_server_request_duration_seconds` and
 //! `http_client_request_duration_seconds`, labelled `http_request_method`,
-//! `http_route`, `http_response_status_code`, `role` and `process`.
+//! `http_route`, `http_response_status_code`, `role`, `process` and
+//! `container_id` (absent outside containers).
 //! Cardinality is bounded: unknown methods become `_OTHER`, routes are
 //! templated ([`RouteTemplater`]) and capped, overflowing to `{other}`.
 
@@ -53,6 +54,8 @@ struct DurationLabels {
     http_response_status_code: String,
     role: String,
     process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +64,8 @@ struct RequestLabels {
     http_route: String,
     role: String,
     process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
 }
 
 fn duration_histogram() -> Histogram {
@@ -255,6 +260,13 @@ impl Sink for MetricsSink {
         };
         let role_text = role.as_str().to_string();
         let process = record.conn.comm.clone();
+        let container_id = record
+            .conn
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.container_id.as_deref())
+            .unwrap_or_default()
+            .to_string();
         let method = method_label(message.method.as_deref());
         let route = self.routes.route(record.path());
         match message.kind {
@@ -266,6 +278,7 @@ impl Sink for MetricsSink {
                         http_route: route,
                         role: role_text,
                         process,
+                        container_id,
                     })
                     .inc();
             }
@@ -286,6 +299,7 @@ impl Sink for MetricsSink {
                         http_response_status_code: status.to_string(),
                         role: role_text,
                         process,
+                        container_id,
                     })
                     .observe(latency_ns as f64 / 1e9);
             }

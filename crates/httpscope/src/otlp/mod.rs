@@ -63,6 +63,8 @@ struct Exchange {
     pid: u32,
     tid: u32,
     comm: String,
+    container_id: Option<Box<str>>,
+    pod_uid: Option<Box<str>>,
 }
 
 #[derive(Default)]
@@ -158,6 +160,8 @@ impl OtlpSink {
             pid: conn.tgid,
             tid: record.tid,
             comm: conn.comm.clone(),
+            container_id: conn.cgroup.as_ref().and_then(|c| c.container_id.clone()),
+            pod_uid: conn.cgroup.as_ref().and_then(|c| c.pod_uid.clone()),
         })
     }
 }
@@ -257,6 +261,15 @@ fn export_loop(
         ];
         if error {
             metric_attrs.push(KeyValue::new("error.type", exchange.status.to_string()));
+        }
+        // Semantic conventions: container.id and k8s.pod.uid.
+        for (key, value) in [
+            ("container.id", exchange.container_id),
+            ("k8s.pod.uid", exchange.pod_uid),
+        ] {
+            if let Some(value) = value {
+                metric_attrs.push(KeyValue::new(key, String::from(value)));
+            }
         }
         let mut attrs = metric_attrs.clone();
         attrs.extend([
