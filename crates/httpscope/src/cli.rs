@@ -148,6 +148,10 @@ pub struct StatsArgs {
     /// Machine-readable JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Only endpoints in the container whose id starts with this (1 to 64 hex digits).
+    #[arg(long, value_name = "ID_OR_PREFIX", value_parser = parse_container_prefix)]
+    pub container: Option<String>,
 }
 
 fn parse_container_prefix(value: &str) -> Result<String, String> {
