@@ -2,7 +2,7 @@
 """httpscope overhead benchmark (GitHub issue #4). Run it through bench/run.sh.
 
 For each workload it alternates untraced and traced runs of a public load
-generator (wrk, ab), A B A B ..., and reports the median traced/untraced
+generator (wrk, ab, h2load), A B A B ..., and reports the median traced/untraced
 ratios of throughput and latency, plus, for traced runs: capture completeness
 on both sides, kernel drops, profiler CPU per exchange, BPF run time per
 hooked syscall (kernel.bpf_stats_enabled + bpftool) and profiler peak RSS.
@@ -85,12 +85,13 @@ def main():
         warmup_s=args.warmup, bpf_stats=args.bpf_stats, rss_conns=args.rss_conns, nofile=nofile,
         loadavg_before=f"{os.getloadavg()[0]:.2f}",
         foreign_bpf_before=foreign_bpf_programs(),
-        tools={t: (shutil.which(t) is not None) for t in ("wrk", "ab", "nginx", "bpftool", "bpftrace")},
+        tools={t: (shutil.which(t) is not None) for t in ("wrk", "ab", "nginx", "h2load", "nghttpd", "bpftool", "bpftrace")},
     ), workloads={}, goals=[])
     failed = False
     try:
         results["meta"]["binaries"] = ctx.snapshot_binaries()
-        watched, unwatched, nginx_port = free_ports(3)
+        watched, unwatched, *on_demand_ports = free_ports(4)
+        on_demand_port = dict(zip(("nginx", "nghttpd"), on_demand_ports))
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")
@@ -101,8 +102,8 @@ def main():
             t0 = time.monotonic()
             log(f"workload {name}: {wl['about']}")
             try:
-                if wl["target"] == "nginx":
-                    ctx.start_nginx(nginx_port)
+                if wl["target"] in on_demand_port:
+                    ctx.start_on_demand(wl["target"], on_demand_port[wl["target"]])
                 if wl.get("tracer") == "bpftrace" and not shutil.which("bpftrace"):
                     raise Skip("bpftrace not installed")
                 if wl["load"] == "conns":
@@ -119,7 +120,7 @@ def main():
                 log(f"  {name} FAILED: {err}")
                 failed = True
             finally:
-                ctx.stop_nginx()
+                ctx.stop_on_demand()
             entry["seconds"] = round(time.monotonic() - t0, 1)
     except HarnessError as err:
         log(f"FAILED: {err}")

@@ -1,10 +1,11 @@
-"""Load generators: wrk, ab, and bench/idle_conns.py for held-open connections."""
+"""Load generators: wrk, ab, h2load, and bench/idle_conns.py for held-open connections."""
 
 import re
+import shutil
 import subprocess
 import sys
 
-from .common import BENCH, HarnessError
+from .common import BENCH, HarnessError, Skip
 from .procs import PROCS, Procs
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -55,6 +56,38 @@ def run_ab(port, path, duration, conns=50):
     errors = (grab(r"^Failed requests:\s+(\d+)", int) or 0) + (grab(r"^Non-2xx responses:\s+(\d+)", int) or 0)
     return dict(tool="ab", cmd=" ".join(cmd), requests=requests, rps=rps,
                 p50_ms=grab(r"^\s+50%\s+(\d+)"), p99_ms=grab(r"^\s+99%\s+(\d+)"), errors=errors)
+
+
+def run_h2load(port, path, duration, work, conns=50, threads=2):
+    """h2load (nghttp2-client), h2c with prior knowledge; p50/p99 from its per-request log."""
+    if not shutil.which("h2load"):
+        raise Skip("h2load not installed (apt-get install nghttp2-client)")
+    url = f"http://127.0.0.1:{port}{path}"
+    log_file = work / "h2load.log"
+    cmd = ["h2load", "-c", str(conns), "-t", str(threads), "-m", "1", "-D", str(duration),
+           "--log-file", str(log_file), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    text = out.stdout
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)
+    counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                       r"(\d+) errored, (\d+) timeout", text)
+    statuses = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if out.returncode != 0 or not rps or not counts or not statuses:
+        raise HarnessError(f"h2load failed (exit {out.returncode}): {text[-500:]} {out.stderr[-500:]}")
+    done, _, failed, errored, timeout = (int(g) for g in counts.groups())
+    if done == 0:
+        raise HarnessError(f"h2load completed no request: {text[-500:]}")
+    # Log lines: start time (µs), status, request time (µs).
+    latencies = sorted(int(line.split()[2]) for line in log_file.read_text().splitlines()
+                       if len(line.split()) == 3)
+    log_file.unlink()
+
+    def quantile_ms(q):
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000 if latencies else None
+
+    non2xx = sum(int(g) for g in statuses.groups()[1:])
+    return dict(tool="h2load", cmd=" ".join(cmd), requests=done, rps=float(rps.group(1)),
+                p50_ms=quantile_ms(0.5), p99_ms=quantile_ms(0.99), errors=failed + errored + timeout + non2xx)
 
 
 class IdleConns:

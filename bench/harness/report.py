@@ -48,6 +48,15 @@ def evaluate_goals(results):
     v = x and x["rps_ratio"]
     add("throughput on an unwatched port, traced/untraced", ">= 0.98", "unwatched-port", v,
         v is not None and v >= 0.98)
+    x = s("h2c-nghttpd")
+    for goal, key, unit, spec, http1 in (
+            ("HTTP/2 (h2c) throughput traced/untraced", "rps_ratio", "", "{:.3f}", "keepalive-nginx"),
+            ("HTTP/2 (h2c) profiler CPU per exchange", "cpu_us_per_exchange", " µs", "{:.2f}", "keepalive-nginx")):
+        v = x and x[key]
+        h = s(http1)
+        ref = f"; HTTP/1 {http1}: {spec.format(h[key])}{unit}" if h and h.get(key) is not None else ""
+        goals.append(dict(goal=f"info: {goal}{ref}", target="(info)", workload="h2c-nghttpd", measured=v,
+                          measured_text="n/a" if v is None else spec.format(v) + unit, status="info"))
     x = s("naive-bpftrace")
     v = x and x["rps_ratio"]
     goals.append(dict(goal="reference: naive tracer throughput traced/untraced (issue: prototype 0.47)",

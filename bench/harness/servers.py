@@ -1,4 +1,4 @@
-"""The servers under load (demo-server, nginx) and the private copies of the binaries."""
+"""The servers under load (demo-server, nginx, nghttpd) and the private copies of the binaries."""
 
 import datetime
 import hashlib
@@ -17,7 +17,8 @@ class Context:
         self.stats = BpfStats()
         self.bins = {}
         self.servers = {}
-        self.nginx = None
+        # Servers started for one workload only: target name -> (process, stop signal).
+        self.on_demand = {}
 
     def snapshot_binaries(self):
         """Private copies, so a concurrent `cargo build` cannot swap them mid-run."""
@@ -41,6 +42,35 @@ class Context:
                            stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, RUST_LOG="warn"))
         wait_port(port, proc=proc)
         self.servers[key] = port
+
+    def start_on_demand(self, target, port):
+        """Starts `target` (nginx, nghttpd) on `port` for the workloads that need it."""
+        if target == "nginx":
+            self.start_nginx(port)
+        elif target == "nghttpd":
+            self.start_nghttpd(port)
+
+    def stop_on_demand(self):
+        for target, (proc, sig) in self.on_demand.items():
+            Procs.stop(proc, sig=sig)
+            self.servers.pop(target, None)
+        self.on_demand.clear()
+
+    def start_nghttpd(self, port):
+        """nghttpd (nghttp2-server), h2c with prior knowledge, two worker threads like nginx's
+        two worker processes, serving the same small file."""
+        nghttpd = shutil.which("nghttpd") or ("/usr/sbin/nghttpd" if os.path.exists("/usr/sbin/nghttpd") else None)
+        if not nghttpd:
+            raise Skip("nghttpd not installed (apt-get install nghttp2-server)")
+        root = self.work / "nghttpd"
+        root.mkdir(exist_ok=True)
+        (root / "index.html").write_text("ok 0123456789abcdefghijklmn\n")
+        err = open(self.work / "nghttpd.stderr", "wb")
+        proc = PROCS.spawn([nghttpd, "--no-tls", "-n", "2", "-a", "127.0.0.1", "-d", root, port],
+                           stdout=subprocess.DEVNULL, stderr=err)
+        wait_port(port, proc=proc)
+        self.on_demand["nghttpd"] = (proc, signal.SIGTERM)
+        self.servers["nghttpd"] = port
 
     def start_nginx(self, port):
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -79,11 +109,5 @@ http {{
         proc = PROCS.spawn([nginx, "-p", prefix, "-c", conf, "-e", prefix / "logs" / "error.log"],
                            stdout=subprocess.DEVNULL, stderr=err)
         wait_port(port, proc=proc)
-        self.nginx = proc
+        self.on_demand["nginx"] = (proc, signal.SIGQUIT)
         self.servers["nginx"] = port
-
-    def stop_nginx(self):
-        if self.nginx is not None:
-            Procs.stop(self.nginx, sig=signal.SIGQUIT)
-            self.nginx = None
-            self.servers.pop("nginx", None)

@@ -211,8 +211,8 @@ pub fn render_text(loaded: &Loaded) -> String {
     for (key, stats) in table.rows() {
         let _ = writeln!(
             out,
-            "\n{} {} {} ({}:{})  n={}",
-            key.role, key.method, key.path, key.comm, key.port, stats.count
+            "\n{} {} {} {} ({}:{})  n={}",
+            key.role, key.proto, key.method, key.path, key.comm, key.port, stats.count
         );
         let buckets = latency_buckets(stats);
         let max = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1);
@@ -235,7 +235,7 @@ pub fn to_json(loaded: &Loaded) -> Value {
         .into_iter()
         .map(|(key, stats)| {
             json!({
-                "role": key.role, "method": key.method, "path": key.path,
+                "role": key.role, "proto": key.proto, "method": key.method, "path": key.path,
                 "process": key.comm, "container_id": key.container, "port": key.port,
                 "count": stats.count, "errors": stats.errors, "error_pct": stats.error_pct(),
                 "status_classes": stats.status_classes,

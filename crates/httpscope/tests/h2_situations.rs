@@ -388,22 +388,24 @@ fn hostile_h2_is_survived_and_good_traffic_still_exact() {
     }
     play(&listener, &reset_script());
     let base = format!("http://127.0.0.1:{}", good.port);
-    let sent = ids("good", 20);
-    assert_eq!(
-        curl_h2(&["--http2-prior-knowledge"], &page_urls(&base, &sent), None),
-        sent.len()
-    );
+    let (multiplexed, alone) = (ids("good", 16), ids("alone", 4));
+    assert_eq!(nghttp(&page_urls(&base, &multiplexed), None), 16);
+    assert_eq!(curl_h2c_each(&page_urls(&base, &alone)), 4);
     assert_bounded(&mut profiler.proc, MAX_RSS_MIB, "all hostile traffic");
     let (records, _) = stop(profiler);
 
     // Good traffic afterwards: exact, both sides.
-    check_pair(
-        &records,
-        "after hostile h2: curl -> nghttpd",
-        "curl",
-        "nghttpd",
-        &sent,
-    );
+    for (client, sent) in [("nghttp", &multiplexed), ("curl", &alone)] {
+        let paired = assert_h2_side(&records, "client", client, sent);
+        note(
+            &format!("after hostile h2: {client} side"),
+            sent.len(),
+            paired,
+        );
+    }
+    let all = [multiplexed, alone].concat();
+    let paired = assert_h2_side(&records, "server", "nghttpd", &all);
+    note("after hostile h2: nghttpd side", all.len(), paired);
     // The reset streams: the good exchange on stream 3 is paired with its own response, the
     // reset ones with nothing.
     let hostile: Vec<&Value> = records

@@ -61,16 +61,11 @@ fn curl_and_nghttp_against_nghttpd(certs: Option<&Certs>, case: &str) {
             + curl_h2_posts(&["--http2"], &page_urls(&base, &posts), "curl upload", ca)
     } else {
         let mode = ["--http2-prior-knowledge"];
-        let each = [gets.as_slice(), &multiplexed];
-        let gets_done: usize = page_urls(&base, &each.concat())
-            .into_iter()
-            .map(|url| curl_h2(&mode, &[url], None))
-            .sum();
         let posts_done: usize = page_urls(&base, &posts)
             .into_iter()
             .map(|url| curl_h2_posts(&mode, &[url], "curl upload", None))
             .sum();
-        gets_done + posts_done
+        curl_h2c_each(&page_urls(&base, &[gets.as_slice(), &multiplexed].concat())) + posts_done
     };
     let curl_sent = [gets, multiplexed, posts].concat();
     assert_eq!(completed, curl_sent.len(), "curl completed");

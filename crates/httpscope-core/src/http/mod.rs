@@ -1,14 +1,16 @@
 //! HTTP as both protocol engines share it: the message model every sink reads, body
-//! decoding, protocol sniffing and per-direction stream reassembly. `h1` holds the HTTP/1
-//! engine.
+//! decoding, protocol sniffing and per-direction stream reassembly. `h1` and `h2` are the
+//! engines; `connection` hands a connection from one to the other.
 
 mod body;
+mod connection;
 mod h1;
+mod h2;
 mod message;
 mod sniff;
 mod stream;
 
-pub use h1::HttpConnection;
+pub use connection::HttpConnection;
 pub use message::{GrpcCall, Headers, HttpMessage, MessageKind, Proto};
 
 use crate::direction::Direction;
@@ -77,8 +79,20 @@ pub struct ParseCounters {
     pub tunnel_bytes: u64,
     /// Fully captured gzip/deflate bodies that failed to decode (raw bytes kept instead).
     pub decode_errors: u64,
-    /// Requests beyond the outstanding-request limit (pairing stops for the connection).
+    /// Requests beyond the outstanding-request limit (pairing stops for the connection), or
+    /// HTTP/2 streams beyond the tracked-stream limit.
     pub queue_overflows: u64,
+    /// HTTP/2 header fields that could not be resolved (HPACK state from before capture
+    /// began, or lost); their messages carry `unknown_headers`.
+    pub h2_unknown_headers: u64,
+    /// HTTP/2 header blocks that did not decode (their HPACK table is relearned from there).
+    pub h2_hpack_errors: u64,
+    /// HTTP/2 RST_STREAM frames.
+    pub h2_rst_streams: u64,
+    /// HTTP/2 PUSH_PROMISE frames (the pushed responses are reported unpaired).
+    pub h2_push_promises: u64,
+    /// HTTP/2 GOAWAY frames.
+    pub h2_goaways: u64,
 }
 
 /// Which side of the exchange the traced process is.
@@ -105,7 +119,7 @@ pub enum Protocol {
     /// Not enough bytes to tell yet.
     Unknown,
     Http1,
-    /// HTTP/2 with prior knowledge (the client preface).
+    /// HTTP/2: the client preface, a 101 to h2c, or frames on a connection joined mid-way.
     Http2,
     /// TLS records: the plaintext is not visible here.
     Tls,

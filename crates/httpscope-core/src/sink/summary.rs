@@ -130,7 +130,8 @@ impl<W: Write> SummarySink<W> {
             text,
             "events={} kernel_drops={} truncated_syscalls={} decode_errors={} parse_errors={} \
              non_http_bytes={} gap_bytes={} unpaired_responses={} unanswered_requests={} \
-             partial_messages={} records={} http2_conns={} tls_conns={} other_conns={}",
+             partial_messages={} records={} http2_conns={} tls_conns={} other_conns={} \
+             h2_unknown_headers={} h2_hpack_errors={} h2_rst_streams={} h2_push_promises={}",
             pipeline.events,
             kernel.dropped_events(),
             kernel.get(crate::event::abi::KernelStat::SyscallsTruncated),
@@ -145,6 +146,10 @@ impl<W: Write> SummarySink<W> {
             pipeline.connections_http2,
             pipeline.connections_tls,
             pipeline.connections_other,
+            parse.h2_unknown_headers,
+            parse.h2_hpack_errors,
+            parse.h2_rst_streams,
+            parse.h2_push_promises,
         );
         text
     }

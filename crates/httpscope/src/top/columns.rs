@@ -2,11 +2,12 @@
 
 use httpscope_core::analysis::{EndpointKey, EndpointStats};
 
-const HEADERS: [&str; 13] = [
+const HEADERS: [&str; 14] = [
     "PROCESS",
     "CONTAINER",
     "PORT",
     "ROLE",
+    "PROTO",
     "METHOD",
     "PATH",
     "REQ/S",
@@ -19,9 +20,10 @@ const HEADERS: [&str; 13] = [
 ];
 
 /// Column widths in characters (PATH takes what is left in the TUI).
-const WIDTHS: [u16; 13] = [14, 12, 5, 6, 7, 28, 7, 6, 8, 8, 8, 7, 7];
+const WIDTHS: [u16; 14] = [14, 12, 5, 6, 5, 7, 28, 7, 6, 8, 8, 8, 7, 7];
 const CONTAINER_COLUMN: usize = 1;
-const PATH_COLUMN: usize = 5;
+/// Where PATH is; it and the columns before it are text (left-aligned), the rest numbers.
+const PATH_COLUMN: usize = 6;
 /// The CONTAINER column shows this many characters of the id, as `docker ps` does.
 const SHORT_ID: usize = 12;
 
@@ -100,14 +102,15 @@ pub fn sort_rows(rows: &mut [Row<'_>], key: SortKey, rate: &dyn Fn(&EndpointStat
 }
 
 /// Whether an endpoint matches every whitespace-separated word of `filter`:
-/// a word matches the process name or path (substring, any case), the
-/// beginning of the container id, or the port.
+/// a word matches the process name or path (substring, any case), the protocol
+/// (`h2`, `grpc`, `1.1`), the beginning of the container id, or the port.
 pub fn matches(filter: &str, key: &EndpointKey) -> bool {
     filter.split_whitespace().all(|word| {
         let word_lower = word.to_ascii_lowercase();
         let port = word.trim_start_matches(':');
         key.comm.to_ascii_lowercase().contains(&word_lower)
             || key.path.to_ascii_lowercase().contains(&word_lower)
+            || key.proto == word_lower
             || in_container(key, &word_lower)
             || port.parse::<u16>().is_ok_and(|p| p == key.port)
     })
@@ -156,7 +159,7 @@ impl Columns {
 }
 
 /// Every cell of one row, in [`HEADERS`] order.
-fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 13] {
+fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 14] {
     [
         key.comm.clone(),
         match key.container.get(..SHORT_ID) {
@@ -166,6 +169,7 @@ fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 13] {
         },
         key.port.to_string(),
         key.role.clone(),
+        key.proto.to_owned(),
         key.method.clone(),
         key.path.clone(),
         format!("{rate:.1}"),

@@ -150,9 +150,13 @@ fn draw_status(
 
 fn exchange_lines(exchange: &ExchangeView, lines: &mut Vec<Line<'static>>) {
     lines.push(Line::raw(""));
+    let grpc = exchange
+        .grpc_status
+        .map(|code| format!(" grpc-status {code}"))
+        .unwrap_or_default();
     lines.push(Line::styled(
         format!(
-            "{} pid {}  {}  -> {}  {:.2} ms",
+            "{} pid {}  {}  -> {}{grpc}  {:.2} ms",
             clock(exchange.unix_ns),
             exchange.pid,
             exchange.url,

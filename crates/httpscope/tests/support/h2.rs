@@ -131,6 +131,20 @@ pub fn curl_h2(mode: &[&str], urls: &[String], ca: Option<&Path>) -> usize {
         .count()
 }
 
+/// One `curl --http2-prior-knowledge` per URL, each on its own connection: curl 7.88 (Debian
+/// 12) fails every request after the first on a reused h2c connection. Returns the 200s.
+pub fn curl_h2c_each(urls: &[String]) -> usize {
+    urls.iter()
+        .map(|url| {
+            curl_h2(
+                &["--http2-prior-knowledge"],
+                std::slice::from_ref(url),
+                None,
+            )
+        })
+        .sum()
+}
+
 /// curl uploads: a POST of `body` to every URL (`--next` between them); returns the 200s.
 pub fn curl_h2_posts(mode: &[&str], urls: &[String], body: &str, ca: Option<&Path>) -> usize {
     let mut cmd = Command::new("curl");

@@ -26,6 +26,8 @@ mod parser;
 #[cfg(test)]
 mod tests;
 
+use super::h2::Upgraded;
+use super::stream::StreamPos;
 use super::{DataChunk, HttpConfig, HttpMessage, ParseCounters, Protocol, Role};
 use crate::direction::Direction;
 use pairing::Pairing;
@@ -33,18 +35,18 @@ use parser::{Ctx, DirParser, Link};
 
 /// The HTTP/1 engine of one TCP connection of one traced process.
 #[derive(Debug)]
-pub struct HttpConnection {
+pub struct H1Connection {
     send: DirParser,
     recv: DirParser,
     link: Link,
     closed: bool,
 }
 
-impl HttpConnection {
+impl H1Connection {
     /// `mid_stream`: the connection existed before capture started, so the first bytes may be
     /// mid-message: resync.
     pub fn new(mid_stream: bool) -> Self {
-        HttpConnection {
+        H1Connection {
             send: DirParser::new(Direction::Send, mid_stream),
             recv: DirParser::new(Direction::Recv, mid_stream),
             link: Link {
@@ -52,6 +54,7 @@ impl HttpConnection {
                 request_dir: None,
                 pairing: Pairing::new(mid_stream),
                 mid_stream,
+                upgraded: None,
             },
             closed: false,
         }
@@ -134,4 +137,37 @@ impl HttpConnection {
     pub fn protocol(&self) -> Protocol {
         self.link.protocol
     }
+
+    /// After the switch to HTTP/2 (`protocol()` is `Http2`): what the HTTP/2 engine takes
+    /// over. The bytes are those of the chunk just handled; both streams continue from here.
+    pub fn take_handoff(&mut self) -> Handoff {
+        let take = |dir: &mut DirParser| {
+            (
+                std::mem::take(&mut dir.handoff),
+                std::mem::take(&mut dir.handoff_gap),
+                std::mem::replace(&mut dir.stream, StreamPos::new(true)),
+            )
+        };
+        let (send_bytes, send_gap, send_pos) = take(&mut self.send);
+        let (recv_bytes, recv_gap, recv_pos) = take(&mut self.recv);
+        self.closed = true;
+        Handoff {
+            bytes: [send_bytes, recv_bytes],
+            gaps: [send_gap, recv_gap],
+            positions: [send_pos, recv_pos],
+            upgraded: self.link.upgraded.take(),
+            request_dir: self.link.request_dir,
+        }
+    }
+}
+
+/// What the HTTP/1 engine hands to the HTTP/2 engine, indexed by `Direction::index`.
+#[derive(Debug)]
+pub struct Handoff {
+    pub bytes: [Vec<u8>; 2],
+    /// Bytes lost after `bytes`.
+    pub gaps: [u64; 2],
+    pub positions: [StreamPos; 2],
+    pub upgraded: Option<Upgraded>,
+    pub request_dir: Option<Direction>,
 }

@@ -4,8 +4,6 @@
 use std::mem;
 use std::sync::Arc;
 
-use crate::direction::Direction;
-
 use super::super::framing::{self, Framing};
 use super::super::head::{self, Head, Parsed};
 use super::{Ctx, DirParser, InFlight, Link, State};
@@ -73,8 +71,9 @@ impl DirParser {
             let sniffed = self.sniff(&buffered, cx);
             self.head = buffered;
             if !matches!(sniffed, Sniff::Undecided | Sniff::Http1) {
-                self.count_passthrough(old as u64, cx);
-                self.head = Vec::new();
+                let mut head = mem::take(&mut self.head);
+                head.truncate(old);
+                self.pass(&head, cx);
                 return 0;
             }
         }
@@ -157,7 +156,7 @@ impl DirParser {
         cx.link.protocol = Protocol::Http1;
         let request_dir = match kind {
             MessageKind::Request => self.dir,
-            MessageKind::Response => opposite(self.dir),
+            MessageKind::Response => self.dir.opposite(),
         };
         cx.link.request_dir.get_or_insert(request_dir);
         let sink = BodySink::new(head.encoding, cx.config.body_limit);
@@ -228,12 +227,5 @@ impl DirParser {
         cx.counters.parse_errors += 1;
         cx.counters.skipped_bytes += len as u64;
         self.lose(cx);
-    }
-}
-
-fn opposite(dir: Direction) -> Direction {
-    match dir {
-        Direction::Send => Direction::Recv,
-        Direction::Recv => Direction::Send,
     }
 }
