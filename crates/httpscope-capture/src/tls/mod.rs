@@ -1,11 +1,13 @@
-//! Finding TLS libraries (OpenSSL's libssl) to hook with uprobes: the shared
-//! libraries running processes have mapped, the system's own, and executables
-//! that link libssl statically (with their symbols).
+//! Finding TLS stacks to hook with uprobes: OpenSSL's libssl (the shared libraries
+//! running processes have mapped, the system's own, executables that link it
+//! statically with their symbols) and Go programs' crypto/tls.
 
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::golang::{self, GoTlsBinary};
 
 /// Directories holding the system's libssl (Debian/Ubuntu multiarch, RHEL, Arch, local builds).
 const SYSTEM_LIB_DIRS: &[&str] = &[
@@ -20,32 +22,63 @@ const SYSTEM_LIB_DIRS: &[&str] = &[
     "/usr/local/lib64",
 ];
 
-/// Executables checked for a statically linked libssl, at most.
+/// Executables of running processes inspected at start, at most.
 pub const MAX_EXECUTABLES: usize = 256;
+
+/// What a file to hook is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// A shared libssl (OpenSSL).
+    Libssl,
+    /// An executable that names SSL_write: maybe OpenSSL linked statically, with symbols.
+    StaticOpenssl,
+    /// A Go program using crypto/tls.
+    Go(GoTlsBinary),
+}
 
 /// A file to attach the TLS uprobes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsTarget {
     /// Path to attach through (it names the file; uprobes follow the inode).
     pub path: PathBuf,
-    /// A shared libssl, or an executable that may contain libssl.
-    pub executable: bool,
+    pub kind: TargetKind,
 }
 
 impl TlsTarget {
-    /// `libssl.so.3` → `OpenSSL 3`, `libssl.so.1.1` → `OpenSSL 1.1`.
+    /// `libssl.so.3` → `OpenSSL 3`; a Go program → its Go version.
     pub fn describe(&self) -> String {
-        if self.executable {
-            return format!("{} (static)", self.path.display());
+        let path = self.path.display();
+        match &self.kind {
+            TargetKind::StaticOpenssl => format!("{path} (static OpenSSL)"),
+            TargetKind::Go(go) => format!(
+                "{path} (Go {}{}{})",
+                go.version,
+                if go.stripped { ", stripped" } else { "" },
+                if go.layout_assumed {
+                    ", newer than the offset table"
+                } else {
+                    ""
+                }
+            ),
+            TargetKind::Libssl => {
+                let name = self
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match name.strip_prefix("libssl.so.") {
+                    Some(version) => format!("{path} (OpenSSL {version})"),
+                    None => path.to_string(),
+                }
+            }
         }
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match name.strip_prefix("libssl.so.") {
-            Some(version) => format!("{} (OpenSSL {version})", self.path.display()),
-            None => self.path.display().to_string(),
+    }
+
+    /// The library's name for records (`tls_lib`).
+    pub fn library(&self) -> &'static str {
+        match self.kind {
+            TargetKind::Libssl | TargetKind::StaticOpenssl => "openssl",
+            TargetKind::Go(_) => "go",
         }
     }
 }
@@ -53,11 +86,6 @@ impl TlsTarget {
 fn is_libssl(name: &str) -> bool {
     name.strip_prefix("libssl.so")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-}
-
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    let meta = fs::metadata(path).ok()?;
-    meta.is_file().then(|| (meta.dev(), meta.ino()))
 }
 
 fn pids() -> Vec<u32> {
@@ -68,16 +96,15 @@ fn pids() -> Vec<u32> {
         .collect()
 }
 
-/// Distinct libssl shared libraries: mapped by running processes, or installed.
-pub fn find_libraries() -> Vec<TlsTarget> {
-    let mut seen = HashSet::new();
+/// Distinct libssl shared libraries not in `known`: mapped by running processes, or installed.
+pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     let mut found = Vec::new();
     let mut add = |path: PathBuf| {
         if let Some(id) = file_id(&path) {
-            if seen.insert(id) {
+            if known.insert(id) {
                 found.push(TlsTarget {
                     path,
-                    executable: false,
+                    kind: TargetKind::Libssl,
                 });
             }
         }
@@ -123,61 +150,99 @@ pub fn find_libraries() -> Vec<TlsTarget> {
     found
 }
 
-/// Executables of running processes, distinct, excluding this one: candidates for a
-/// statically linked libssl (the attach tells whether they define its symbols).
-pub fn find_executables(libraries: &[TlsTarget]) -> Vec<TlsTarget> {
-    let mut seen: HashSet<(u64, u64)> = libraries.iter().filter_map(|t| file_id(&t.path)).collect();
+/// The file's (device, inode): uprobes are per file, so each is hooked once.
+pub fn file_id(path: &Path) -> Option<FileId> {
+    let meta = fs::metadata(path).ok()?;
+    meta.is_file().then(|| (meta.dev(), meta.ino()))
+}
+
+/// (device, inode).
+pub type FileId = (u64, u64);
+
+/// Executables of running processes, distinct, excluding this one and `known`, that
+/// hold a TLS stack to hook.
+pub fn find_executables(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     if let Some(me) = file_id(Path::new("/proc/self/exe")) {
-        seen.insert(me);
+        known.insert(me);
     }
     let mut found = Vec::new();
+    let mut inspected = 0;
     for pid in pids() {
-        if found.len() >= MAX_EXECUTABLES {
+        if inspected >= MAX_EXECUTABLES {
             break;
         }
         let path = PathBuf::from(format!("/proc/{pid}/exe"));
         let Some(id) = file_id(&path) else {
             continue;
         };
-        if !seen.insert(id) {
+        if !known.insert(id) {
             continue;
         }
-        // Symbol resolution reads the whole file: only files naming SSL_write get that far.
-        if !mentions(&path, b"SSL_write\0") {
-            continue;
-        }
+        inspected += 1;
         // Prefer the real path when it is the same file (for messages).
         let path = match fs::read_link(&path) {
             Ok(real) if file_id(&real) == Some(id) => real,
             _ => path,
         };
-        found.push(TlsTarget {
-            path,
-            executable: true,
-        });
+        found.extend(classify_executable(&path));
     }
     found
 }
 
-/// Whether `needle` occurs in the file, read in bounded chunks (executables can be huge).
-fn mentions(path: &Path, needle: &[u8]) -> bool {
+/// What TLS stack an executable holds, if any: a Go crypto/tls, or OpenSSL's symbols.
+pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
+    // Parsing reads the whole file: only files naming a hooked function get that far.
+    let [go, openssl] = mentions(path, [GO_TLS_WRITE_NAME, b"SSL_write\0"]);
+    let kind = if go {
+        match golang::inspect(path) {
+            Ok(binary) => TargetKind::Go(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "Go program's crypto/tls not hooked");
+                return None;
+            }
+        }
+    } else if openssl {
+        TargetKind::StaticOpenssl
+    } else {
+        return None;
+    };
+    Some(TlsTarget {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+/// `crypto/tls.(*Conn).Write` as Go's function name table holds it.
+const GO_TLS_WRITE_NAME: &[u8] = b"crypto/tls.(*Conn).Write\0";
+
+/// Which of the needles occur in the file, read in bounded chunks (executables can be huge).
+fn mentions<const N: usize>(path: &Path, needles: [&[u8]; N]) -> [bool; N] {
     use std::io::Read;
 
     const CHUNK: usize = 1 << 20;
+    let mut found = [false; N];
     let Ok(mut file) = fs::File::open(path) else {
-        return false;
+        return found;
     };
-    let keep = needle.len().saturating_sub(1);
+    let keep = needles
+        .iter()
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0)
+        .saturating_sub(1);
     let mut buf = vec![0u8; CHUNK + keep];
     let mut carried = 0;
     loop {
         let read = match file.read(&mut buf[carried..]) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return found,
             Ok(n) => n,
         };
         let filled = carried + read;
-        if buf[..filled].windows(needle.len()).any(|w| w == needle) {
-            return true;
+        for (needle, hit) in needles.iter().zip(&mut found) {
+            *hit = *hit || buf[..filled].windows(needle.len()).any(|w| w == *needle);
+        }
+        if found.iter().all(|&hit| hit) {
+            return found;
         }
         carried = keep.min(filled);
         buf.copy_within(filled - carried..filled, 0);
@@ -195,8 +260,10 @@ mod tests {
         let mut bytes = vec![b'x'; (1 << 20) - 4];
         bytes.extend_from_slice(b"SSL_write\0tail");
         std::fs::write(&dir, &bytes).unwrap();
-        assert!(mentions(&dir, b"SSL_write\0"));
-        assert!(!mentions(&dir, b"SSL_read\0"));
+        assert_eq!(
+            mentions(&dir, [b"SSL_write\0", b"SSL_read\0", b"xxx"]),
+            [true, false, true]
+        );
         let _ = std::fs::remove_file(&dir);
     }
 
@@ -209,7 +276,7 @@ mod tests {
         assert!(!is_libssl("libssl.so3"));
         let lib = TlsTarget {
             path: "/usr/lib/libssl.so.1.1".into(),
-            executable: false,
+            kind: TargetKind::Libssl,
         };
         assert_eq!(lib.describe(), "/usr/lib/libssl.so.1.1 (OpenSSL 1.1)");
     }

@@ -1,0 +1,172 @@
+//! Attaching the TLS uprobes: OpenSSL's functions by symbol, Go's crypto/tls by file
+//! offset (entry and every return instruction). Each file is hooked once, by
+//! (device, inode), whichever process or path led to it.
+
+use std::collections::HashSet;
+
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
+use aya::programs::UProbe;
+use aya::Ebpf;
+
+use crate::golang::{GoTlsBinary, GoTlsFunction};
+use crate::tls::{self, FileId, TargetKind, TlsTarget};
+
+/// OpenSSL functions hooked: (entry program, symbol). Each also gets the `ssl_ret`
+/// return probe, attached first so that no call can enter unseen and return seen.
+const OPENSSL_PROBES: &[(&str, &str)] = &[
+    ("ssl_write_enter", "SSL_write"),
+    ("ssl_read_enter", "SSL_read"),
+    ("ssl_write_ex_enter", "SSL_write_ex"),
+    ("ssl_read_ex_enter", "SSL_read_ex"),
+    ("ssl_handshake_enter", "SSL_do_handshake"),
+];
+const OPENSSL_RETURN: &str = "ssl_ret";
+/// Entry only: remembers which fd an SSL object uses.
+const OPENSSL_SET_FD: (&str, &str) = ("ssl_set_fd_enter", "SSL_set_fd");
+
+/// Go crypto/tls programs: the return program goes on every RET of Read.
+const GO_WRITE_ENTER: &str = "go_tls_write_enter";
+const GO_READ_ENTER: &str = "go_tls_read_enter";
+const GO_HANDSHAKE_ENTER: &str = "go_tls_handshake_enter";
+const GO_READ_RETURN: &str = "go_tls_read_ret";
+
+/// The TLS uprobes of one capture: what is hooked, and which files were already seen.
+pub struct TlsHooks {
+    hooked: Vec<TlsTarget>,
+    seen: HashSet<FileId>,
+}
+
+impl TlsHooks {
+    /// Loads the uprobe programs. A failure costs HTTPS plaintext only: it is logged and
+    /// capture goes on without TLS hooks (`None`).
+    pub fn load(ebpf: &mut Ebpf) -> Option<Self> {
+        let mut programs: Vec<&str> = OPENSSL_PROBES.iter().map(|&(p, _)| p).collect();
+        programs.extend([
+            OPENSSL_RETURN,
+            OPENSSL_SET_FD.0,
+            GO_WRITE_ENTER,
+            GO_READ_ENTER,
+            GO_HANDSHAKE_ENTER,
+            GO_READ_RETURN,
+        ]);
+        for program in programs {
+            if let Err(err) =
+                uprobe(ebpf, program).and_then(|p| p.load().map_err(|e| format!("{program}: {e}")))
+            {
+                tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
+                return None;
+            }
+        }
+        Some(Self {
+            hooked: Vec::new(),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// Hooks every libssl found, and the executables of running processes that hold a TLS
+    /// stack (Go crypto/tls, static OpenSSL).
+    pub fn attach_running(&mut self, ebpf: &mut Ebpf) {
+        let libraries = tls::find_libraries(&mut self.seen);
+        let executables = tls::find_executables(&mut self.seen);
+        for target in libraries.into_iter().chain(executables) {
+            self.attach(ebpf, target);
+        }
+    }
+
+    /// Attaches the probes for one target; logs the outcome.
+    pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) {
+        let attached = match &target.kind {
+            TargetKind::Libssl | TargetKind::StaticOpenssl => attach_openssl(ebpf, &target),
+            TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
+        };
+        match attached {
+            Ok(0) => {}
+            Ok(probes) => {
+                tracing::debug!(target = %target.describe(), probes, "TLS functions hooked");
+                self.hooked.push(target);
+            }
+            Err(err) if target.kind == TargetKind::StaticOpenssl => {
+                tracing::debug!(target = %target.describe(), %err, "not hooked")
+            }
+            Err(err) => tracing::warn!(target = %target.describe(), %err, "TLS stack not hooked"),
+        }
+    }
+
+    pub fn hooked(&self) -> &[TlsTarget] {
+        &self.hooked
+    }
+}
+
+fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, String> {
+    let probe: &mut UProbe = ebpf
+        .program_mut(program)
+        .ok_or_else(|| format!("BPF program {program} is missing"))?
+        .try_into()
+        .map_err(|e| format!("{program}: {e}"))?;
+    Ok(probe)
+}
+
+fn attach_at<'a>(
+    ebpf: &mut Ebpf,
+    program: &str,
+    point: impl Into<UProbeAttachPoint<'a>>,
+    target: &TlsTarget,
+) -> Result<(), String> {
+    uprobe(ebpf, program)?
+        .attach(point, &target.path, UProbeScope::AllProcesses)
+        .map(drop)
+        .map_err(|e| format!("{program}: {e}"))
+}
+
+/// OpenSSL by symbol; returns how many read/write functions were hooked.
+fn attach_openssl(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, String> {
+    let mut data_functions = 0;
+    let mut first_error = None;
+    for (i, &(program, symbol)) in OPENSSL_PROBES.iter().enumerate() {
+        let attached = attach_at(ebpf, OPENSSL_RETURN, symbol, target)
+            .and_then(|()| attach_at(ebpf, program, symbol, target));
+        match attached {
+            // Executables without SSL_write have no libssl inside: skip them quickly.
+            Err(_) if target.kind == TargetKind::StaticOpenssl && i == 0 => return Ok(0),
+            Ok(()) if symbol != "SSL_do_handshake" => data_functions += 1,
+            Ok(()) => {}
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if data_functions > 0 {
+        let (program, symbol) = OPENSSL_SET_FD;
+        if let Err(err) = attach_at(ebpf, program, symbol, target) {
+            tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");
+        }
+        return Ok(data_functions);
+    }
+    Err(first_error.unwrap_or_else(|| "no TLS functions found".into()))
+}
+
+/// Go crypto/tls by file offset: Read's returns first, then the entries (a Read whose
+/// entry is seen always has its return seen). Returns how many probes were attached.
+fn attach_go(ebpf: &mut Ebpf, target: &TlsTarget, binary: &GoTlsBinary) -> Result<usize, String> {
+    let mut attached = 0;
+    let point = |offset: u64, cookie: u64| UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(offset),
+        cookie: Some(cookie),
+    };
+    for probes in &binary.probes {
+        for &offset in &probes.returns {
+            attach_at(ebpf, GO_READ_RETURN, point(offset, 0), target)?;
+            attached += 1;
+        }
+    }
+    for probes in &binary.probes {
+        let program = match probes.function {
+            GoTlsFunction::Write => GO_WRITE_ENTER,
+            GoTlsFunction::Read => GO_READ_ENTER,
+            GoTlsFunction::Handshake => GO_HANDSHAKE_ENTER,
+        };
+        attach_at(ebpf, program, point(probes.entry, probes.cookie), target)?;
+        attached += 1;
+    }
+    Ok(attached)
+}
