@@ -8,6 +8,9 @@
  *   copy.bpf.h     copying what a call moved into the ring buffer
  *   tls.bpf.h      TLS library uprobes (plaintext)
  *   syscall.bpf.h  the syscall backend (tp_btf/sys_exit)
+ *   socket.bpf.h   the socket backend (tp_btf/sock_{send,recv}_length)
+ *
+ * The loader attaches one backend; the TLS uprobes work with either.
  *
  * Tracepoints and uprobes only: no kprobes, no fentry.
  */
@@ -29,6 +32,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "copy.bpf.h"
 #include "tls.bpf.h"
 #include "syscall.bpf.h"
+#include "socket.bpf.h"
 
 /* Every backend: a traced process exited, its connections are gone. */
 SEC("tracepoint/sched/sched_process_exit")

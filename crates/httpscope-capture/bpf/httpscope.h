@@ -45,7 +45,14 @@ enum httpscope_syscall {
 	/* Plaintext from a TLS library's SSL_read(_ex) / SSL_write(_ex), not a syscall. */
 	SYSCALL_SSL_READ = 13,
 	SYSCALL_SSL_WRITE = 14,
+	/* Socket backend: an io_uring request (no syscall registers: not copied). */
+	SYSCALL_IO_URING = 15,
+	/* Socket backend: a socket call from another path (not copied). */
+	SYSCALL_OTHER = 16,
 };
+
+/* conn_open_event.fd when the socket backend could not tell the fd. */
+#define HTTPSCOPE_FD_UNKNOWN 0xffffffffu
 
 /* How the kernel first saw a connection. */
 enum httpscope_conn_origin {
@@ -75,6 +82,7 @@ enum httpscope_stat {
 	STAT_PEEKS_IGNORED = 6,
 	STAT_CONN_TABLE_FULL = 7,
 	STAT_CALL_TABLE_FULL = 8,
+	/* Socket backend: the syscall's fd did not hold the socket; its bytes were not copied. */
 	STAT_FD_LOOKUP_FAILED = 9,
 	STAT_CONNS_OPENED = 10,
 	STAT_SYSCALLS_TRACED = 11,

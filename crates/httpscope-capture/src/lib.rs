@@ -2,11 +2,13 @@
 //! tracepoints (and uprobes on TLS libraries) and hands out raw ring-buffer records.
 //! Needs root.
 
+mod backend;
 pub mod doctor;
 mod loader;
 pub mod tls;
 mod tracefs;
 
+pub use backend::{missing_events, Backend, BackendChoice};
 pub use loader::{CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;
 

@@ -11,16 +11,13 @@ use httpscope_core::event::abi::{KernelStat, COMM_LEN, MAX_CAPTURE, MAX_PORTS};
 use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
+use crate::backend::{Backend, BackendChoice};
 use crate::tls::{self, TlsTarget};
 
 static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
 
-/// Programs and the tracepoints they attach to (category, name).
-/// The one program that sees every syscall return (a BTF tracepoint on the raw
-/// `sys_exit` event) and picks the socket syscalls by number.
-const SYSCALL_EXIT: (&str, &str) = ("syscall_exit", "sys_exit");
-/// Classic tracepoints: (program, category, event).
+/// Classic tracepoints, for every backend: (program, category, event).
 const TRACEPOINTS: &[(&str, &str, &str)] = &[("process_exit", "sched", "sched_process_exit")];
 
 /// TLS library functions hooked: (entry program, symbol). Each also gets the `ssl_ret`
@@ -32,8 +29,8 @@ const TLS_PROBES: &[(&str, &str)] = &[
     ("ssl_read_ex_enter", "SSL_read_ex"),
     ("ssl_handshake_enter", "SSL_do_handshake"),
 ];
-const TLS_RETURN_PROGRAM: &str = "ssl_ret";
-/// Entry only: remembers which fd an SSL object uses.
+/// Entry only: remembers which fd an SSL object uses (syscall backend: the socket
+/// backend cannot turn an fd into a socket without the syscall).
 const TLS_SET_FD: (&str, &str) = ("ssl_set_fd_enter", "SSL_set_fd");
 
 /// What to capture; becomes the BPF programs' read-only globals.
@@ -49,6 +46,7 @@ pub struct CaptureConfig {
     pub wakeup_bytes: u64,
     /// Hook the TLS libraries found (libssl) to capture HTTPS plaintext.
     pub tls: bool,
+    pub backend: BackendChoice,
 }
 
 #[derive(Debug, Error)]
@@ -75,6 +73,8 @@ pub enum CaptureError {
     },
     #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}; httpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (see `httpscope doctor`)")]
     KernelBtf(String),
+    #[error("the {backend} capture backend needs kernel tracepoints this kernel lacks: {missing} (see `httpscope doctor`)", backend = .0.name(), missing = .1.join(", "))]
+    BackendUnsupported(Backend, Vec<&'static str>),
     #[error("BPF map {0}: {1}")]
     Map(&'static str, String),
     #[error("waiting for events: {0}")]
@@ -84,6 +84,7 @@ pub enum CaptureError {
 /// Live capture from the syscall tracepoints. Dropping it detaches everything.
 pub struct SyscallCapture {
     _ebpf: Ebpf,
+    backend: Backend,
     tls: Vec<TlsTarget>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
@@ -112,8 +113,17 @@ impl SyscallCapture {
         let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
         let cpus = aya::util::nr_cpus()
             .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
+        let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+        let backend = config
+            .backend
+            .resolve(&btf)
+            .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
 
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        for &map in backend.unused_maps() {
+            loader.map_max_entries(map, cpus as u32);
+        }
+        let mut ebpf = loader
             // Task storage has no typed aya wrapper; the kernel creates it from BTF.
             .allow_unsupported_maps()
             .override_global("watched_ports", &ports, true)
@@ -128,7 +138,7 @@ impl SyscallCapture {
             .load(BPF_OBJECT)
             .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
-        attach_syscall_exit(&mut ebpf)?;
+        attach_btf_tracepoints(&mut ebpf, backend, &btf)?;
         for &(program, category, name) in TRACEPOINTS {
             let tracepoint: &mut TracePoint = ebpf
                 .program_mut(program)
@@ -144,7 +154,7 @@ impl SyscallCapture {
         }
 
         let tls = if config.tls {
-            attach_tls(&mut ebpf)
+            attach_tls(&mut ebpf, backend)
         } else {
             Vec::new()
         };
@@ -161,10 +171,16 @@ impl SyscallCapture {
         .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
         Ok(Self {
             _ebpf: ebpf,
+            backend,
             tls,
             ring,
             stats,
         })
+    }
+
+    /// The backend that was attached.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The TLS libraries and executables whose SSL_read/SSL_write are hooked.
@@ -226,20 +242,25 @@ impl SyscallCapture {
     }
 }
 
-fn attach_syscall_exit(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let (program, event) = SYSCALL_EXIT;
-    let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
-    let tracepoint: &mut BtfTracePoint = ebpf
-        .program_mut(program)
-        .ok_or(CaptureError::MissingProgram(program))?
-        .try_into()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .load(event, &btf)
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .attach()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+/// The backend's BTF tracepoint programs; nothing of the other backend is attached.
+fn attach_btf_tracepoints(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    btf: &Btf,
+) -> Result<(), CaptureError> {
+    for &(program, event) in backend.tracepoints() {
+        let tracepoint: &mut BtfTracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
+            .load(event, btf)
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
+            .attach()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    }
     Ok(())
 }
 
@@ -268,9 +289,12 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, Strin
 
 /// Hooks every libssl found (and executables that link it statically). Best effort: a
 /// failure costs HTTPS plaintext only, so it is logged and capture goes on.
-fn attach_tls(ebpf: &mut Ebpf) -> Vec<TlsTarget> {
+fn attach_tls(ebpf: &mut Ebpf, backend: Backend) -> Vec<TlsTarget> {
     let mut programs: Vec<&str> = TLS_PROBES.iter().map(|&(p, _)| p).collect();
-    programs.extend([TLS_RETURN_PROGRAM, TLS_SET_FD.0]);
+    programs.push(backend.tls_return_program());
+    if backend == Backend::Syscall {
+        programs.push(TLS_SET_FD.0);
+    }
     for program in programs {
         if let Err(err) =
             uprobe(ebpf, program).and_then(|p| p.load().map_err(|e| format!("{program}: {e}")))
@@ -283,7 +307,7 @@ fn attach_tls(ebpf: &mut Ebpf) -> Vec<TlsTarget> {
     let executables = tls::find_executables(&libraries);
     let mut hooked = Vec::new();
     for target in libraries.into_iter().chain(executables) {
-        match attach_tls_target(ebpf, &target) {
+        match attach_tls_target(ebpf, backend, &target) {
             Ok(0) => {}
             Ok(symbols) => {
                 tracing::debug!(target = %target.describe(), symbols, "TLS functions hooked");
@@ -299,11 +323,15 @@ fn attach_tls(ebpf: &mut Ebpf) -> Vec<TlsTarget> {
 }
 
 /// Attaches the TLS probes to one file; returns how many read/write functions were hooked.
-fn attach_tls_target(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, String> {
+fn attach_tls_target(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    target: &TlsTarget,
+) -> Result<usize, String> {
     let mut data_functions = 0;
     let mut first_error = None;
     for (i, &(program, symbol)) in TLS_PROBES.iter().enumerate() {
-        let attached = uprobe(ebpf, TLS_RETURN_PROGRAM)
+        let attached = uprobe(ebpf, backend.tls_return_program())
             .and_then(|p| {
                 p.attach(symbol, &target.path, UProbeScope::AllProcesses)
                     .map_err(|e| format!("uretprobe {symbol}: {e}"))
@@ -323,7 +351,7 @@ fn attach_tls_target(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, Strin
             }
         }
     }
-    if data_functions > 0 {
+    if data_functions > 0 && backend == Backend::Syscall {
         let (program, symbol) = TLS_SET_FD;
         if let Err(err) = uprobe(ebpf, program).and_then(|p| {
             p.attach(symbol, &target.path, UProbeScope::AllProcesses)
@@ -331,6 +359,8 @@ fn attach_tls_target(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, Strin
         }) {
             tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");
         }
+    }
+    if data_functions > 0 {
         return Ok(data_functions);
     }
     Err(first_error.unwrap_or_else(|| "no TLS functions found".into()))

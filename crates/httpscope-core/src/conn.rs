@@ -3,6 +3,7 @@
 use hashbrown::HashMap;
 use std::net::SocketAddr;
 
+use crate::event::abi::FD_UNKNOWN;
 use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin};
 use crate::http::HttpConnection;
 
@@ -28,7 +29,7 @@ impl ConnInfo {
         Self {
             conn_id: open.header.conn_id,
             tgid: open.header.tgid,
-            fd: Some(open.fd),
+            fd: (open.fd != FD_UNKNOWN).then_some(open.fd),
             comm: open.comm.clone(),
             local: open.local,
             remote: open.remote,

@@ -98,6 +98,10 @@ pub enum Syscall {
     Recvmmsg = 12,
     SslRead = 13,
     SslWrite = 14,
+    /// An io_uring request (socket backend): its bytes are not copied.
+    IoUring = 15,
+    /// A socket call from another path (socket backend): its bytes are not copied.
+    Other = 16,
 }
 
 impl Syscall {
@@ -117,6 +121,8 @@ impl Syscall {
             Syscall::Recvmmsg => "recvmmsg",
             Syscall::SslRead => "SSL_read",
             Syscall::SslWrite => "SSL_write",
+            Syscall::IoUring => "io_uring",
+            Syscall::Other => "other",
         }
     }
 
@@ -136,6 +142,8 @@ impl Syscall {
             12 => Syscall::Recvmmsg,
             13 => Syscall::SslRead,
             14 => Syscall::SslWrite,
+            15 => Syscall::IoUring,
+            16 => Syscall::Other,
             _ => return None,
         })
     }
