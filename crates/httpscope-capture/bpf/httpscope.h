@@ -15,7 +15,7 @@
 #define HTTPSCOPE_COMM_LEN 16
 #define HTTPSCOPE_ADDR_LEN 16
 /* iovecs copied per readv/writev/sendmsg/recvmsg; later ones are counted, not copied. */
-#define HTTPSCOPE_MAX_IOVECS 16
+#define HTTPSCOPE_MAX_IOVECS 64
 
 enum httpscope_event_kind {
 	EVENT_KIND_DATA = 1,
