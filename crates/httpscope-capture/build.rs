@@ -1,12 +1,15 @@
-//! Compiles the BPF C program with clang into OUT_DIR.
+//! Compiles the BPF C program (`bpf/httpscope.bpf.c` and the `bpf/*.bpf.h` parts it
+//! includes) with clang into OUT_DIR.
 
 use std::{env, path::PathBuf, process::Command};
 
 const SOURCE: &str = "bpf/httpscope.bpf.c";
+/// Every part of the one compilation unit (`*.bpf.h`) and the shared header live here.
+const SOURCE_DIR: &str = "bpf";
 
 fn main() {
-    // The program and every header it includes.
-    println!("cargo:rerun-if-changed=bpf");
+    // A directory: cargo reruns when any file in it changes.
+    println!("cargo:rerun-if-changed={SOURCE_DIR}");
     println!("cargo:rerun-if-env-changed=CLANG");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

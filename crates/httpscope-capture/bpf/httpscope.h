@@ -15,7 +15,7 @@
 #define HTTPSCOPE_COMM_LEN 16
 #define HTTPSCOPE_ADDR_LEN 16
 /* iovecs copied per readv/writev/sendmsg/recvmsg; later ones are counted, not copied. */
-#define HTTPSCOPE_MAX_IOVECS 16
+#define HTTPSCOPE_MAX_IOVECS 64
 
 enum httpscope_event_kind {
 	EVENT_KIND_DATA = 1,
@@ -45,13 +45,20 @@ enum httpscope_syscall {
 	/* Plaintext from a TLS library's SSL_read(_ex) / SSL_write(_ex), not a syscall. */
 	SYSCALL_SSL_READ = 13,
 	SYSCALL_SSL_WRITE = 14,
+	/* Socket backend: an io_uring request (no syscall registers: not copied). */
+	SYSCALL_IO_URING = 15,
+	/* Socket backend: a socket call from another path (not copied). */
+	SYSCALL_OTHER = 16,
 	/* Plaintext from Go's crypto/tls (*Conn).Read / (*Conn).Write. */
-	SYSCALL_GO_TLS_READ = 15,
-	SYSCALL_GO_TLS_WRITE = 16,
+	SYSCALL_GO_TLS_READ = 17,
+	SYSCALL_GO_TLS_WRITE = 18,
 	/* Plaintext from GnuTLS's gnutls_record_recv / gnutls_record_send. */
-	SYSCALL_GNUTLS_RECV = 17,
-	SYSCALL_GNUTLS_SEND = 18,
+	SYSCALL_GNUTLS_RECV = 19,
+	SYSCALL_GNUTLS_SEND = 20,
 };
+
+/* conn_open_event.fd when the socket backend could not tell the fd. */
+#define HTTPSCOPE_FD_UNKNOWN 0xffffffffu
 
 /*
  * Attach cookie of the Go crypto/tls entry probes (built by the loader's
@@ -94,6 +101,7 @@ enum httpscope_stat {
 	STAT_PEEKS_IGNORED = 6,
 	STAT_CONN_TABLE_FULL = 7,
 	STAT_CALL_TABLE_FULL = 8,
+	/* Socket backend: the syscall's fd did not hold the socket; its bytes were not copied. */
 	STAT_FD_LOOKUP_FAILED = 9,
 	STAT_CONNS_OPENED = 10,
 	STAT_SYSCALLS_TRACED = 11,

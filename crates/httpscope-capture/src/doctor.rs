@@ -5,12 +5,14 @@ use std::path::Path;
 
 use aya::maps::MapType;
 use aya::programs::ProgramType;
+use aya::Btf;
 
+use crate::backend::{missing_events, Backend};
 use crate::tracefs::ensure_tracefs;
 
-/// Tracepoints the capture attaches to: the raw syscall-return event (through
-/// a BTF tracepoint program) and process exit.
-pub const TRACEPOINTS: &[&str] = &["raw_syscalls/sys_exit", "sched/sched_process_exit"];
+/// Tracepoints every backend needs: process exit (the syscall backend's raw
+/// sys_exit event and the socket backend's events are checked in the kernel BTF).
+pub const TRACEPOINTS: &[&str] = &["sched/sched_process_exit"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -47,6 +49,44 @@ pub fn has_capture_privileges() -> bool {
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
+/// Which capture backend `--capture-backend auto` takes here, and whether each one can load.
+fn backend_checks(btf: &Btf) -> Vec<Check> {
+    let mut socket_missing = missing_events(Backend::Socket, btf);
+    if !matches!(aya::sys::is_map_supported(MapType::SkStorage), Ok(true)) {
+        socket_missing.push("socket storage maps");
+    }
+    let syscall_missing = missing_events(Backend::Syscall, btf);
+    let auto = if socket_missing.is_empty() {
+        Backend::Socket.name()
+    } else {
+        Backend::Syscall.name()
+    };
+    vec![
+        Check {
+            name: "socket backend",
+            ok: socket_missing.is_empty(),
+            detail: if socket_missing.is_empty() {
+                format!("sock_send_length, sock_recv_length, inet_sock_set_state, tcp_destroy_sock present: auto takes `{auto}`")
+            } else {
+                format!("missing: {} (Linux 6.3+ has them); auto takes `{auto}`", socket_missing.join(", "))
+            },
+            cost: "capture falls back to the syscall backend: every syscall of every process takes the kernel's syscall-tracing slow path",
+            required: false,
+        },
+        Check {
+            name: "syscall backend",
+            ok: syscall_missing.is_empty(),
+            detail: if syscall_missing.is_empty() {
+                "raw sys_exit tracepoint present (for kernels without the socket tracepoints, or --capture-backend syscall)".into()
+            } else {
+                format!("missing: {} (needs CONFIG_FTRACE_SYSCALLS=y)", syscall_missing.join(", "))
+            },
+            cost: "--capture-backend syscall cannot load; kernels without the socket tracepoints capture nothing",
+            required: false,
+        },
+    ]
+}
+
 pub fn run_checks() -> Vec<Check> {
     let mut checks = Vec::new();
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -70,6 +110,9 @@ pub fn run_checks() -> Vec<Check> {
         cost: "CO-RE cannot relocate kernel struct offsets: the programs will not load (needs CONFIG_DEBUG_INFO_BTF=y)",
         required: true,
     });
+    if let Ok(kernel_btf) = Btf::from_sys_fs() {
+        checks.extend(backend_checks(&kernel_btf));
+    }
 
     let tracefs = ensure_tracefs();
     checks.push(Check {
@@ -79,7 +122,7 @@ pub fn run_checks() -> Vec<Check> {
             Ok(dir) => format!("mounted at {dir}"),
             Err(err) => format!("cannot mount: {err}"),
         },
-        cost: "syscall tracepoints cannot be attached: nothing can be captured",
+        cost: "tracepoints cannot be attached: nothing can be captured",
         required: true,
     });
 
@@ -97,7 +140,7 @@ pub fn run_checks() -> Vec<Check> {
             } else {
                 format!("missing: {}", missing.join(", "))
             },
-            cost: "syscall returns cannot be seen: nothing can be captured (needs CONFIG_FTRACE_SYSCALLS=y)",
+            cost: "process exits cannot be seen: connections of exited processes wait for the idle timeout",
             required: true,
         });
     }

@@ -2,6 +2,7 @@
 //! tracepoints (and uprobes on TLS libraries) and hands out raw ring-buffer records.
 //! Needs root.
 
+mod backend;
 pub mod doctor;
 pub mod golang;
 mod loader;
@@ -9,6 +10,7 @@ pub mod tls;
 mod tracefs;
 mod uprobes;
 
+pub use backend::{missing_events, Backend, BackendChoice};
 pub use loader::{CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;
 

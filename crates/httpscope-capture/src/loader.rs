@@ -10,17 +10,14 @@ use httpscope_core::event::abi::{KernelStat, COMM_LEN, MAX_CAPTURE, MAX_PORTS};
 use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
+use crate::backend::{Backend, BackendChoice};
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
 
 static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
 
-/// Programs and the tracepoints they attach to (category, name).
-/// The one program that sees every syscall return (a BTF tracepoint on the raw
-/// `sys_exit` event) and picks the socket syscalls by number.
-const SYSCALL_EXIT: (&str, &str) = ("syscall_exit", "sys_exit");
-/// Classic tracepoints: (program, category, event).
+/// Classic tracepoints, for every backend: (program, category, event).
 const TRACEPOINTS: &[(&str, &str, &str)] = &[("process_exit", "sched", "sched_process_exit")];
 
 /// What to capture; becomes the BPF programs' read-only globals.
@@ -36,6 +33,7 @@ pub struct CaptureConfig {
     pub wakeup_bytes: u64,
     /// Hook the TLS libraries found (libssl) to capture HTTPS plaintext.
     pub tls: bool,
+    pub backend: BackendChoice,
 }
 
 #[derive(Debug, Error)]
@@ -62,6 +60,8 @@ pub enum CaptureError {
     },
     #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}; httpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (see `httpscope doctor`)")]
     KernelBtf(String),
+    #[error("the {backend} capture backend needs kernel tracepoints this kernel lacks: {missing} (see `httpscope doctor`)", backend = .0.name(), missing = .1.join(", "))]
+    BackendUnsupported(Backend, Vec<&'static str>),
     #[error("BPF map {0}: {1}")]
     Map(&'static str, String),
     #[error("waiting for events: {0}")]
@@ -71,6 +71,7 @@ pub enum CaptureError {
 /// Live capture from the syscall tracepoints. Dropping it detaches everything.
 pub struct SyscallCapture {
     _ebpf: Ebpf,
+    backend: Backend,
     tls: Option<TlsHooks>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
@@ -99,8 +100,17 @@ impl SyscallCapture {
         let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
         let cpus = aya::util::nr_cpus()
             .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
+        let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+        let backend = config
+            .backend
+            .resolve(&btf)
+            .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
 
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        for &map in backend.unused_maps() {
+            loader.map_max_entries(map, cpus as u32);
+        }
+        let mut ebpf = loader
             // Task storage has no typed aya wrapper; the kernel creates it from BTF.
             .allow_unsupported_maps()
             .override_global("watched_ports", &ports, true)
@@ -110,12 +120,17 @@ impl SyscallCapture {
             .override_global("capture_bytes", &capture_bytes, true)
             .override_global("wakeup_bytes", &config.wakeup_bytes, true)
             .override_global("tls_probes", &u8::from(config.tls), true)
+            .override_global(
+                "go_tls_socket_backend",
+                &u8::from(backend == Backend::Socket),
+                true,
+            )
             .map_max_entries("events", config.ring_bytes)
             .map_max_entries("scratch", cpus as u32)
             .load(BPF_OBJECT)
             .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
-        attach_syscall_exit(&mut ebpf)?;
+        attach_btf_tracepoints(&mut ebpf, backend, &btf)?;
         for &(program, category, name) in TRACEPOINTS {
             let tracepoint: &mut TracePoint = ebpf
                 .program_mut(program)
@@ -131,7 +146,7 @@ impl SyscallCapture {
         }
 
         let tls = if config.tls {
-            TlsHooks::load(&mut ebpf).map(|mut hooks| {
+            TlsHooks::load(&mut ebpf, backend).map(|mut hooks| {
                 hooks.attach_running(&mut ebpf);
                 hooks
             })
@@ -151,10 +166,16 @@ impl SyscallCapture {
         .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
         Ok(Self {
             _ebpf: ebpf,
+            backend,
             tls,
             ring,
             stats,
         })
+    }
+
+    /// The backend that was attached.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The TLS libraries and executables whose read/write functions are hooked.
@@ -216,20 +237,25 @@ impl SyscallCapture {
     }
 }
 
-fn attach_syscall_exit(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let (program, event) = SYSCALL_EXIT;
-    let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
-    let tracepoint: &mut BtfTracePoint = ebpf
-        .program_mut(program)
-        .ok_or(CaptureError::MissingProgram(program))?
-        .try_into()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .load(event, &btf)
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .attach()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+/// The backend's BTF tracepoint programs; nothing of the other backend is attached.
+fn attach_btf_tracepoints(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    btf: &Btf,
+) -> Result<(), CaptureError> {
+    for &(program, event) in backend.tracepoints() {
+        let tracepoint: &mut BtfTracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
+            .load(event, btf)
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
+            .attach()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    }
     Ok(())
 }
 

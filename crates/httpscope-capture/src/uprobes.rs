@@ -8,10 +8,11 @@ use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope
 use aya::programs::UProbe;
 use aya::Ebpf;
 
+use crate::backend::Backend;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
 use crate::tls::{self, FileId, TargetKind, TlsTarget};
 
-/// OpenSSL functions hooked: (entry program, symbol). Each also gets the `ssl_ret`
+/// OpenSSL functions hooked: (entry program, symbol). Each also gets the backend's
 /// return probe, attached first so that no call can enter unseen and return seen.
 const OPENSSL_PROBES: &[(&str, &str)] = &[
     ("ssl_write_enter", "SSL_write"),
@@ -20,8 +21,8 @@ const OPENSSL_PROBES: &[(&str, &str)] = &[
     ("ssl_read_ex_enter", "SSL_read_ex"),
     ("ssl_handshake_enter", "SSL_do_handshake"),
 ];
-const OPENSSL_RETURN: &str = "ssl_ret";
-/// Entry only: remembers which fd an SSL object uses.
+/// Entry only: remembers which fd an SSL object uses (syscall backend: the socket
+/// backend cannot turn an fd into a socket without the syscall).
 const OPENSSL_SET_FD: (&str, &str) = ("ssl_set_fd_enter", "SSL_set_fd");
 
 /// Go crypto/tls programs: the return program goes on every RET of Read.
@@ -32,6 +33,7 @@ const GO_READ_RETURN: &str = "go_tls_read_ret";
 
 /// The TLS uprobes of one capture: what is hooked, and which files were already seen.
 pub struct TlsHooks {
+    backend: Backend,
     hooked: Vec<TlsTarget>,
     seen: HashSet<FileId>,
 }
@@ -39,11 +41,13 @@ pub struct TlsHooks {
 impl TlsHooks {
     /// Loads the uprobe programs. A failure costs HTTPS plaintext only: it is logged and
     /// capture goes on without TLS hooks (`None`).
-    pub fn load(ebpf: &mut Ebpf) -> Option<Self> {
+    pub fn load(ebpf: &mut Ebpf, backend: Backend) -> Option<Self> {
         let mut programs: Vec<&str> = OPENSSL_PROBES.iter().map(|&(p, _)| p).collect();
+        if backend == Backend::Syscall {
+            programs.push(OPENSSL_SET_FD.0);
+        }
         programs.extend([
-            OPENSSL_RETURN,
-            OPENSSL_SET_FD.0,
+            backend.tls_return_program(),
             GO_WRITE_ENTER,
             GO_READ_ENTER,
             GO_HANDSHAKE_ENTER,
@@ -58,6 +62,7 @@ impl TlsHooks {
             }
         }
         Some(Self {
+            backend,
             hooked: Vec::new(),
             seen: HashSet::new(),
         })
@@ -76,7 +81,9 @@ impl TlsHooks {
     /// Attaches the probes for one target; logs the outcome.
     pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) {
         let attached = match &target.kind {
-            TargetKind::Libssl | TargetKind::StaticOpenssl => attach_openssl(ebpf, &target),
+            TargetKind::Libssl | TargetKind::StaticOpenssl => {
+                attach_openssl(ebpf, self.backend, &target)
+            }
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
         };
         match attached {
@@ -119,11 +126,11 @@ fn attach_at<'a>(
 }
 
 /// OpenSSL by symbol; returns how many read/write functions were hooked.
-fn attach_openssl(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, String> {
+fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Result<usize, String> {
     let mut data_functions = 0;
     let mut first_error = None;
     for (i, &(program, symbol)) in OPENSSL_PROBES.iter().enumerate() {
-        let attached = attach_at(ebpf, OPENSSL_RETURN, symbol, target)
+        let attached = attach_at(ebpf, backend.tls_return_program(), symbol, target)
             .and_then(|()| attach_at(ebpf, program, symbol, target));
         match attached {
             // Executables without SSL_write have no libssl inside: skip them quickly.
@@ -135,11 +142,13 @@ fn attach_openssl(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, String> 
             }
         }
     }
-    if data_functions > 0 {
+    if data_functions > 0 && backend == Backend::Syscall {
         let (program, symbol) = OPENSSL_SET_FD;
         if let Err(err) = attach_at(ebpf, program, symbol, target) {
             tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");
         }
+    }
+    if data_functions > 0 {
         return Ok(data_functions);
     }
     Err(first_error.unwrap_or_else(|| "no TLS functions found".into()))

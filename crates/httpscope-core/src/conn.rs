@@ -3,6 +3,7 @@
 use hashbrown::HashMap;
 use std::net::SocketAddr;
 
+use crate::event::abi::FD_UNKNOWN;
 use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin, TlsLib};
 use crate::http::HttpConnection;
 
@@ -30,7 +31,7 @@ impl ConnInfo {
         Self {
             conn_id: open.header.conn_id,
             tgid: open.header.tgid,
-            fd: Some(open.fd),
+            fd: (open.fd != FD_UNKNOWN).then_some(open.fd),
             comm: open.comm.clone(),
             local: open.local,
             remote: open.remote,

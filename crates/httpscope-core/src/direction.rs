@@ -20,6 +20,14 @@ impl Direction {
         }
     }
 
+    /// The other way.
+    pub fn opposite(self) -> Direction {
+        match self {
+            Direction::Send => Direction::Recv,
+            Direction::Recv => Direction::Send,
+        }
+    }
+
     pub fn index(self) -> usize {
         match self {
             Direction::Send => 0,

@@ -275,7 +275,8 @@ impl Pipeline {
     }
 }
 
-/// Logs, once per connection, traffic on a watched port that is not HTTP/1.
+/// Counts HTTP/2 connections, and logs once per connection traffic on a watched port that is
+/// not HTTP.
 fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
     let protocol = match &conn.tls_http {
         // The plaintext of this connection was captured from the TLS library.
@@ -283,10 +284,12 @@ fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
         None => conn.http.protocol(),
     };
     let (counter, what) = match protocol {
-        Protocol::Http2 => (
-            &mut counters.connections_http2,
-            "HTTP/2 is not supported yet",
-        ),
+        Protocol::Http2 => {
+            // Decoded like HTTP/1: counted, nothing to warn about.
+            counters.connections_http2 += 1;
+            conn.protocol_reported = true;
+            return;
+        }
         Protocol::Tls => (
             &mut counters.connections_tls,
             "TLS: the plaintext is not visible to syscalls",
@@ -304,7 +307,7 @@ fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
         local = %info.local,
         remote = %info.remote,
         protocol = protocol.as_str(),
-        "traffic on a watched port is not HTTP/1.x ({what}); its bytes are counted, not logged"
+        "traffic on a watched port is not HTTP ({what}); its bytes are counted, not logged"
     );
 }
 

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use hashbrown::HashMap;
 
-use crate::http::HttpMessage;
+use crate::http::{Headers, HttpMessage};
 
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -165,16 +165,9 @@ impl Redactor {
     }
 
     pub fn apply(&self, message: &mut HttpMessage) {
-        let mut header_redacted = false;
-        for index in 0..message.headers.len() {
-            let matches = message
-                .headers
-                .get(index)
-                .is_some_and(|(name, _)| self.header_matches(name));
-            if matches {
-                message.headers.set_value(index, REDACTED);
-                header_redacted = true;
-            }
+        let mut header_redacted = self.redact_headers(&mut message.headers);
+        if !message.trailers.is_empty() {
+            header_redacted |= self.redact_headers(&mut message.trailers);
         }
         if let Some(url) = &message.url {
             if let Some(redacted) = self.redact_query(url) {
@@ -190,6 +183,21 @@ impl Redactor {
         if header_redacted || !self.fields.is_empty() || !self.keep_bodies {
             message.raw = self.redact_raw(&message.raw);
         }
+    }
+
+    /// Hides the values of matching headers; true if any was hidden.
+    fn redact_headers(&self, headers: &mut Headers) -> bool {
+        let mut redacted = false;
+        for index in 0..headers.len() {
+            let matches = headers
+                .get(index)
+                .is_some_and(|(name, _)| self.header_matches(name));
+            if matches {
+                headers.set_value(index, REDACTED);
+                redacted = true;
+            }
+        }
+        redacted
     }
 
     fn redact_query(&self, url: &str) -> Option<String> {
@@ -325,7 +333,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::direction::Direction;
-    use crate::http::MessageKind;
+    use crate::http::{MessageKind, Proto};
     use std::sync::Arc;
 
     fn message(
@@ -335,15 +343,8 @@ mod tests {
         body: &[u8],
     ) -> HttpMessage {
         HttpMessage {
-            kind: MessageKind::Request,
-            direction: Direction::Send,
-            first_ts_ns: 0,
-            last_ts_ns: 0,
-            version_minor: 1,
             method: Some("POST".into()),
             url: url.map(Arc::from),
-            status: None,
-            reason: None,
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -351,13 +352,8 @@ mod tests {
             wire_bytes: raw.len() as u64,
             body_len: body.len() as u64,
             body: body.to_vec(),
-            body_truncated: false,
-            body_captured: true,
             raw: raw.to_vec(),
-            partial: false,
-            latency_ns: None,
-            exchange: None,
-            interim: false,
+            ..HttpMessage::new(MessageKind::Request, Direction::Send, Proto::Http11, 0)
         }
     }
 

@@ -18,8 +18,9 @@ pub struct PipelineCounters {
     /// Data for a connection whose open event never arrived.
     pub connections_without_open: u64,
     pub records: u64,
-    /// Connections on a watched port that turned out not to be HTTP/1.
+    /// Connections that speak HTTP/2 (decoded like HTTP/1).
     pub connections_http2: u64,
+    /// Connections on a watched port that turned out not to be HTTP.
     pub connections_tls: u64,
     pub connections_other: u64,
 }

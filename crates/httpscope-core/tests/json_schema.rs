@@ -115,3 +115,68 @@ fn schema_rejects_what_the_format_never_writes() {
     missing.as_object_mut().unwrap().remove("status");
     assert!(!validator.is_valid(&missing), "a response without status");
 }
+
+/// An HTTP/2 gRPC response with every HTTP/2 field set, as the JSON writer renders it.
+fn grpc_response_line() -> Value {
+    use httpscope_core::conn::ConnInfo;
+    use httpscope_core::direction::Direction;
+    use httpscope_core::http::{GrpcCall, HttpMessage, MessageKind, Proto, Role};
+    use httpscope_core::record::ExchangeRecord;
+
+    let message = HttpMessage {
+        stream: Some(3),
+        method: Some("POST".into()),
+        url: Some("/helloworld.Greeter/SayHello".into()),
+        authority: Some("localhost:50051".into()),
+        status: Some(200),
+        headers: [("content-type", "application/grpc")].into_iter().collect(),
+        trailers: [("grpc-status", "5"), ("grpc-message", "not found")]
+            .into_iter()
+            .collect(),
+        unknown_headers: 1,
+        latency_ns: Some(1_500_000),
+        exchange: Some(2),
+        reset_code: None,
+        grpc: Some(Box::new(GrpcCall {
+            service: "helloworld.Greeter".into(),
+            method: "SayHello".into(),
+            status: Some(5),
+            message: Some("not found".into()),
+            messages: 0,
+        })),
+        ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::H2, 7)
+    };
+    let conn = ConnInfo::unknown(9, 42);
+    let record = ExchangeRecord {
+        unix_ns: 1_795_616_404_123_456_789,
+        tid: 42,
+        conn: &conn,
+        role: Some(Role::Server),
+        message: &message,
+    };
+    let mut out = Vec::new();
+    httpscope_core::format::json::write_line(&record, &mut out);
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn h2_grpc_records_validate() {
+    let validator = schema();
+    let good = grpc_response_line();
+    let errors: Vec<String> = validator
+        .iter_errors(&good)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{good}\n{errors:#?}");
+    assert_eq!(good["proto"], "h2");
+    assert_eq!(good["http_version"], "2");
+    assert_eq!(good["grpc_status"], 5);
+    assert_eq!(good["trailers"]["grpc-message"], "not found");
+    let mut no_stream = good.clone();
+    no_stream.as_object_mut().unwrap().remove("stream");
+    assert!(!validator.is_valid(&no_stream), "h2 without a stream id");
+    let mut h1_with_stream = good.clone();
+    h1_with_stream["proto"] = Value::from("http/1.1");
+    h1_with_stream["http_version"] = Value::from("1.1");
+    assert!(!validator.is_valid(&h1_with_stream), "HTTP/1 with a stream");
+}

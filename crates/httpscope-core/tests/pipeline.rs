@@ -187,21 +187,34 @@ fn undecodable_records_are_counted_not_fatal() {
 }
 
 #[test]
-fn http2_on_a_watched_port_is_counted_not_logged() {
+fn http2_on_a_watched_port_is_decoded() {
     let mut h = Harness::new(PipelineConfig::default());
     h.open_server_conn(1, 100, 5, MS);
-    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00";
+    // The preface, an empty SETTINGS, and HEADERS for `GET /h2` on stream 1 (static-table
+    // :method and :scheme, a literal :path).
+    let request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\
+        \x00\x00\x07\x01\x05\x00\x00\x00\x01\x82\x86\x44\x03/h2";
     h.feed(encode::data(
         &header(1, 100, 2 * MS),
         Direction::Recv,
         0,
-        preface.len() as u64,
-        preface,
+        request.len() as u64,
+        request,
     ));
     let report = h.pipeline.report();
     assert_eq!(report.pipeline.connections_http2, 1);
-    assert_eq!(report.parse.non_http_bytes, preface.len() as u64);
-    assert!(h.seen().is_empty());
+    assert_eq!(report.parse.non_http_bytes, 0);
+    let seen = h.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (
+            seen[0].kind,
+            seen[0].role,
+            seen[0].url.as_deref(),
+            seen[0].exchange
+        ),
+        ("request", Some("server"), Some("/h2"), Some(1))
+    );
 }
 
 #[test]

@@ -117,6 +117,12 @@ pub struct RecordArgs {
     #[arg(long, overrides_with = "tls")]
     pub no_tls: bool,
 
+    /// Where the kernel side sees socket traffic: `socket` (socket send/receive
+    /// tracepoints, Linux 6.3+), `syscall` (the sys_exit tracepoint, any kernel with
+    /// BTF), or `auto` (socket where the kernel has it).
+    #[arg(long, value_enum, default_value_t = CaptureBackendArg::Auto)]
+    pub capture_backend: CaptureBackendArg,
+
     /// Also save the raw kernel events to this file, for `httpscope replay`.
     #[arg(long)]
     pub save_events: Option<PathBuf>,
@@ -142,4 +148,11 @@ pub struct StatsArgs {
     /// Machine-readable JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureBackendArg {
+    Auto,
+    Socket,
+    Syscall,
 }

@@ -1,6 +1,8 @@
 //! OpenTelemetry export: each paired final response becomes a span, and its
 //! latency a sample of the `http.{server,client}.request.duration` histogram,
-//! sent over OTLP/gRPC by the official `opentelemetry-otlp` exporter.
+//! sent over OTLP/gRPC by the official `opentelemetry-otlp` exporter. A gRPC
+//! call follows the RPC conventions instead: a span named `{service}/{method}`
+//! with `rpc.*` attributes, and `rpc.{server,client}.call.duration`.
 //!
 //! The capture thread only turns a record into a small owned [`Exchange`] and
 //! offers it to a bounded channel; when the channel is full the exchange is
@@ -50,7 +52,9 @@ struct Exchange {
     method_original: Option<String>,
     path: String,
     route: String,
-    status: u16,
+    /// HTTP status; None only for a gRPC call reset before its response head.
+    status: Option<u16>,
+    rpc: Option<Rpc>,
     scheme: &'static str,
     version: &'static str,
     server_ip: String,
@@ -62,6 +66,14 @@ struct Exchange {
     pid: u32,
     tid: u32,
     comm: String,
+}
+
+/// A gRPC call's RPC identity and outcome.
+struct Rpc {
+    service: String,
+    method: String,
+    /// `grpc-status`; None when the call ended without one (reset, loss).
+    status: Option<u32>,
 }
 
 #[derive(Default)]
@@ -111,14 +123,19 @@ impl OtlpSink {
     fn exchange(&mut self, record: &ExchangeRecord<'_>) -> Option<Exchange> {
         let message = record.message;
         let role = record.role?;
-        let (MessageKind::Response, Some(latency_ns), Some(status), false) = (
-            message.kind,
-            message.latency_ns,
-            message.status,
-            message.interim,
-        ) else {
+        let (MessageKind::Response, Some(latency_ns), false) =
+            (message.kind, message.latency_ns, message.interim)
+        else {
             return None;
         };
+        let rpc = message.grpc.as_deref().map(|grpc| Rpc {
+            service: grpc.service.to_string(),
+            method: grpc.method.to_string(),
+            status: grpc.status,
+        });
+        if message.status.is_none() && rpc.is_none() {
+            return None;
+        }
         // `unix_ns` is the wall-clock time of the response's first byte
         // (`first_ts_ns` on the capture clock): the same offset converts the
         // response's last byte, and the request started `latency` before it.
@@ -143,13 +160,10 @@ impl OtlpSink {
             method_original,
             path,
             route,
-            status,
+            status: message.status,
+            rpc,
             scheme: if conn.tls { "https" } else { "http" },
-            version: if message.version_minor == 0 {
-                "1.0"
-            } else {
-                "1.1"
-            },
+            version: message.proto.version(),
             server_ip: server.ip().to_string(),
             server_port: server.port(),
             client_ip: client.ip().to_string(),
@@ -265,39 +279,93 @@ fn export_loop(
             .with_boundaries(DURATION_BUCKETS.to_vec())
             .build()
     };
-    let server_duration = histogram(
+    let http_server = histogram(
         "http.server.request.duration",
         "Duration of HTTP server requests.",
     );
-    let client_duration = histogram(
+    let http_client = histogram(
         "http.client.request.duration",
         "Duration of HTTP client requests.",
     );
+    let rpc_server = histogram(
+        "rpc.server.call.duration",
+        "Measures the duration of an incoming Remote Procedure Call (RPC).",
+    );
+    let rpc_client = histogram(
+        "rpc.client.call.duration",
+        "Measures the duration of an outgoing Remote Procedure Call (RPC).",
+    );
 
     while let Ok(exchange) = rx.recv() {
-        let kind = match exchange.role {
+        let (start, end) = (exchange.start, exchange.end);
+        let telemetry = Telemetry::of(exchange);
+        let kind = match telemetry.role {
             Role::Server => SpanKind::Server,
             Role::Client => SpanKind::Client,
         };
-        let error = match exchange.role {
-            Role::Server => exchange.status >= 500,
-            Role::Client => exchange.status >= 400,
-        };
-        let status_code = i64::from(exchange.status);
-        let mut metric_attrs = vec![
-            KeyValue::new("http.request.method", exchange.method.clone()),
-            KeyValue::new("http.response.status_code", status_code),
-            KeyValue::new("http.route", exchange.route.clone()),
-            KeyValue::new("url.scheme", exchange.scheme),
-            KeyValue::new("network.protocol.version", exchange.version),
-            KeyValue::new("process.executable.name", exchange.comm.clone()),
-        ];
-        if error {
-            metric_attrs.push(KeyValue::new("error.type", exchange.status.to_string()));
+        let mut span = tracer
+            .span_builder(telemetry.name)
+            .with_kind(kind)
+            .with_start_time(start)
+            .with_attributes(telemetry.span_attrs)
+            .start(&tracer);
+        if telemetry.error {
+            span.set_status(Status::error(""));
         }
-        let mut attrs = metric_attrs.clone();
+        span.end_with_timestamp(end);
+        let seconds = end.duration_since(start).unwrap_or_default().as_secs_f64();
+        let histogram = match (telemetry.rpc, telemetry.role) {
+            (false, Role::Server) => &http_server,
+            (false, Role::Client) => &http_client,
+            (true, Role::Server) => &rpc_server,
+            (true, Role::Client) => &rpc_client,
+        };
+        histogram.record(seconds, &telemetry.metric_attrs);
+    }
+
+    if let Err(err) = tracer_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+        tracing::warn!(%err, "OTLP: final span export failed");
+    }
+    if let Err(err) = meter_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+        tracing::warn!(%err, "OTLP: final metric export failed");
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// What one exchange becomes: its span and the attributes of its duration sample.
+struct Telemetry {
+    name: String,
+    role: Role,
+    /// A gRPC call (RPC conventions), else HTTP.
+    rpc: bool,
+    error: bool,
+    span_attrs: Vec<KeyValue>,
+    metric_attrs: Vec<KeyValue>,
+}
+
+impl Telemetry {
+    fn of(exchange: Exchange) -> Telemetry {
+        let mut telemetry = match &exchange.rpc {
+            Some(rpc) => Self::rpc(exchange.role, rpc, &exchange.comm),
+            None => Self::http(&exchange),
+        };
+        let mut attrs = telemetry.metric_attrs.clone();
+        if telemetry.rpc {
+            // The HTTP/2 request underneath, for those who look.
+            attrs.push(KeyValue::new("url.path", exchange.path));
+            if let Some(status) = exchange.status {
+                attrs.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
+            }
+        } else {
+            attrs.push(KeyValue::new("url.path", exchange.path));
+            if let Some(original) = exchange.method_original {
+                attrs.push(KeyValue::new("http.request.method_original", original));
+            }
+        }
         attrs.extend([
-            KeyValue::new("url.path", exchange.path),
             KeyValue::new("network.protocol.name", "http"),
             KeyValue::new("network.transport", "tcp"),
             KeyValue::new("server.address", exchange.server_ip),
@@ -309,39 +377,71 @@ fn export_loop(
             KeyValue::new("process.pid", i64::from(exchange.pid)),
             KeyValue::new("thread.id", i64::from(exchange.tid)),
         ]);
-        if let Some(original) = exchange.method_original {
-            attrs.push(KeyValue::new("http.request.method_original", original));
-        }
-        let name = format!("{} {}", exchange.method, exchange.route);
-        let mut span = tracer
-            .span_builder(name)
-            .with_kind(kind)
-            .with_start_time(exchange.start)
-            .with_attributes(attrs)
-            .start(&tracer);
+        telemetry.span_attrs = attrs;
+        telemetry
+    }
+
+    fn http(exchange: &Exchange) -> Telemetry {
+        let status = exchange.status.unwrap_or_default();
+        let error = match exchange.role {
+            Role::Server => status >= 500,
+            Role::Client => status >= 400,
+        };
+        let mut metric_attrs = vec![
+            KeyValue::new("http.request.method", exchange.method.clone()),
+            KeyValue::new("http.response.status_code", i64::from(status)),
+            KeyValue::new("http.route", exchange.route.clone()),
+            KeyValue::new("url.scheme", exchange.scheme),
+            KeyValue::new("network.protocol.version", exchange.version),
+            KeyValue::new("process.executable.name", exchange.comm.clone()),
+        ];
         if error {
-            span.set_status(Status::error(""));
+            metric_attrs.push(KeyValue::new("error.type", status.to_string()));
         }
-        span.end_with_timestamp(exchange.end);
-
-        let seconds = exchange
-            .end
-            .duration_since(exchange.start)
-            .unwrap_or_default()
-            .as_secs_f64();
-        match exchange.role {
-            Role::Server => server_duration.record(seconds, &metric_attrs),
-            Role::Client => client_duration.record(seconds, &metric_attrs),
+        Telemetry {
+            name: format!("{} {}", exchange.method, exchange.route),
+            role: exchange.role,
+            rpc: false,
+            error,
+            span_attrs: Vec::new(),
+            metric_attrs,
         }
     }
 
-    if let Err(err) = tracer_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
-        tracing::warn!(%err, "OTLP: final span export failed");
+    /// RPC conventions for gRPC: a server span is an error only for the codes that mean a
+    /// server fault; a client span for every code but OK; a call without a status for both.
+    fn rpc(role: Role, rpc: &Rpc, comm: &str) -> Telemetry {
+        const SERVER_FAULTS: [u32; 6] = [2, 4, 12, 13, 14, 15];
+        let error = match (rpc.status, role) {
+            (None, _) => true,
+            (Some(code), Role::Server) => SERVER_FAULTS.contains(&code),
+            (Some(code), Role::Client) => code != 0,
+        };
+        let mut metric_attrs = vec![
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", rpc.service.clone()),
+            KeyValue::new("rpc.method", rpc.method.clone()),
+            KeyValue::new("network.protocol.version", "2"),
+            KeyValue::new("process.executable.name", comm.to_string()),
+        ];
+        match rpc.status {
+            Some(code) => {
+                metric_attrs.push(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+                if error {
+                    metric_attrs.push(KeyValue::new("error.type", code.to_string()));
+                }
+            }
+            None => metric_attrs.push(KeyValue::new("error.type", "_OTHER")),
+        }
+        Telemetry {
+            name: format!("{}/{}", rpc.service, rpc.method),
+            role,
+            rpc: true,
+            error,
+            span_attrs: Vec::new(),
+            metric_attrs,
+        }
     }
-    if let Err(err) = meter_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
-        tracing::warn!(%err, "OTLP: final metric export failed");
-    }
-    runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
 fn unix_time(ns: i64) -> Option<SystemTime> {
@@ -362,7 +462,86 @@ fn method_label(method: Option<&str>) -> (String, Option<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::method_label;
+    use super::*;
+
+    fn exchange(role: Role, status: Option<u16>, rpc: Option<Rpc>) -> Exchange {
+        Exchange {
+            role,
+            start: UNIX_EPOCH,
+            end: UNIX_EPOCH + Duration::from_millis(3),
+            method: "POST".into(),
+            method_original: None,
+            path: "/pkg.Echo/Say".into(),
+            route: "/pkg.Echo/Say".into(),
+            status,
+            rpc,
+            scheme: "http",
+            version: "2",
+            server_ip: "127.0.0.1".into(),
+            server_port: 50051,
+            client_ip: "127.0.0.1".into(),
+            client_port: 40000,
+            peer_ip: "127.0.0.1".into(),
+            peer_port: 40000,
+            pid: 1,
+            tid: 1,
+            comm: "srv".into(),
+        }
+    }
+
+    fn rpc(status: Option<u32>) -> Option<Rpc> {
+        Some(Rpc {
+            service: "pkg.Echo".into(),
+            method: "Say".into(),
+            status,
+        })
+    }
+
+    fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+        attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn grpc_spans_follow_the_rpc_conventions() {
+        let t = Telemetry::of(exchange(Role::Server, Some(200), rpc(Some(5))));
+        assert_eq!(t.name, "pkg.Echo/Say");
+        assert!(t.rpc);
+        assert!(!t.error, "NOT_FOUND is not a server fault");
+        for (key, value) in [
+            ("rpc.system", "grpc"),
+            ("rpc.service", "pkg.Echo"),
+            ("rpc.method", "Say"),
+            ("rpc.grpc.status_code", "5"),
+        ] {
+            assert_eq!(attr(&t.metric_attrs, key).as_deref(), Some(value), "{key}");
+            assert_eq!(attr(&t.span_attrs, key).as_deref(), Some(value), "{key}");
+        }
+        assert_eq!(attr(&t.metric_attrs, "http.route"), None);
+        assert!(Telemetry::of(exchange(Role::Client, Some(200), rpc(Some(5)))).error);
+        assert!(Telemetry::of(exchange(Role::Server, Some(200), rpc(Some(14)))).error);
+        let reset = Telemetry::of(exchange(Role::Server, None, rpc(None)));
+        assert!(reset.error);
+        assert_eq!(attr(&reset.metric_attrs, "rpc.grpc.status_code"), None);
+        assert_eq!(
+            attr(&reset.metric_attrs, "error.type").as_deref(),
+            Some("_OTHER")
+        );
+    }
+
+    #[test]
+    fn http_spans_are_named_by_method_and_route() {
+        let t = Telemetry::of(exchange(Role::Client, Some(404), None));
+        assert_eq!(t.name, "POST /pkg.Echo/Say");
+        assert!(!t.rpc && t.error);
+        assert_eq!(
+            attr(&t.metric_attrs, "network.protocol.version").as_deref(),
+            Some("2")
+        );
+        assert_eq!(attr(&t.span_attrs, "rpc.system"), None);
+    }
 
     #[test]
     fn methods_are_bounded() {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use httpscope_capture::doctor::{has_capture_privileges, run_checks};
 use httpscope_capture::{
-    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, CaptureConfig, SyscallCapture,
+    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, Backend, BackendChoice, CaptureConfig,
+    SyscallCapture,
 };
 use httpscope_core::event::abi::KernelStat;
 use httpscope_core::eventlog::{EventFileHeader, EventFileWriter, FORMAT_VERSION};
@@ -17,7 +18,7 @@ use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::sink::Sink;
 use httpscope_core::stats::Report;
 
-use crate::cli::RecordArgs;
+use crate::cli::{CaptureBackendArg, RecordArgs};
 use crate::doctor::describe_failures;
 use crate::output::{http_config, open_output, output_path, redactor, sinks};
 
@@ -165,6 +166,11 @@ pub(crate) fn capture(
         ring_bytes: args.ring_mb.saturating_mul(1 << 20),
         wakeup_bytes: WAKEUP_BYTES,
         tls: !args.no_tls,
+        backend: match args.capture_backend {
+            CaptureBackendArg::Auto => BackendChoice::Auto,
+            CaptureBackendArg::Socket => BackendChoice::Forced(Backend::Socket),
+            CaptureBackendArg::Syscall => BackendChoice::Forced(Backend::Syscall),
+        },
     };
     let mut capture = match SyscallCapture::attach(&config) {
         Ok(capture) => capture,
@@ -198,7 +204,8 @@ pub(crate) fn capture(
         ports = ?ports,
         pid = ?args.pid,
         comm = ?args.comm,
-        "attached to the socket syscall tracepoints; capturing until SIGINT/SIGTERM{}",
+        backend = capture.backend().name(),
+        "attached; capturing until SIGINT/SIGTERM{}",
         args.duration.map(|d| format!(" or {d}s")).unwrap_or_default()
     );
 

@@ -18,7 +18,7 @@ use httpscope_core::stats::Report;
 use serde_json::{json, Value};
 
 use crate::cli::StatsArgs;
-use crate::top::columns::{cells, human_bytes, HEADERS, WIDTHS};
+use crate::top::columns::{cells, human_bytes, HEADERS, PATH_COLUMN, WIDTHS};
 
 /// A file loaded into an endpoint table.
 pub struct Loaded {
@@ -166,7 +166,7 @@ pub fn render_text(loaded: &Loaded) -> String {
     let line = |out: &mut String, cells: &[String]| {
         for (i, (cell, width)) in cells.iter().zip(WIDTHS).enumerate() {
             let width = usize::from(width);
-            if i < 5 {
+            if i <= PATH_COLUMN {
                 let _ = write!(out, "{cell:<width$} ");
             } else {
                 let _ = write!(out, "{cell:>width$} ");
@@ -203,8 +203,8 @@ pub fn render_text(loaded: &Loaded) -> String {
     for (key, stats) in table.rows() {
         let _ = writeln!(
             out,
-            "\n{} {} {} ({}:{})  n={}",
-            key.role, key.method, key.path, key.comm, key.port, stats.count
+            "\n{} {} {} {} ({}:{})  n={}",
+            key.role, key.proto, key.method, key.path, key.comm, key.port, stats.count
         );
         let buckets = latency_buckets(stats);
         let max = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1);
@@ -227,7 +227,7 @@ pub fn to_json(loaded: &Loaded) -> Value {
         .into_iter()
         .map(|(key, stats)| {
             json!({
-                "role": key.role, "method": key.method, "path": key.path,
+                "role": key.role, "proto": key.proto, "method": key.method, "path": key.path,
                 "process": key.comm, "port": key.port,
                 "count": stats.count, "errors": stats.errors, "error_pct": stats.error_pct(),
                 "status_classes": stats.status_classes,

@@ -1,5 +1,5 @@
 //! Fleet integrations against the real tools: a Prometheus server scrapes
-//! `--metrics-addr` and is queried with PromQL; tshark dissects `--pcap`.
+//! `--metrics-addr` and is queried with PromQL; tshark dissects `--pcap` (HTTP/1 and h2c).
 //!
 //! Root tests. The tools come from `scripts/setup.sh --test`; without them a
 //! test is skipped loudly, and under CI=true it fails instead.
@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::h2::{curl_h2c_each, ids, nghttp, page_urls, Nghttpd};
 use support::{demo_server, require_root, select, Proc, Profiler, TempDir};
 
 /// Whether `tool` is on PATH; under CI=true a missing tool is a failure.
@@ -232,14 +233,20 @@ fn prometheus_scrapes_metrics_and_promql_counts_the_requests() {
     assert!(tracked.is_some(), "connections_tracked missing");
 }
 
-/// Counts the occurrences of `field` in the frames tshark shows for `filter`,
-/// decoding `port` as HTTP (a frame can carry two pipelined requests).
-fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
+/// Every occurrence of `field` in the frames tshark shows for `filter`, decoding `port` as
+/// `dissector` (`http`, `http2`); a frame can carry several (pipelined requests, h2 frames).
+fn tshark_fields(
+    file: &Path,
+    port: u16,
+    dissector: &str,
+    filter: &str,
+    field: &str,
+) -> Vec<String> {
     let out = Command::new("tshark")
         .arg("-r")
         .arg(file)
         .arg("-d")
-        .arg(format!("tcp.port=={port},http"))
+        .arg(format!("tcp.port=={port},{dissector}"))
         .arg("-Y")
         .arg(filter)
         .arg("-T")
@@ -260,8 +267,13 @@ fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split('|').count())
-        .sum()
+        .flat_map(|l| l.split('|').map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// How many times `field` occurs in the frames tshark shows for `filter`, `port` as HTTP/1.
+fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
+    tshark_fields(file, port, "http", filter, field).len()
 }
 
 #[test]
@@ -328,6 +340,70 @@ fn tshark_decodes_the_pcap_requests_httpscope_logged() {
         "frame.number",
     );
     assert_eq!(bad, 0, "tshark reports malformed packets or errors");
+}
+
+/// An h2c capture (nghttpd and nghttp, several streams on one connection, plus curl with prior
+/// knowledge) decodes in tshark as HTTP/2: every request and response HEADERS frame that
+/// httpscope logged is there, with the same paths, and nothing is malformed.
+#[test]
+fn tshark_decodes_h2c_in_the_pcap() {
+    const TEST: &str = "tshark_decodes_h2c_in_the_pcap";
+    if !require_root(TEST) || !require_tool(TEST, "tshark") {
+        return;
+    }
+    let server = Nghttpd::start(None);
+    let port = server.port;
+    let dir = TempDir::new();
+    let pcap = dir.path.join("capture.pcapng");
+    let pcap_arg = pcap.to_str().unwrap().to_string();
+    let profiler = Profiler::start(&[port], &["--pcap", &pcap_arg]);
+    let base = format!("http://127.0.0.1:{port}");
+    let sent = ids("pc", 12);
+    let urls = page_urls(&base, &sent);
+    assert_eq!(nghttp(&urls[..8], None), 8);
+    assert_eq!(curl_h2c_each(&urls[8..]), 4);
+
+    let (records, stderr) = profiler.stop();
+
+    let mut paths = tshark_fields(
+        &pcap,
+        port,
+        "http2",
+        "http2.type == 1",
+        "http2.headers.path",
+    );
+    paths.sort();
+    let mut want: Vec<String> = page_urls("", &sent);
+    want.sort();
+    assert_eq!(paths, want, "tshark's request paths");
+    let statuses = tshark_fields(
+        &pcap,
+        port,
+        "http2",
+        "http2.type == 1",
+        "http2.headers.status",
+    );
+    assert_eq!(statuses, vec!["200"; sent.len()], "tshark's responses");
+    let bad = tshark_fields(
+        &pcap,
+        port,
+        "http2",
+        "_ws.malformed || _ws.expert.severity >= error",
+        "frame.number",
+    );
+    assert!(
+        bad.is_empty(),
+        "tshark reports malformed packets or errors: {bad:?}"
+    );
+
+    let logged = select(&records, "server", "request", Some("nghttpd"));
+    assert_eq!(logged.len(), sent.len(), "requests logged\n{stderr}");
+    let mut logged_paths: Vec<String> = logged
+        .iter()
+        .map(|r| r["url"].as_str().unwrap().to_owned())
+        .collect();
+    logged_paths.sort();
+    assert_eq!(logged_paths, want, "httpscope's request paths");
 }
 
 /// rotel's collector binary, shipped inside the `rotel` PyPI package

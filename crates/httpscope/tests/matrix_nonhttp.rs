@@ -1,7 +1,8 @@
-//! Issue #3 matrix, non-HTTP traffic on a watched port and loss: random bytes, a TLS
-//! ClientHello and an HTTP/2 preface are counted and reported, never logged as exchanges;
-//! real h2c (Node.js http2 server, curl --http2-prior-knowledge) is reported as unsupported;
-//! ring-buffer overflow flags what it hits and never pairs a response with the wrong request.
+//! Issue #3 matrix, non-HTTP traffic on a watched port and loss: random bytes and a TLS
+//! ClientHello are counted and reported, never logged as exchanges; a bare HTTP/2 preface is
+//! counted as an HTTP/2 connection with nothing to log; real h2c (Node.js http2 server, curl
+//! --http2-prior-knowledge) is logged exchange by exchange; ring-buffer overflow flags what it
+//! hits and never pairs a response with the wrong request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -25,7 +26,10 @@ fn random_tls_and_h2_preface_are_counted_not_logged() {
     let mut sent = 0;
     for kind in ["random", "tls", "h2preface"] {
         let out = last_json(&run_ok(&mut pyclient(&["raw", "127.0.0.1", &p, kind]), T));
-        sent += out["sent"].as_u64().unwrap();
+        // The preface is HTTP/2's: read, not counted as unreadable.
+        if kind != "h2preface" {
+            sent += out["sent"].as_u64().unwrap();
+        }
     }
     // Real HTTP on the same port is still logged.
     run_ok(
@@ -66,7 +70,7 @@ fn random_tls_and_h2_preface_are_counted_not_logged() {
     assert_eq!(summary(&stderr, "other_conns"), 2, "{clean}");
     assert!(clean.contains("protocol=\"tls\""), "{clean}");
     assert!(clean.contains("protocol=\"other\""), "{clean}");
-    assert!(clean.contains("HTTP/2 is not supported"), "{clean}");
+    assert!(!clean.contains("protocol=\"http2\""), "{clean}");
     note("random bytes: records", 0, 0);
     note(
         "TLS ClientHello: tls_conns (client+server)",
@@ -81,55 +85,54 @@ fn random_tls_and_h2_preface_are_counted_not_logged() {
 }
 
 #[test]
-fn h2c_prior_knowledge_is_reported_unsupported() {
-    if !require_root("h2c_prior_knowledge_is_reported_unsupported") {
+fn h2c_prior_knowledge_is_logged() {
+    if !require_root("h2c_prior_knowledge_is_logged") {
         return;
     }
     let (_server, port) = node_server("h2c");
     let profiler = Profiler::start(&[port], &[]);
-    let url = format!("http://127.0.0.1:{port}/");
-    for _ in 0..2 {
+    let url = format!("http://127.0.0.1:{port}/?id=h2-");
+    for i in 0..2 {
         let out = run_ok(
             Command::new("curl")
-                .args([
-                    "-sS",
-                    "--fail",
-                    "--http2-prior-knowledge",
-                    "-H",
-                    "X-Request-Id: h2",
-                ])
-                .arg(&url),
+                .args(["-sS", "--fail", "--http2-prior-knowledge", "-H"])
+                .arg(format!("X-Request-Id: h2-{i}"))
+                .arg(format!("{url}{i}")),
             T,
         );
         assert!(
-            out.contains("hello h2"),
+            out.contains(&format!("hello h2-{i}")),
             "the h2c exchange really happened: {out}"
         );
     }
     let (records, stderr) = stop(profiler);
     let clean = strip_ansi(&stderr);
-    assert!(records.is_empty(), "h2c logged as HTTP/1: {records:#?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["proto"] == "h2" && r["stream"] == 1),
+        "{records:#?}"
+    );
+    assert_eq!(
+        records.len(),
+        8,
+        "2 exchanges, seen by curl and node: {records:#?}"
+    );
+    assert_eq!(assert_pairing_exact(&records), 4);
+    let client = Side::of(&records, "client", "curl");
+    let server = Side::of(&records, "server", "node");
+    assert_eq!((client.paired().len(), server.paired().len()), (2, 2));
     assert_eq!(
         summary(&stderr, "http2_conns"),
         4,
         "2 connections, curl and node: {clean}"
     );
-    assert!(summary(&stderr, "non_http_bytes") > 0);
-    let warnings: Vec<&str> = clean
-        .lines()
-        .filter(|l| l.contains("HTTP/2 is not supported") && l.contains("protocol=\"http2\""))
-        .collect();
-    assert_eq!(
-        warnings.len(),
-        4,
-        "one warning per connection and side:\n{clean}"
-    );
-    assert!(warnings.iter().any(|l| l.contains("comm=curl")));
-    assert!(warnings.iter().any(|l| l.contains("comm=node")));
+    assert_eq!(summary(&stderr, "non_http_bytes"), 0, "{clean}");
+    assert!(!clean.contains("protocol=\"http2\""), "no warning: {clean}");
     note(
-        "h2c prior knowledge (node http2 + curl): http2_conns",
+        "h2c prior knowledge (node http2 + curl): paired exchanges",
         4,
-        summary(&stderr, "http2_conns") as usize,
+        client.paired().len() + server.paired().len(),
     );
 }
 

@@ -57,7 +57,9 @@ fn event_file_table_and_histograms() {
     );
     assert!(text.contains("latency histograms"));
     assert!(
-        text.contains("server GET /slow (demo-server:18080)  n=5\n  <=  500.00 ms       5 ####"),
+        text.contains(
+            "server 1.1 GET /slow (demo-server:18080)  n=5\n  <=  500.00 ms       5 ####"
+        ),
         "{text}"
     );
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::matrix::*;
-use support::tls::make_certs;
 use support::*;
 
 const T: Duration = Duration::from_secs(60);

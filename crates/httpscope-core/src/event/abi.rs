@@ -9,6 +9,8 @@ pub const MAX_PORTS: usize = 16;
 pub const MAX_CAPTURE: u32 = 32768;
 pub const COMM_LEN: usize = 16;
 pub const ADDR_LEN: usize = 16;
+/// `conn_open_event.fd` when the socket backend could not tell the fd.
+pub const FD_UNKNOWN: u32 = u32::MAX;
 
 pub const EVENT_KIND_DATA: u32 = 1;
 pub const EVENT_KIND_CONN_OPEN: u32 = 2;

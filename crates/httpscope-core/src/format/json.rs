@@ -24,6 +24,9 @@ struct JsonRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_lib: Option<&'static str>,
     kind: &'static str,
+    proto: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exchange: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,9 +34,15 @@ struct JsonRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    authority: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
     http_version: &'static str,
     headers: Headers<'a>,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    trailers: Headers<'a>,
+    #[serde(skip_serializing_if = "is_zero")]
+    unknown_headers: u32,
     bytes: u64,
     body: std::borrow::Cow<'a, str>,
     body_bytes: u64,
@@ -44,10 +53,32 @@ struct JsonRecord<'a> {
     latency_ms: Option<f64>,
     partial: bool,
     interim: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_code: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_service: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_status: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_messages: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Headers as an object; repeated names are joined with ", " (RFC 9110 5.3).
 struct Headers<'a>(&'a crate::http::Headers);
+
+impl Headers<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -73,6 +104,7 @@ impl Serialize for Headers<'_> {
 /// Appends one record as a JSON line, newline included.
 pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
     let message = record.message;
+    let grpc = message.grpc.as_deref();
     let mut ts = String::with_capacity(24);
     rfc3339_millis(record.unix_ns, &mut ts);
     let json = JsonRecord {
@@ -88,16 +120,17 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         tls: record.conn.tls,
         tls_lib: record.conn.tls_lib.map(TlsLib::as_str),
         kind: message.kind.as_str(),
+        proto: message.proto.as_str(),
+        stream: message.stream,
         exchange: message.exchange,
         method: message.method.as_deref(),
         url: message.url.as_deref(),
+        authority: message.authority.as_deref(),
         status: message.status,
-        http_version: if message.version_minor == 0 {
-            "1.0"
-        } else {
-            "1.1"
-        },
+        http_version: message.proto.version(),
         headers: Headers(&message.headers),
+        trailers: Headers(&message.trailers),
+        unknown_headers: message.unknown_headers,
         bytes: message.wire_bytes,
         body: lossless_text(&message.body),
         body_bytes: message.body_len,
@@ -107,6 +140,12 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         latency_ms: record.latency_ms(),
         partial: message.partial,
         interim: message.interim,
+        reset_code: message.reset_code,
+        grpc_service: grpc.map(|g| &*g.service),
+        grpc_method: grpc.map(|g| &*g.method),
+        grpc_status: grpc.and_then(|g| g.status),
+        grpc_message: grpc.and_then(|g| g.message.as_deref()),
+        grpc_messages: grpc.map(|g| g.messages),
     };
     // Serializing this struct into memory cannot fail: no maps with non-string keys.
     let start = out.len();

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 
 use super::Timestamps;
+use crate::http::GrpcCall;
 use crate::record::ExchangeRecord;
 
 /// Appends one record as a logfmt line, newline included.
@@ -36,6 +37,11 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     }
     out.extend_from_slice(b" kind=");
     out.extend_from_slice(message.kind.as_str().as_bytes());
+    out.extend_from_slice(b" proto=");
+    out.extend_from_slice(message.proto.as_str().as_bytes());
+    if let Some(stream) = message.stream {
+        number(out, b" stream=", stream);
+    }
     if let Some(exchange) = message.exchange {
         number(out, b" exchange=", exchange);
     }
@@ -48,8 +54,15 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
         out.extend_from_slice(b" url=");
         value(url, out);
     }
+    if let Some(authority) = &message.authority {
+        out.extend_from_slice(b" authority=");
+        value(authority, out);
+    }
     if let Some(status) = message.status {
         number(out, b" status=", status);
+    }
+    if let Some(grpc) = message.grpc.as_deref() {
+        grpc_fields(grpc, out);
     }
     if let Some(latency_ns) = message.latency_ns {
         // Milliseconds with three decimals, without float formatting.
@@ -66,6 +79,12 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     if message.partial {
         out.extend_from_slice(b" partial=true");
     }
+    if let Some(code) = message.reset_code {
+        number(out, b" reset_code=", code);
+    }
+    if message.unknown_headers > 0 {
+        number(out, b" unknown_headers=", message.unknown_headers);
+    }
     if !message.body_captured {
         out.extend_from_slice(b" body_captured=false");
     }
@@ -77,6 +96,21 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     out.extend_from_slice(b" raw=");
     quoted(&message.raw, out);
     out.push(b'\n');
+}
+
+fn grpc_fields(grpc: &GrpcCall, out: &mut Vec<u8>) {
+    out.extend_from_slice(b" grpc_service=");
+    value(&grpc.service, out);
+    out.extend_from_slice(b" grpc_method=");
+    value(&grpc.method, out);
+    if let Some(status) = grpc.status {
+        number(out, b" grpc_status=", status);
+    }
+    if let Some(message) = &grpc.message {
+        out.extend_from_slice(b" grpc_message=");
+        value(message, out);
+    }
+    number(out, b" grpc_messages=", grpc.messages);
 }
 
 fn number(out: &mut Vec<u8>, key: &[u8], value: impl itoa::Integer) {
@@ -268,5 +302,53 @@ mod tests {
         let mut out = Vec::new();
         quoted(b"a\xffb\xe2\x82\xe2\x82\xac\xc2", &mut out);
         assert_eq!(text(out), "\"a\\\\xffb\\\\xe2\\\\x82€\\\\xc2\"");
+    }
+
+    #[test]
+    fn h2_and_grpc_fields_follow_the_http1_ones() {
+        use crate::conn::ConnInfo;
+        use crate::direction::Direction;
+        use crate::http::{HttpMessage, MessageKind, Proto};
+
+        let message = HttpMessage {
+            stream: Some(5),
+            method: Some("POST".into()),
+            url: Some("/pkg.Echo/Say".into()),
+            authority: Some("localhost:1".into()),
+            status: Some(200),
+            exchange: Some(3),
+            latency_ns: Some(2_000_000),
+            reset_code: Some(8),
+            unknown_headers: 2,
+            grpc: Some(Box::new(GrpcCall {
+                service: "pkg.Echo".into(),
+                method: "Say".into(),
+                status: Some(14),
+                message: Some("gone away".into()),
+                messages: 2,
+            })),
+            ..HttpMessage::new(MessageKind::Response, Direction::Recv, Proto::H2, 0)
+        };
+        let conn = ConnInfo::unknown(1, 2);
+        let record = ExchangeRecord {
+            unix_ns: 0,
+            tid: 2,
+            conn: &conn,
+            role: None,
+            message: &message,
+        };
+        let mut out = Vec::new();
+        write_line(&record, &mut Timestamps::default(), &mut out);
+        let line = text(out);
+        let fields = line.split_once(" kind=").map(|(_, rest)| rest);
+        assert_eq!(
+            fields,
+            Some(
+                "response proto=h2 stream=5 exchange=3 bytes=0 method=POST url=/pkg.Echo/Say \
+                 authority=localhost:1 status=200 grpc_service=pkg.Echo grpc_method=Say \
+                 grpc_status=14 grpc_message=\"gone away\" grpc_messages=2 latency_ms=2.000 \
+                 reset_code=8 unknown_headers=2 body=\"\" raw=\"\"\n"
+            )
+        );
     }
 }

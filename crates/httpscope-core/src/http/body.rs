@@ -1,59 +1,40 @@
-//! Body framing decisions and the bounded body sink: keeps a prefix of the body and, for
-//! gzip/deflate bodies, inflates on the fly until `body_limit` decoded bytes are known.
+//! The bounded body sink: keeps a prefix of the body and, for gzip/deflate bodies, inflates
+//! on the fly until `body_limit` decoded bytes are known.
 
 use std::io::{self, Write};
 
 use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 
-use super::chunked::Chunked;
-use super::head::{ContentLength, Encoding, Head, Transfer};
 use super::message::{push_capped, HttpMessage};
 use super::ParseCounters;
 
-/// How the body of a message is delimited.
-#[derive(Debug)]
-pub(super) enum Framing {
-    /// This many body bytes are left.
-    Length(u64),
-    Chunked(Chunked),
-    /// The body runs until the connection closes (responses only).
-    Close,
+/// Content-Encoding as far as we can decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    /// Anything we do not decode (br, zstd, stacked codings).
+    Other,
 }
 
-/// Framing of a request body; None if the head makes it undeterminable.
-pub(super) fn request_framing(head: &Head, max_trailer: usize) -> Option<Framing> {
-    match (head.transfer, head.content_length) {
-        (_, ContentLength::Invalid) => None,
-        (Transfer::Chunked, _) => Some(Framing::Chunked(Chunked::new(max_trailer))),
-        // A request cannot be close-delimited, so its length is unknowable (RFC 9112 §6.3).
-        (Transfer::Other, _) => None,
-        (Transfer::Absent, ContentLength::Value(n)) => Some(Framing::Length(n)),
-        (Transfer::Absent, ContentLength::Absent) => Some(Framing::Length(0)),
+impl Encoding {
+    /// The coding after one more `Content-Encoding` value: codings stacked on a real one are
+    /// beyond us.
+    pub fn with_header(self, value: &[u8]) -> Encoding {
+        let this = match value.trim_ascii() {
+            v if v.is_empty() || v.eq_ignore_ascii_case(b"identity") => Encoding::Identity,
+            v if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") => {
+                Encoding::Gzip
+            }
+            v if v.eq_ignore_ascii_case(b"deflate") => Encoding::Deflate,
+            _ => Encoding::Other,
+        };
+        match (self, this) {
+            (Encoding::Identity, e) | (e, Encoding::Identity) => e,
+            _ => Encoding::Other,
+        }
     }
-}
-
-/// Framing of a response body given the method of its request (when known), and whether the
-/// connection becomes a tunnel after it; None if the head makes it undeterminable.
-pub(super) fn response_framing(
-    status: u16,
-    method: Option<&str>,
-    head: &Head,
-    max_trailer: usize,
-) -> Option<(Framing, bool)> {
-    let connect_ok = method == Some("CONNECT") && (200..300).contains(&status);
-    if status == 101 || connect_ok {
-        return Some((Framing::Length(0), true));
-    }
-    if (100..200).contains(&status) || status == 204 || status == 304 || method == Some("HEAD") {
-        return Some((Framing::Length(0), false));
-    }
-    let framing = match (head.transfer, head.content_length) {
-        (_, ContentLength::Invalid) => return None,
-        (Transfer::Chunked, _) => Framing::Chunked(Chunked::new(max_trailer)),
-        (Transfer::Other, _) | (Transfer::Absent, ContentLength::Absent) => Framing::Close,
-        (Transfer::Absent, ContentLength::Value(n)) => Framing::Length(n),
-    };
-    Some((framing, false))
 }
 
 /// Decoded output that keeps only its first `limit` bytes.

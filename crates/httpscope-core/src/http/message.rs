@@ -21,7 +21,53 @@ impl MessageKind {
     }
 }
 
-/// One HTTP/1.x message as seen on the wire by the traced process.
+/// Protocol and version a message travelled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Http10,
+    Http11,
+    /// HTTP/2, cleartext (h2c) or over TLS.
+    H2,
+}
+
+impl Proto {
+    /// `http/1.0`, `http/1.1` or `h2`, as ALPN names them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Http10 => "http/1.0",
+            Proto::Http11 => "http/1.1",
+            Proto::H2 => "h2",
+        }
+    }
+
+    /// The version as HTTP writes it: `1.0`, `1.1` or `2`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Proto::Http10 => "1.0",
+            Proto::Http11 => "1.1",
+            Proto::H2 => "2",
+        }
+    }
+}
+
+/// What a gRPC call (`content-type: application/grpc*`) adds to its request and response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCall {
+    /// Fully qualified service, from `:path` `/package.Service/Method`.
+    pub service: Arc<str>,
+    /// Method name, from the same path.
+    pub method: Arc<str>,
+    /// Responses: `grpc-status` from the trailers (or a trailers-only response); None when the
+    /// call ended without it (reset, loss).
+    pub status: Option<u32>,
+    /// Responses: `grpc-message`, percent-decoded.
+    pub message: Option<String>,
+    /// Length-prefixed gRPC messages this record's direction carried (whole call for streams).
+    pub messages: u64,
+}
+
+/// One HTTP message (HTTP/1.x or HTTP/2) as seen on the wire by the traced process. Every
+/// protocol fills the same fields; the HTTP/2-only ones stay empty for HTTP/1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpMessage {
     pub kind: MessageKind,
@@ -30,19 +76,31 @@ pub struct HttpMessage {
     pub first_ts_ns: u64,
     /// Timestamp of the chunk carrying the message's last byte.
     pub last_ts_ns: u64,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub version_minor: u8,
+    pub proto: Proto,
+    /// HTTP/2 stream id; None for HTTP/1.
+    pub stream: Option<u32>,
     /// Request method; for responses, the method of the paired request. Standard methods
     /// are borrowed rather than allocated.
     pub method: Option<Cow<'static, str>>,
     /// Request target; for responses, the target of the paired request (shared with it).
     pub url: Option<Arc<str>>,
+    /// HTTP/2 `:authority`; for responses, that of the paired request. None for HTTP/1 (its
+    /// `Host` is among the headers).
+    pub authority: Option<Arc<str>>,
     pub status: Option<u16>,
     /// Common reason phrases are borrowed rather than allocated.
     pub reason: Option<Cow<'static, str>>,
-    /// Headers in wire order; values decoded as lossy UTF-8.
+    /// Headers in wire order; values decoded as lossy UTF-8. HTTP/2 pseudo-headers are not
+    /// here: they fill `method`, `url`, `authority` and `status`.
     pub headers: Headers,
-    /// Size on the wire: head + body including chunk framing.
+    /// HTTP/2 trailing HEADERS (gRPC's `grpc-status` lives here); empty when none.
+    pub trailers: Headers,
+    /// Header fields (headers and trailers) whose name or value could not be decoded exactly
+    /// (HPACK references to table entries from before capture began or lost to a gap). They are
+    /// left out of `headers`, never guessed; 0 for HTTP/1.
+    pub unknown_headers: u32,
+    /// Size on the wire: head + body including chunk framing; for HTTP/2 the frames of this
+    /// message on its stream (frame headers and padding included).
     pub wire_bytes: u64,
     /// Decoded body length (after dechunking, before content decoding).
     pub body_len: u64,
@@ -52,7 +110,8 @@ pub struct HttpMessage {
     pub body_truncated: bool,
     /// False if any body byte was not captured (gap, capture limit, sendfile).
     pub body_captured: bool,
-    /// First `raw_limit` captured bytes of this message as on the wire.
+    /// First `raw_limit` captured bytes of this message as on the wire; HTTP/1 only: HTTP/2
+    /// frames are binary and HPACK-compressed, beyond the redactor's reach, so they stay out.
     pub raw: Vec<u8>,
     /// Bytes of the head or framing were lost, or the connection closed mid-message.
     pub partial: bool,
@@ -62,6 +121,44 @@ pub struct HttpMessage {
     pub exchange: Option<u64>,
     /// A 1xx response that is not the final response.
     pub interim: bool,
+    /// HTTP/2: the RST_STREAM error code when the stream was reset before this message ended.
+    pub reset_code: Option<u32>,
+    /// gRPC details; None for other traffic. Boxed: most messages are not gRPC.
+    pub grpc: Option<Box<GrpcCall>>,
+}
+
+impl HttpMessage {
+    /// A message with nothing known beyond where it travelled: no head, no body, unpaired.
+    pub fn new(kind: MessageKind, direction: Direction, proto: Proto, first_ts_ns: u64) -> Self {
+        HttpMessage {
+            kind,
+            direction,
+            first_ts_ns,
+            last_ts_ns: first_ts_ns,
+            proto,
+            stream: None,
+            method: None,
+            url: None,
+            authority: None,
+            status: None,
+            reason: None,
+            headers: Headers::default(),
+            trailers: Headers::default(),
+            unknown_headers: 0,
+            wire_bytes: 0,
+            body_len: 0,
+            body: Vec::new(),
+            body_truncated: false,
+            body_captured: true,
+            raw: Vec::new(),
+            partial: false,
+            latency_ns: None,
+            exchange: None,
+            interim: false,
+            reset_code: None,
+            grpc: None,
+        }
+    }
 }
 
 /// Header names and values in wire order, kept in one string: a message's headers cost two

@@ -1,39 +1,19 @@
-//! Per-connection HTTP/1.0/1.1 engine: reassembles each direction's syscall chunks, parses
-//! messages with httparse, and pairs responses with their requests.
-//!
-//! # Pairing
-//!
-//! Request heads are queued FIFO; each final response pairs with the oldest queued request,
-//! and 1xx responses other than 101 share that request's exchange without consuming it.
-//! The queue is trusted only while nothing that could hide a message was lost: a gap or parse
-//! error in a head or in chunk framing (either direction), a gap between messages, or capture
-//! starting mid-stream. After such a loss the queue is dropped (its requests count as
-//! `unanswered_requests`), and requests and responses are emitted unpaired (`exchange` None;
-//! responses count as `unpaired_responses`) until a safe point: a request head completes while
-//! every request seen since the loss has had a final response, the response direction is at a
-//! message boundary it has observed, and no more than one request has ever been outstanding.
-//! A client that has never pipelined sends a request only after reading the previous response,
-//! so the next final response answers it. Once two requests were outstanding at once (real
-//! pipelining, or a lost response followed by the next request, which looks the same) or the
-//! queue overflowed, a loss leaves the connection unpaired until it closes.
+//! HTTP as both protocol engines share it: the message model every sink reads, body
+//! decoding, protocol sniffing and per-direction stream reassembly. `h1` and `h2` are the
+//! engines; `connection` hands a connection from one to the other.
 
 mod body;
-mod chunked;
-mod head;
+mod connection;
+mod h1;
+mod h2;
 mod message;
-mod pairing;
-mod parser;
 mod sniff;
 mod stream;
 
-#[cfg(test)]
-mod tests;
-
-pub use message::{Headers, HttpMessage, MessageKind};
+pub use connection::HttpConnection;
+pub use message::{GrpcCall, Headers, HttpMessage, MessageKind, Proto};
 
 use crate::direction::Direction;
-use pairing::Pairing;
-use parser::{Ctx, DirParser, Link};
 
 /// Limits of what the engine keeps per message and buffers per direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +79,20 @@ pub struct ParseCounters {
     pub tunnel_bytes: u64,
     /// Fully captured gzip/deflate bodies that failed to decode (raw bytes kept instead).
     pub decode_errors: u64,
-    /// Requests beyond the outstanding-request limit (pairing stops for the connection).
+    /// Requests beyond the outstanding-request limit (pairing stops for the connection), or
+    /// HTTP/2 streams beyond the tracked-stream limit.
     pub queue_overflows: u64,
+    /// HTTP/2 header fields that could not be resolved (HPACK state from before capture
+    /// began, or lost); their messages carry `unknown_headers`.
+    pub h2_unknown_headers: u64,
+    /// HTTP/2 header blocks that did not decode (their HPACK table is relearned from there).
+    pub h2_hpack_errors: u64,
+    /// HTTP/2 RST_STREAM frames.
+    pub h2_rst_streams: u64,
+    /// HTTP/2 PUSH_PROMISE frames (the pushed responses are reported unpaired).
+    pub h2_push_promises: u64,
+    /// HTTP/2 GOAWAY frames.
+    pub h2_goaways: u64,
 }
 
 /// Which side of the exchange the traced process is.
@@ -127,7 +119,7 @@ pub enum Protocol {
     /// Not enough bytes to tell yet.
     Unknown,
     Http1,
-    /// HTTP/2 with prior knowledge (the client preface).
+    /// HTTP/2: the client preface, a 101 to h2c, or frames on a connection joined mid-way.
     Http2,
     /// TLS records: the plaintext is not visible here.
     Tls,
@@ -152,110 +144,5 @@ impl Protocol {
     /// Bytes are counted, not parsed.
     fn is_opaque(self) -> bool {
         !matches!(self, Protocol::Unknown | Protocol::Http1)
-    }
-}
-
-/// The HTTP/1 engine of one TCP connection of one traced process.
-#[derive(Debug)]
-pub struct HttpConnection {
-    send: DirParser,
-    recv: DirParser,
-    link: Link,
-    closed: bool,
-}
-
-impl HttpConnection {
-    /// `mid_stream`: the connection existed before capture started, so the first bytes may be
-    /// mid-message: resync.
-    pub fn new(mid_stream: bool) -> Self {
-        HttpConnection {
-            send: DirParser::new(Direction::Send, mid_stream),
-            recv: DirParser::new(Direction::Recv, mid_stream),
-            link: Link {
-                protocol: Protocol::Unknown,
-                request_dir: None,
-                pairing: Pairing::new(mid_stream),
-                mid_stream,
-            },
-            closed: false,
-        }
-    }
-
-    /// Feeds the bytes of one syscall; complete messages are appended to `out`.
-    pub fn on_data(
-        &mut self,
-        config: &HttpConfig,
-        chunk: &DataChunk<'_>,
-        out: &mut Vec<HttpMessage>,
-        counters: &mut ParseCounters,
-    ) {
-        let counter = match self.link.protocol {
-            _ if self.closed => &mut counters.skipped_bytes,
-            Protocol::Tunnel => &mut counters.tunnel_bytes,
-            p if p.is_opaque() => &mut counters.non_http_bytes,
-            _ => {
-                let (me, peer) = match chunk.direction {
-                    Direction::Send => (&mut self.send, &mut self.recv),
-                    Direction::Recv => (&mut self.recv, &mut self.send),
-                };
-                let placed = me.stream.place(chunk, counters);
-                let mut cx = Ctx {
-                    config,
-                    counters,
-                    out,
-                    link: &mut self.link,
-                    ts: chunk.ts_ns,
-                    peer_idle: peer.idle(),
-                };
-                me.feed(placed, &mut cx);
-                if cx.link.protocol.is_opaque() {
-                    peer.enter_passthrough(&mut cx);
-                }
-                return;
-            }
-        };
-        *counter = counter.saturating_add(chunk.len);
-    }
-
-    /// The connection closed (close(), EOF seen by the process, or the process exited): ends
-    /// close-delimited bodies, flushes incomplete messages as partial, counts unanswered requests.
-    pub fn on_close(
-        &mut self,
-        config: &HttpConfig,
-        ts_ns: u64,
-        out: &mut Vec<HttpMessage>,
-        counters: &mut ParseCounters,
-    ) {
-        if std::mem::replace(&mut self.closed, true) {
-            return;
-        }
-        let mut cx = Ctx {
-            config,
-            counters,
-            out,
-            link: &mut self.link,
-            ts: ts_ns,
-            peer_idle: false,
-        };
-        // Requests first: a request cut short is older than the response it provoked.
-        let (first, second) = match cx.link.request_dir {
-            Some(Direction::Recv) => (&mut self.recv, &mut self.send),
-            _ => (&mut self.send, &mut self.recv),
-        };
-        first.close(&mut cx);
-        second.close(&mut cx);
-        cx.link.pairing.on_close(cx.counters);
-    }
-
-    /// Client if this process sends requests, Server if it receives them; None until a head parses.
-    pub fn role(&self) -> Option<Role> {
-        self.link.request_dir.map(|d| match d {
-            Direction::Send => Role::Client,
-            Direction::Recv => Role::Server,
-        })
-    }
-
-    pub fn protocol(&self) -> Protocol {
-        self.link.protocol
     }
 }

@@ -130,7 +130,8 @@ impl<W: Write> SummarySink<W> {
             text,
             "events={} kernel_drops={} truncated_syscalls={} decode_errors={} parse_errors={} \
              non_http_bytes={} gap_bytes={} unpaired_responses={} unanswered_requests={} \
-             partial_messages={} records={} http2_conns={} tls_conns={} other_conns={}",
+             partial_messages={} records={} http2_conns={} tls_conns={} other_conns={} \
+             h2_unknown_headers={} h2_hpack_errors={} h2_rst_streams={} h2_push_promises={}",
             pipeline.events,
             kernel.dropped_events(),
             kernel.get(crate::event::abi::KernelStat::SyscallsTruncated),
@@ -145,6 +146,10 @@ impl<W: Write> SummarySink<W> {
             pipeline.connections_http2,
             pipeline.connections_tls,
             pipeline.connections_other,
+            parse.h2_unknown_headers,
+            parse.h2_hpack_errors,
+            parse.h2_rst_streams,
+            parse.h2_push_promises,
         );
         text
     }
@@ -225,30 +230,16 @@ mod tests {
     use super::*;
     use crate::conn::ConnInfo;
     use crate::direction::Direction;
-    use crate::http::{HttpMessage, Role};
+    use crate::http::{HttpMessage, Proto, Role};
 
     fn response(url: &str, status: u16, latency_ms: u64) -> HttpMessage {
         HttpMessage {
-            kind: MessageKind::Response,
-            direction: Direction::Send,
-            first_ts_ns: 0,
-            last_ts_ns: 0,
-            version_minor: 1,
             method: Some("GET".into()),
             url: Some(url.into()),
             status: Some(status),
-            reason: None,
-            headers: Default::default(),
-            wire_bytes: 0,
-            body_len: 0,
-            body: Vec::new(),
-            body_truncated: false,
-            body_captured: true,
-            raw: Vec::new(),
-            partial: false,
             latency_ns: Some(latency_ms * 1_000_000),
             exchange: Some(1),
-            interim: false,
+            ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::Http11, 0)
         }
     }
 

@@ -2,13 +2,16 @@
 
 use httpscope_core::analysis::{EndpointKey, EndpointStats};
 
-pub const HEADERS: [&str; 12] = [
-    "PROCESS", "PORT", "ROLE", "METHOD", "PATH", "REQ/S", "ERR%", "P50ms", "P90ms", "P99ms",
-    "BYTES", "COUNT",
+pub const HEADERS: [&str; 13] = [
+    "PROCESS", "PORT", "ROLE", "PROTO", "METHOD", "PATH", "REQ/S", "ERR%", "P50ms", "P90ms",
+    "P99ms", "BYTES", "COUNT",
 ];
 
 /// Column widths in characters (PATH takes what is left in the TUI).
-pub const WIDTHS: [u16; 12] = [14, 5, 6, 7, 28, 7, 6, 8, 8, 8, 7, 7];
+pub const WIDTHS: [u16; 13] = [14, 5, 6, 5, 7, 28, 7, 6, 8, 8, 8, 7, 7];
+
+/// Where PATH is; it and the columns before it are text (left-aligned), the rest numbers.
+pub const PATH_COLUMN: usize = 5;
 
 pub type Row<'a> = (&'a EndpointKey, &'a EndpointStats);
 
@@ -85,23 +88,26 @@ pub fn sort_rows(rows: &mut [Row<'_>], key: SortKey, rate: &dyn Fn(&EndpointStat
 }
 
 /// Whether an endpoint matches every whitespace-separated word of `filter`:
-/// a word matches the process name or path (substring, any case) or the port.
+/// a word matches the process name or path (substring, any case), the protocol
+/// (`h2`, `grpc`, `1.1`) or the port.
 pub fn matches(filter: &str, key: &EndpointKey) -> bool {
     filter.split_whitespace().all(|word| {
         let word_lower = word.to_ascii_lowercase();
         let port = word.trim_start_matches(':');
         key.comm.to_ascii_lowercase().contains(&word_lower)
             || key.path.to_ascii_lowercase().contains(&word_lower)
+            || key.proto == word_lower
             || port.parse::<u16>().is_ok_and(|p| p == key.port)
     })
 }
 
 /// The cells of one row, in [`HEADERS`] order.
-pub fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 12] {
+pub fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 13] {
     [
         key.comm.clone(),
         key.port.to_string(),
         key.role.clone(),
+        key.proto.to_owned(),
         key.method.clone(),
         key.path.clone(),
         format!("{rate:.1}"),

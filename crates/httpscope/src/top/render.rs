@@ -11,7 +11,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::app::{App, View};
-use super::columns::{cells, clock, HEADERS, WIDTHS};
+use super::columns::{cells, clock, HEADERS, PATH_COLUMN, WIDTHS};
 
 /// Body characters shown per message in the details view.
 const BODY_PREVIEW: usize = 400;
@@ -90,7 +90,7 @@ fn draw_table(
         }
     });
     let widths = WIDTHS.iter().enumerate().map(|(i, w)| {
-        if i == 4 {
+        if i == PATH_COLUMN {
             Constraint::Min(*w)
         } else {
             Constraint::Length(*w)
@@ -148,9 +148,13 @@ fn draw_status(
 
 fn exchange_lines(exchange: &ExchangeView, lines: &mut Vec<Line<'static>>) {
     lines.push(Line::raw(""));
+    let grpc = exchange
+        .grpc_status
+        .map(|code| format!(" grpc-status {code}"))
+        .unwrap_or_default();
     lines.push(Line::styled(
         format!(
-            "{} pid {}  {}  -> {}  {:.2} ms",
+            "{} pid {}  {}  -> {}{grpc}  {:.2} ms",
             clock(exchange.unix_ns),
             exchange.pid,
             exchange.url,

@@ -1,5 +1,5 @@
-//! HTTPS test material: a CA and a server certificate, and Go programs built from
-//! `tests/programs/gohttps` with each Go toolchain.
+//! Go HTTPS programs for the tests: `tests/programs/gohttps` built with each Go toolchain
+//! (certificates come from `matrix::make_certs`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -10,65 +10,6 @@ use super::matrix::{run_ok, script_server};
 use super::Proc;
 
 const T: Duration = Duration::from_secs(60);
-
-/// CA + server certificate (for 127.0.0.1 and localhost) in `dir`.
-pub fn make_certs(dir: &Path) {
-    let d = |name: &str| dir.join(name);
-    std::fs::write(
-        d("server.ext"),
-        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    let steps: [Vec<&str>; 3] = [
-        vec![
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=httpscope test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-        vec![
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    ];
-    for args in steps {
-        run_ok(Command::new("openssl").current_dir(dir).args(args), T);
-    }
-}
 
 /// A Go toolchain the tests build with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

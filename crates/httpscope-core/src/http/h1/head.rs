@@ -4,7 +4,8 @@ use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::message::{Headers, MessageKind};
+use crate::http::body::Encoding;
+use crate::http::message::{Headers, MessageKind};
 
 /// Headers parsed on the stack before falling back to a heap array.
 const STACK_HEADERS: usize = 64;
@@ -70,16 +71,6 @@ pub(super) enum Transfer {
     /// The final coding is chunked.
     Chunked,
     /// Present, but the final coding is not chunked.
-    Other,
-}
-
-/// Content-Encoding as far as we can decode it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Encoding {
-    Identity,
-    Gzip,
-    Deflate,
-    /// Anything we do not decode (br, zstd, stacked codings).
     Other,
 }
 
@@ -232,18 +223,7 @@ impl Head {
                 Transfer::Other
             };
         } else if name.eq_ignore_ascii_case("content-encoding") {
-            let this = match value {
-                v if v.is_empty() || v.eq_ignore_ascii_case(b"identity") => Encoding::Identity,
-                v if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") => {
-                    Encoding::Gzip
-                }
-                v if v.eq_ignore_ascii_case(b"deflate") => Encoding::Deflate,
-                _ => Encoding::Other,
-            };
-            self.encoding = match (self.encoding, this) {
-                (Encoding::Identity, e) | (e, Encoding::Identity) => e,
-                _ => Encoding::Other,
-            };
+            self.encoding = self.encoding.with_header(value);
         }
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::ParseCounters;
+use crate::http::ParseCounters;
 
 /// Outstanding requests beyond this many are not tracked (and pairing stops for good).
 const MAX_OUTSTANDING: usize = 1024;

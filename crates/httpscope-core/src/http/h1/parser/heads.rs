@@ -4,14 +4,13 @@
 use std::mem;
 use std::sync::Arc;
 
-use crate::direction::Direction;
-
-use super::super::body::{self, BodySink, Framing};
+use super::super::framing::{self, Framing};
 use super::super::head::{self, Head, Parsed};
-use super::super::message::{push_capped, HttpMessage, MessageKind};
-use super::super::sniff::{self, Sniff};
-use super::super::Protocol;
 use super::{Ctx, DirParser, InFlight, Link, State};
+use crate::http::body::BodySink;
+use crate::http::message::{push_capped, HttpMessage, MessageKind, Proto};
+use crate::http::sniff::{self, Sniff};
+use crate::http::Protocol;
 
 /// Head bytes sniffed on every append while the protocol is unknown; beyond this only when a
 /// line ends, so a long first line arriving byte by byte is not re-parsed per byte.
@@ -72,8 +71,9 @@ impl DirParser {
             let sniffed = self.sniff(&buffered, cx);
             self.head = buffered;
             if !matches!(sniffed, Sniff::Undecided | Sniff::Http1) {
-                self.count_passthrough(old as u64, cx);
-                self.head = Vec::new();
+                let mut head = mem::take(&mut self.head);
+                head.truncate(old);
+                self.pass(&head, cx);
                 return 0;
             }
         }
@@ -138,14 +138,16 @@ impl DirParser {
         let max_trailer = cx.config.max_head_bytes;
         let mut paired = None;
         let framing = match kind {
-            MessageKind::Request => body::request_framing(&head, max_trailer).map(|f| (f, false)),
+            MessageKind::Request => {
+                framing::request_framing(&head, max_trailer).map(|f| (f, false))
+            }
             // Response framing depends on the request method (HEAD, CONNECT), known only by
             // pairing; a head rejected after pairing is a loss, which resets pairing anyway.
             MessageKind::Response => {
                 let status = head.status.unwrap_or_default();
                 paired = cx.link.pairing.on_response(status);
                 let method = paired.as_ref().map(|p| &*p.method);
-                body::response_framing(status, method, &head, max_trailer)
+                framing::response_framing(status, method, &head, max_trailer)
             }
         };
         let Some((framing, tunnel_after)) = framing else {
@@ -154,7 +156,7 @@ impl DirParser {
         cx.link.protocol = Protocol::Http1;
         let request_dir = match kind {
             MessageKind::Request => self.dir,
-            MessageKind::Response => opposite(self.dir),
+            MessageKind::Response => self.dir.opposite(),
         };
         cx.link.request_dir.get_or_insert(request_dir);
         let sink = BodySink::new(head.encoding, cx.config.body_limit);
@@ -167,27 +169,21 @@ impl DirParser {
         let mut raw =
             Vec::with_capacity(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
         push_capped(&mut raw, bytes, raw_limit);
+        let proto = if head.version_minor == 0 {
+            Proto::Http10
+        } else {
+            Proto::Http11
+        };
         let mut msg = HttpMessage {
-            kind,
-            direction: self.dir,
-            first_ts_ns: self.head_ts,
             last_ts_ns: cx.ts,
-            version_minor: head.version_minor,
             method: head.method,
             url: head.url,
             status: head.status,
             reason: head.reason,
             headers: head.headers,
             wire_bytes: bytes.len() as u64,
-            body_len: 0,
-            body: Vec::new(),
-            body_truncated: false,
-            body_captured: true,
             raw,
-            partial: false,
-            latency_ns: None,
-            exchange: None,
-            interim: false,
+            ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
         };
         let mut request_ts = None;
         match kind {
@@ -231,12 +227,5 @@ impl DirParser {
         cx.counters.parse_errors += 1;
         cx.counters.skipped_bytes += len as u64;
         self.lose(cx);
-    }
-}
-
-fn opposite(dir: Direction) -> Direction {
-    match dir {
-        Direction::Send => Direction::Recv,
-        Direction::Recv => Direction::Send,
     }
 }

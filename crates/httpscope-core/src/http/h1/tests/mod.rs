@@ -7,8 +7,8 @@ mod gaps;
 mod pairing;
 mod protocol;
 
-use super::{DataChunk, HttpConfig, HttpConnection, HttpMessage, ParseCounters};
 use crate::direction::Direction;
+use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, ParseCounters};
 
 const SEND: Direction = Direction::Send;
 const RECV: Direction = Direction::Recv;

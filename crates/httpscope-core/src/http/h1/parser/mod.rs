@@ -7,12 +7,14 @@ use std::mem;
 
 use crate::direction::Direction;
 
-use super::body::{BodySink, Framing};
-use super::message::{push_capped, HttpMessage, MessageKind};
+use super::framing::Framing;
 use super::pairing::Pairing;
-use super::sniff;
-use super::stream::{Placed, StreamPos};
-use super::{HttpConfig, ParseCounters, Protocol};
+use crate::http::body::BodySink;
+use crate::http::h2::Upgraded;
+use crate::http::message::{push_capped, HttpMessage, MessageKind};
+use crate::http::sniff;
+use crate::http::stream::{Placed, StreamPos};
+use crate::http::{HttpConfig, ParseCounters, Protocol};
 
 /// State shared by both directions of a connection.
 #[derive(Debug)]
@@ -21,6 +23,8 @@ pub(super) struct Link {
     pub request_dir: Option<Direction>,
     pub pairing: Pairing,
     pub mid_stream: bool,
+    /// The request a 101 switched to h2c: HTTP/2 answers it on stream 1.
+    pub upgraded: Option<Upgraded>,
 }
 
 impl Link {
@@ -75,6 +79,11 @@ pub(super) struct DirParser {
     /// Where the search for the end of the buffered head resumes.
     scanned: usize,
     head_ts: u64,
+    /// Bytes after the switch to HTTP/2, for the HTTP/2 engine to take over (at most one
+    /// chunk: the engine takes them as soon as the chunk is handled).
+    pub handoff: Vec<u8>,
+    /// Bytes lost after `handoff`.
+    pub handoff_gap: u64,
 }
 
 impl DirParser {
@@ -90,6 +99,8 @@ impl DirParser {
             head: Vec::new(),
             scanned: 0,
             head_ts: 0,
+            handoff: Vec::new(),
+            handoff_gap: 0,
         }
     }
 
@@ -129,8 +140,8 @@ impl DirParser {
             State::Body(_) => self.finish(false, cx),
             State::Head | State::Resync => {}
         }
-        self.count_passthrough(self.head.len() as u64, cx);
-        self.head = Vec::new();
+        let head = mem::take(&mut self.head);
+        self.pass(&head, cx);
         self.state = State::Passthrough;
     }
 
@@ -162,7 +173,7 @@ impl DirParser {
                     data.len()
                 }
                 State::Passthrough => {
-                    self.count_passthrough(data.len() as u64, cx);
+                    self.pass(data, cx);
                     data.len()
                 }
             };
@@ -173,6 +184,20 @@ impl DirParser {
     fn not_http(&mut self, protocol: Protocol, cx: &mut Ctx<'_>) {
         cx.link.protocol = protocol;
         self.state = State::Passthrough;
+    }
+
+    /// Bytes after the connection stopped being HTTP/1: kept for the HTTP/2 engine, counted
+    /// otherwise.
+    pub(super) fn pass(&mut self, bytes: &[u8], cx: &mut Ctx<'_>) {
+        if cx.link.protocol != Protocol::Http2 {
+            return self.count_passthrough(bytes.len() as u64, cx);
+        }
+        if self.handoff_gap > 0 {
+            // Bytes after a hole cannot be handed over in order with the rest.
+            self.handoff_gap = self.handoff_gap.saturating_add(bytes.len() as u64);
+        } else {
+            self.handoff.extend_from_slice(bytes);
+        }
     }
 
     fn count_passthrough(&self, n: u64, cx: &mut Ctx<'_>) {
@@ -245,6 +270,10 @@ impl DirParser {
     fn gap(&mut self, n: u64, cx: &mut Ctx<'_>) {
         let fl = match &mut self.state {
             State::Resync => return,
+            State::Passthrough if cx.link.protocol == Protocol::Http2 => {
+                self.handoff_gap = self.handoff_gap.saturating_add(n);
+                return;
+            }
             State::Passthrough => return self.count_passthrough(n, cx),
             State::Head => {
                 self.drop_head(cx);
@@ -293,14 +322,41 @@ impl DirParser {
         sink.finish(&mut msg, complete, cx.counters);
         msg.partial = !complete;
         msg.latency_ns = request_ts.map(|t| msg.last_ts_ns.saturating_sub(t));
+        let h2c = tunnel_after && msg.status == Some(101) && upgrades_to_h2c(&msg);
+        if h2c {
+            // The final response to this request comes as HTTP/2 on stream 1.
+            msg.interim = true;
+            msg.latency_ns = None;
+            cx.link.upgraded = match (msg.exchange, &msg.method, &msg.url, request_ts) {
+                (Some(exchange), Some(method), Some(url), Some(ts)) => Some(Upgraded {
+                    exchange,
+                    method: method.clone(),
+                    url: url.clone(),
+                    request_first_ts_ns: ts,
+                    request_dir: self.dir.opposite(),
+                }),
+                _ => None,
+            };
+        }
         cx.counters.messages += 1;
         cx.counters.partial_messages += u64::from(!complete);
         let unpaired = msg.kind == MessageKind::Response && msg.exchange.is_none();
         cx.counters.unpaired_responses += u64::from(unpaired);
         cx.out.push(msg);
         if tunnel_after {
-            cx.link.protocol = Protocol::Tunnel;
+            cx.link.protocol = if h2c {
+                Protocol::Http2
+            } else {
+                Protocol::Tunnel
+            };
             self.state = State::Passthrough;
         }
     }
+}
+
+/// A 101 response whose `Upgrade` names h2c (RFC 7540 §3.2).
+fn upgrades_to_h2c(msg: &HttpMessage) -> bool {
+    msg.headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("upgrade") && value.trim().eq_ignore_ascii_case("h2c")
+    })
 }
