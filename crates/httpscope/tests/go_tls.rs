@@ -57,7 +57,8 @@ fn check_side(records: &[Value], role: &str, comm: &str, prefix: &str, lib: &str
     ids.len()
 }
 
-/// A plain and a stripped server; each binary's client talks to the other's server.
+/// A plain and a stripped server; each binary's client talks to the other's server, once
+/// with HTTP/1.1 forced and once with Go's default (HTTP/2 over TLS).
 fn plain_and_stripped(toolchain: Toolchain) {
     let Some(build) = go_build(toolchain) else {
         return;
@@ -67,35 +68,62 @@ fn plain_and_stripped(toolchain: Toolchain) {
     let (_plain_server, plain_port) = go_server(&build.plain, &certs.path);
     let (_stripped_server, stripped_port) = go_server(&build.stripped, &certs.path);
     let profiler = Profiler::start(&[plain_port, stripped_port], &[]);
-    let plain_counts = go_client(&build.plain, &certs.path, stripped_port, N, "p", "h1");
-    let stripped_counts = go_client(&build.stripped, &certs.path, plain_port, N, "s", "h1");
+    let mut counts = Vec::new();
+    for proto in ["h1", "h2"] {
+        let (p, s) = (format!("{proto}p"), format!("{proto}s"));
+        counts.push(go_client(
+            &build.plain,
+            &certs.path,
+            stripped_port,
+            N,
+            &p,
+            proto,
+        ));
+        counts.push(go_client(
+            &build.stripped,
+            &certs.path,
+            plain_port,
+            N,
+            &s,
+            proto,
+        ));
+    }
     let (records, stderr) = profiler.stop();
-    for counts in [&plain_counts, &stripped_counts] {
+    for counts in &counts {
         assert_eq!(counts["ok"], N, "{counts}");
     }
     check_go_records(&records, &stderr);
     let (plain, stripped) = (GoBuild::comm(&build.plain), GoBuild::comm(&build.stripped));
-    for (role, comm, prefix) in [
-        ("client", &plain, "p"),
-        ("server", &stripped, "p"),
-        ("client", &stripped, "s"),
-        ("server", &plain, "s"),
-    ] {
-        let captured = check_side(&records, role, comm, prefix, "go");
-        note(&format!("Go {toolchain:?} h1 {role} {comm}"), N, captured);
+    for proto in ["h1", "h2"] {
+        for (role, comm, who) in [
+            ("client", &plain, "p"),
+            ("server", &stripped, "p"),
+            ("client", &stripped, "s"),
+            ("server", &plain, "s"),
+        ] {
+            let prefix = format!("{proto}{who}");
+            let captured = check_side(&records, role, comm, &prefix, "go");
+            note(
+                &format!("Go {toolchain:?} {proto} {role} {comm}"),
+                N,
+                captured,
+            );
+        }
     }
+    let h2 = records.iter().filter(|r| r["proto"] == "h2").count();
+    assert_eq!(h2, 8 * N, "{records:#?}");
 }
 
 #[test]
-fn go_1_19_plain_and_stripped_http1() {
-    if require_root("go_1_19_plain_and_stripped_http1") {
+fn go_1_19_plain_and_stripped() {
+    if require_root("go_1_19_plain_and_stripped") {
         plain_and_stripped(Toolchain::Debian);
     }
 }
 
 #[test]
-fn go_current_plain_and_stripped_http1() {
-    if require_root("go_current_plain_and_stripped_http1") {
+fn go_current_plain_and_stripped() {
+    if require_root("go_current_plain_and_stripped") {
         plain_and_stripped(Toolchain::Current);
     }
 }
