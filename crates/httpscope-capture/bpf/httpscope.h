@@ -166,4 +166,19 @@ struct process_exit_event {
 	struct event_header header;
 };
 
+/*
+ * A process may hold TLS code not hooked yet: it exec'd, or its dynamic
+ * loader mapped libraries (dlopen). Its own small ring buffer, read by the
+ * loader, never by the event pipeline.
+ */
+enum httpscope_binary_reason {
+	BINARY_EXEC = 1,
+	BINARY_LIBRARIES = 2,
+};
+
+struct binary_event {
+	__u32 tgid;
+	__u32 reason;
+};
+
 #endif /* HTTPSCOPE_H */

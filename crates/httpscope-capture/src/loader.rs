@@ -6,7 +6,9 @@ use std::time::Duration;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
-use httpscope_core::event::abi::{KernelStat, COMM_LEN, MAX_CAPTURE, MAX_PORTS};
+use httpscope_core::event::abi::{
+    KernelStat, RawBinaryEvent, BINARY_EXEC, COMM_LEN, MAX_CAPTURE, MAX_PORTS,
+};
 use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
@@ -70,9 +72,11 @@ pub enum CaptureError {
 
 /// Live capture from the syscall tracepoints. Dropping it detaches everything.
 pub struct SyscallCapture {
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     backend: Backend,
     tls: Option<TlsHooks>,
+    /// Processes that exec'd or loaded libraries (with TLS hooks on).
+    binaries: Option<RingBuf<MapData>>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
 }
@@ -147,6 +151,8 @@ impl SyscallCapture {
 
         let tls = if config.tls {
             TlsHooks::load(&mut ebpf, backend).map(|mut hooks| {
+                // Watch first: a program started during the scan is seen by one or the other.
+                hooks.watch_new_binaries(&mut ebpf);
                 hooks.attach_running(&mut ebpf);
                 hooks
             })
@@ -154,6 +160,12 @@ impl SyscallCapture {
             None
         };
 
+        let binaries = match tls {
+            Some(_) => ebpf
+                .take_map("binaries")
+                .and_then(|map| RingBuf::try_from(map).ok()),
+            None => None,
+        };
         let ring = RingBuf::try_from(
             ebpf.take_map("events")
                 .ok_or_else(|| CaptureError::Map("events", "missing".into()))?,
@@ -165,9 +177,10 @@ impl SyscallCapture {
         )
         .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf,
             backend,
             tls,
+            binaries,
             ring,
             stats,
         })
@@ -190,6 +203,7 @@ impl SyscallCapture {
         timeout: Duration,
         handle: &mut dyn FnMut(&[u8]),
     ) -> Result<usize, CaptureError> {
+        self.follow_new_binaries();
         let mut handled = self.drain(handle);
         if handled > 0 {
             return Ok(handled);
@@ -210,6 +224,35 @@ impl SyscallCapture {
         }
         handled += self.drain(handle);
         Ok(handled)
+    }
+
+    /// Hooks the TLS code of processes that exec'd or loaded libraries since the last call.
+    fn follow_new_binaries(&mut self) {
+        let (Some(ring), Some(tls)) = (self.binaries.as_mut(), self.tls.as_mut()) else {
+            return;
+        };
+        let mut reported: Vec<(u32, bool)> = Vec::new();
+        while let Some(item) = ring.next() {
+            let Some(event) = decode_binary_event(&item) else {
+                continue;
+            };
+            let exec = event.reason == BINARY_EXEC;
+            match reported.iter_mut().find(|(tgid, _)| *tgid == event.tgid) {
+                Some((_, seen_exec)) => *seen_exec |= exec,
+                None => reported.push((event.tgid, exec)),
+            }
+        }
+        for (tgid, exec) in reported {
+            let started = std::time::Instant::now();
+            for target in tls.follow(&mut self.ebpf, tgid, exec) {
+                tracing::info!(
+                    target = %target.describe(),
+                    pid = tgid,
+                    ms = started.elapsed().as_millis() as u64,
+                    "TLS: hooked a program or library that appeared after capture started"
+                );
+            }
+        }
     }
 
     fn drain(&mut self, handle: &mut dyn FnMut(&[u8])) -> usize {
@@ -257,6 +300,15 @@ fn attach_btf_tracepoints(
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
     Ok(())
+}
+
+/// A `binary_event` from the kernel, length-checked.
+fn decode_binary_event(bytes: &[u8]) -> Option<RawBinaryEvent> {
+    let field = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    Some(RawBinaryEvent {
+        tgid: field(0)?,
+        reason: field(4)?,
+    })
 }
 
 fn attach_error(

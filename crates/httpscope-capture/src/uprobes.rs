@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
-use aya::programs::UProbe;
+use aya::programs::{TracePoint, UProbe};
 use aya::Ebpf;
 
 use crate::backend::Backend;
@@ -31,6 +31,14 @@ const GO_READ_ENTER: &str = "go_tls_read_enter";
 const GO_HANDSHAKE_ENTER: &str = "go_tls_handshake_enter";
 const GO_READ_RETURN: &str = "go_tls_read_ret";
 
+/// Programs that report processes whose TLS code may not be hooked yet.
+const PROCESS_EXEC: &str = "process_exec";
+const LIBRARIES_CHANGED: &str = "libraries_changed";
+/// The dynamic loader's hook for debuggers, called after every change to the loaded
+/// libraries, in each architecture's loader.
+const LOADER_HOOK: &str = "_dl_debug_state";
+const LOADERS: &[&str] = &["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"];
+
 /// The TLS uprobes of one capture: what is hooked, and which files were already seen.
 pub struct TlsHooks {
     backend: Backend,
@@ -52,6 +60,7 @@ impl TlsHooks {
             GO_READ_ENTER,
             GO_HANDSHAKE_ENTER,
             GO_READ_RETURN,
+            LIBRARIES_CHANGED,
         ]);
         for program in programs {
             if let Err(err) =
@@ -101,6 +110,57 @@ impl TlsHooks {
 
     pub fn hooked(&self) -> &[TlsTarget] {
         &self.hooked
+    }
+
+    /// Reports processes that exec or load libraries from now on (see `follow`). Without
+    /// it only what runs now is hooked: logged, capture goes on.
+    pub fn watch_new_binaries(&self, ebpf: &mut Ebpf) {
+        let exec = (|| -> Result<(), String> {
+            let tracepoint: &mut TracePoint = ebpf
+                .program_mut(PROCESS_EXEC)
+                .ok_or("process_exec is missing")?
+                .try_into()
+                .map_err(|e| format!("{e}"))?;
+            tracepoint.load().map_err(|e| e.to_string())?;
+            tracepoint
+                .attach("sched", "sched_process_exec")
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })();
+        if let Err(err) = exec {
+            tracing::warn!(%err, "TLS: programs started from now on will not be hooked");
+        }
+        let mut loaders = HashSet::new();
+        for loader in LOADERS {
+            let path = std::path::Path::new(loader);
+            if !tls::file_id(path).is_some_and(|id| loaders.insert(id)) {
+                continue;
+            }
+            let attached = uprobe(ebpf, LIBRARIES_CHANGED).and_then(|p| {
+                p.attach(LOADER_HOOK, path, UProbeScope::AllProcesses)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(err) = attached {
+                tracing::warn!(loader, %err, "TLS: libraries loaded from now on will not be hooked");
+            }
+        }
+    }
+
+    /// A process exec'd or changed its libraries: hooks its executable and libraries
+    /// that no process used before. Returns the targets hooked.
+    pub fn follow(&mut self, ebpf: &mut Ebpf, tgid: u32, exec: bool) -> Vec<TlsTarget> {
+        let before = self.hooked.len();
+        let executable = if exec {
+            tls::executable_of(tgid, &mut self.seen).and_then(|p| tls::classify_executable(&p))
+        } else {
+            None
+        };
+        let libraries = tls::libraries_of(tgid, &mut self.seen);
+        for target in executable.into_iter().chain(libraries) {
+            self.attach(ebpf, target);
+        }
+        self.hooked[before..].to_vec()
     }
 }
 

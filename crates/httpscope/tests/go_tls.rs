@@ -168,3 +168,42 @@ fn curl_against_a_go_server() {
     let client = check_side(&records, "client", "curl", "c", "openssl");
     note("curl -> Go server: curl", N, client);
 }
+
+/// A Go program whose binary was never run before capture started: hooked at its exec.
+#[test]
+fn go_program_started_after_capture() {
+    if !require_root("go_program_started_after_capture") {
+        return;
+    }
+    let Some(build) = go_build(Toolchain::Current) else {
+        return;
+    };
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    // A copy is a new file (inode): nothing has hooked it.
+    let late = certs.path.join("late-client");
+    std::fs::copy(&build.stripped, &late).unwrap();
+    let (_server, port) = go_server(&build.plain, &certs.path);
+    let profiler = Profiler::start(&[port], &[]);
+    let delay = std::time::Duration::from_millis(500);
+    let counts = go_client_after(delay, &late, &certs.path, port, N, "late", "h1");
+    let (records, stderr) = profiler.stop();
+    assert_eq!(counts["ok"], N, "{counts}");
+    check_go_records(&records, &stderr);
+    let hooked = strip_ansi(&stderr)
+        .lines()
+        .find(|l| l.contains("appeared after capture started") && l.contains("late-client"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("late-client was not hooked: {stderr}"));
+    eprintln!("{hooked}");
+    let client = check_side(&records, "client", "late-client", "late", "go");
+    note("Go program started after capture: client", N, client);
+    let server = check_side(
+        &records,
+        "server",
+        &GoBuild::comm(&build.plain),
+        "late",
+        "go",
+    );
+    note("Go program started after capture: server", N, server);
+}

@@ -123,31 +123,58 @@ pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
         }
     }
     for pid in pids() {
-        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        found.extend(libraries_of(pid, known));
+    }
+    found
+}
+
+/// The libssl shared libraries process `pid` has mapped that are not in `known`.
+pub fn libraries_of(pid: u32, known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
+    let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for line in maps.lines() {
+        let Some(path) = line.split_whitespace().nth(5) else {
             continue;
         };
-        for line in maps.lines() {
-            let Some(path) = line.split_whitespace().nth(5) else {
-                continue;
-            };
-            if !path.starts_with('/') || line.ends_with("(deleted)") {
-                continue;
-            }
-            let name = path.rsplit('/').next().unwrap_or(path);
-            if !is_libssl(name) {
-                continue;
-            }
-            // The path as the process sees it: another mount namespace may have its own.
-            let own = PathBuf::from(path);
-            let theirs = PathBuf::from(format!("/proc/{pid}/root{path}"));
-            match (file_id(&own), file_id(&theirs)) {
-                (Some(a), Some(b)) if a == b => add(own),
-                (_, Some(_)) => add(theirs),
-                _ => {}
-            }
+        if !path.starts_with('/') || line.ends_with("(deleted)") {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if !is_libssl(name) {
+            continue;
+        }
+        // The path as the process sees it: another mount namespace may have its own.
+        let own = PathBuf::from(path);
+        let theirs = PathBuf::from(format!("/proc/{pid}/root{path}"));
+        let path = match (file_id(&own), file_id(&theirs)) {
+            (Some(a), Some(b)) if a == b => own,
+            (_, Some(_)) => theirs,
+            _ => continue,
+        };
+        if file_id(&path).is_some_and(|id| known.insert(id)) {
+            found.push(TlsTarget {
+                path,
+                kind: TargetKind::Libssl,
+            });
         }
     }
     found
+}
+
+/// The executable process `pid` runs, when it is not in `known`: its real path when that
+/// names the same file, else its `/proc` link.
+pub fn executable_of(pid: u32, known: &mut HashSet<FileId>) -> Option<PathBuf> {
+    let link = PathBuf::from(format!("/proc/{pid}/exe"));
+    let id = file_id(&link)?;
+    if !known.insert(id) {
+        return None;
+    }
+    Some(match fs::read_link(&link) {
+        Ok(real) if file_id(&real) == Some(id) => real,
+        _ => link,
+    })
 }
 
 /// The file's (device, inode): uprobes are per file, so each is hooked once.
@@ -171,20 +198,10 @@ pub fn find_executables(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
         if inspected >= MAX_EXECUTABLES {
             break;
         }
-        let path = PathBuf::from(format!("/proc/{pid}/exe"));
-        let Some(id) = file_id(&path) else {
-            continue;
-        };
-        if !known.insert(id) {
-            continue;
+        if let Some(path) = executable_of(pid, known) {
+            inspected += 1;
+            found.extend(classify_executable(&path));
         }
-        inspected += 1;
-        // Prefer the real path when it is the same file (for messages).
-        let path = match fs::read_link(&path) {
-            Ok(real) if file_id(&real) == Some(id) => real,
-            _ => path,
-        };
-        found.extend(classify_executable(&path));
     }
     found
 }

@@ -116,8 +116,22 @@ pub fn go_client(
     prefix: &str,
     proto: &str,
 ) -> serde_json::Value {
+    go_client_after(Duration::ZERO, binary, certs, port, n, prefix, proto)
+}
+
+/// `go_client`, waiting `delay` before the first request.
+pub fn go_client_after(
+    delay: Duration,
+    binary: &Path,
+    certs: &Path,
+    port: u16,
+    n: usize,
+    prefix: &str,
+    proto: &str,
+) -> serde_json::Value {
     let out = run_ok(
         Command::new(binary)
+            .env("GOHTTPS_START_DELAY_MS", delay.as_millis().to_string())
             .arg("client")
             .arg(certs.join("ca.pem"))
             .arg(port.to_string())

@@ -3,6 +3,8 @@
 //	gohttps server CERT KEY            serves until killed; prints "listening on PORT" on stderr
 //	gohttps client CA PORT N PREFIX h1|h2 [SECONDS]
 //
+// GOHTTPS_START_DELAY_MS makes the client wait that long before its first request.
+//
 // The server answers GET /?id=X with "hello X" and POST with "echo:" + body, echoing
 // X-Request-Id. The client sends N requests one at a time on one keep-alive connection
 // (or, with SECONDS, as many as it can for that long), alternating GET and POST, and
@@ -61,6 +63,9 @@ func serve(cert, key string) {
 }
 
 func client(args []string) int {
+	if delay := os.Getenv("GOHTTPS_START_DELAY_MS"); delay != "" {
+		time.Sleep(time.Duration(atoi(delay)) * time.Millisecond)
+	}
 	caPEM, err := os.ReadFile(args[0])
 	if err != nil {
 		panic(err)
