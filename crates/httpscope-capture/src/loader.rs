@@ -153,7 +153,7 @@ impl SyscallCapture {
             TlsHooks::load(&mut ebpf, backend).map(|mut hooks| {
                 // Watch first: a program started during the scan is seen by one or the other.
                 hooks.watch_new_binaries(&mut ebpf);
-                hooks.attach_running(&mut ebpf);
+                hooks.attach_running(&mut ebpf, config.pid);
                 hooks
             })
         } else {

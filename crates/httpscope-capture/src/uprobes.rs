@@ -78,11 +78,24 @@ impl TlsHooks {
     }
 
     /// Hooks every libssl found, and the executables of running processes that hold a TLS
-    /// stack (Go crypto/tls, static OpenSSL).
-    pub fn attach_running(&mut self, ebpf: &mut Ebpf) {
-        let libraries = tls::find_libraries(&mut self.seen);
-        let executables = tls::find_executables(&mut self.seen);
-        for target in libraries.into_iter().chain(executables) {
+    /// stack (Go crypto/tls, static OpenSSL). With `pid`, only what that process runs: its
+    /// executable and the libraries it has mapped (fewer probes, a faster detach).
+    pub fn attach_running(&mut self, ebpf: &mut Ebpf, pid: Option<u32>) {
+        let targets = match pid {
+            Some(pid) => {
+                let executable = tls::executable_of(pid, &mut self.seen)
+                    .and_then(|path| tls::classify_executable(&path));
+                let mut targets = tls::libraries_of(pid, &mut self.seen);
+                targets.extend(executable);
+                targets
+            }
+            None => {
+                let mut targets = tls::find_libraries(&mut self.seen);
+                targets.extend(tls::find_executables(&mut self.seen));
+                targets
+            }
+        };
+        for target in targets {
             self.attach(ebpf, target);
         }
     }
