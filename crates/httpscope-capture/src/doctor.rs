@@ -177,7 +177,16 @@ pub fn run_checks() -> Vec<Check> {
         required: false,
     });
 
-    let libraries = crate::tls::find_libraries(&mut Default::default());
+    let mut seen = Default::default();
+    let libraries = crate::tls::find_libraries(&mut seen);
+    let programs = crate::tls::find_executables(&mut seen);
+    let list = |targets: &[crate::tls::TlsTarget]| {
+        targets
+            .iter()
+            .map(|t| format!("{} [tls_lib={}]", t.describe(), t.library()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     checks.push(Check {
         name: "tls libraries",
         ok: uprobes && !libraries.is_empty(),
@@ -186,14 +195,27 @@ pub fn run_checks() -> Vec<Check> {
         } else {
             format!(
                 "--tls on: will hook SSL_read/SSL_write(_ex) in {}",
-                libraries
-                    .iter()
-                    .map(|t| t.describe())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                list(&libraries)
             )
         },
         cost: "HTTPS stays encrypted: TLS connections are counted (tls_conns), not decoded",
+        required: false,
+    });
+    checks.push(Check {
+        name: "tls programs",
+        ok: uprobes,
+        detail: if programs.is_empty() {
+            "no running program with Go crypto/tls or a static OpenSSL; programs started \
+             later are hooked at their exec"
+                .into()
+        } else {
+            format!(
+                "--tls on: will hook the running programs {} (and programs started later, \
+                 at their exec)",
+                list(&programs)
+            )
+        },
+        cost: "HTTPS of Go programs and statically linked OpenSSL stays encrypted",
         required: false,
     });
 

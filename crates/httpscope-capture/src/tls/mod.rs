@@ -30,7 +30,7 @@ pub const MAX_EXECUTABLES: usize = 256;
 pub enum TargetKind {
     /// A shared libssl (OpenSSL).
     Libssl,
-    /// An executable that names SSL_write: maybe OpenSSL linked statically, with symbols.
+    /// An executable that defines SSL_write: OpenSSL linked statically, with its symbols.
     StaticOpenssl,
     /// A Go program using crypto/tls.
     Go(GoTlsBinary),
@@ -218,7 +218,7 @@ pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
                 return None;
             }
         }
-    } else if openssl {
+    } else if openssl && defines(path, "SSL_write") {
         TargetKind::StaticOpenssl
     } else {
         return None;
@@ -227,6 +227,22 @@ pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
         path: path.to_owned(),
         kind,
     })
+}
+
+/// Whether the ELF file defines `symbol` (a program that links libssl dynamically only
+/// imports it).
+fn defines(path: &Path, symbol: &str) -> bool {
+    use object::{Object, ObjectSymbol};
+
+    let Ok(data) = fs::read(path) else {
+        return false;
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return false;
+    };
+    file.symbols()
+        .chain(file.dynamic_symbols())
+        .any(|s| !s.is_undefined() && s.name_bytes().is_ok_and(|n| n == symbol.as_bytes()))
 }
 
 /// `crypto/tls.(*Conn).Write` as Go's function name table holds it.
