@@ -68,9 +68,9 @@ fn backend_checks(btf: &Btf) -> Vec<Check> {
             name: "socket backend",
             ok: socket_missing.is_empty(),
             detail: if socket_missing.is_empty() {
-                format!("sock_send_length, sock_recv_length, inet_sock_set_state, tcp_destroy_sock present: auto takes `{auto}`")
+                format!("The socket tracepoints sock_send_length, sock_recv_length, inet_sock_set_state and tcp_destroy_sock are present, so --capture-backend auto takes `{auto}`.")
             } else {
-                format!("missing: {} (Linux 6.3+ has them); auto takes `{auto}`", socket_missing.join(", "))
+                format!("The socket tracepoints {} are missing (Linux 6.3+ has them), so --capture-backend auto takes `{auto}`.", socket_missing.join(" and "))
             },
             cost: "capture falls back to the syscall backend: every syscall of every process takes the kernel's syscall-tracing slow path",
             required: false,
@@ -79,9 +79,9 @@ fn backend_checks(btf: &Btf) -> Vec<Check> {
             name: "syscall backend",
             ok: syscall_missing.is_empty(),
             detail: if syscall_missing.is_empty() {
-                "raw sys_exit tracepoint present (for kernels without the socket tracepoints, or --capture-backend syscall)".into()
+                "The raw sys_exit tracepoint is present (for kernels without the socket tracepoints, or --capture-backend syscall).".into()
             } else {
-                format!("missing: {} (needs CONFIG_FTRACE_SYSCALLS=y)", syscall_missing.join(", "))
+                format!("The syscall tracepoints {} are missing (they need CONFIG_FTRACE_SYSCALLS=y).", syscall_missing.join(" and "))
             },
             cost: "--capture-backend syscall cannot load; kernels without the socket tracepoints capture nothing",
             required: false,
@@ -220,13 +220,13 @@ pub fn run_checks() -> Vec<Check> {
         name: "tls programs",
         ok: uprobes,
         detail: if programs.is_empty() {
-            "no running program with Go crypto/tls or a static OpenSSL; programs started \
-             later are hooked at their exec"
+            "No running program has Go crypto/tls or a static OpenSSL; programs started \
+             later are hooked at their exec."
                 .into()
         } else {
             format!(
-                "--tls on: will hook the running programs {} (and programs started later, \
-                 at their exec)",
+                "With --tls (the default) httpscope hooks the running programs {} (and \
+                 programs started later, at their exec).",
                 list(&programs)
             )
         },
