@@ -13,7 +13,8 @@ fi
 
 packages=(clang llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
 if (( want_test_tools )); then
-    packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip)
+    packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip
+               nghttp2-client nghttp2-server podman runc)
 fi
 
 missing=()
@@ -31,6 +32,12 @@ if (( want_test_tools )) && ! python3 -c 'import rotel' 2>/dev/null; then
     # An OpenTelemetry collector (a binary inside the PyPI package) for the OTLP test.
     echo "setup.sh: installing rotel (pip)" >&2
     python3 -m pip install --quiet rotel || python3 -m pip install --quiet --break-system-packages rotel
+fi
+
+if (( want_test_tools )) && ! python3 -c 'import grpc' 2>/dev/null; then
+    # gRPC client and server for the HTTP/2 tests (generic handlers, no protoc).
+    echo "setup.sh: installing grpcio (pip)" >&2
+    python3 -m pip install --quiet grpcio || python3 -m pip install --quiet --break-system-packages grpcio
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -1,13 +1,15 @@
-//! Compiles the BPF C program with clang into OUT_DIR.
+//! Compiles the BPF C program (`bpf/httpscope.bpf.c` and the `bpf/*.bpf.h` parts it
+//! includes) with clang into OUT_DIR.
 
 use std::{env, path::PathBuf, process::Command};
 
 const SOURCE: &str = "bpf/httpscope.bpf.c";
-const HEADER: &str = "bpf/httpscope.h";
+/// Every part of the one compilation unit (`*.bpf.h`) and the shared header live here.
+const SOURCE_DIR: &str = "bpf";
 
 fn main() {
-    println!("cargo:rerun-if-changed={SOURCE}");
-    println!("cargo:rerun-if-changed={HEADER}");
+    // A directory: cargo reruns when any file in it changes.
+    println!("cargo:rerun-if-changed={SOURCE_DIR}");
     println!("cargo:rerun-if-env-changed=CLANG");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -15,7 +15,7 @@
 #define HTTPSCOPE_COMM_LEN 16
 #define HTTPSCOPE_ADDR_LEN 16
 /* iovecs copied per readv/writev/sendmsg/recvmsg; later ones are counted, not copied. */
-#define HTTPSCOPE_MAX_IOVECS 16
+#define HTTPSCOPE_MAX_IOVECS 64
 
 enum httpscope_event_kind {
 	EVENT_KIND_DATA = 1,
@@ -126,6 +126,11 @@ struct conn_open_event {
 	__u8 remote_addr[HTTPSCOPE_ADDR_LEN];
 	/* The process (thread group leader) name. */
 	char comm[HTTPSCOPE_COMM_LEN];
+	/*
+	 * The cgroup v2 id (the inode of its directory) of the task that opened
+	 * (or first used) the connection. Appended: older event files end before it.
+	 */
+	__u64 cgroup_id;
 };
 
 struct conn_close_event {

@@ -2,11 +2,14 @@
 //! tracepoints (and uprobes on TLS libraries) and hands out raw ring-buffer records.
 //! Needs root.
 
+mod cgroups;
 pub mod doctor;
+pub mod golang;
 mod loader;
 pub mod tls;
 mod tracefs;
 
+pub use cgroups::CgroupScanner;
 pub use loader::{CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;
 

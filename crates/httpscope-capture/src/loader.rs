@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{BtfTracePoint, TracePoint, UProbe};
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -49,11 +49,17 @@ pub struct CaptureConfig {
     pub wakeup_bytes: u64,
     /// Hook the TLS libraries found (libssl) to capture HTTPS plaintext.
     pub tls: bool,
+    /// Every TCP port is a candidate (`ports`, when not empty, narrow); the
+    /// kernel keeps the connections whose first bytes are HTTP or hooked TLS.
+    pub all_ports: bool,
+    /// Only tasks in these cgroup v2 ids (`--container`; more can be added
+    /// while capturing with [`SyscallCapture::select_cgroups`]); `None`: every cgroup.
+    pub cgroups: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Error)]
 pub enum CaptureError {
-    #[error("between 1 and {MAX_PORTS} ports can be watched, got {0}")]
+    #[error("between 1 and {MAX_PORTS} ports can be watched (or none with --all-ports), got {0}")]
     Ports(usize),
     #[error("--comm must be shorter than {COMM_LEN} bytes (the kernel keeps {max} characters)", max = COMM_LEN - 1)]
     Comm,
@@ -87,11 +93,13 @@ pub struct SyscallCapture {
     tls: Vec<TlsTarget>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
+    /// The cgroups selected by `--container`, when it is given.
+    selected_cgroups: Option<BpfHashMap<MapData, u64, u8>>,
 }
 
 impl SyscallCapture {
     pub fn attach(config: &CaptureConfig) -> Result<Self, CaptureError> {
-        if config.ports.is_empty() || config.ports.len() > MAX_PORTS {
+        if (config.ports.is_empty() && !config.all_ports) || config.ports.len() > MAX_PORTS {
             return Err(CaptureError::Ports(config.ports.len()));
         }
         if !config.ring_bytes.is_power_of_two() || config.ring_bytes < 4096 {
@@ -123,10 +131,26 @@ impl SyscallCapture {
             .override_global("capture_bytes", &capture_bytes, true)
             .override_global("wakeup_bytes", &config.wakeup_bytes, true)
             .override_global("tls_probes", &u8::from(config.tls), true)
+            .override_global("all_ports", &u8::from(config.all_ports), true)
+            .override_global("filter_cgroups", &u8::from(config.cgroups.is_some()), true)
             .map_max_entries("events", config.ring_bytes)
             .map_max_entries("scratch", cpus as u32)
             .load(BPF_OBJECT)
             .map_err(|e| CaptureError::Load(Box::new(e)))?;
+
+        // Selected before anything is attached: no connection is judged without them.
+        let selected_cgroups = match &config.cgroups {
+            Some(ids) => {
+                let map = ebpf
+                    .take_map("selected_cgroups")
+                    .ok_or_else(|| CaptureError::Map("selected_cgroups", "missing".into()))?;
+                let mut map = BpfHashMap::try_from(map)
+                    .map_err(|e| CaptureError::Map("selected_cgroups", e.to_string()))?;
+                insert_cgroups(&mut map, ids)?;
+                Some(map)
+            }
+            None => None,
+        };
 
         attach_syscall_exit(&mut ebpf)?;
         for &(program, category, name) in TRACEPOINTS {
@@ -164,7 +188,16 @@ impl SyscallCapture {
             tls,
             ring,
             stats,
+            selected_cgroups,
         })
+    }
+
+    /// Adds cgroups to the `--container` selection (containers started since).
+    pub fn select_cgroups(&mut self, ids: &[u64]) -> Result<(), CaptureError> {
+        match &mut self.selected_cgroups {
+            Some(map) => insert_cgroups(map, ids),
+            None => Ok(()),
+        }
     }
 
     /// The TLS libraries and executables whose SSL_read/SSL_write are hooked.
@@ -224,6 +257,14 @@ impl SyscallCapture {
         }
         Ok(counters)
     }
+}
+
+fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result<(), CaptureError> {
+    for id in ids {
+        map.insert(id, 1, 0)
+            .map_err(|e| CaptureError::Map("selected_cgroups", e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn attach_syscall_exit(ebpf: &mut Ebpf) -> Result<(), CaptureError> {

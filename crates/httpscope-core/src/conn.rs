@@ -2,8 +2,10 @@
 
 use hashbrown::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin};
+use crate::cgroup::CgroupInfo;
+use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin, TlsLib};
 use crate::http::HttpConnection;
 
 /// Where a connection lives and who owns it.
@@ -21,6 +23,10 @@ pub struct ConnInfo {
     pub remote_text: Box<str>,
     /// TLS plaintext was captured on this connection (from TLS library calls).
     pub tls: bool,
+    /// The library that plaintext came from.
+    pub tls_lib: Option<TlsLib>,
+    /// The cgroup (and container) of the process that opened the connection.
+    pub cgroup: Option<Arc<CgroupInfo>>,
 }
 
 impl ConnInfo {
@@ -36,6 +42,8 @@ impl ConnInfo {
             local_text: open.local.to_string().into(),
             remote_text: open.remote.to_string().into(),
             tls: false,
+            tls_lib: None,
+            cgroup: None,
         }
     }
 
@@ -52,6 +60,8 @@ impl ConnInfo {
             local_text: unknown_addr().to_string().into(),
             remote_text: unknown_addr().to_string().into(),
             tls: false,
+            tls_lib: None,
+            cgroup: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! record → sink (files, summary, …). `eventlog` records and replays events.
 
 pub mod analysis;
+pub mod cgroup;
 pub mod conn;
 pub mod direction;
 pub mod event;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::cgroup::CgroupNames;
 use crate::conn::{ConnInfo, ConnTable, Connection};
 use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
 use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, Protocol};
@@ -48,6 +49,7 @@ pub struct Pipeline {
     last_flush_ns: u64,
     last_idle_scan_ns: u64,
     latest_ts_ns: u64,
+    cgroups: Option<Box<dyn CgroupNames>>,
 }
 
 impl Pipeline {
@@ -61,7 +63,14 @@ impl Pipeline {
             last_flush_ns: 0,
             last_idle_scan_ns: 0,
             latest_ts_ns: 0,
+            cgroups: None,
         }
+    }
+
+    /// Names each connection's cgroup (and container) from its kernel cgroup id.
+    pub fn with_cgroups(mut self, cgroups: Box<dyn CgroupNames>) -> Self {
+        self.cgroups = Some(cgroups);
+        self
     }
 
     pub fn report(&self) -> &Report {
@@ -96,13 +105,17 @@ impl Pipeline {
             KernelEvent::Data(data) => self.on_data(&data)?,
             KernelEvent::ConnOpen(open) => {
                 self.latest_ts_ns = self.latest_ts_ns.max(open.header.ts_ns);
-                let info = ConnInfo::from_open(&open);
+                let mut info = ConnInfo::from_open(&open);
+                if let (Some(cgroups), 1..) = (&mut self.cgroups, open.cgroup_id) {
+                    info.cgroup = cgroups.name(open.cgroup_id);
+                }
                 match self.conns.get_mut(info.conn_id) {
                     // Data raced ahead of a retried open event: fill in the addresses.
                     Some(conn) => {
-                        let tls = conn.info.tls;
+                        let (tls, tls_lib) = (conn.info.tls, conn.info.tls_lib);
                         conn.info = info;
                         conn.info.tls = tls;
+                        conn.info.tls_lib = tls_lib;
                     }
                     None => self.open(info, open.header.ts_ns)?,
                 }
@@ -174,6 +187,7 @@ impl Pipeline {
         let engine = if data.tls {
             // TLS plaintext: its own stream, apart from the ciphertext the syscalls saw.
             conn.info.tls = true;
+            conn.info.tls_lib = data.syscall.tls_lib().or(conn.info.tls_lib);
             let mid_stream = conn.info.origin == ConnOrigin::Existing;
             conn.tls_http
                 .get_or_insert_with(|| Box::new(HttpConnection::new(mid_stream)))

@@ -7,6 +7,12 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use httpscope_core::cgroup::{CgroupInfo, CgroupNames};
+use httpscope_core::direction::Direction;
+use httpscope_core::event::{encode, ConnOrigin, EventHeader};
 use httpscope_core::eventlog::{EventFileReader, EventRecord};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::sink::{LineFormat, LineSink};
@@ -90,6 +96,119 @@ fn every_fixture_line_validates() {
         total += lines.len();
     }
     assert!(total >= 80, "only {total} lines checked");
+}
+
+/// Cgroup paths by id, as the live resolver would name them.
+struct FixedCgroups(HashMap<u64, String>);
+
+impl CgroupNames for FixedCgroups {
+    fn name(&mut self, cgroup_id: u64) -> Option<Arc<CgroupInfo>> {
+        self.0
+            .get(&cgroup_id)
+            .map(|path| Arc::new(CgroupInfo::parse(path)))
+    }
+}
+
+const CONTAINER: &str = "5e08593ba1bf069a8cb5a38f05f5e3ec5ff387050a978d050adc2e120de20fea";
+const POD: &str = "0d4c2a3e-79a8-4d6f-9c9f-1f2b3c4d5e6f";
+
+/// One exchange on each of three connections: in a pod's container, on the
+/// host's root cgroup, and in a cgroup the resolver cannot name.
+fn cgroup_lines(format: LineFormat) -> Vec<String> {
+    let pod_path = format!(
+        "/kubepods.slice/kubepods-pod{}.slice/cri-containerd-{CONTAINER}.scope",
+        POD.replace('-', "_")
+    );
+    let cgroups = FixedCgroups(HashMap::from([(4242, pod_path), (1, "/".to_string())]));
+    let buf = SharedBuf::default();
+    let sink = LineSink::new(buf.clone(), format);
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), vec![Box::new(sink)])
+        .with_cgroups(Box::new(cgroups));
+    for (conn_id, cgroup_id) in [(1u64, 4242u64), (2, 1), (3, 77)] {
+        let header = |ts_ns| EventHeader {
+            tgid: 100 + conn_id as u32,
+            tid: 100 + conn_id as u32,
+            ts_ns,
+            conn_id,
+        };
+        let mut open = encode::conn_open(
+            &header(1),
+            5,
+            ConnOrigin::Accept,
+            "127.0.0.1:8080".parse().unwrap(),
+            "127.0.0.1:40000".parse().unwrap(),
+            "server",
+        );
+        encode::set_cgroup_id(&mut open, cgroup_id);
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let response = b"HTTP/1.1 204 No Content\r\n\r\n";
+        for raw in [
+            open,
+            encode::data(
+                &header(2),
+                Direction::Recv,
+                0,
+                request.len() as u64,
+                request,
+            ),
+            encode::data(
+                &header(3),
+                Direction::Send,
+                0,
+                response.len() as u64,
+                response,
+            ),
+        ] {
+            pipeline.process_raw(&raw).unwrap();
+        }
+    }
+    pipeline.finish().unwrap();
+    let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn container_fields_are_written_and_validate() {
+    let validator = schema();
+    let lines = cgroup_lines(LineFormat::Json);
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    let records: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for record in &records {
+        assert!(validator.is_valid(record), "{record}");
+    }
+    let of_conn = |conn: u64| records.iter().filter(move |r| r["conn"] == conn);
+    for record in of_conn(1) {
+        assert_eq!(record["container_id"], CONTAINER);
+        assert_eq!(record["k8s_pod_uid"], POD);
+        assert!(record["cgroup"].as_str().unwrap().ends_with(".scope"));
+    }
+    for record in of_conn(2) {
+        assert_eq!(record["cgroup"], "/");
+        assert!(record.get("container_id").is_none() && record.get("k8s_pod_uid").is_none());
+    }
+    for record in of_conn(3) {
+        assert!(record.get("cgroup").is_none(), "{record}");
+    }
+    let mut bad = records[0].clone();
+    bad["container_id"] = Value::from(&CONTAINER[..12]);
+    assert!(!validator.is_valid(&bad), "a short container id");
+
+    let logfmt = cgroup_lines(LineFormat::Logfmt);
+    let container_lines = logfmt.iter().filter(|l| l.contains(" conn=1 ")).count();
+    assert_eq!(container_lines, 2);
+    for line in logfmt.iter().filter(|l| l.contains(" conn=1 ")) {
+        assert!(
+            line.contains(&format!(" container_id={CONTAINER} k8s_pod_uid={POD} ")),
+            "{line}"
+        );
+    }
+    assert!(logfmt
+        .iter()
+        .filter(|l| l.contains(" conn=2 "))
+        .all(|l| l.contains(" cgroup=/ ") && !l.contains("container_id")));
 }
 
 #[test]

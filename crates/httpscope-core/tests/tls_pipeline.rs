@@ -7,9 +7,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use httpscope_core::direction::Direction;
-use httpscope_core::event::{encode, ConnOrigin, EventHeader};
+use httpscope_core::event::{encode, ConnOrigin, EventHeader, TlsLib};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
-use httpscope_core::sink::{LineFormat, LineSink};
+use httpscope_core::sink::{LineFormat, LineSink, SummarySink};
 
 const MS: u64 = 1_000_000;
 const REQUEST: &[u8] = b"POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd";
@@ -95,6 +95,7 @@ fn tls_plaintext_is_logged_with_tls_true_and_ciphertext_is_not() {
     let (request, response) = (&lines[0], &lines[1]);
     for line in &lines {
         assert_eq!(line["tls"], true, "{line}");
+        assert_eq!(line["tls_lib"], "openssl", "{line}");
         assert_eq!(line["role"], "server", "{line}");
         assert_eq!(line["exchange"], 1, "{line}");
         assert_eq!(line["partial"], false, "{line}");
@@ -133,4 +134,47 @@ fn only_tls_plaintext_records_say_tls() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(!lines[0].contains("tls="), "{text}");
     assert!(lines[1].contains(" tls=true "), "{text}");
+}
+
+#[test]
+fn each_library_names_itself_in_records_and_summary() {
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let summary = Rc::new(RefCell::new(Vec::new()));
+    let sinks: Vec<Box<dyn httpscope_core::sink::Sink>> = vec![
+        Box::new(LineSink::new(Shared(out.clone()), LineFormat::Logfmt)),
+        Box::new(SummarySink::new(Shared(summary.clone()))),
+    ];
+    let mut pipeline = Pipeline::new(PipelineConfig::default(), sinks);
+    for (conn_id, lib) in [(1, TlsLib::Go), (2, TlsLib::Gnutls)] {
+        let at = |ts_ns| EventHeader {
+            conn_id,
+            ..header(ts_ns)
+        };
+        for (ts, direction, bytes) in [
+            (MS, Direction::Send, REQUEST),
+            (2 * MS, Direction::Recv, RESPONSE),
+        ] {
+            let raw = encode::tls_lib_data(lib, &at(ts), direction, 0, bytes.len() as u64, bytes);
+            pipeline.process_raw(&raw).unwrap();
+        }
+    }
+    pipeline.finish().unwrap();
+    let text = String::from_utf8(out.borrow().clone()).unwrap();
+    let libs: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            l.split(" tls_lib=")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(libs, ["go", "go", "gnutls", "gnutls"], "{text}");
+    let summary = String::from_utf8(summary.borrow().clone()).unwrap();
+    assert!(
+        summary.contains("tls_records openssl=0 go=2 gnutls=2\n"),
+        "{summary}"
+    );
 }

@@ -18,6 +18,8 @@ use httpscope_core::sink::{
 };
 use httpscope_core::stats::Report;
 
+use crate::otlp::{OtlpProtocol, OtlpSink, OtlpTargets};
+
 /// Prometheus metrics, pcapng output and OTLP export.
 #[derive(Debug, Clone, Args)]
 pub struct IntegrationArgs {
@@ -40,15 +42,24 @@ pub struct IntegrationArgs {
     pub pcap: Option<PathBuf>,
 
     /// Export each exchange as an OpenTelemetry span, and duration histograms,
-    /// over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317).
-    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    /// over OTLP to this collector (e.g. http://127.0.0.1:4317 for gRPC,
+    /// http://127.0.0.1:4318 for HTTP). Else OTEL_EXPORTER_OTLP_ENDPOINT, or
+    /// OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT for one signal.
+    #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+
+    /// OTLP protocol: grpc, or http/protobuf (POST to the endpoint's /v1/traces
+    /// and /v1/metrics). Else OTEL_EXPORTER_OTLP_PROTOCOL (or the signal's
+    /// own _PROTOCOL variable); unset, an endpoint on port 4318 means
+    /// http/protobuf and any other grpc.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<OtlpProtocol>,
 }
 
 /// What the integrations need while capture runs.
 pub struct Integrations {
     metrics: Option<Metrics>,
-    otlp: Option<crate::otlp::OtlpSink>,
+    otlp: Option<OtlpSink>,
 }
 
 impl Integrations {
@@ -70,12 +81,18 @@ impl Integrations {
             }
             None => None,
         };
-        let otlp = match &args.otlp_endpoint {
-            Some(endpoint) => Some(crate::otlp::OtlpSink::start(
-                endpoint,
+        let targets =
+            OtlpTargets::resolve(args.otlp_endpoint.as_deref(), args.otlp_protocol, |name| {
+                std::env::var(name).ok()
+            })
+            .map_err(|err| anyhow::anyhow!("OTLP settings: {err}"))?;
+        let otlp = if targets.any() {
+            Some(OtlpSink::start(
+                &targets,
                 RouteTemplater::new(args.routes.clone(), args.max_routes),
-            )?),
-            None => None,
+            )?)
+        } else {
+            None
         };
         Ok(Self { metrics, otlp })
     }

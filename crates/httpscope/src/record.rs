@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use httpscope_capture::doctor::{has_capture_privileges, run_checks};
 use httpscope_capture::{
-    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, CaptureConfig, SyscallCapture,
+    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, CaptureConfig, CgroupScanner,
+    SyscallCapture,
 };
 use httpscope_core::event::abi::KernelStat;
 use httpscope_core::eventlog::{EventFileHeader, EventFileWriter, FORMAT_VERSION};
@@ -127,9 +128,7 @@ pub(crate) fn capture(
     sinks: Vec<Box<dyn Sink>>,
     hooks: &mut dyn CaptureHooks,
 ) -> anyhow::Result<Report> {
-    let mut ports = args.ports.clone();
-    ports.sort_unstable();
-    ports.dedup();
+    let ports = args.watched_ports();
 
     let wall_clock_offset_ns = wall_clock_offset_ns();
     let mut saver = match &args.save_events {
@@ -157,6 +156,7 @@ pub(crate) fn capture(
     if let Err(err) = ensure_tracefs() {
         anyhow::bail!("tracefs is not available and could not be mounted: {err}");
     }
+    let mut container_filter = args.container.clone().map(ContainerFilter::new);
     let config = CaptureConfig {
         ports: ports.clone(),
         pid: args.pid,
@@ -165,6 +165,8 @@ pub(crate) fn capture(
         ring_bytes: args.ring_mb.saturating_mul(1 << 20),
         wakeup_bytes: WAKEUP_BYTES,
         tls: !args.no_tls,
+        all_ports: args.all_ports,
+        cgroups: container_filter.as_ref().map(ContainerFilter::cgroups),
     };
     let mut capture = match SyscallCapture::attach(&config) {
         Ok(capture) => capture,
@@ -194,8 +196,10 @@ pub(crate) fn capture(
     }
     tracing::info!(
         ports = ?ports,
+        all_ports = args.all_ports,
         pid = ?args.pid,
         comm = ?args.comm,
+        container = ?args.container,
         "attached to the socket syscall tracepoints; capturing until SIGINT/SIGTERM{}",
         args.duration.map(|d| format!(" or {d}s")).unwrap_or_default()
     );
@@ -206,7 +210,8 @@ pub(crate) fn capture(
         wall_clock_offset_ns,
         ..PipelineConfig::default()
     };
-    let mut pipeline = Pipeline::new(pipeline_config, sinks);
+    let mut pipeline =
+        Pipeline::new(pipeline_config, sinks).with_cgroups(Box::new(CgroupScanner::new()));
     hooks.attached()?;
     let started = Instant::now();
     let deadline = args
@@ -265,6 +270,10 @@ pub(crate) fn capture(
                 );
             }
             pipeline.set_kernel_counters(counters);
+            if let Some(filter) = &mut container_filter {
+                filter.rescan();
+                capture.select_cgroups(&filter.cgroups())?;
+            }
             integrations.update_health(pipeline.report(), pipeline.connections(), Some(max_fill));
             max_fill = 0.0;
         }
@@ -295,6 +304,35 @@ pub(crate) fn capture(
         "detached"
     );
     Ok(report)
+}
+
+/// `--container`: the cgroups of the containers whose id starts with a prefix.
+struct ContainerFilter {
+    prefix: String,
+    scanner: CgroupScanner,
+}
+
+impl ContainerFilter {
+    fn new(prefix: String) -> Self {
+        let mut scanner = CgroupScanner::new();
+        scanner.rescan();
+        let filter = Self { prefix, scanner };
+        if filter.cgroups().is_empty() {
+            tracing::warn!(
+                container = %filter.prefix,
+                "--container: no running container's id starts with this yet; watching for one"
+            );
+        }
+        filter
+    }
+
+    fn rescan(&mut self) {
+        self.scanner.rescan();
+    }
+
+    fn cgroups(&self) -> Vec<u64> {
+        self.scanner.container_cgroups(&self.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -72,12 +72,25 @@ fn doctor_reports_every_piece() {
         "tracepoint programs",
         "ring buffer",
         "uprobes",
+        "cgroups",
+        "container runtimes",
     ] {
         assert!(
             stdout.contains(piece),
             "doctor does not check {piece}: {stdout}"
         );
     }
+    // Every check reads as a sentence, never as a debug dump like `Ok(true)`.
+    for line in stdout.lines().filter(|line| line.starts_with('[')) {
+        assert!(
+            line.ends_with('.') && !line.contains("Ok(") && !line.contains("Err("),
+            "not a sentence: {line}"
+        );
+    }
+    assert!(
+        stdout.contains("The cgroup layout is"),
+        "doctor names no cgroup layout: {stdout}"
+    );
     assert!(out.status.success(), "this machine can capture: {stdout}");
 }
 

@@ -1,5 +1,5 @@
 //! Fleet integrations against the real tools: a Prometheus server scrapes
-//! `--metrics-addr` and is queried with PromQL; tshark dissects `--pcap`.
+//! `--metrics-addr` and is queried with PromQL; tshark dissects `--pcap` (HTTP/1 and h2c).
 //!
 //! Root tests. The tools come from `scripts/setup.sh --test`; without them a
 //! test is skipped loudly, and under CI=true it fails instead.
@@ -8,59 +8,16 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::h2::{curl_h2c_each, ids, nghttp, page_urls, Nghttpd};
+use support::matrix::free_port;
+use support::tools::{get, require_tool};
 use support::{demo_server, require_root, select, Proc, Profiler, TempDir};
-
-/// Whether `tool` is on PATH; under CI=true a missing tool is a failure.
-fn require_tool(test: &str, tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {tool} is missing (scripts/setup.sh --test installs it), and CI=true forbids skipping");
-    }
-    eprintln!("\n*** SKIPPING {test}: {tool} is not installed (scripts/setup.sh --test) ***\n");
-    false
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One request on its own connection; returns the status code.
-fn get(port: u16, path: &str) -> u16 {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad response {response:?}"))
-}
 
 /// GET over plain HTTP; returns the body (None when the server is not answering yet).
 fn http_body(port: u16, target: &str) -> Option<String> {
@@ -232,14 +189,20 @@ fn prometheus_scrapes_metrics_and_promql_counts_the_requests() {
     assert!(tracked.is_some(), "connections_tracked missing");
 }
 
-/// Counts the occurrences of `field` in the frames tshark shows for `filter`,
-/// decoding `port` as HTTP (a frame can carry two pipelined requests).
-fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
+/// Every occurrence of `field` in the frames tshark shows for `filter`, decoding `port` as
+/// `dissector` (`http`, `http2`); a frame can carry several (pipelined requests, h2 frames).
+fn tshark_fields(
+    file: &Path,
+    port: u16,
+    dissector: &str,
+    filter: &str,
+    field: &str,
+) -> Vec<String> {
     let out = Command::new("tshark")
         .arg("-r")
         .arg(file)
         .arg("-d")
-        .arg(format!("tcp.port=={port},http"))
+        .arg(format!("tcp.port=={port},{dissector}"))
         .arg("-Y")
         .arg(filter)
         .arg("-T")
@@ -260,8 +223,13 @@ fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split('|').count())
-        .sum()
+        .flat_map(|l| l.split('|').map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// How many times `field` occurs in the frames tshark shows for `filter`, `port` as HTTP/1.
+fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
+    tshark_fields(file, port, "http", filter, field).len()
 }
 
 #[test]
@@ -329,241 +297,66 @@ fn tshark_decodes_the_pcap_requests_httpscope_logged() {
     );
     assert_eq!(bad, 0, "tshark reports malformed packets or errors");
 }
-
-/// rotel's collector binary, shipped inside the `rotel` PyPI package
-/// (`scripts/setup.sh --test`); None (skip) or a panic under CI=true when missing.
-fn rotel_binary(test: &str) -> Option<std::path::PathBuf> {
-    let found = Command::new("python3")
-        .args([
-            "-c",
-            "import rotel,os;print(os.path.dirname(rotel.__file__))",
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("rotel-agent"))
-        .filter(|p| p.exists());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: rotel is missing (scripts/setup.sh --test installs it), and CI=true forbids skipping");
-        }
-        eprintln!("\n*** SKIPPING {test}: rotel is not installed (scripts/setup.sh --test) ***\n");
-    }
-    found
-}
-
-/// A running rotel collector logging every span and metric it receives to `log`.
-struct Collector {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    port: u16,
-}
-
-impl Collector {
-    fn start(binary: &Path, dir: &Path) -> Collector {
-        let log = dir.join("rotel.out");
-        let out = std::fs::File::create(&log).unwrap();
-        let port = free_port();
-        let http_port = free_port();
-        let child = Command::new(binary)
-            .arg("start")
-            .args(["--exporter", "blackhole"])
-            .args(["--debug-log", "traces", "--debug-log", "metrics"])
-            .args(["--debug-log-verbosity", "detailed"])
-            .arg(format!("--otlp-grpc-endpoint=127.0.0.1:{port}"))
-            .arg(format!("--otlp-http-endpoint=127.0.0.1:{http_port}"))
-            .arg(format!("--pid-file={}", dir.join("rotel.pid").display()))
-            .arg(format!("--log-file={}", dir.join("rotel.log").display()))
-            .env("NO_COLOR", "1")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "rotel never listened on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Collector { child, log, port }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spans in rotel's detailed debug log, as the text blocks that describe them.
-fn spans(log: &str) -> Vec<&str> {
-    log.split("\nSpan #")
-        .skip(1)
-        .map(|block| {
-            let end = ["\nResource", "\nScope", "\n20"]
-                .iter()
-                .filter_map(|marker| block.find(marker))
-                .min()
-                .unwrap_or(block.len());
-            &block[..end]
-        })
-        .collect()
-}
-
+/// An h2c capture (nghttpd and nghttp, several streams on one connection, plus curl with prior
+/// knowledge) decodes in tshark as HTTP/2: every request and response HEADERS frame that
+/// httpscope logged is there, with the same paths, and nothing is malformed.
 #[test]
-fn otlp_spans_reach_a_real_collector() {
-    const TEST: &str = "otlp_spans_reach_a_real_collector";
-    if !require_root(TEST) || !require_tool(TEST, "curl") {
+fn tshark_decodes_h2c_in_the_pcap() {
+    const TEST: &str = "tshark_decodes_h2c_in_the_pcap";
+    if !require_root(TEST) || !require_tool(TEST, "tshark") {
         return;
     }
-    let Some(rotel) = rotel_binary(TEST) else {
-        return;
-    };
+    let server = Nghttpd::start(None);
+    let port = server.port;
     let dir = TempDir::new();
-    let collector = Collector::start(&rotel, &dir.path);
-    let (_server, port) = demo_server(&[]);
-    let endpoint = format!("http://127.0.0.1:{}", collector.port);
-    let profiler = Profiler::start(&[port], &["--otlp-endpoint", &endpoint]);
+    let pcap = dir.path.join("capture.pcapng");
+    let pcap_arg = pcap.to_str().unwrap().to_string();
+    let profiler = Profiler::start(&[port], &["--pcap", &pcap_arg]);
+    let base = format!("http://127.0.0.1:{port}");
+    let sent = ids("pc", 12);
+    let urls = page_urls(&base, &sent);
+    assert_eq!(nghttp(&urls[..8], None), 8);
+    assert_eq!(curl_h2c_each(&urls[8..]), 4);
 
-    const N: usize = 5;
-    for i in 0..N {
-        let status = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-            .arg(format!("http://127.0.0.1:{port}/users/{}?q=1", 100 + i))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&status.stdout), "404");
-    }
     let (records, stderr) = profiler.stop();
-    let responses = records.iter().filter(|r| r["kind"] == "response").count();
-    assert_eq!(responses, 2 * N, "records: {records:#?}");
+
+    let mut paths = tshark_fields(
+        &pcap,
+        port,
+        "http2",
+        "http2.type == 1",
+        "http2.headers.path",
+    );
+    paths.sort();
+    let mut want: Vec<String> = page_urls("", &sent);
+    want.sort();
+    assert_eq!(paths, want, "tshark's request paths");
+    let statuses = tshark_fields(
+        &pcap,
+        port,
+        "http2",
+        "http2.type == 1",
+        "http2.headers.status",
+    );
+    assert_eq!(statuses, vec!["200"; sent.len()], "tshark's responses");
+    let bad = tshark_fields(
+        &pcap,
+        port,
+        "http2",
+        "_ws.malformed || _ws.expert.severity >= error",
+        "frame.number",
+    );
     assert!(
-        stderr.contains(&format!("spans={}", 2 * N)) && stderr.contains("dropped=0"),
-        "final OTLP line missing or wrong:\n{stderr}"
+        bad.is_empty(),
+        "tshark reports malformed packets or errors: {bad:?}"
     );
 
-    // httpscope flushed on exit; give rotel a moment to log what it got.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut log = collector.output();
-    while spans(&log).len() < 2 * N && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        log = collector.output();
-    }
-    let spans = spans(&log);
-    let kind = |k: &str| {
-        spans
-            .iter()
-            .filter(|s| s.contains(k) && s.contains(&format!("server.port: Int({port})")))
-            .count()
-    };
-    let (server, client) = (kind("SPAN_KIND_SERVER"), kind("SPAN_KIND_CLIENT"));
-    assert_eq!((server, client), (N, N), "collector output:\n{log}");
-    for span in &spans {
-        for needle in [
-            "http.request.method: Str(GET)",
-            "http.response.status_code: Int(404)",
-            "url.path: Str(/users/1",
-            "network.peer.address: Str(127.0.0.1)",
-            "server.address: Str(127.0.0.1)",
-            "process.pid: Int(",
-        ] {
-            assert!(span.contains(needle), "{needle} missing from span:\n{span}");
-        }
-        assert!(
-            span.contains("GET /users/{id}"),
-            "span name should be the route:\n{span}"
-        );
-    }
-    assert!(
-        spans
-            .iter()
-            .any(|s| s.contains("process.executable.name: Str(curl)")),
-        "no curl client span:\n{log}"
-    );
-    assert!(
-        log.contains("http.server.request.duration")
-            && log.contains("http.client.request.duration"),
-        "duration histograms did not reach the collector:\n{log}"
-    );
-}
-
-/// Peak resident memory of `pid`, in KiB.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-/// Runs `warmup` then `more` requests under a profiler started with `extra`;
-/// returns VmHWM (KiB) after each batch, how long SIGINT took, and stderr.
-fn load_under_profiler(
-    port: u16,
-    extra: &[&str],
-    warmup: usize,
-    more: usize,
-) -> (u64, u64, Duration, String) {
-    let profiler = Profiler::start(&[port], extra);
-    let pid = profiler.proc.child.id();
-    for i in 0..warmup {
-        assert_eq!(get(port, &format!("/users/{i}")), 404);
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    let warm = vm_hwm_kib(pid);
-    for i in 0..more {
-        assert_eq!(get(port, &format!("/users/{i}")), 404);
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    let after = vm_hwm_kib(pid);
-    let started = Instant::now();
-    let (records, stderr) = profiler.stop();
-    let took = started.elapsed();
-    assert!(
-        records.len() >= 4 * (warmup + more),
-        "only {} records",
-        records.len()
-    );
-    (warm, after, took, stderr)
-}
-
-#[test]
-fn otlp_with_the_collector_down_stays_bounded_and_exits() {
-    const TEST: &str = "otlp_with_the_collector_down_stays_bounded_and_exits";
-    if !require_root(TEST) {
-        return;
-    }
-    let (_server, port) = demo_server(&[]);
-    // The same load without OTLP, for httpscope's own footprint on this machine.
-    let (_, baseline, baseline_took, _) = load_under_profiler(port, &[], 2000, 0);
-
-    let closed = free_port();
-    let endpoint = format!("http://127.0.0.1:{closed}");
-    // Each request is a server and a client span: 4000 spans to warm up, then
-    // 10000 more, well over the exporter's queues (8192 exchanges, 4096 spans).
-    let (warm, after, took, stderr) =
-        load_under_profiler(port, &["--otlp-endpoint", &endpoint], 2000, 5000);
-    eprintln!(
-        "without OTLP: VmHWM {baseline} KiB, exit {baseline_took:?}; \
-         collector down: VmHWM {warm} KiB after 2000 requests, {after} KiB after 7000, exit {took:?}"
-    );
-    assert!(
-        took < Duration::from_secs(15),
-        "httpscope took {took:?} to exit with the collector down:\n{stderr}"
-    );
-    assert!(
-        after < baseline + 64 * 1024,
-        "VmHWM {after} KiB with the collector down, {baseline} KiB without OTLP"
-    );
-    assert!(
-        after < warm + 8 * 1024,
-        "VmHWM grew from {warm} to {after} KiB over 5000 requests with the collector down"
-    );
-    assert!(stderr.contains("OTLP export finished"), "{stderr}");
+    let logged = select(&records, "server", "request", Some("nghttpd"));
+    assert_eq!(logged.len(), sent.len(), "requests logged\n{stderr}");
+    let mut logged_paths: Vec<String> = logged
+        .iter()
+        .map(|r| r["url"].as_str().unwrap().to_owned())
+        .collect();
+    logged_paths.sort();
+    assert_eq!(logged_paths, want, "httpscope's request paths");
 }

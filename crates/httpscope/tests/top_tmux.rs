@@ -68,10 +68,11 @@ impl Drop for Tmux {
     }
 }
 
+/// The row of an HTTP/1.1 endpoint: ROLE, PROTO, METHOD and PATH side by side.
 fn row<'a>(screen: &'a str, role: &str, method: &str, path: &str) -> Option<&'a str> {
     screen.lines().find(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();
-        words.windows(3).any(|w| w == [role, method, path])
+        words.windows(4).any(|w| w == [role, "1.1", method, path])
     })
 }
 

@@ -14,14 +14,22 @@ pub struct Observation {
     pub interim: bool,
     pub role: String,
     pub comm: String,
+    /// The container's full id; empty outside containers (or unknown).
+    pub container: String,
     pub pid: u32,
     pub conn: u64,
     pub exchange: Option<u64>,
     /// The server's port: the request's destination, the response's source.
     pub port: u16,
+    /// `http/1.0`, `http/1.1` or `h2`.
+    pub proto: String,
     pub method: String,
     pub url: String,
     pub status: Option<u16>,
+    /// A gRPC call (`content-type: application/grpc*`).
+    pub grpc: bool,
+    /// Responses of gRPC calls: `grpc-status`, None when the call ended without one.
+    pub grpc_status: Option<u32>,
     pub latency_ns: Option<u64>,
     pub wire_bytes: u64,
     pub headers: Vec<(String, String)>,
@@ -50,13 +58,23 @@ impl Observation {
             interim: message.interim,
             role: record.role.map_or("-", |r| r.as_str()).to_owned(),
             comm: record.conn.comm.clone(),
+            container: record
+                .conn
+                .cgroup
+                .as_ref()
+                .and_then(|c| c.container_id.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
             pid: record.conn.tgid,
             conn: record.conn.conn_id,
             exchange: message.exchange,
             port,
+            proto: message.proto.as_str().to_owned(),
             method: message.method.as_deref().unwrap_or_default().to_owned(),
             url: message.url.as_deref().unwrap_or_default().to_owned(),
             status: message.status,
+            grpc: message.grpc.is_some(),
+            grpc_status: message.grpc.as_deref().and_then(|g| g.status),
             latency_ns: message.latency_ns,
             wire_bytes: message.wire_bytes,
             headers: message
@@ -115,15 +133,24 @@ impl Observation {
                 .unwrap_or("-")
                 .to_owned(),
             comm: text("comm").to_owned(),
+            container: text("container_id").to_owned(),
             pid: number("pid")
                 .and_then(|p| u32::try_from(p).ok())
                 .unwrap_or(0),
             conn: number("conn").unwrap_or(0),
             exchange: number("exchange"),
             port,
+            // Files written before `proto` existed hold HTTP/1 only.
+            proto: match (text("proto"), text("http_version")) {
+                ("", "1.0") => "http/1.0".to_owned(),
+                ("", _) => "http/1.1".to_owned(),
+                (proto, _) => proto.to_owned(),
+            },
             method: text("method").to_owned(),
             url: text("url").to_owned(),
             status: number("status").and_then(|s| u16::try_from(s).ok()),
+            grpc: value.get("grpc_service").is_some(),
+            grpc_status: number("grpc_status").and_then(|s| u32::try_from(s).ok()),
             latency_ns,
             wire_bytes: number("bytes").unwrap_or(0),
             headers,

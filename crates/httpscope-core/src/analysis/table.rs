@@ -1,5 +1,5 @@
-//! The endpoint table: per (role, method, path, process, port) counts, errors,
-//! bytes, a sliding-window rate, latency histograms and the latest exchanges.
+//! The endpoint table: per (role, protocol, method, path, process, port) counts,
+//! errors, bytes, a sliding-window rate, latency histograms and the latest exchanges.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -21,9 +21,13 @@ const MAX_PENDING: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointKey {
     pub role: String,
+    /// `1.0`, `1.1`, `h2`, or `grpc` for gRPC calls (over h2).
+    pub proto: &'static str,
     pub method: String,
     pub path: String,
     pub comm: String,
+    /// The container's full id; empty outside containers.
+    pub container: String,
     pub port: u16,
 }
 
@@ -42,7 +46,10 @@ pub struct ExchangeView {
     pub unix_ns: i64,
     pub pid: u32,
     pub url: String,
+    /// HTTP status; 0 for a gRPC call reset before its response head.
     pub status: u16,
+    /// gRPC calls: their `grpc-status`, when they ended with one.
+    pub grpc_status: Option<u32>,
     pub latency_ns: u64,
     pub request: Option<MessageView>,
     pub response: MessageView,
@@ -52,7 +59,7 @@ pub struct ExchangeView {
 #[derive(Debug, Clone)]
 pub struct EndpointStats {
     pub count: u64,
-    /// 4xx and 5xx responses.
+    /// 4xx and 5xx responses; for gRPC, calls whose `grpc-status` is not 0 (or missing).
     pub errors: u64,
     pub status_classes: [u64; 5],
     pub request_bytes: u64,
@@ -122,6 +129,16 @@ impl EndpointStats {
     }
 }
 
+/// The PROTO column: what a user tells apart at a glance.
+fn proto_label(proto: &str, grpc: bool) -> &'static str {
+    match (proto, grpc) {
+        (_, true) => "grpc",
+        ("h2", false) => "h2",
+        ("http/1.0", false) => "1.0",
+        _ => "1.1",
+    }
+}
+
 /// 1 µs to 1 hour at 3 significant digits.
 fn latency_histogram() -> Histogram<u64> {
     #[allow(clippy::expect_used)]
@@ -158,6 +175,11 @@ impl EndpointTable {
         self.endpoints.get(key)
     }
 
+    /// Keeps only the endpoints `keep` accepts (the message counters stay whole).
+    pub fn retain_endpoints(&mut self, mut keep: impl FnMut(&EndpointKey) -> bool) {
+        self.endpoints.retain(|key, _| keep(key));
+    }
+
     /// Endpoints in key order.
     pub fn rows(&self) -> Vec<(&EndpointKey, &EndpointStats)> {
         let mut rows: Vec<_> = self.endpoints.iter().collect();
@@ -185,8 +207,19 @@ impl EndpointTable {
         if obs.interim {
             return;
         }
-        let (Some(status), Some(latency_ns)) = (obs.status, obs.latency_ns) else {
+        let Some(latency_ns) = obs.latency_ns else {
             return;
+        };
+        // A gRPC call reset before its response head has no HTTP status, and is still a call.
+        let status = match (obs.status, obs.grpc) {
+            (Some(status), _) => status,
+            (None, true) => 0,
+            (None, false) => return,
+        };
+        let failed = if obs.grpc {
+            obs.grpc_status != Some(0)
+        } else {
+            status >= 400
         };
         let request = obs
             .exchange
@@ -194,9 +227,11 @@ impl EndpointTable {
         let path = obs.url.split(['?', '#']).next().unwrap_or_default();
         let mut key = EndpointKey {
             role: obs.role,
+            proto: proto_label(&obs.proto, obs.grpc),
             method: obs.method,
             path: path.to_owned(),
             comm: obs.comm,
+            container: obs.container,
             port: obs.port,
         };
         if self.endpoints.len() >= MAX_ENDPOINTS && !self.endpoints.contains_key(&key) {
@@ -204,7 +239,7 @@ impl EndpointTable {
         }
         let stats = self.endpoints.entry(key).or_insert_with(EndpointStats::new);
         stats.count += 1;
-        stats.errors += u64::from(status >= 400);
+        stats.errors += u64::from(failed);
         if let Some(slot) = (status / 100)
             .checked_sub(1)
             .and_then(|i| stats.status_classes.get_mut(usize::from(i)))
@@ -233,6 +268,7 @@ impl EndpointTable {
             pid: obs.pid,
             url: obs.url,
             status,
+            grpc_status: obs.grpc_status,
             latency_ns,
             request,
             response: view,

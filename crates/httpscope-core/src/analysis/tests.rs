@@ -190,3 +190,58 @@ fn json_lines_become_observations() {
     );
     assert_eq!(parse_rfc3339_ns("garbage"), None);
 }
+
+#[test]
+fn grpc_status_is_the_error_signal_and_protocols_get_their_own_rows() {
+    let mut table = EndpointTable::new();
+    let grpc = |exchange: u64, status: Option<u16>, grpc_status: Option<u32>| Observation {
+        proto: "h2".into(),
+        method: "POST".into(),
+        grpc: true,
+        grpc_status,
+        status,
+        ..response(1, exchange, "/pkg.Echo/Say", 200, 1, 0)
+    };
+    table.observe(grpc(1, Some(200), Some(0)));
+    table.observe(grpc(2, Some(200), Some(5)));
+    // Reset before its response head: no HTTP status, no grpc-status; still a failed call.
+    table.observe(grpc(3, None, None));
+    table.observe(Observation {
+        proto: "h2".into(),
+        ..response(1, 4, "/pkg.Echo/Say", 503, 1, 0)
+    });
+    table.observe(response(1, 5, "/pkg.Echo/Say", 200, 1, 0));
+    let rows = table.rows();
+    let protos: Vec<(&str, &str, u64, u64)> = rows
+        .iter()
+        .map(|(k, s)| (k.proto, k.method.as_str(), s.count, s.errors))
+        .collect();
+    assert_eq!(
+        protos,
+        [
+            ("1.1", "GET", 1, 0),
+            ("grpc", "POST", 3, 2),
+            ("h2", "GET", 1, 1)
+        ]
+    );
+    let (_, calls) = rows.iter().find(|(k, _)| k.proto == "grpc").unwrap();
+    let statuses: Vec<(u16, Option<u32>)> = calls
+        .latest
+        .iter()
+        .map(|e| (e.status, e.grpc_status))
+        .collect();
+    assert_eq!(statuses, [(200, Some(0)), (200, Some(5)), (0, None)]);
+}
+
+#[test]
+fn json_lines_without_proto_are_http1() {
+    let line = serde_json::json!({"kind": "response", "http_version": "1.0", "status": 200});
+    assert_eq!(Observation::from_json(&line).unwrap().proto, "http/1.0");
+    let line = serde_json::json!({"kind": "response", "proto": "h2", "grpc_service": "a.B",
+        "grpc_status": 7});
+    let obs = Observation::from_json(&line).unwrap();
+    assert_eq!(
+        (obs.proto.as_str(), obs.grpc, obs.grpc_status),
+        ("h2", true, Some(7))
+    );
+}

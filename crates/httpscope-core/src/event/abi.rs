@@ -63,6 +63,8 @@ pub struct RawConnOpenEvent {
     pub local_addr: [u8; ADDR_LEN],
     pub remote_addr: [u8; ADDR_LEN],
     pub comm: [u8; COMM_LEN],
+    /// Appended: event files written before it end at `comm`.
+    pub cgroup_id: u64,
 }
 
 #[repr(C)]
@@ -76,7 +78,8 @@ const _: () = assert!(size_of::<RawEventHeader>() == 32);
 const _: () = assert!(size_of::<RawDataEvent>() == 56);
 const _: () = assert!(offset_of!(RawDataEvent, captured_len) == 48);
 const _: () = assert!(offset_of!(RawDataEvent, flags) == 55);
-const _: () = assert!(size_of::<RawConnOpenEvent>() == 96);
+const _: () = assert!(size_of::<RawConnOpenEvent>() == 104);
+const _: () = assert!(offset_of!(RawConnOpenEvent, cgroup_id) == 96);
 const _: () = assert!(offset_of!(RawConnOpenEvent, local_addr) == 48);
 const _: () = assert!(size_of::<RawConnCloseEvent>() == 48);
 

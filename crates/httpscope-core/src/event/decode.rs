@@ -113,8 +113,11 @@ fn data(raw: &[u8], header: EventHeader) -> Result<DataEvent<'_>, DecodeError> {
     })
 }
 
+/// Open records saved before `cgroup_id` was appended end here.
+const CONN_OPEN_WITHOUT_CGROUP: usize = offset_of!(RawConnOpenEvent, cgroup_id);
+
 fn conn_open(raw: &[u8], header: EventHeader) -> Result<ConnOpenEvent, DecodeError> {
-    need(raw, size_of::<RawConnOpenEvent>())?;
+    need(raw, CONN_OPEN_WITHOUT_CGROUP)?;
     let family = read_u16(raw, offset_of!(RawConnOpenEvent, family));
     let origin = match read_u16(raw, offset_of!(RawConnOpenEvent, origin)) {
         ORIGIN_ACCEPT => ConnOrigin::Accept,
@@ -135,6 +138,11 @@ fn conn_open(raw: &[u8], header: EventHeader) -> Result<ConnOpenEvent, DecodeErr
         local: SocketAddr::new(ip(family, local_addr)?, local_port),
         remote: SocketAddr::new(ip(family, remote_addr)?, remote_port),
         comm: String::from_utf8_lossy(&comm[..comm_len]).into_owned(),
+        cgroup_id: if raw.len() >= size_of::<RawConnOpenEvent>() {
+            read_u64(raw, offset_of!(RawConnOpenEvent, cgroup_id))
+        } else {
+            0
+        },
     })
 }
 
@@ -227,6 +235,21 @@ mod tests {
             (open.fd, open.comm.as_str(), open.origin),
             (4, "nginx", ConnOrigin::Accept)
         );
+
+        assert_eq!(open.cgroup_id, 0);
+
+        let mut raw = encode::conn_open(&header(), 4, ConnOrigin::Accept, local, remote, "x");
+        encode::set_cgroup_id(&mut raw, 0x1234);
+        let KernelEvent::ConnOpen(open) = decode(&raw).unwrap() else {
+            panic!("not open")
+        };
+        assert_eq!(open.cgroup_id, 0x1234);
+        // Saved before cgroup_id was appended: still an open record, cgroup unknown.
+        let KernelEvent::ConnOpen(old) = decode(&raw[..CONN_OPEN_WITHOUT_CGROUP]).unwrap() else {
+            panic!("not open")
+        };
+        assert_eq!((old.cgroup_id, old.comm.as_str()), (0, "x"));
+        assert!(decode(&raw[..CONN_OPEN_WITHOUT_CGROUP - 1]).is_err());
 
         let raw = encode::conn_close(&header(), 1, 2);
         assert!(

@@ -4,7 +4,7 @@ use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, SocketAddr};
 
 use super::abi::*;
-use super::{ConnOrigin, EventHeader, Syscall};
+use super::{ConnOrigin, EventHeader, Syscall, TlsLib};
 use crate::direction::Direction;
 
 fn header_bytes(kind: u32, header: &EventHeader, size: usize) -> Vec<u8> {
@@ -93,7 +93,7 @@ fn put_syscall(raw: &mut [u8], syscall: Syscall) {
     );
 }
 
-/// A TLS plaintext data record (SSL_read/SSL_write), as the TLS library uprobes write it.
+/// A TLS plaintext data record from OpenSSL (SSL_read/SSL_write).
 pub fn tls_data(
     header: &EventHeader,
     direction: Direction,
@@ -101,12 +101,20 @@ pub fn tls_data(
     len: u64,
     data: &[u8],
 ) -> Vec<u8> {
+    tls_lib_data(TlsLib::Openssl, header, direction, stream_offset, len, data)
+}
+
+/// A TLS plaintext data record from `lib`'s read or write call, as its uprobes write it.
+pub fn tls_lib_data(
+    lib: TlsLib,
+    header: &EventHeader,
+    direction: Direction,
+    stream_offset: u64,
+    len: u64,
+    data: &[u8],
+) -> Vec<u8> {
     let mut raw = self::data(header, direction, stream_offset, len, data);
-    let syscall = match direction {
-        Direction::Send => Syscall::SslWrite,
-        Direction::Recv => Syscall::SslRead,
-    };
-    put_syscall(&mut raw, syscall);
+    put_syscall(&mut raw, lib.call(direction));
     raw[offset_of!(RawDataEvent, flags)] |= DATA_FLAG_TLS;
     raw
 }
@@ -187,6 +195,15 @@ fn v6_octets(ip: IpAddr) -> [u8; ADDR_LEN] {
 }
 
 /// A connection-close record.
+/// Sets the cgroup id of a connection-open record made by [`conn_open`].
+pub fn set_cgroup_id(raw: &mut [u8], cgroup_id: u64) {
+    put(
+        raw,
+        offset_of!(RawConnOpenEvent, cgroup_id),
+        &cgroup_id.to_ne_bytes(),
+    );
+}
+
 pub fn conn_close(header: &EventHeader, sent_bytes: u64, recv_bytes: u64) -> Vec<u8> {
     let mut raw = header_bytes(
         EVENT_KIND_CONN_CLOSE,

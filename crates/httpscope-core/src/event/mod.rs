@@ -57,6 +57,8 @@ pub struct ConnOpenEvent {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub comm: String,
+    /// The opening task's cgroup v2 id; 0 when unknown (older event files).
+    pub cgroup_id: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,12 @@ pub enum Syscall {
     Recvmmsg = 12,
     SslRead = 13,
     SslWrite = 14,
+    /// Go's `crypto/tls.(*Conn).Read` / `Write`.
+    GoTlsRead = 15,
+    GoTlsWrite = 16,
+    /// GnuTLS's `gnutls_record_recv` / `gnutls_record_send`.
+    GnutlsRecv = 17,
+    GnutlsSend = 18,
 }
 
 impl Syscall {
@@ -117,6 +125,20 @@ impl Syscall {
             Syscall::Recvmmsg => "recvmmsg",
             Syscall::SslRead => "SSL_read",
             Syscall::SslWrite => "SSL_write",
+            Syscall::GoTlsRead => "tls.(*Conn).Read",
+            Syscall::GoTlsWrite => "tls.(*Conn).Write",
+            Syscall::GnutlsRecv => "gnutls_record_recv",
+            Syscall::GnutlsSend => "gnutls_record_send",
+        }
+    }
+
+    /// The TLS library whose call this was; `None` for socket syscalls.
+    pub fn tls_lib(self) -> Option<TlsLib> {
+        match self {
+            Syscall::SslRead | Syscall::SslWrite => Some(TlsLib::Openssl),
+            Syscall::GoTlsRead | Syscall::GoTlsWrite => Some(TlsLib::Go),
+            Syscall::GnutlsRecv | Syscall::GnutlsSend => Some(TlsLib::Gnutls),
+            _ => None,
         }
     }
 
@@ -136,8 +158,45 @@ impl Syscall {
             12 => Syscall::Recvmmsg,
             13 => Syscall::SslRead,
             14 => Syscall::SslWrite,
+            15 => Syscall::GoTlsRead,
+            16 => Syscall::GoTlsWrite,
+            17 => Syscall::GnutlsRecv,
+            18 => Syscall::GnutlsSend,
             _ => return None,
         })
+    }
+}
+
+/// The TLS library a connection's plaintext came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsLib {
+    Openssl,
+    Go,
+    Gnutls,
+}
+
+impl TlsLib {
+    pub const ALL: [TlsLib; 3] = [TlsLib::Openssl, TlsLib::Go, TlsLib::Gnutls];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsLib::Openssl => "openssl",
+            TlsLib::Go => "go",
+            TlsLib::Gnutls => "gnutls",
+        }
+    }
+
+    /// The read or write call of this library (the id its data records carry).
+    pub fn call(self, direction: Direction) -> Syscall {
+        let send = direction == Direction::Send;
+        match self {
+            TlsLib::Openssl if send => Syscall::SslWrite,
+            TlsLib::Openssl => Syscall::SslRead,
+            TlsLib::Go if send => Syscall::GoTlsWrite,
+            TlsLib::Go => Syscall::GoTlsRead,
+            TlsLib::Gnutls if send => Syscall::GnutlsSend,
+            TlsLib::Gnutls => Syscall::GnutlsRecv,
+        }
     }
 }
 

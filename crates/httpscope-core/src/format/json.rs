@@ -4,6 +4,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::{lossless_text, rfc3339_millis};
+use crate::event::TlsLib;
 use crate::record::ExchangeRecord;
 
 #[derive(Serialize)]
@@ -13,6 +14,12 @@ struct JsonRecord<'a> {
     tid: u32,
     comm: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k8s_pod_uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
     dir: &'static str,
     src: &'a str,
@@ -20,6 +27,8 @@ struct JsonRecord<'a> {
     conn: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_lib: Option<&'static str>,
     kind: &'static str,
     proto: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,6 +105,7 @@ impl Serialize for Headers<'_> {
 pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
     let message = record.message;
     let grpc = message.grpc.as_deref();
+    let cgroup = record.conn.cgroup.as_deref();
     let mut ts = String::with_capacity(24);
     rfc3339_millis(record.unix_ns, &mut ts);
     let json = JsonRecord {
@@ -103,12 +113,16 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         pid: record.conn.tgid,
         tid: record.tid,
         comm: &record.conn.comm,
+        cgroup: cgroup.map(|c| &*c.path),
+        container_id: cgroup.and_then(|c| c.container_id.as_deref()),
+        k8s_pod_uid: cgroup.and_then(|c| c.pod_uid.as_deref()),
         role: record.role.map(|r| r.as_str()),
         dir: record.direction().as_str(),
         src: record.src_text(),
         dst: record.dst_text(),
         conn: record.conn.conn_id,
         tls: record.conn.tls,
+        tls_lib: record.conn.tls_lib.map(TlsLib::as_str),
         kind: message.kind.as_str(),
         proto: message.proto.as_str(),
         stream: message.stream.map(|id| id.get()),

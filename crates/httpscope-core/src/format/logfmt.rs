@@ -15,6 +15,19 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     number(out, b" tid=", record.tid);
     out.extend_from_slice(b" comm=");
     value(&record.conn.comm, out);
+    if let Some(cgroup) = record.conn.cgroup.as_deref() {
+        out.extend_from_slice(b" cgroup=");
+        value(&cgroup.path, out);
+        for (key, id) in [
+            (&b" container_id="[..], &cgroup.container_id),
+            (b" k8s_pod_uid=", &cgroup.pod_uid),
+        ] {
+            if let Some(id) = id {
+                out.extend_from_slice(key);
+                out.extend_from_slice(id.as_bytes());
+            }
+        }
+    }
     if let Some(role) = record.role {
         out.extend_from_slice(b" role=");
         out.extend_from_slice(role.as_str().as_bytes());
@@ -30,6 +43,10 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     number(out, b" conn=", record.conn.conn_id);
     if record.conn.tls {
         out.extend_from_slice(b" tls=true");
+    }
+    if let Some(lib) = record.conn.tls_lib {
+        out.extend_from_slice(b" tls_lib=");
+        out.extend_from_slice(lib.as_str().as_bytes());
     }
     out.extend_from_slice(b" kind=");
     out.extend_from_slice(message.kind.as_str().as_bytes());

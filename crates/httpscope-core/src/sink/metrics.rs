@@ -7,9 +7,16 @@
 //! Names follow the OpenTelemetry HTTP semantic conventions as Prometheus
 //! spells them: `http_server_request_duration_seconds` and
 //! `http_client_request_duration_seconds`, labelled `http_request_method`,
-//! `http_route`, `http_response_status_code`, `role` and `process`.
-//! Cardinality is bounded: unknown methods become `_OTHER`, routes are
-//! templated ([`RouteTemplater`]) and capped, overflowing to `{other}`.
+//! `http_route`, `http_response_status_code`, `network_protocol_version`
+//! (`1.0`, `1.1`, `2`), `role`, `process` and `container_id` (empty outside
+//! containers). Every HTTP/1 and HTTP/2 exchange
+//! is there, gRPC calls included. gRPC calls are also in the RPC conventions'
+//! `rpc_server_call_duration_seconds` and `rpc_client_call_duration_seconds`,
+//! labelled `rpc_system="grpc"`, `rpc_service`, `rpc_method`,
+//! `rpc_grpc_status_code` (`_UNKNOWN` when the call ended without one), `role`
+//! and `process`. Cardinality is bounded: unknown methods become `_OTHER`,
+//! routes are templated ([`RouteTemplater`]) and capped, overflowing to
+//! `{other}`; gRPC service/method pairs are capped likewise.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +30,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use super::routes::RouteTemplater;
 use super::{Sink, SinkError};
 use crate::event::abi::KernelStat;
-use crate::http::{MessageKind, Role};
+use crate::http::{GrpcCall, MessageKind, Role};
 use crate::record::ExchangeRecord;
 use crate::stats::Report;
 
@@ -36,23 +44,32 @@ const DURATION_BUCKETS: [f64; 18] = [
     1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Distinct routes kept by default before new ones are reported as `{other}`.
-pub const DEFAULT_MAX_ROUTES: usize = 200;
-
 const KNOWN_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
-
-const MAX_SEGMENTS: usize = 8;
-const MAX_SEGMENT_LEN: usize = 64;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DurationLabels {
     http_request_method: String,
     http_route: String,
     http_response_status_code: String,
+    network_protocol_version: &'static str,
     role: String,
     process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    rpc_system: &'static str,
+    rpc_service: String,
+    rpc_method: String,
+    rpc_grpc_status_code: String,
+    role: String,
+    process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +78,8 @@ struct RequestLabels {
     http_route: String,
     role: String,
     process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
 }
 
 fn duration_histogram() -> Histogram {
@@ -68,6 +87,7 @@ fn duration_histogram() -> Histogram {
 }
 
 type DurationFamily = Family<DurationLabels, Histogram, fn() -> Histogram>;
+type RpcFamily = Family<RpcLabels, Histogram, fn() -> Histogram>;
 
 /// Shared handle on the metrics; clones update and encode the same registry.
 #[derive(Clone)]
@@ -75,6 +95,8 @@ pub struct Metrics {
     registry: Arc<Registry>,
     server_duration: DurationFamily,
     client_duration: DurationFamily,
+    rpc_server_duration: RpcFamily,
+    rpc_client_duration: RpcFamily,
     requests: Family<RequestLabels, Counter>,
     events: Counter,
     kernel_dropped_events: Counter,
@@ -112,6 +134,20 @@ impl Metrics {
             Unit::Seconds,
             client_duration.clone(),
         );
+        let rpc_server_duration = RpcFamily::new_with_constructor(duration_histogram);
+        let rpc_client_duration = RpcFamily::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "rpc_server_call_duration",
+            "Duration of gRPC calls served, from the request's first byte to the response's last byte (trailers) as the server process saw them; a streaming call is one observation",
+            Unit::Seconds,
+            rpc_server_duration.clone(),
+        );
+        registry.register_with_unit(
+            "rpc_client_call_duration",
+            "Duration of gRPC calls made, from the request's first byte to the response's last byte (trailers) as the client process saw them; a streaming call is one observation",
+            Unit::Seconds,
+            rpc_client_duration.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "httpscope_http_requests",
@@ -121,6 +157,8 @@ impl Metrics {
         let this = Self {
             server_duration,
             client_duration,
+            rpc_server_duration,
+            rpc_client_duration,
             requests,
             events: Counter::default(),
             kernel_dropped_events: Counter::default(),
@@ -231,11 +269,71 @@ impl Metrics {
 pub struct MetricsSink {
     metrics: Metrics,
     routes: RouteTemplater,
+    rpc_methods: RpcMethods,
 }
 
 impl MetricsSink {
     pub fn new(metrics: Metrics, routes: RouteTemplater) -> Self {
-        Self { metrics, routes }
+        let rpc_methods = RpcMethods::new(routes.max_routes());
+        Self {
+            metrics,
+            routes,
+            rpc_methods,
+        }
+    }
+
+    fn observe_rpc(
+        &mut self,
+        role: Role,
+        (process, container_id): (String, String),
+        grpc: &GrpcCall,
+        seconds: f64,
+    ) {
+        let (rpc_service, rpc_method) = self.rpc_methods.labels(grpc);
+        let family = match role {
+            Role::Server => &self.metrics.rpc_server_duration,
+            Role::Client => &self.metrics.rpc_client_duration,
+        };
+        family
+            .get_or_create(&RpcLabels {
+                rpc_system: "grpc",
+                rpc_service,
+                rpc_method,
+                rpc_grpc_status_code: grpc
+                    .status
+                    .map_or_else(|| "_UNKNOWN".to_string(), |s| s.to_string()),
+                role: role.as_str().to_string(),
+                process,
+                container_id,
+            })
+            .observe(seconds);
+    }
+}
+
+/// gRPC (service, method) label pairs, capped like routes: the path is the peer's to choose.
+struct RpcMethods {
+    seen: HashSet<(String, String)>,
+    max: usize,
+}
+
+impl RpcMethods {
+    fn new(max: usize) -> Self {
+        Self {
+            seen: HashSet::new(),
+            max,
+        }
+    }
+
+    fn labels(&mut self, grpc: &GrpcCall) -> (String, String) {
+        let pair = (grpc.service.to_string(), grpc.method.to_string());
+        if self.seen.contains(&pair) {
+            return pair;
+        }
+        if self.seen.len() >= self.max {
+            return ("{other}".to_string(), "{other}".to_string());
+        }
+        self.seen.insert(pair.clone());
+        pair
     }
 }
 
@@ -255,6 +353,13 @@ impl Sink for MetricsSink {
         };
         let role_text = role.as_str().to_string();
         let process = record.conn.comm.clone();
+        let container_id = record
+            .conn
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.container_id.as_deref())
+            .unwrap_or_default()
+            .to_string();
         let method = method_label(message.method.as_deref());
         let route = self.routes.route(record.path());
         match message.kind {
@@ -266,13 +371,20 @@ impl Sink for MetricsSink {
                         http_route: route,
                         role: role_text,
                         process,
+                        container_id,
                     })
                     .inc();
             }
             MessageKind::Response => {
-                let (Some(latency_ns), Some(status), false) =
-                    (message.latency_ns, message.status, message.interim)
-                else {
+                let (Some(latency_ns), false) = (message.latency_ns, message.interim) else {
+                    return Ok(());
+                };
+                let seconds = latency_ns as f64 / 1e9;
+                // A gRPC call reset before its response head still counts, as `_UNKNOWN`.
+                if let Some(grpc) = message.grpc.as_deref() {
+                    self.observe_rpc(role, (process.clone(), container_id.clone()), grpc, seconds);
+                }
+                let Some(status) = message.status else {
                     return Ok(());
                 };
                 let family = match role {
@@ -284,10 +396,12 @@ impl Sink for MetricsSink {
                         http_request_method: method,
                         http_route: route,
                         http_response_status_code: status.to_string(),
+                        network_protocol_version: message.proto.version(),
                         role: role_text,
                         process,
+                        container_id,
                     })
-                    .observe(latency_ns as f64 / 1e9);
+                    .observe(seconds);
             }
         }
         Ok(())
@@ -303,162 +417,12 @@ impl Sink for MetricsSink {
     }
 }
 
-/// Turns paths into low-cardinality routes: `/users/42/orders` → `/users/{id}/orders`.
-///
-/// User patterns (`/users/{id}`, a `{…}` segment matches any one segment) are
-/// tried first, in order. Otherwise numeric, UUID, long hex (≥ 8, with a digit)
-/// and over-long segments become `{id}`; paths are cut after 8 segments
-/// (`/{…}`). At most `max_routes` distinct routes are reported; later new
-/// ones are `{other}`.
-#[derive(Debug, Clone)]
-pub struct RouteTemplater {
-    patterns: Vec<Vec<String>>,
-    max_routes: usize,
-    seen: HashSet<String>,
-}
-
-impl Default for RouteTemplater {
-    fn default() -> Self {
-        Self::new(Vec::new(), DEFAULT_MAX_ROUTES)
-    }
-}
-
-impl RouteTemplater {
-    pub fn new(patterns: Vec<String>, max_routes: usize) -> Self {
-        let patterns = patterns
-            .iter()
-            .map(|p| split_path(p).map(str::to_string).collect())
-            .collect();
-        Self {
-            patterns,
-            max_routes,
-            seen: HashSet::new(),
-        }
-    }
-
-    pub fn route(&mut self, path: Option<&str>) -> String {
-        let Some(path) = path else {
-            return "{unknown}".to_string();
-        };
-        let route = self.template(path);
-        if self.seen.contains(&route) {
-            return route;
-        }
-        if self.seen.len() >= self.max_routes {
-            return "{other}".to_string();
-        }
-        self.seen.insert(route.clone());
-        route
-    }
-
-    fn template(&self, path: &str) -> String {
-        let path = strip_origin(path);
-        if !path.starts_with('/') {
-            // `*` (OPTIONS), authority form (CONNECT) or garbage.
-            return if path == "*" {
-                "*".to_string()
-            } else {
-                "{other}".to_string()
-            };
-        }
-        let segments: Vec<&str> = split_path(path).collect();
-        for pattern in &self.patterns {
-            if pattern.len() == segments.len()
-                && pattern
-                    .iter()
-                    .zip(&segments)
-                    .all(|(p, s)| is_placeholder(p) || p == s)
-            {
-                return format!("/{}", pattern.join("/"));
-            }
-        }
-        let mut route = String::new();
-        for (i, segment) in segments.iter().enumerate() {
-            if i == MAX_SEGMENTS {
-                route.push_str("/{…}");
-                break;
-            }
-            route.push('/');
-            if is_id(segment) {
-                route.push_str("{id}");
-            } else {
-                route.push_str(segment);
-            }
-        }
-        if route.is_empty() || path.ends_with('/') && segments.len() < MAX_SEGMENTS {
-            route.push('/');
-        }
-        route
-    }
-}
-
-fn split_path(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
-}
-
-fn is_placeholder(segment: &str) -> bool {
-    segment.len() >= 2 && segment.starts_with('{') && segment.ends_with('}')
-}
-
-/// `http://host:port/x` (proxy form) → `/x`.
-fn strip_origin(path: &str) -> &str {
-    for scheme in ["http://", "https://"] {
-        if let Some(rest) = path.strip_prefix(scheme) {
-            return rest.find('/').map_or("/", |i| &rest[i..]);
-        }
-    }
-    path
-}
-
-fn is_id(segment: &str) -> bool {
-    let bytes = segment.as_bytes();
-    if segment.len() > MAX_SEGMENT_LEN || bytes.iter().all(u8::is_ascii_digit) {
-        return true;
-    }
-    let is_uuid = bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        });
-    is_uuid
-        || (bytes.len() >= 8
-            && bytes.iter().all(u8::is_ascii_hexdigit)
-            && bytes.iter().any(u8::is_ascii_digit))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_ids() {
-        let mut t = RouteTemplater::default();
-        assert_eq!(t.route(Some("/users/42")), "/users/{id}");
-        assert_eq!(
-            t.route(Some("/o/123e4567-e89b-12d3-a456-426614174000/x")),
-            "/o/{id}/x"
-        );
-        assert_eq!(t.route(Some("/blob/deadbeef01")), "/blob/{id}");
-        assert_eq!(t.route(Some("/healthz")), "/healthz");
-        assert_eq!(t.route(Some("/")), "/");
-        assert_eq!(t.route(Some("http://h:1/users/7")), "/users/{id}");
-        assert_eq!(t.route(Some("*")), "*");
-        assert_eq!(t.route(None), "{unknown}");
-        assert_eq!(
-            t.route(Some("/a/b/c/d/e/f/g/h/i/j")),
-            "/a/b/c/d/e/f/g/h/{…}"
-        );
-    }
-
-    #[test]
-    fn user_patterns_and_cap() {
-        let mut t = RouteTemplater::new(vec!["/users/{name}/repos".into()], 3);
-        assert_eq!(t.route(Some("/users/alice/repos")), "/users/{name}/repos");
-        assert_eq!(t.route(Some("/a")), "/a");
-        assert_eq!(t.route(Some("/b")), "/b");
-        assert_eq!(t.route(Some("/c")), "{other}");
-        assert_eq!(t.route(Some("/a")), "/a");
-    }
+    use crate::conn::ConnInfo;
+    use crate::direction::Direction;
+    use crate::http::{HttpMessage, Proto};
 
     #[test]
     fn encodes_openmetrics() {
@@ -471,6 +435,100 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    fn h2_response(grpc: Option<GrpcCall>, status: Option<u16>) -> HttpMessage {
+        HttpMessage {
+            method: Some("POST".into()),
+            url: Some("/pkg.Echo/Say".into()),
+            status,
+            latency_ns: Some(3_000_000),
+            grpc: grpc.map(Box::new),
+            ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::H2, 0)
+        }
+    }
+
+    fn grpc_call(method: &str, status: Option<u32>) -> GrpcCall {
+        GrpcCall {
+            service: "pkg.Echo".into(),
+            method: method.into(),
+            status,
+            message: None,
+            messages: 1,
+        }
+    }
+
+    fn feed(sink: &mut MetricsSink, message: &HttpMessage) {
+        let conn = ConnInfo {
+            comm: "srv".into(),
+            ..ConnInfo::unknown(1, 2)
+        };
+        let record = ExchangeRecord {
+            unix_ns: 0,
+            tid: 2,
+            conn: &conn,
+            role: Some(Role::Server),
+            message,
+        };
+        assert!(sink.record(&record).is_ok());
+    }
+
+    #[test]
+    fn grpc_calls_follow_the_rpc_conventions_and_h2_joins_http() {
+        let metrics = Metrics::new();
+        let mut sink = MetricsSink::new(metrics.clone(), RouteTemplater::default());
+        feed(
+            &mut sink,
+            &h2_response(Some(grpc_call("Say", Some(5))), Some(200)),
+        );
+        // Reset before its response head: no HTTP status, still an RPC observation.
+        feed(&mut sink, &h2_response(Some(grpc_call("Say", None)), None));
+        feed(&mut sink, &h2_response(None, Some(404)));
+        let text = metrics.encode();
+        let rpc = "rpc_server_call_duration_seconds_count{rpc_system=\"grpc\",\
+                   rpc_service=\"pkg.Echo\",rpc_method=\"Say\"";
+        assert!(
+            text.contains(&format!(
+                "{rpc},rpc_grpc_status_code=\"5\",role=\"server\",process=\"srv\",container_id=\"\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{rpc},rpc_grpc_status_code=\"_UNKNOWN\",role=\"server\",process=\"srv\",container_id=\"\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "http_server_request_duration_seconds_count{http_request_method=\"POST\",\
+                 http_route=\"/pkg.Echo/Say\",http_response_status_code=\"404\",\
+                 network_protocol_version=\"2\",role=\"server\",process=\"srv\",container_id=\"\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# UNIT rpc_client_call_duration_seconds seconds"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn grpc_methods_are_capped() {
+        let metrics = Metrics::new();
+        let mut sink = MetricsSink::new(metrics.clone(), RouteTemplater::new(Vec::new(), 1));
+        feed(
+            &mut sink,
+            &h2_response(Some(grpc_call("A", Some(0))), Some(200)),
+        );
+        feed(
+            &mut sink,
+            &h2_response(Some(grpc_call("B", Some(0))), Some(200)),
+        );
+        let text = metrics.encode();
+        assert!(text.contains("rpc_method=\"A\""), "{text}");
+        assert!(!text.contains("rpc_method=\"B\""), "{text}");
+        assert!(text.contains("rpc_method=\"{other}\""), "{text}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{Sink, SinkError};
+use crate::event::TlsLib;
 use crate::http::MessageKind;
 use crate::record::ExchangeRecord;
 use crate::stats::Report;
@@ -45,6 +46,8 @@ pub struct EndpointSummary {
 pub struct SummarySink<W: Write> {
     endpoints: Endpoints,
     endpoint_count: usize,
+    /// Records per TLS library, in [`TlsLib::ALL`] order.
+    tls_records: [u64; TlsLib::ALL.len()],
     out: W,
 }
 
@@ -53,6 +56,7 @@ impl<W: Write> SummarySink<W> {
         Self {
             endpoints: HashMap::new(),
             endpoint_count: 0,
+            tls_records: [0; TlsLib::ALL.len()],
             out,
         }
     }
@@ -112,6 +116,13 @@ impl<W: Write> SummarySink<W> {
                 row.role, row.method, row.path, row.count, row.p50_ms, row.p90_ms, row.p99_ms
             );
         }
+        if self.tls_records.iter().any(|&n| n > 0) {
+            text.push_str("tls_records");
+            for (lib, n) in TlsLib::ALL.iter().zip(self.tls_records) {
+                let _ = write!(text, " {}={n}", lib.as_str());
+            }
+            text.push('\n');
+        }
         let kernel = &report.kernel;
         let pipeline = &report.pipeline;
         let parse = &report.parse;
@@ -153,6 +164,11 @@ fn latency_histogram() -> Histogram<u64> {
 impl<W: Write> Sink for SummarySink<W> {
     fn record(&mut self, record: &ExchangeRecord<'_>) -> Result<(), SinkError> {
         let message = record.message;
+        if let Some(lib) = record.conn.tls_lib {
+            if let Some(i) = TlsLib::ALL.iter().position(|&l| l == lib) {
+                self.tls_records[i] += 1;
+            }
+        }
         if message.kind != MessageKind::Response || message.interim {
             return Ok(());
         }

@@ -124,6 +124,43 @@ fn sort_filter_select_and_details() {
     assert!(app.quit);
 }
 
+/// HTTP/2 fixtures: h2 and gRPC endpoints get their PROTO, and a gRPC call whose grpc-status
+/// is not 0 counts in ERR% though its HTTP status is 200; the filter takes `grpc` and `h2`.
+#[test]
+fn h2_and_grpc_endpoints() {
+    for name in ["h2c-nghttp", "grpc-python"] {
+        let (table, report) = replay(name);
+        assert!(!table.is_empty(), "{name}");
+        let app = App::new("ports 18930".into());
+        check(
+            &format!("top_{name}"),
+            &screen(&app, &table, &report, 130, 16),
+        );
+    }
+    let (table, report) = replay("grpc-python");
+    let failing = table
+        .rows()
+        .into_iter()
+        .filter(|(k, s)| k.proto == "grpc" && s.errors > 0)
+        .count();
+    assert!(failing > 0, "no gRPC endpoint with errors");
+    let mut app = App::new("ports 18930".into());
+    key(&mut app, &table, KeyCode::Char('/'));
+    for c in "grpc server".chars() {
+        key(&mut app, &table, KeyCode::Char(c));
+    }
+    key(&mut app, &table, KeyCode::Enter);
+    let rows = app.rows(&table, table.latest_ns);
+    assert!(
+        !rows.is_empty()
+            && rows
+                .iter()
+                .all(|(k, _)| k.proto == "grpc" && k.role == "server")
+    );
+    key(&mut app, &table, KeyCode::Enter);
+    check("top_details_grpc", &screen(&app, &table, &report, 130, 30));
+}
+
 #[test]
 fn selection_moves_and_stays_in_range() {
     let (table, _) = replay("demo-traffic");
@@ -147,4 +184,39 @@ fn selection_moves_and_stays_in_range() {
     key(&mut app, &table, KeyCode::Enter);
     assert_eq!(app.view, View::Table);
     let _ = screen(&app, &table, &Report::default(), 10, 3);
+}
+
+#[test]
+fn container_column_and_filter() {
+    use super::columns::{matches, Columns};
+    use httpscope_core::analysis::Observation;
+
+    let id = format!("68a4a772d6b8{}", "0".repeat(52));
+    let mut table = EndpointTable::new();
+    for container in ["", id.as_str()] {
+        table.observe(Observation {
+            is_response: true,
+            role: "server".into(),
+            comm: "api".into(),
+            container: container.into(),
+            port: 80,
+            method: "GET".into(),
+            url: "/".into(),
+            status: Some(200),
+            latency_ns: Some(1000),
+            ..Observation::default()
+        });
+    }
+    let rows = table.rows();
+    let (host, contained) = (rows[0].0, rows[1].0);
+    let stats = rows[0].1;
+    let host_only = Columns::for_rows(&rows[..1]);
+    assert!(!host_only.headers().contains(&"CONTAINER"));
+    let mixed = Columns::for_rows(&rows);
+    assert_eq!(mixed.headers()[..3], ["PROCESS", "CONTAINER", "PORT"]);
+    assert_eq!(mixed.cells(contained, stats, 0.0)[1], "68a4a772d6b8");
+    assert_eq!(mixed.cells(host, stats, 0.0)[1], "-");
+    assert_eq!(mixed.path_column(), host_only.path_column() + 1);
+    assert!(matches("68a4a7", contained) && !matches("68a4a7", host));
+    assert!(!matches("a4a7", contained), "an id matches by prefix only");
 }

@@ -252,9 +252,9 @@ impl<'a> Side<'a> {
 /// by a request id (X-Request-Id echoed in the response, or `id=` in the request URL).
 ///
 /// For every response carrying an `exchange`: the request record with the same `conn` and
-/// `exchange` (when captured) has the same method, URL and X-Request-Id; the response's echoed
-/// X-Request-Id equals the `id=` of the URL it inherited from its pairing; and no two final
-/// responses share an exchange.
+/// `exchange` (when captured) has the same method, URL, HTTP/2 stream and X-Request-Id; the
+/// response's echoed X-Request-Id equals the `id=` of the URL it inherited from its pairing;
+/// and no two final responses share an exchange.
 pub fn assert_pairing_exact(records: &[Value]) -> usize {
     let mut requests: BTreeMap<(u64, u64), &Value> = BTreeMap::new();
     for r in records.iter().filter(|r| r["kind"] == "request") {
@@ -287,6 +287,7 @@ pub fn assert_pairing_exact(records: &[Value]) -> usize {
         if let Some(req) = requests.get(&(c, e)) {
             assert_eq!(req["method"], resp["method"], "{req}\n{resp}");
             assert_eq!(req["url"], resp["url"], "{req}\n{resp}");
+            assert_eq!(req["stream"], resp["stream"], "{req}\n{resp}");
             if let (Some(a), Some(b)) = (header(req, "x-request-id"), resp_id) {
                 assert_eq!(
                     a, b,
@@ -495,4 +496,67 @@ pub fn stop(profiler: super::Profiler) -> (Vec<Value>, String) {
         let _ = std::fs::write(dir.join("stderr.txt"), &stderr);
     }
     (records, stderr)
+}
+
+/// CA + server certificate (for 127.0.0.1 and localhost) in `dir`: `ca.pem`, `server.pem`,
+/// `server.key`.
+pub fn make_certs(dir: &Path) {
+    let d = |name: &str| dir.join(name);
+    std::fs::write(
+        d("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let steps: [Vec<&str>; 3] = [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=httpscope test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    ];
+    for args in steps {
+        run_ok(
+            Command::new("openssl").current_dir(dir).args(args),
+            Duration::from_secs(60),
+        );
+    }
 }

@@ -7,7 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod collector;
+pub mod container;
+pub mod h2;
 pub mod matrix;
+pub mod tools;
 
 use serde_json::Value;
 

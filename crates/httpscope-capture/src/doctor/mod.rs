@@ -8,6 +8,8 @@ use aya::programs::ProgramType;
 
 use crate::tracefs::ensure_tracefs;
 
+mod host;
+
 /// Tracepoints the capture attaches to: the raw syscall-return event (through
 /// a BTF tracepoint program) and process exit.
 pub const TRACEPOINTS: &[&str] = &["raw_syscalls/sys_exit", "sched/sched_process_exit"];
@@ -56,9 +58,10 @@ pub fn run_checks() -> Vec<Check> {
         name: "privileges",
         ok: has_capture_privileges(),
         detail: format!(
-            "euid={euid} CapEff={caps:016x} (need CAP_SYS_ADMIN, or CAP_BPF+CAP_PERFMON)"
+            "This process runs as euid {euid} with effective capabilities {caps:016x}; \
+             capture needs CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON."
         ),
-        cost: "nothing can be captured: run as root (sudo httpscope ...)",
+        cost: "nothing can be captured: run as root (or `sudo httpscope ...` as another user)",
         required: true,
     });
 
@@ -66,7 +69,11 @@ pub fn run_checks() -> Vec<Check> {
     checks.push(Check {
         name: "btf",
         ok: btf,
-        detail: if btf { "/sys/kernel/btf/vmlinux present".into() } else { "/sys/kernel/btf/vmlinux missing".into() },
+        detail: if btf {
+            "The kernel describes its types in /sys/kernel/btf/vmlinux.".into()
+        } else {
+            "The kernel has no /sys/kernel/btf/vmlinux.".into()
+        },
         cost: "CO-RE cannot relocate kernel struct offsets: the programs will not load (needs CONFIG_DEBUG_INFO_BTF=y)",
         required: true,
     });
@@ -76,8 +83,8 @@ pub fn run_checks() -> Vec<Check> {
         name: "tracefs",
         ok: tracefs.is_ok(),
         detail: match &tracefs {
-            Ok(dir) => format!("mounted at {dir}"),
-            Err(err) => format!("cannot mount: {err}"),
+            Ok(dir) => format!("The tracefs filesystem is mounted at {dir}."),
+            Err(err) => format!("The tracefs filesystem cannot be mounted: {err}."),
         },
         cost: "syscall tracepoints cannot be attached: nothing can be captured",
         required: true,
@@ -93,9 +100,9 @@ pub fn run_checks() -> Vec<Check> {
             name: "tracepoints",
             ok: missing.is_empty(),
             detail: if missing.is_empty() {
-                format!("{} present", TRACEPOINTS.join(", "))
+                format!("The tracepoints {} are present.", TRACEPOINTS.join(" and "))
             } else {
-                format!("missing: {}", missing.join(", "))
+                format!("The tracepoints {} are missing.", missing.join(" and "))
             },
             cost: "syscall returns cannot be seen: nothing can be captured (needs CONFIG_FTRACE_SYSCALLS=y)",
             required: true,
@@ -107,7 +114,11 @@ pub fn run_checks() -> Vec<Check> {
     checks.push(Check {
         name: "tracepoint programs",
         ok: matches!(tracepoint_programs, Ok(true)),
-        detail: format!("{tracepoint_programs:?}"),
+        detail: match tracepoint_programs {
+            Ok(true) => "The kernel runs BPF programs on tracepoints.".into(),
+            Ok(false) => "The kernel refuses BPF programs on tracepoints.".into(),
+            Err(err) => format!("Probing tracepoint BPF programs failed: {err}."),
+        },
         cost: "BPF cannot run on tracepoints: nothing can be captured",
         required: true,
     });
@@ -116,7 +127,11 @@ pub fn run_checks() -> Vec<Check> {
     checks.push(Check {
         name: "ring buffer",
         ok: matches!(ring, Ok(true)),
-        detail: format!("{ring:?}"),
+        detail: match ring {
+            Ok(true) => "The kernel has BPF ring buffers.".into(),
+            Ok(false) => "The kernel has no BPF ring buffers.".into(),
+            Err(err) => format!("Probing BPF ring buffers failed: {err}."),
+        },
         cost: "events cannot reach userspace (needs Linux 5.8+)",
         required: true,
     });
@@ -126,9 +141,9 @@ pub fn run_checks() -> Vec<Check> {
         name: "uprobes",
         ok: uprobes,
         detail: if uprobes {
-            "uprobe PMU present".into()
+            "The kernel can place uprobes (its uprobe PMU is present).".into()
         } else {
-            "no uprobe PMU".into()
+            "The kernel has no uprobe PMU.".into()
         },
         cost: "TLS libraries cannot be hooked: HTTPS stays encrypted (plain HTTP is unaffected)",
         required: false,
@@ -139,10 +154,10 @@ pub fn run_checks() -> Vec<Check> {
         name: "tls libraries",
         ok: uprobes && !libraries.is_empty(),
         detail: if libraries.is_empty() {
-            "no libssl found (OpenSSL 1.1/3 shared library)".into()
+            "No OpenSSL 1.1/3 shared library (libssl) was found.".into()
         } else {
             format!(
-                "--tls on: will hook SSL_read/SSL_write(_ex) in {}",
+                "With --tls (the default) httpscope hooks SSL_read/SSL_write(_ex) in {}.",
                 libraries
                     .iter()
                     .map(|t| t.describe())
@@ -159,11 +174,12 @@ pub fn run_checks() -> Vec<Check> {
         name: "kprobes",
         ok: true,
         detail: format!(
-            "{} (httpscope does not use kprobes or fentry)",
-            if kprobes { "present" } else { "absent" }
+            "This kernel {} kprobes; httpscope uses neither kprobes nor fentry.",
+            if kprobes { "has" } else { "has no" }
         ),
         cost: "nothing",
         required: false,
     });
+    checks.extend(host::checks());
     checks
 }

@@ -1,11 +1,14 @@
 //! OpenTelemetry export: each paired final response becomes a span, and its
 //! latency a sample of the `http.{server,client}.request.duration` histogram,
-//! sent over OTLP/gRPC by the official `opentelemetry-otlp` exporter.
+//! sent over OTLP (gRPC or HTTP/protobuf, see [`target`]) by the official
+//! `opentelemetry-otlp` exporters. A gRPC call follows the RPC conventions
+//! instead: a span named `{service}/{method}` with `rpc.*` attributes, and
+//! `rpc.{server,client}.call.duration`.
 //!
 //! The capture thread only turns a record into a small owned [`Exchange`] and
 //! offers it to a bounded channel; when the channel is full the exchange is
 //! dropped and counted, so a slow or absent collector never blocks capture nor
-//! grows memory. A background thread owns a Tokio runtime (for tonic) and the
+//! grows memory. A background thread owns a Tokio runtime (for tonic and hyper) and the
 //! SDK: the batch span processor (bounded queue, drops when full) and the
 //! periodic metric reader. Shutdown is bounded by timeouts.
 
@@ -22,47 +25,25 @@ use httpscope_core::sink::{RouteTemplater, Sink, SinkError};
 use httpscope_core::stats::Report;
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
-use opentelemetry::KeyValue;
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+mod http_client;
+mod providers;
+mod target;
+mod telemetry;
+
+pub use target::{OtlpProtocol, OtlpTargets};
+use telemetry::{method_label, Exchange, Rpc, Telemetry};
 
 /// Exchanges waiting for the exporter thread; beyond this they are dropped.
 const CHANNEL_CAPACITY: usize = 8192;
-/// Spans queued in the SDK batch processor; beyond this the SDK drops them.
-const SPAN_QUEUE: usize = 4096;
-/// One export call (connect + send) gives up after this.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The whole shutdown (final span and metric export) gives up after this.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Semantic-conventions bucket boundaries for HTTP durations, in seconds.
 const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-
-/// One finished exchange, owned, as the exporter thread needs it.
-struct Exchange {
-    role: Role,
-    start: SystemTime,
-    end: SystemTime,
-    method: String,
-    method_original: Option<String>,
-    path: String,
-    route: String,
-    status: u16,
-    scheme: &'static str,
-    version: &'static str,
-    server_ip: String,
-    server_port: u16,
-    client_ip: String,
-    client_port: u16,
-    peer_ip: String,
-    peer_port: u16,
-    pid: u32,
-    tid: u32,
-    comm: String,
-}
 
 #[derive(Default)]
 struct Counters {
@@ -81,26 +62,28 @@ pub struct OtlpSink {
 
 impl OtlpSink {
     /// Builds the exporters (a malformed endpoint fails here) and starts the exporter thread.
-    pub fn start(endpoint: &str, routes: RouteTemplater) -> anyhow::Result<Self> {
+    pub fn start(targets: &OtlpTargets, routes: RouteTemplater) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("otlp-io")
             .enable_all()
             .build()
             .context("starting the OTLP runtime")?;
-        // tonic's lazily connected channel spawns its worker on this runtime.
+        // tonic's lazily connected channel spawns its worker on this runtime,
+        // and the HTTP client sends its requests on it.
         let (tracer_provider, meter_provider) = {
             let _entered = runtime.enter();
-            build_providers(endpoint)?
+            providers::build(targets, runtime.handle())?
         };
         let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let worker = std::thread::Builder::new()
             .name("otlp".into())
             .spawn(move || export_loop(&rx, runtime, &tracer_provider, &meter_provider))
             .context("starting the OTLP thread")?;
-        tracing::info!(%endpoint, "exporting spans and metrics over OTLP/gRPC");
+        let endpoint = targets.describe();
+        tracing::info!(%endpoint, "exporting spans and metrics over OTLP");
         Ok(Self {
-            endpoint: endpoint.to_string(),
+            endpoint,
             tx: Some(tx),
             worker: Some(worker),
             counters: Arc::default(),
@@ -111,14 +94,19 @@ impl OtlpSink {
     fn exchange(&mut self, record: &ExchangeRecord<'_>) -> Option<Exchange> {
         let message = record.message;
         let role = record.role?;
-        let (MessageKind::Response, Some(latency_ns), Some(status), false) = (
-            message.kind,
-            message.latency_ns,
-            message.status,
-            message.interim,
-        ) else {
+        let (MessageKind::Response, Some(latency_ns), false) =
+            (message.kind, message.latency_ns, message.interim)
+        else {
             return None;
         };
+        let rpc = message.grpc.as_deref().map(|grpc| Rpc {
+            service: grpc.service.to_string(),
+            method: grpc.method.to_string(),
+            status: grpc.status,
+        });
+        if message.status.is_none() && rpc.is_none() {
+            return None;
+        }
         // `unix_ns` is the wall-clock time of the response's first byte
         // (`first_ts_ns` on the capture clock): the same offset converts the
         // response's last byte, and the request started `latency` before it.
@@ -143,7 +131,8 @@ impl OtlpSink {
             method_original,
             path,
             route,
-            status,
+            status: message.status,
+            rpc,
             scheme: if conn.tls { "https" } else { "http" },
             version: message.proto.version(),
             server_ip: server.ip().to_string(),
@@ -155,6 +144,8 @@ impl OtlpSink {
             pid: conn.tgid,
             tid: record.tid,
             comm: conn.comm.clone(),
+            container_id: conn.cgroup.as_ref().and_then(|c| c.container_id.clone()),
+            pod_uid: conn.cgroup.as_ref().and_then(|c| c.pod_uid.clone()),
         })
     }
 }
@@ -209,42 +200,6 @@ impl Sink for OtlpSink {
     }
 }
 
-fn build_providers(endpoint: &str) -> anyhow::Result<(SdkTracerProvider, SdkMeterProvider)> {
-    let resource = Resource::builder().with_service_name("httpscope").build();
-    let span_exporter = SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .with_timeout(EXPORT_TIMEOUT)
-        .build()
-        .with_context(|| format!("building the OTLP span exporter for {endpoint}"))?;
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(SPAN_QUEUE)
-        .with_scheduled_delay(Duration::from_secs(1))
-        .build();
-    let processor = BatchSpanProcessor::builder(span_exporter)
-        .with_batch_config(batch)
-        .build();
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource.clone())
-        .build();
-
-    let metric_exporter = MetricExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .with_timeout(EXPORT_TIMEOUT)
-        .build()
-        .with_context(|| format!("building the OTLP metric exporter for {endpoint}"))?;
-    let reader = PeriodicReader::builder(metric_exporter)
-        .with_interval(Duration::from_secs(10))
-        .build();
-    let meter_provider = SdkMeterProvider::builder()
-        .with_reader(reader)
-        .with_resource(resource)
-        .build();
-    Ok((tracer_provider, meter_provider))
-}
-
 fn export_loop(
     rx: &Receiver<Exchange>,
     runtime: tokio::runtime::Runtime,
@@ -261,74 +216,48 @@ fn export_loop(
             .with_boundaries(DURATION_BUCKETS.to_vec())
             .build()
     };
-    let server_duration = histogram(
+    let http_server = histogram(
         "http.server.request.duration",
         "Duration of HTTP server requests.",
     );
-    let client_duration = histogram(
+    let http_client = histogram(
         "http.client.request.duration",
         "Duration of HTTP client requests.",
     );
+    let rpc_server = histogram(
+        "rpc.server.call.duration",
+        "Measures the duration of an incoming Remote Procedure Call (RPC).",
+    );
+    let rpc_client = histogram(
+        "rpc.client.call.duration",
+        "Measures the duration of an outgoing Remote Procedure Call (RPC).",
+    );
 
     while let Ok(exchange) = rx.recv() {
-        let kind = match exchange.role {
+        let (start, end) = (exchange.start, exchange.end);
+        let telemetry = Telemetry::of(exchange);
+        let kind = match telemetry.role {
             Role::Server => SpanKind::Server,
             Role::Client => SpanKind::Client,
         };
-        let error = match exchange.role {
-            Role::Server => exchange.status >= 500,
-            Role::Client => exchange.status >= 400,
-        };
-        let status_code = i64::from(exchange.status);
-        let mut metric_attrs = vec![
-            KeyValue::new("http.request.method", exchange.method.clone()),
-            KeyValue::new("http.response.status_code", status_code),
-            KeyValue::new("http.route", exchange.route.clone()),
-            KeyValue::new("url.scheme", exchange.scheme),
-            KeyValue::new("network.protocol.version", exchange.version),
-            KeyValue::new("process.executable.name", exchange.comm.clone()),
-        ];
-        if error {
-            metric_attrs.push(KeyValue::new("error.type", exchange.status.to_string()));
-        }
-        let mut attrs = metric_attrs.clone();
-        attrs.extend([
-            KeyValue::new("url.path", exchange.path),
-            KeyValue::new("network.protocol.name", "http"),
-            KeyValue::new("network.transport", "tcp"),
-            KeyValue::new("server.address", exchange.server_ip),
-            KeyValue::new("server.port", i64::from(exchange.server_port)),
-            KeyValue::new("client.address", exchange.client_ip),
-            KeyValue::new("client.port", i64::from(exchange.client_port)),
-            KeyValue::new("network.peer.address", exchange.peer_ip),
-            KeyValue::new("network.peer.port", i64::from(exchange.peer_port)),
-            KeyValue::new("process.pid", i64::from(exchange.pid)),
-            KeyValue::new("thread.id", i64::from(exchange.tid)),
-        ]);
-        if let Some(original) = exchange.method_original {
-            attrs.push(KeyValue::new("http.request.method_original", original));
-        }
-        let name = format!("{} {}", exchange.method, exchange.route);
         let mut span = tracer
-            .span_builder(name)
+            .span_builder(telemetry.name)
             .with_kind(kind)
-            .with_start_time(exchange.start)
-            .with_attributes(attrs)
+            .with_start_time(start)
+            .with_attributes(telemetry.span_attrs)
             .start(&tracer);
-        if error {
+        if telemetry.error {
             span.set_status(Status::error(""));
         }
-        span.end_with_timestamp(exchange.end);
-
-        let seconds = exchange
-            .end
-            .duration_since(exchange.start)
-            .unwrap_or_default()
-            .as_secs_f64();
-        match exchange.role {
-            Role::Server => server_duration.record(seconds, &metric_attrs),
-            Role::Client => client_duration.record(seconds, &metric_attrs),
-        }
+        span.end_with_timestamp(end);
+        let seconds = end.duration_since(start).unwrap_or_default().as_secs_f64();
+        let histogram = match (telemetry.rpc, telemetry.role) {
+            (false, Role::Server) => &http_server,
+            (false, Role::Client) => &http_client,
+            (true, Role::Server) => &rpc_server,
+            (true, Role::Client) => &rpc_client,
+        };
+        histogram.record(seconds, &telemetry.metric_attrs);
     }
 
     if let Err(err) = tracer_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
@@ -342,30 +271,4 @@ fn export_loop(
 
 fn unix_time(ns: i64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
-}
-
-/// Semconv method: one of the standard methods, else `_OTHER` plus the original.
-fn method_label(method: Option<&str>) -> (String, Option<String>) {
-    const KNOWN: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    ];
-    match method {
-        Some(m) if KNOWN.contains(&m) => (m.to_string(), None),
-        Some(m) => ("_OTHER".to_string(), Some(m.to_string())),
-        None => ("_OTHER".to_string(), None),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::method_label;
-
-    #[test]
-    fn methods_are_bounded() {
-        assert_eq!(method_label(Some("GET")), ("GET".to_string(), None));
-        assert_eq!(
-            method_label(Some("BREW")),
-            ("_OTHER".to_string(), Some("BREW".to_string()))
-        );
-    }
 }

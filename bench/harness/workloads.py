@@ -1,0 +1,36 @@
+"""The workloads: what each one loads, against which server, and how its load runs."""
+
+from .loadgen import run_ab, run_h2load, run_wrk
+
+# name -> definition. load: wrk | ab | h2load. target: which server. path: URL path.
+WORKLOADS = {
+    "keepalive-demo": dict(load="wrk", target="demo", path="/",
+                           about="wrk -c 50 -t 2, keep-alive, demo-server `/` (~30-byte body)"),
+    "keepalive-nginx": dict(load="wrk", target="nginx", path="/",
+                            about="wrk -c 50 -t 2, keep-alive, nginx small static file"),
+    "new-conn": dict(load="ab", target="demo", path="/",
+                     about="ab -c 50 (no -k): a new connection per request, demo-server `/`"),
+    "resp-16k": dict(load="wrk", target="demo", path="/bytes/16384",
+                     about="wrk -c 50 -t 2, 16 KiB responses"),
+    "resp-1m": dict(load="wrk", target="demo", path="/bytes/1048576",
+                    about="wrk -c 50 -t 2, 1 MiB responses"),
+    "idle-1000": dict(load="wrk", target="demo", path="/", idle=1000,
+                      about="1,000 idle keep-alive connections held open + wrk -c 50 -t 2 `/`"),
+    "unwatched-port": dict(load="wrk", target="demo-unwatched", path="/",
+                           about="wrk -c 50 against a port httpscope does not watch (it watches an idle one)"),
+    "h2c-nghttpd": dict(load="h2load", target="nghttpd", path="/index.html",
+                        about="h2load -c 50 -t 2 -m 1 (HTTP/2 prior knowledge, one stream at a time per "
+                              "connection) against nghttpd --no-tls, small static file"),
+    "naive-bpftrace": dict(load="wrk", target="demo", path="/", tracer="bpftrace",
+                           about="keepalive-demo traced by bench/naive.bt (fixed 4 KiB copy per syscall)"),
+    "rss-10k": dict(load="conns", target="demo", path="/healthz", conns=10000,
+                    about="10,000 concurrent keep-alive connections, one request each; profiler VmHWM"),
+}
+
+
+def load_run(ctx, wl, port, duration):
+    if wl["load"] == "ab":
+        return run_ab(port, wl["path"], duration)
+    if wl["load"] == "h2load":
+        return run_h2load(port, wl["path"], duration, ctx.work)
+    return run_wrk(port, wl["path"], duration)

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What every backend shares: the loader's configuration, the connection
+ * state, the ring buffer and counters, the port and process filters, and
+ * the connection open/close events.
+ */
+#ifndef HTTPSCOPE_CONN_BPF_H
+#define HTTPSCOPE_CONN_BPF_H
+
+/* Configuration, set by the loader before the programs load. */
+const volatile __u16 watched_ports[HTTPSCOPE_MAX_PORTS] = {};
+const volatile __u32 watched_port_count = 0;
+const volatile __u32 filter_tgid = 0;
+const volatile __u8 filter_comm[HTTPSCOPE_COMM_LEN] = {};
+const volatile __u32 capture_bytes = 4096;
+/* The TLS library uprobes are attached: socket syscalls may run inside SSL calls. */
+const volatile __u8 tls_probes = 0;
+/* --all-ports: every TCP port is a candidate (watched_ports, if any, narrow). */
+const volatile __u8 all_ports = 0;
+/* Only tasks whose cgroup v2 id is in selected_cgroups (--container). */
+const volatile __u8 filter_cgroups = 0;
+/* Wake the reader only once this much is queued (0: on every event). */
+const volatile __u64 wakeup_bytes = 0;
+
+struct conn_state {
+	__u64 conn_id;
+	/* The struct file this fd held when we first saw it. */
+	__u64 file;
+	__u64 sent;
+	__u64 recvd;
+	__u16 origin;
+	__u8 open_pending;
+	/* A TLS library call used this socket: its syscall bytes are ciphertext. */
+	__u8 tls;
+	/* --all-ports: enum conn_verdict, and the calls judged while undecided. */
+	__u8 verdict;
+	__u8 probes;
+	__u8 reserved[2];
+	/* Plaintext stream offsets of the TLS library calls. */
+	__u64 tls_sent;
+	__u64 tls_recvd;
+};
+
+struct stat_counters {
+	__u64 values[STAT_COUNT];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced_processes SEC(".maps");
+
+/* cgroup v2 ids of the selected containers, kept current by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} selected_cgroups SEC(".maps");
+
+/* One per-CPU slot holding every counter: a single lookup per program run. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stat_counters);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} next_conn_id SEC(".maps");
+
+static __always_inline void stat_add(__u32 idx, __u64 value)
+{
+	__u32 zero = 0;
+	struct stat_counters *counters = bpf_map_lookup_elem(&stats, &zero);
+
+	if (counters && idx < STAT_COUNT)
+		counters->values[idx] += value;
+}
+
+/* Consumer position at the last forced wakeup. */
+__u64 woken_at_consumer_pos = 0;
+
+/*
+ * Wake the reader once per consumer position when the queue holds
+ * wakeup_bytes, not on every event above it: a wakeup per event costs every
+ * traced syscall. The reader also polls on a short timer.
+ */
+static __always_inline __u64 wakeup_flags(void)
+{
+	__u64 consumer_pos;
+
+	if (!wakeup_bytes)
+		return 0;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	consumer_pos = bpf_ringbuf_query(&events, BPF_RB_CONS_POS);
+	if (consumer_pos == woken_at_consumer_pos)
+		return BPF_RB_NO_WAKEUP;
+	woken_at_consumer_pos = consumer_pos;
+	return BPF_RB_FORCE_WAKEUP;
+}
+
+static __always_inline int submit(void *event, __u64 size, __u32 drop_stat)
+{
+	if (bpf_ringbuf_output(&events, event, size, wakeup_flags())) {
+		stat_add(drop_stat, 1);
+		return -1;
+	}
+	stat_add(STAT_EVENTS_SUBMITTED, 1);
+	return 0;
+}
+
+static __always_inline void fill_header(struct event_header *header, __u32 kind, __u64 conn_id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	header->kind = kind;
+	header->tgid = pid_tgid >> 32;
+	header->tid = (__u32)pid_tgid;
+	header->reserved = 0;
+	header->ts_ns = bpf_ktime_get_ns();
+	header->conn_id = conn_id;
+}
+
+static __always_inline int port_watched(__u16 local_port, __u16 remote_port)
+{
+	if (all_ports && !watched_port_count)
+		return 1;
+#pragma unroll
+	for (int i = 0; i < HTTPSCOPE_MAX_PORTS; i++) {
+		if (i >= watched_port_count)
+			return 0;
+		if (watched_ports[i] == local_port || watched_ports[i] == remote_port)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int process_selected(__u32 tgid)
+{
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	if (filter_cgroups) {
+		__u64 cgroup_id = bpf_get_current_cgroup_id();
+
+		if (!bpf_map_lookup_elem(&selected_cgroups, &cgroup_id))
+			return 0;
+	}
+	if (filter_comm[0]) {
+		char comm[HTTPSCOPE_COMM_LEN] = {};
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		BPF_CORE_READ_STR_INTO(&comm, task, group_leader, comm);
+#pragma unroll
+		for (int i = 0; i < HTTPSCOPE_COMM_LEN; i++) {
+			if (comm[i] != filter_comm[i])
+				return 0;
+			if (!comm[i])
+				break;
+		}
+	}
+	return 1;
+}
+
+static __always_inline int emit_open(struct conn_state *conn, __u32 fd, struct sock *sk)
+{
+	struct conn_open_event event = {};
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	fill_header(&event.header, EVENT_KIND_CONN_OPEN, conn->conn_id);
+	event.fd = fd;
+	event.origin = conn->origin;
+	event.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	event.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	event.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (event.family == AF_INET) {
+		BPF_CORE_READ_INTO(&event.local_addr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&event.remote_addr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&event.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&event.remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+	BPF_CORE_READ_STR_INTO(&event.comm, task, group_leader, comm);
+	event.cgroup_id = bpf_get_current_cgroup_id();
+	return submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED);
+}
+
+static __always_inline void emit_close(struct conn_state *conn)
+{
+	struct conn_close_event event = {};
+
+	fill_header(&event.header, EVENT_KIND_CONN_CLOSE, conn->conn_id);
+	event.sent_bytes = conn->sent;
+	event.recv_bytes = conn->recvd;
+	submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED);
+}
+
+#endif /* HTTPSCOPE_CONN_BPF_H */

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Copying what a socket call moved into the ring buffer: the smallest
+ * record that holds the capture budget, iovecs through a per-CPU scratch
+ * slot, truncations and drops counted.
+ */
+#ifndef HTTPSCOPE_COPY_BPF_H
+#define HTTPSCOPE_COPY_BPF_H
+
+enum copy_mode {
+	COPY_BUFFER = 0,
+	COPY_IOVEC = 1,
+	COPY_NONE = 2,
+};
+
+/* What one socket syscall (or TLS library call) moved, and how to copy it. */
+struct data_call {
+	__u64 buf;
+	__u64 iovcnt;
+	__u16 syscall;
+	__u8 direction;
+	__u8 mode;
+	/* DATA_FLAG_* set on every record of this call. */
+	__u8 data_flags;
+	__u8 reserved[3];
+};
+
+/*
+ * Records reserved directly in the ring buffer come in two sizes, so that a
+ * typical small request or response takes a quarter of the ring space.
+ */
+#define TINY_RECORD_CAPTURE 200
+#define SMALL_RECORD_CAPTURE 1024
+
+struct tiny_data_record {
+	struct data_event event;
+	__u8 data[TINY_RECORD_CAPTURE];
+};
+
+struct small_data_record {
+	struct data_event event;
+	__u8 data[SMALL_RECORD_CAPTURE];
+};
+
+struct data_scratch {
+	struct data_event event;
+	/* Twice the capture limit so the verifier can bound iovec offsets. */
+	__u8 data[2 * HTTPSCOPE_MAX_CAPTURE];
+};
+
+/* Indexed by CPU; sized to the possible CPUs by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} scratch SEC(".maps");
+
+static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt, __u64 budget)
+{
+	__u64 copied = 0;
+
+	for (int i = 0; i < HTTPSCOPE_MAX_IOVECS; i++) {
+		struct user_iovec iov;
+		__u64 n;
+
+		if (i >= iovcnt || copied >= budget || copied >= HTTPSCOPE_MAX_CAPTURE)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))))
+			break;
+		n = iov.len;
+		if (n > budget - copied)
+			n = budget - copied;
+		if (n > HTTPSCOPE_MAX_CAPTURE)
+			n = HTTPSCOPE_MAX_CAPTURE;
+		if (bpf_probe_read_user(dst + copied, n, (void *)iov.base))
+			break;
+		copied += n;
+	}
+	return copied;
+}
+
+static __always_inline void count_truncation(struct stat_counters *counters, struct data_event *event,
+					     __u8 mode, __u64 len, __u64 captured)
+{
+	if (captured >= len)
+		return;
+	if (mode != COPY_NONE) {
+		event->flags |= DATA_FLAG_TRUNCATED;
+		counters->values[STAT_SYSCALLS_TRUNCATED]++;
+	}
+	counters->values[STAT_BYTES_NOT_COPIED] += len - captured;
+}
+
+static __always_inline void count_drop(struct stat_counters *counters, __u64 len)
+{
+	counters->values[STAT_DATA_EVENTS_DROPPED]++;
+	counters->values[STAT_DATA_BYTES_DROPPED] += len;
+}
+
+static __always_inline void fill_data(struct data_event *event, struct data_call *call, __u64 conn_id,
+				      __u64 offset, __u64 len)
+{
+	fill_header(&event->header, EVENT_KIND_DATA, conn_id);
+	event->stream_offset = offset;
+	event->len = len;
+	event->syscall = call->syscall;
+	event->direction = call->direction;
+	event->flags = call->data_flags;
+}
+
+/*
+ * Plain copies that fit a fixed-size record go straight into a ring-buffer
+ * reservation: no scratch, no second copy. One definition per record size.
+ */
+#define DEFINE_EMIT_RESERVED(name, record_type, capacity)                                         \
+	static __always_inline void name(struct data_call *call, struct stat_counters *counters, \
+					 __u64 conn_id, __u64 offset, __u64 len, __u64 budget)  \
+	{                                                                                        \
+		record_type *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);               \
+		__u64 captured = 0;                                                              \
+                                                                                                 \
+		if (!rec) {                                                                      \
+			count_drop(counters, len);                                               \
+			return;                                                                  \
+		}                                                                                \
+		fill_data(&rec->event, call, conn_id, offset, len);                              \
+		if (budget <= (capacity) &&                                                      \
+		    !bpf_probe_read_user(rec->data, budget, (void *)call->buf))                  \
+			captured = budget;                                                       \
+		count_truncation(counters, &rec->event, call->mode, len, captured);              \
+		rec->event.captured_len = captured;                                              \
+		bpf_ringbuf_submit(rec, wakeup_flags());                                         \
+		counters->values[STAT_EVENTS_SUBMITTED]++;                                       \
+	}
+
+DEFINE_EMIT_RESERVED(emit_tiny, struct tiny_data_record, TINY_RECORD_CAPTURE)
+DEFINE_EMIT_RESERVED(emit_small, struct small_data_record, SMALL_RECORD_CAPTURE)
+
+/* Large copies and iovecs are assembled in a per-CPU scratch slot, then copied out. */
+static __always_inline void emit_large(struct data_call *call, struct stat_counters *counters,
+				       __u64 conn_id, __u64 offset, __u64 len, __u64 budget)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct data_scratch *slot = bpf_map_lookup_elem(&scratch, &cpu);
+	__u64 captured = 0;
+
+	if (!slot)
+		return;
+	fill_data(&slot->event, call, conn_id, offset, len);
+	if (call->mode == COPY_BUFFER) {
+		if (!bpf_probe_read_user(slot->data, budget, (void *)call->buf))
+			captured = budget;
+	} else if (call->mode == COPY_IOVEC) {
+		captured = copy_iovecs(slot->data, call->buf, call->iovcnt, budget);
+	} else {
+		slot->event.flags |= DATA_FLAG_NOT_CAPTURED;
+	}
+	if (captured > HTTPSCOPE_MAX_CAPTURE)
+		captured = HTTPSCOPE_MAX_CAPTURE;
+	count_truncation(counters, &slot->event, call->mode, len, captured);
+	slot->event.captured_len = captured;
+	if (bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured, wakeup_flags()))
+		count_drop(counters, len);
+	else
+		counters->values[STAT_EVENTS_SUBMITTED]++;
+}
+
+/* One record for len bytes at offset: the smallest record that holds the capture budget. */
+static __always_inline void emit_data(struct data_call *call, struct stat_counters *counters,
+				      __u64 conn_id, __u64 offset, __u64 len)
+{
+	__u64 budget = capture_bytes;
+
+	if (budget > HTTPSCOPE_MAX_CAPTURE)
+		budget = HTTPSCOPE_MAX_CAPTURE;
+	if (budget > len)
+		budget = len;
+	if (call->mode != COPY_BUFFER)
+		emit_large(call, counters, conn_id, offset, len, budget);
+	else if (budget <= TINY_RECORD_CAPTURE)
+		emit_tiny(call, counters, conn_id, offset, len, budget);
+	else if (budget <= SMALL_RECORD_CAPTURE)
+		emit_small(call, counters, conn_id, offset, len, budget);
+	else
+		emit_large(call, counters, conn_id, offset, len, budget);
+}
+
+/* ret bytes moved on a watched connection: one record, unless they are TLS ciphertext. */
+static __always_inline void copy_data(struct stat_counters *counters, struct conn_state *conn,
+				      __s64 ret, struct data_call *call)
+{
+	__u64 len = ret, offset;
+
+	if (conn->tls) {
+		counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
+		return;
+	}
+	counters->values[STAT_SYSCALLS_TRACED]++;
+	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
+						   : __sync_fetch_and_add(&conn->recvd, len);
+	emit_data(call, counters, conn->conn_id, offset, len);
+}
+
+#endif /* HTTPSCOPE_COPY_BPF_H */

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The syscall backend: one BTF tracepoint on the raw sys_exit event sees
+ * every syscall return, picks the socket syscalls by number and reads their
+ * arguments from the saved user registers, so nothing has to be parked
+ * between entry and exit. Connections live in a table keyed by (tgid, fd)
+ * that also remembers the struct file, so fd reuse, dup2 and pid reuse start
+ * a new connection id instead of joining two.
+ */
+#ifndef HTTPSCOPE_SYSCALL_BPF_H
+#define HTTPSCOPE_SYSCALL_BPF_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+/* (tgid, fd) -> the socket found not to be watched: skips the socket walk. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} unwatched_fds SEC(".maps");
+
+/* Direct loads through the BTF task pointer: no helper call per hop. */
+static __always_inline struct file *file_of_fd(__u32 fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!files)
+		return NULL;
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	fds = fdt->fd;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+/* The TCP sock behind a file, or NULL for anything else. */
+static __always_inline struct sock *tcp_sock_of_file(struct file *file)
+{
+	unsigned short mode = BPF_CORE_READ(file, f_inode, i_mode);
+	struct socket *socket;
+	struct sock *sk;
+	unsigned short family;
+
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	socket = BPF_CORE_READ(file, private_data);
+	if (!socket || BPF_CORE_READ(socket, type) != SOCK_STREAM)
+		return NULL;
+	sk = BPF_CORE_READ(socket, sk);
+	if (!sk)
+		return NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+/*
+ * The connection state of a watched socket fd, created on first sight.
+ * Returns NULL for fds that are not watched TCP sockets.
+ */
+static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u16 origin)
+{
+	__u64 key = ((__u64)tgid << 32) | fd;
+	struct file *file = file_of_fd(fd);
+	struct conn_state *conn;
+	struct sock *sk;
+	__u32 zero = 0;
+	__u64 *id;
+	__u8 one = 1;
+
+	if (!file)
+		return NULL;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (conn) {
+		if (conn->file == (__u64)file) {
+			if (conn->open_pending && conn_reported(conn)) {
+				sk = tcp_sock_of_file(file);
+				if (sk && !emit_open(conn, fd, sk))
+					conn->open_pending = 0;
+			}
+			return conn;
+		}
+		/* The fd now holds another file: the old connection is over. */
+		if (conn_reported(conn))
+			emit_close(conn);
+		bpf_map_delete_elem(&conns, &key);
+	}
+	/* accept and connect always classify: their sockets are new. */
+	if (origin == ORIGIN_EXISTING) {
+		__u64 *unwatched;
+
+		/* Files, pipes and the like: one inode read, no cache entry. */
+		if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+			return NULL;
+		unwatched = bpf_map_lookup_elem(&unwatched_fds, &key);
+
+		if (unwatched && *unwatched == (__u64)file)
+			return NULL;
+	}
+
+	sk = tcp_sock_of_file(file);
+	if (!sk || !port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
+				 bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))) ||
+	    !process_selected(tgid)) {
+		__u64 file_id = (__u64)file;
+
+		bpf_map_update_elem(&unwatched_fds, &key, &file_id, BPF_ANY);
+		return NULL;
+	}
+
+	id = bpf_map_lookup_elem(&next_conn_id, &zero);
+	if (!id)
+		return NULL;
+	struct conn_state fresh = {
+		.conn_id = __sync_fetch_and_add(id, 1) + 1,
+		.file = (__u64)file,
+		.origin = origin,
+		.open_pending = 1,
+	};
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY)) {
+		stat_add(STAT_CONN_TABLE_FULL, 1);
+		return NULL;
+	}
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return NULL;
+	stat_add(STAT_CONNS_OPENED, 1);
+	bpf_map_update_elem(&traced_processes, &tgid, &one, BPF_ANY);
+	if (conn_reported(conn) && !emit_open(conn, fd, sk))
+		conn->open_pending = 0;
+	return conn;
+}
+
+/* Admits (or not) a call's bytes under --all-ports; a connection just judged
+ * HTTP gets its open record now. */
+static __always_inline int admit_call(struct conn_state *conn, __u32 fd, struct data_call *call,
+				      __s64 ret, int in_tls_call)
+{
+	struct file *file;
+	struct sock *sk;
+
+	if (!call_admitted(conn, call, ret, in_tls_call))
+		return 0;
+	if (conn->open_pending && all_ports) {
+		file = file_of_fd(fd);
+		sk = file ? tcp_sock_of_file(file) : NULL;
+		if (sk && !emit_open(conn, fd, sk))
+			conn->open_pending = 0;
+	}
+	return 1;
+}
+
+/* A data syscall on fd returned ret: copy what moved if fd is a watched connection. */
+static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, __s64 ret, __u32 fd,
+				    struct data_call *call)
+{
+	struct ssl_call *ssl = active_ssl_call();
+	struct conn_state *conn;
+
+	/* A failed read inside SSL_read still tells which socket the SSL object uses. */
+	if (ret <= 0 && !ssl)
+		return;
+	conn = watched_conn(tgid, fd, ORIGIN_EXISTING);
+	if (!conn)
+		return;
+	if (ssl) {
+		join_ssl_call(ssl, tgid, fd);
+		conn->tls = 1;
+	}
+	if (ret > 0 && admit_call(conn, fd, call, ret, ssl != NULL))
+		copy_data(counters, conn, ret, call);
+}
+
+/* sendmsg/recvmsg: the iovecs of the user's msghdr. */
+static __always_inline void on_msg(struct stat_counters *counters, __u32 tgid, __s64 ret, __u32 fd,
+				   __u64 msghdr, __u16 syscall, __u8 direction)
+{
+	struct user_msghdr msg;
+	struct data_call call = { .syscall = syscall, .direction = direction, .mode = COPY_IOVEC };
+
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msghdr))
+		return;
+	call.buf = msg.msg_iov;
+	call.iovcnt = msg.msg_iovlen;
+	on_data(counters, tgid, ret, fd, &call);
+}
+
+/* close(fd): the connection (or the cached verdict) that fd held is over. */
+static __always_inline void on_close(__u32 tgid, __u32 fd)
+{
+	__u64 key = ((__u64)tgid << 32) | fd;
+	struct conn_state *conn;
+	struct file *reopened;
+
+	bpf_map_delete_elem(&unwatched_fds, &key);
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return;
+	/* Another thread already reused the fd and its new connection took the slot. */
+	reopened = file_of_fd(fd);
+	if (reopened && conn->file == (__u64)reopened)
+		return;
+	if (conn_reported(conn))
+		emit_close(conn);
+	bpf_map_delete_elem(&conns, &key);
+}
+
+/*
+ * Every syscall return on the machine passes here: anything that is not a
+ * socket syscall leaves after one compare chain. The syscall's arguments are
+ * the user registers saved at entry (the return value is elsewhere).
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
+{
+	long nr = SYSCALL_NR(regs);
+	__u64 pid_tgid;
+	struct stat_counters *counters;
+	struct conn_state *conn;
+	struct data_call call = {};
+	__u32 tgid, zero = 0, fd;
+
+	switch (nr) {
+	case NR_READ:
+	case NR_WRITE:
+	case NR_CLOSE:
+	case NR_READV:
+	case NR_WRITEV:
+	case NR_SENDFILE:
+	case NR_CONNECT:
+	case NR_ACCEPT:
+	case NR_SENDTO:
+	case NR_RECVFROM:
+	case NR_SENDMSG:
+	case NR_RECVMSG:
+	case NR_SPLICE:
+	case NR_ACCEPT4:
+		break;
+	default:
+		return 0;
+	}
+#if defined(__TARGET_ARCH_x86)
+	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT)
+		return 0;
+#endif
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!counters)
+		return 0;
+	counters->values[STAT_HOOKED_SYSCALLS]++;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	fd = SYSCALL_ARG1(regs);
+
+	switch (nr) {
+	case NR_READ:
+	case NR_WRITE:
+	case NR_SENDTO:
+	case NR_RECVFROM:
+		/* A peek leaves the bytes in the socket: the next read reports them. */
+		if (nr == NR_RECVFROM && (SYSCALL_ARG4(regs) & MSG_PEEK)) {
+			counters->values[STAT_PEEKS_IGNORED]++;
+			return 0;
+		}
+		call.buf = SYSCALL_ARG2(regs);
+		call.mode = COPY_BUFFER;
+		call.direction = nr == NR_READ || nr == NR_RECVFROM ? DIRECTION_RECV : DIRECTION_SEND;
+		call.syscall = nr == NR_READ	? SYSCALL_READ
+			       : nr == NR_WRITE ? SYSCALL_WRITE
+			       : nr == NR_SENDTO ? SYSCALL_SENDTO
+						 : SYSCALL_RECVFROM;
+		on_data(counters, tgid, ret, fd, &call);
+		return 0;
+	case NR_READV:
+	case NR_WRITEV:
+		call.buf = SYSCALL_ARG2(regs);
+		call.iovcnt = SYSCALL_ARG3(regs);
+		call.mode = COPY_IOVEC;
+		call.direction = nr == NR_READV ? DIRECTION_RECV : DIRECTION_SEND;
+		call.syscall = nr == NR_READV ? SYSCALL_READV : SYSCALL_WRITEV;
+		on_data(counters, tgid, ret, fd, &call);
+		return 0;
+	case NR_SENDMSG:
+		on_msg(counters, tgid, ret, fd, SYSCALL_ARG2(regs), SYSCALL_SENDMSG, DIRECTION_SEND);
+		return 0;
+	case NR_RECVMSG:
+		if (SYSCALL_ARG3(regs) & MSG_PEEK) {
+			counters->values[STAT_PEEKS_IGNORED]++;
+			return 0;
+		}
+		on_msg(counters, tgid, ret, fd, SYSCALL_ARG2(regs), SYSCALL_RECVMSG, DIRECTION_RECV);
+		return 0;
+	case NR_SENDFILE:
+		call.mode = COPY_NONE;
+		call.syscall = SYSCALL_SENDFILE;
+		call.direction = DIRECTION_SEND;
+		on_data(counters, tgid, ret, fd, &call);
+		return 0;
+	case NR_SPLICE:
+		if (ret <= 0)
+			return 0;
+		call.mode = COPY_NONE;
+		call.syscall = SYSCALL_SPLICE;
+		/* splice(fd_in, off_in, fd_out, ...): into or out of a watched socket. */
+		conn = watched_conn(tgid, SYSCALL_ARG3(regs), ORIGIN_EXISTING);
+		if (conn) {
+			call.direction = DIRECTION_SEND;
+			if (admit_call(conn, SYSCALL_ARG3(regs), &call, ret, 0))
+				copy_data(counters, conn, ret, &call);
+		} else {
+			call.direction = DIRECTION_RECV;
+			on_data(counters, tgid, ret, fd, &call);
+		}
+		return 0;
+	case NR_CONNECT:
+		if (ret == 0 || ret == -EINPROGRESS)
+			watched_conn(tgid, fd, ORIGIN_CONNECT);
+		return 0;
+	case NR_ACCEPT:
+	case NR_ACCEPT4:
+		if (ret >= 0)
+			watched_conn(tgid, ret, ORIGIN_ACCEPT);
+		return 0;
+	case NR_CLOSE:
+		on_close(tgid, fd);
+		return 0;
+	}
+	return 0;
+}
+
+/* This backend's TLS return probe: the call's connection is its fd's. */
+SEC("uretprobe")
+int ssl_ret(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct stat_counters *counters;
+	struct conn_state *conn;
+	struct ssl_call call;
+	__u64 len;
+	__u32 zero = 0;
+
+	if (!ssl_call_returned(ctx, &call, &len))
+		return 0;
+	if (!call.fd_known) {
+		struct ssl_key key = { .tgid = tgid, .ssl = call.ssl };
+		__u32 *fd = bpf_map_lookup_elem(&ssl_fds, &key);
+
+		if (!fd) {
+			stat_add(STAT_TLS_FD_UNKNOWN, 1);
+			return 0;
+		}
+		call.fd = *fd;
+	}
+	conn = watched_conn(tgid, call.fd, ORIGIN_EXISTING);
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!conn || !counters)
+		return 0;
+	conn->tls = 1;
+	/* The hooks read this connection's plaintext: it is kept (and reported). */
+	if (all_ports && !admit_call(conn, call.fd, NULL, 0, 1))
+		return 0;
+	emit_tls_data(counters, &call, conn, len);
+	return 0;
+}
+
+#endif /* HTTPSCOPE_SYSCALL_BPF_H */

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * TLS plaintext: uprobes on the TLS library's SSL_read/SSL_write(_ex),
+ * SSL_do_handshake and SSL_set_fd. The call's socket is the one the socket
+ * calls made inside the call use (or the fd given to SSL_set_fd); plaintext
+ * gets its own per-direction stream on that connection, and the connection's
+ * ciphertext is no longer logged from then on. Each backend supplies the
+ * return probe, which resolves the call's connection its own way.
+ */
+#ifndef HTTPSCOPE_TLS_BPF_H
+#define HTTPSCOPE_TLS_BPF_H
+
+enum ssl_op {
+	SSL_OP_WRITE = 1,
+	SSL_OP_READ = 2,
+	SSL_OP_WRITE_EX = 3,
+	SSL_OP_READ_EX = 4,
+	/* SSL_do_handshake (SSL_connect, SSL_accept): no data, only the socket. */
+	SSL_OP_HANDSHAKE = 5,
+};
+
+/* A TLS library call in flight on this thread. */
+struct ssl_call {
+	__u64 ssl;
+	__u64 buf;
+	/* SSL_read_ex/SSL_write_ex: where the library stores the byte count. */
+	__u64 count_ptr;
+	__u32 fd;
+	__u8 op;
+	/* A socket syscall inside the call found the fd. */
+	__u8 fd_known;
+	__u8 active;
+	__u8 reserved;
+};
+
+struct ssl_key {
+	__u32 tgid;
+	__u32 reserved;
+	__u64 ssl;
+};
+
+/* Per-thread TLS library call in flight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* (tgid, SSL *) -> fd: for calls served from the library's buffer, without a syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __u32);
+} ssl_fds SEC(".maps");
+
+/*
+ * TLS library calls in flight on all threads. While it is 0 no socket syscall
+ * can be inside one, and the per-thread lookup is skipped. A call whose return
+ * probe never ran (the thread died inside it) only keeps the lookups on.
+ */
+__u64 ssl_calls_in_flight = 0;
+
+/* The TLS library call in flight on this thread, or NULL. */
+static __always_inline struct ssl_call *active_ssl_call(void)
+{
+	struct ssl_call *ssl;
+
+	if (!tls_probes || !ssl_calls_in_flight)
+		return NULL;
+	ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	return ssl && ssl->active ? ssl : NULL;
+}
+
+/* A socket syscall inside that TLS library call: the call's connection is this fd. */
+static __always_inline void join_ssl_call(struct ssl_call *ssl, __u32 tgid, __u32 fd)
+{
+	struct ssl_key key = { .tgid = tgid, .ssl = ssl->ssl };
+
+	if (ssl->fd_known && ssl->fd == fd)
+		return;
+	ssl->fd = fd;
+	ssl->fd_known = 1;
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+}
+
+/* TLS library calls (uprobes on SSL_read/SSL_write(_ex), SSL_do_handshake, SSL_set_fd). */
+
+static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8 op)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ssl_call *slot;
+
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	slot = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		stat_add(STAT_CALL_TABLE_FULL, 1);
+		return 0;
+	}
+	slot->ssl = ssl;
+	slot->buf = buf;
+	slot->count_ptr = count_ptr;
+	if (!slot->active)
+		__sync_fetch_and_add(&ssl_calls_in_flight, 1);
+	slot->fd = 0;
+	slot->op = op;
+	slot->fd_known = 0;
+	slot->active = 1;
+	return 0;
+}
+
+SEC("uprobe")
+int ssl_write_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_WRITE);
+}
+
+SEC("uprobe")
+int ssl_read_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_READ);
+}
+
+SEC("uprobe")
+int ssl_write_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_WRITE_EX);
+}
+
+SEC("uprobe")
+int ssl_read_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_READ_EX);
+}
+
+SEC("uprobe")
+int ssl_handshake_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), 0, 0, SSL_OP_HANDSHAKE);
+}
+
+SEC("uprobe")
+int ssl_set_fd_enter(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ssl_key key = { .tgid = tgid, .ssl = PT_REGS_PARM1(ctx) };
+	__u32 fd = PT_REGS_PARM2(ctx);
+
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	return 0;
+}
+
+/*
+ * One return probe for every hooked call: the slot says which call returns.
+ * Returns 1 with the call and its plaintext length when it moved data.
+ */
+static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_call *call, __u64 *len)
+{
+	struct ssl_call *slot = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	__s32 ret = (__s32)PT_REGS_RC(ctx);
+
+	*len = 0;
+	if (!slot || !slot->active)
+		return 0;
+	*call = *slot;
+	slot->active = 0;
+	__sync_fetch_and_add(&ssl_calls_in_flight, -1);
+	if (call->op == SSL_OP_HANDSHAKE)
+		return 0;
+	if (call->op == SSL_OP_READ_EX || call->op == SSL_OP_WRITE_EX) {
+		if (ret != 1 || bpf_probe_read_user(len, sizeof(*len), (void *)call->count_ptr))
+			return 0;
+	} else {
+		if (ret <= 0)
+			return 0;
+		*len = ret;
+	}
+	return *len && *len <= 0x7fffffff;
+}
+
+/* The plaintext of a returned call, on its own per-direction stream of conn. */
+static __always_inline void emit_tls_data(struct stat_counters *counters, struct ssl_call *call,
+					  struct conn_state *conn, __u64 len)
+{
+	int write = call->op == SSL_OP_WRITE || call->op == SSL_OP_WRITE_EX;
+	struct data_call data = {
+		.buf = call->buf,
+		.syscall = write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ,
+		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
+		.mode = COPY_BUFFER,
+		.data_flags = DATA_FLAG_TLS,
+	};
+	__u64 offset = write ? __sync_fetch_and_add(&conn->tls_sent, len)
+			     : __sync_fetch_and_add(&conn->tls_recvd, len);
+
+	counters->values[STAT_TLS_CALLS_TRACED]++;
+	emit_data(&data, counters, conn->conn_id, offset, len);
+}
+
+#endif /* HTTPSCOPE_TLS_BPF_H */

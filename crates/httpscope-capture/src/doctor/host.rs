@@ -1,0 +1,92 @@
+//! Checks of the host around the kernel: its cgroup layout and the container runtimes on it.
+
+use std::path::{Path, PathBuf};
+
+use httpscope_core::cgroup::{CgroupLayout, CgroupMounts};
+
+use super::Check;
+
+/// Container runtimes httpscope can name: the programs that identify them.
+const RUNTIME_PROGRAMS: &[&str] = &[
+    "docker",
+    "dockerd",
+    "podman",
+    "containerd",
+    "crio",
+    "runc",
+    "crun",
+];
+
+/// API sockets of container engines: a running engine, not only an installed program.
+const RUNTIME_SOCKETS: &[(&str, &str)] = &[
+    ("docker", "/run/docker.sock"),
+    ("podman", "/run/podman/podman.sock"),
+    ("containerd", "/run/containerd/containerd.sock"),
+    ("cri-o", "/run/crio/crio.sock"),
+];
+
+pub(super) fn checks() -> Vec<Check> {
+    vec![cgroup_layout(), container_runtimes()]
+}
+
+fn cgroup_layout() -> Check {
+    let mounts = std::fs::read_to_string("/proc/self/mounts")
+        .map(|text| CgroupMounts::parse(&text))
+        .unwrap_or_default();
+    let layout = mounts.layout();
+    let detail = match &mounts.unified {
+        Some(unified) => format!(
+            "The cgroup layout is {layout}; the cgroup v2 hierarchy is mounted at {}.",
+            unified.display()
+        ),
+        None => format!("The cgroup layout is {layout}; no cgroup v2 hierarchy is mounted."),
+    };
+    Check {
+        name: "cgroups",
+        ok: matches!(layout, CgroupLayout::V2 | CgroupLayout::Hybrid),
+        detail,
+        cost: "records carry no cgroup or container id, and --container cannot filter \
+               (the kernel's cgroup id names a cgroup v2 directory)",
+        required: false,
+    }
+}
+
+fn container_runtimes() -> Check {
+    let programs: Vec<String> = RUNTIME_PROGRAMS
+        .iter()
+        .filter_map(|name| find_program(name).map(|path| format!("{name} ({})", path.display())))
+        .collect();
+    let sockets: Vec<String> = RUNTIME_SOCKETS
+        .iter()
+        .filter(|(_, socket)| Path::new(socket).exists())
+        .map(|(name, socket)| format!("{name} ({socket})"))
+        .collect();
+    let programs_sentence = if programs.is_empty() {
+        "No container runtime program is installed".to_string()
+    } else {
+        format!(
+            "Installed container runtime programs: {}",
+            programs.join(", ")
+        )
+    };
+    let sockets_sentence = if sockets.is_empty() {
+        "no container engine API socket is listening".to_string()
+    } else {
+        format!("engine API sockets: {}", sockets.join(", "))
+    };
+    Check {
+        name: "container runtimes",
+        ok: true,
+        detail: format!("{programs_sentence}; {sockets_sentence}."),
+        cost: "nothing",
+        required: false,
+    }
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}

@@ -1,0 +1,3 @@
+module gohttps
+
+go 1.19
