@@ -337,14 +337,15 @@ fn write_records(
         None => conn.http.role(),
     };
     let mut result = Ok(());
-    for mut message in messages.drain(..) {
-        config.redactor.apply(&mut message);
+    // Borrowed in place rather than moved out: a move copies the whole message.
+    for message in messages.iter_mut() {
+        config.redactor.apply(message);
         let record = ExchangeRecord {
             unix_ns: (message.first_ts_ns as i64).saturating_add(config.wall_clock_offset_ns),
             tid,
             conn: &conn.info,
             role,
-            message: &message,
+            message,
         };
         counters.records += 1;
         for sink in sinks.iter_mut() {
@@ -353,5 +354,6 @@ fn write_records(
             }
         }
     }
+    messages.clear();
     result
 }

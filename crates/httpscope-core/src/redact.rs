@@ -166,8 +166,8 @@ impl Redactor {
 
     pub fn apply(&self, message: &mut HttpMessage) {
         let mut header_redacted = self.redact_headers(&mut message.headers);
-        if !message.trailers.is_empty() {
-            header_redacted |= self.redact_headers(&mut message.trailers);
+        if let Some(extra) = message.extra.as_deref_mut() {
+            header_redacted |= self.redact_headers(&mut extra.trailers);
         }
         if let Some(url) = &message.url {
             if let Some(redacted) = self.redact_query(url) {

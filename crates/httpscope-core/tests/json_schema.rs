@@ -245,23 +245,25 @@ fn schema_rejects_what_the_format_never_writes() {
 fn grpc_response_line() -> Value {
     use httpscope_core::conn::ConnInfo;
     use httpscope_core::direction::Direction;
-    use httpscope_core::http::{GrpcCall, HttpMessage, MessageKind, Proto, Role};
+    use httpscope_core::http::{Extra, GrpcCall, HttpMessage, MessageKind, Proto, Role};
     use httpscope_core::record::ExchangeRecord;
 
     let message = HttpMessage {
-        stream: Some(3),
+        stream: std::num::NonZeroU32::new(3),
         method: Some("POST".into()),
         url: Some("/helloworld.Greeter/SayHello".into()),
-        authority: Some("localhost:50051".into()),
         status: Some(200),
         headers: [("content-type", "application/grpc")].into_iter().collect(),
-        trailers: [("grpc-status", "5"), ("grpc-message", "not found")]
-            .into_iter()
-            .collect(),
-        unknown_headers: 1,
         latency_ns: Some(1_500_000),
         exchange: Some(2),
-        reset_code: None,
+        extra: Some(Box::new(Extra {
+            authority: Some("localhost:50051".into()),
+            trailers: [("grpc-status", "5"), ("grpc-message", "not found")]
+                .into_iter()
+                .collect(),
+            unknown_headers: 1,
+            reset_code: None,
+        })),
         grpc: Some(Box::new(GrpcCall {
             service: "helloworld.Greeter".into(),
             method: "SayHello".into(),

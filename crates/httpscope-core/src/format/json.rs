@@ -45,8 +45,8 @@ struct JsonRecord<'a> {
     status: Option<u16>,
     http_version: &'static str,
     headers: Headers<'a>,
-    #[serde(skip_serializing_if = "Headers::is_empty")]
-    trailers: Headers<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trailers: Option<Headers<'a>>,
     #[serde(skip_serializing_if = "is_zero")]
     unknown_headers: u32,
     bytes: u64,
@@ -79,12 +79,6 @@ fn is_zero(n: &u32) -> bool {
 
 /// Headers as an object; repeated names are joined with ", " (RFC 9110 5.3).
 struct Headers<'a>(&'a crate::http::Headers);
-
-impl Headers<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -131,16 +125,16 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         tls_lib: record.conn.tls_lib.map(TlsLib::as_str),
         kind: message.kind.as_str(),
         proto: message.proto.as_str(),
-        stream: message.stream,
+        stream: message.stream.map(|id| id.get()),
         exchange: message.exchange,
         method: message.method.as_deref(),
         url: message.url.as_deref(),
-        authority: message.authority.as_deref(),
+        authority: message.authority(),
         status: message.status,
         http_version: message.proto.version(),
         headers: Headers(&message.headers),
-        trailers: Headers(&message.trailers),
-        unknown_headers: message.unknown_headers,
+        trailers: message.trailers().map(Headers),
+        unknown_headers: message.unknown_headers(),
         bytes: message.wire_bytes,
         body: lossless_text(&message.body),
         body_bytes: message.body_len,
@@ -150,7 +144,7 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         latency_ms: record.latency_ms(),
         partial: message.partial,
         interim: message.interim,
-        reset_code: message.reset_code,
+        reset_code: message.reset_code(),
         grpc_service: grpc.map(|g| &*g.service),
         grpc_method: grpc.map(|g| &*g.method),
         grpc_status: grpc.and_then(|g| g.status),

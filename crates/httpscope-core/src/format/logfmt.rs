@@ -53,7 +53,7 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     out.extend_from_slice(b" proto=");
     out.extend_from_slice(message.proto.as_str().as_bytes());
     if let Some(stream) = message.stream {
-        number(out, b" stream=", stream);
+        number(out, b" stream=", stream.get());
     }
     if let Some(exchange) = message.exchange {
         number(out, b" exchange=", exchange);
@@ -67,7 +67,7 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
         out.extend_from_slice(b" url=");
         value(url, out);
     }
-    if let Some(authority) = &message.authority {
+    if let Some(authority) = message.authority() {
         out.extend_from_slice(b" authority=");
         value(authority, out);
     }
@@ -92,11 +92,13 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
     if message.partial {
         out.extend_from_slice(b" partial=true");
     }
-    if let Some(code) = message.reset_code {
-        number(out, b" reset_code=", code);
-    }
-    if message.unknown_headers > 0 {
-        number(out, b" unknown_headers=", message.unknown_headers);
+    if let Some(extra) = message.extra.as_deref() {
+        if let Some(code) = extra.reset_code {
+            number(out, b" reset_code=", code);
+        }
+        if extra.unknown_headers > 0 {
+            number(out, b" unknown_headers=", extra.unknown_headers);
+        }
     }
     if !message.body_captured {
         out.extend_from_slice(b" body_captured=false");
@@ -321,18 +323,22 @@ mod tests {
     fn h2_and_grpc_fields_follow_the_http1_ones() {
         use crate::conn::ConnInfo;
         use crate::direction::Direction;
-        use crate::http::{HttpMessage, MessageKind, Proto};
+        use crate::http::{Extra, HttpMessage, MessageKind, Proto};
 
         let message = HttpMessage {
-            stream: Some(5),
+            stream: std::num::NonZeroU32::new(5),
             method: Some("POST".into()),
             url: Some("/pkg.Echo/Say".into()),
-            authority: Some("localhost:1".into()),
+
             status: Some(200),
             exchange: Some(3),
             latency_ns: Some(2_000_000),
-            reset_code: Some(8),
-            unknown_headers: 2,
+            extra: Some(Box::new(Extra {
+                authority: Some("localhost:1".into()),
+                reset_code: Some(8),
+                unknown_headers: 2,
+                ..Extra::default()
+            })),
             grpc: Some(Box::new(GrpcCall {
                 service: "pkg.Echo".into(),
                 method: "Say".into(),

@@ -1,6 +1,7 @@
 //! Output records of the HTTP engine: one [`HttpMessage`] per request or response seen.
 
 use std::borrow::Cow;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use crate::direction::Direction;
@@ -77,28 +78,19 @@ pub struct HttpMessage {
     /// Timestamp of the chunk carrying the message's last byte.
     pub last_ts_ns: u64,
     pub proto: Proto,
-    /// HTTP/2 stream id; None for HTTP/1.
-    pub stream: Option<u32>,
+    /// HTTP/2 stream id (never 0 on a message); None for HTTP/1.
+    pub stream: Option<NonZeroU32>,
     /// Request method; for responses, the method of the paired request. Standard methods
     /// are borrowed rather than allocated.
     pub method: Option<Cow<'static, str>>,
     /// Request target; for responses, the target of the paired request (shared with it).
     pub url: Option<Arc<str>>,
-    /// HTTP/2 `:authority`; for responses, that of the paired request. None for HTTP/1 (its
-    /// `Host` is among the headers).
-    pub authority: Option<Arc<str>>,
     pub status: Option<u16>,
     /// Common reason phrases are borrowed rather than allocated.
     pub reason: Option<Cow<'static, str>>,
     /// Headers in wire order; values decoded as lossy UTF-8. HTTP/2 pseudo-headers are not
     /// here: they fill `method`, `url`, `authority` and `status`.
     pub headers: Headers,
-    /// HTTP/2 trailing HEADERS (gRPC's `grpc-status` lives here); empty when none.
-    pub trailers: Headers,
-    /// Header fields (headers and trailers) whose name or value could not be decoded exactly
-    /// (HPACK references to table entries from before capture began or lost to a gap). They are
-    /// left out of `headers`, never guessed; 0 for HTTP/1.
-    pub unknown_headers: u32,
     /// Size on the wire: head + body including chunk framing; for HTTP/2 the frames of this
     /// message on its stream (frame headers and padding included).
     pub wire_bytes: u64,
@@ -121,10 +113,30 @@ pub struct HttpMessage {
     pub exchange: Option<u64>,
     /// A 1xx response that is not the final response.
     pub interim: bool,
-    /// HTTP/2: the RST_STREAM error code when the stream was reset before this message ended.
-    pub reset_code: Option<u32>,
     /// gRPC details; None for other traffic. Boxed: most messages are not gRPC.
     pub grpc: Option<Box<GrpcCall>>,
+    /// Fields most messages leave empty (read them with the accessors below). Boxed so that
+    /// a message stays within 256 bytes: every message is moved several times on its way.
+    pub extra: Option<Box<Extra>>,
+}
+
+// Moves of larger values take a slower memcpy path; every message is moved several times.
+const _: () = assert!(std::mem::size_of::<HttpMessage>() <= 256);
+
+/// The rarely set fields of a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// HTTP/2 `:authority`; for responses, that of the paired request. None for HTTP/1 (its
+    /// `Host` is among the headers).
+    pub authority: Option<Arc<str>>,
+    /// HTTP/2 trailing HEADERS (gRPC's `grpc-status` lives here); empty when none.
+    pub trailers: Headers,
+    /// Header fields (headers and trailers) whose name or value could not be decoded exactly
+    /// (HPACK references to table entries from before capture began or lost to a gap). They are
+    /// left out of `headers`, never guessed; 0 for HTTP/1.
+    pub unknown_headers: u32,
+    /// HTTP/2: the RST_STREAM error code when the stream was reset before this message ended.
+    pub reset_code: Option<u32>,
 }
 
 impl HttpMessage {
@@ -139,12 +151,9 @@ impl HttpMessage {
             stream: None,
             method: None,
             url: None,
-            authority: None,
             status: None,
             reason: None,
             headers: Headers::default(),
-            trailers: Headers::default(),
-            unknown_headers: 0,
             wire_bytes: 0,
             body_len: 0,
             body: Vec::new(),
@@ -155,9 +164,37 @@ impl HttpMessage {
             latency_ns: None,
             exchange: None,
             interim: false,
-            reset_code: None,
             grpc: None,
+            extra: None,
         }
+    }
+
+    /// HTTP/2 `:authority` (see [`Extra::authority`]).
+    pub fn authority(&self) -> Option<&str> {
+        self.extra.as_ref()?.authority.as_deref()
+    }
+
+    /// HTTP/2 trailers, when there were any.
+    pub fn trailers(&self) -> Option<&Headers> {
+        self.extra
+            .as_ref()
+            .map(|extra| &extra.trailers)
+            .filter(|trailers| !trailers.is_empty())
+    }
+
+    /// Header fields that could not be decoded exactly (see [`Extra::unknown_headers`]).
+    pub fn unknown_headers(&self) -> u32 {
+        self.extra.as_ref().map_or(0, |extra| extra.unknown_headers)
+    }
+
+    /// The RST_STREAM error code that ended this message early.
+    pub fn reset_code(&self) -> Option<u32> {
+        self.extra.as_ref()?.reset_code
+    }
+
+    /// The rarely set fields, created on first use.
+    pub fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_default()
     }
 }
 

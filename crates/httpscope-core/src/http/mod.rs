@@ -11,7 +11,7 @@ mod sniff;
 mod stream;
 
 pub use connection::HttpConnection;
-pub use message::{GrpcCall, Headers, HttpMessage, MessageKind, Proto};
+pub use message::{Extra, GrpcCall, Headers, HttpMessage, MessageKind, Proto};
 
 use crate::direction::Direction;
 

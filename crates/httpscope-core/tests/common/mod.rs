@@ -74,10 +74,10 @@ impl Sink for Collector {
                 .map(|(_, v)| v.to_owned()),
             unix_ns: record.unix_ns,
             proto: m.proto.as_str(),
-            stream: m.stream,
+            stream: m.stream.map(|id| id.get()),
             interim: m.interim,
-            unknown_headers: m.unknown_headers,
-            reset_code: m.reset_code,
+            unknown_headers: m.unknown_headers(),
+            reset_code: m.reset_code(),
             grpc: m
                 .grpc
                 .as_deref()

@@ -173,7 +173,7 @@ impl Streams {
                         exchange: half.msg.exchange,
                         method: half.msg.method.clone(),
                         url: half.msg.url.clone(),
-                        authority: half.msg.authority.clone(),
+                        authority: half.msg.authority().map(Arc::from),
                         first_ts_ns: Some(half.msg.first_ts_ns),
                         grpc: half
                             .msg
@@ -312,13 +312,17 @@ fn finish_stream(
     cx: &mut Out<'_>,
 ) {
     if let Some(mut half) = stream.request.take() {
-        half.msg.reset_code = reset;
+        if reset.is_some() {
+            half.msg.extra_mut().reset_code = reset;
+        }
         emit(half, false, cx);
         stream.request_emitted = true;
     }
     match stream.response.take() {
         Some(mut half) => {
-            half.msg.reset_code = reset;
+            if reset.is_some() {
+                half.msg.extra_mut().reset_code = reset;
+            }
             if let (Some(first), true) = (stream.facts.first_ts_ns, stream.facts.exchange.is_some())
             {
                 half.msg.latency_ns = Some(half.msg.last_ts_ns.saturating_sub(first));
@@ -339,9 +343,11 @@ fn new_half(
     cx: &Out<'_>,
 ) -> Half {
     let mut msg = HttpMessage::new(kind, dir, Proto::H2, cx.ts);
-    msg.stream = Some(id);
+    msg.stream = std::num::NonZeroU32::new(id);
     msg.wire_bytes = wire_len;
-    msg.unknown_headers = fields.unknown;
+    if fields.unknown > 0 {
+        msg.extra_mut().unknown_headers = fields.unknown;
+    }
     msg.partial = fields.dropped > 0;
     let mut encoding = Encoding::Identity;
     let mut headers = Headers::with_capacity(fields.fields.len(), 0);
@@ -350,7 +356,7 @@ fn new_half(
         match &**name {
             ":method" => msg.method = Some(borrowed_if_known(value, &KNOWN_METHODS)),
             ":path" => msg.url = Some(value.clone()),
-            ":authority" => msg.authority = Some(value.clone()),
+            ":authority" => msg.extra_mut().authority = Some(value.clone()),
             ":status" => msg.status = value.parse().ok(),
             n if n.starts_with(':') => {}
             n => {
@@ -387,7 +393,9 @@ fn inherit(msg: &mut HttpMessage, facts: &RequestFacts) {
     msg.exchange = facts.exchange;
     msg.method = facts.method.clone();
     msg.url = facts.url.clone();
-    msg.authority = facts.authority.clone();
+    if let Some(authority) = &facts.authority {
+        msg.extra_mut().authority = Some(authority.clone());
+    }
     if let Some((service, method)) = &facts.grpc {
         msg.grpc = Some(Box::new(GrpcCall {
             service: service.clone(),
@@ -400,11 +408,12 @@ fn inherit(msg: &mut HttpMessage, facts: &RequestFacts) {
 }
 
 fn add_trailers(msg: &mut HttpMessage, fields: &Fields) {
-    msg.unknown_headers = msg.unknown_headers.saturating_add(fields.unknown);
     msg.partial |= fields.dropped > 0;
+    let extra = msg.extra_mut();
+    extra.unknown_headers = extra.unknown_headers.saturating_add(fields.unknown);
     for (name, value) in &fields.fields {
         if !name.starts_with(':') {
-            msg.trailers.push(name, value);
+            extra.trailers.push(name, value);
         }
     }
 }
@@ -421,8 +430,9 @@ fn emit(half: Half, complete: bool, cx: &mut Out<'_>) {
     if msg.grpc.is_some() {
         // Responses: trailers, or the headers of a trailers-only response.
         let lookup = |name: &str| {
-            msg.trailers
-                .iter()
+            msg.trailers()
+                .into_iter()
+                .flat_map(|trailers| trailers.iter())
                 .chain(msg.headers.iter())
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v)
