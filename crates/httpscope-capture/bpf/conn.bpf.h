@@ -15,6 +15,8 @@ const volatile __u8 filter_comm[HTTPSCOPE_COMM_LEN] = {};
 const volatile __u32 capture_bytes = 4096;
 /* The TLS library uprobes are attached: socket syscalls may run inside SSL calls. */
 const volatile __u8 tls_probes = 0;
+/* --all-ports: every TCP port is a candidate (watched_ports, if any, narrow). */
+const volatile __u8 all_ports = 0;
 /* Only tasks whose cgroup v2 id is in selected_cgroups (--container). */
 const volatile __u8 filter_cgroups = 0;
 /* Wake the reader only once this much is queued (0: on every event). */
@@ -30,7 +32,10 @@ struct conn_state {
 	__u8 open_pending;
 	/* A TLS library call used this socket: its syscall bytes are ciphertext. */
 	__u8 tls;
-	__u8 reserved[4];
+	/* --all-ports: enum conn_verdict, and the calls judged while undecided. */
+	__u8 verdict;
+	__u8 probes;
+	__u8 reserved[2];
 	/* Plaintext stream offsets of the TLS library calls. */
 	__u64 tls_sent;
 	__u64 tls_recvd;
@@ -132,6 +137,8 @@ static __always_inline void fill_header(struct event_header *header, __u32 kind,
 
 static __always_inline int port_watched(__u16 local_port, __u16 remote_port)
 {
+	if (all_ports && !watched_port_count)
+		return 1;
 #pragma unroll
 	for (int i = 0; i < HTTPSCOPE_MAX_PORTS; i++) {
 		if (i >= watched_port_count)

@@ -6,6 +6,7 @@
  *   conn.bpf.h     configuration, connection state, ring buffer, counters,
  *                  filters, connection open/close events
  *   copy.bpf.h     copying what a call moved into the ring buffer
+ *   verdict.bpf.h  --all-ports: whether a connection carries HTTP
  *   tls.bpf.h      TLS library uprobes (plaintext)
  *   syscall.bpf.h  the syscall backend (tp_btf/sys_exit)
  *
@@ -27,6 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "kernel.bpf.h"
 #include "conn.bpf.h"
 #include "copy.bpf.h"
+#include "verdict.bpf.h"
 #include "tls.bpf.h"
 #include "syscall.bpf.h"
 

@@ -87,7 +87,7 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (conn) {
 		if (conn->file == (__u64)file) {
-			if (conn->open_pending) {
+			if (conn->open_pending && conn_reported(conn)) {
 				sk = tcp_sock_of_file(file);
 				if (sk && !emit_open(conn, fd, sk))
 					conn->open_pending = 0;
@@ -95,7 +95,8 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 			return conn;
 		}
 		/* The fd now holds another file: the old connection is over. */
-		emit_close(conn);
+		if (conn_reported(conn))
+			emit_close(conn);
 		bpf_map_delete_elem(&conns, &key);
 	}
 	/* accept and connect always classify: their sockets are new. */
@@ -139,9 +140,28 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		return NULL;
 	stat_add(STAT_CONNS_OPENED, 1);
 	bpf_map_update_elem(&traced_processes, &tgid, &one, BPF_ANY);
-	if (!emit_open(conn, fd, sk))
+	if (conn_reported(conn) && !emit_open(conn, fd, sk))
 		conn->open_pending = 0;
 	return conn;
+}
+
+/* Admits (or not) a call's bytes under --all-ports; a connection just judged
+ * HTTP gets its open record now. */
+static __always_inline int admit_call(struct conn_state *conn, __u32 fd, struct data_call *call,
+				      __s64 ret, int in_tls_call)
+{
+	struct file *file;
+	struct sock *sk;
+
+	if (!call_admitted(conn, call, ret, in_tls_call))
+		return 0;
+	if (conn->open_pending && all_ports) {
+		file = file_of_fd(fd);
+		sk = file ? tcp_sock_of_file(file) : NULL;
+		if (sk && !emit_open(conn, fd, sk))
+			conn->open_pending = 0;
+	}
+	return 1;
 }
 
 /* A data syscall on fd returned ret: copy what moved if fd is a watched connection. */
@@ -161,7 +181,7 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 		join_ssl_call(ssl, tgid, fd);
 		conn->tls = 1;
 	}
-	if (ret > 0)
+	if (ret > 0 && admit_call(conn, fd, call, ret, ssl != NULL))
 		copy_data(counters, conn, ret, call);
 }
 
@@ -194,7 +214,8 @@ static __always_inline void on_close(__u32 tgid, __u32 fd)
 	reopened = file_of_fd(fd);
 	if (reopened && conn->file == (__u64)reopened)
 		return;
-	emit_close(conn);
+	if (conn_reported(conn))
+		emit_close(conn);
 	bpf_map_delete_elem(&conns, &key);
 }
 
@@ -299,7 +320,8 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 		conn = watched_conn(tgid, SYSCALL_ARG3(regs), ORIGIN_EXISTING);
 		if (conn) {
 			call.direction = DIRECTION_SEND;
-			copy_data(counters, conn, ret, &call);
+			if (admit_call(conn, SYSCALL_ARG3(regs), &call, ret, 0))
+				copy_data(counters, conn, ret, &call);
 		} else {
 			call.direction = DIRECTION_RECV;
 			on_data(counters, tgid, ret, fd, &call);
@@ -349,6 +371,9 @@ int ssl_ret(struct pt_regs *ctx)
 	if (!conn || !counters)
 		return 0;
 	conn->tls = 1;
+	/* The hooks read this connection's plaintext: it is kept (and reported). */
+	if (all_ports && !admit_call(conn, call.fd, NULL, 0, 1))
+		return 0;
 	emit_tls_data(counters, &call, conn, len);
 	return 0;
 }

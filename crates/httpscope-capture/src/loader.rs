@@ -49,6 +49,9 @@ pub struct CaptureConfig {
     pub wakeup_bytes: u64,
     /// Hook the TLS libraries found (libssl) to capture HTTPS plaintext.
     pub tls: bool,
+    /// Every TCP port is a candidate (`ports`, when not empty, narrow); the
+    /// kernel keeps the connections whose first bytes are HTTP or hooked TLS.
+    pub all_ports: bool,
     /// Only tasks in these cgroup v2 ids (`--container`; more can be added
     /// while capturing with [`SyscallCapture::select_cgroups`]); `None`: every cgroup.
     pub cgroups: Option<Vec<u64>>,
@@ -56,7 +59,7 @@ pub struct CaptureConfig {
 
 #[derive(Debug, Error)]
 pub enum CaptureError {
-    #[error("between 1 and {MAX_PORTS} ports can be watched, got {0}")]
+    #[error("between 1 and {MAX_PORTS} ports can be watched (or none with --all-ports), got {0}")]
     Ports(usize),
     #[error("--comm must be shorter than {COMM_LEN} bytes (the kernel keeps {max} characters)", max = COMM_LEN - 1)]
     Comm,
@@ -96,7 +99,7 @@ pub struct SyscallCapture {
 
 impl SyscallCapture {
     pub fn attach(config: &CaptureConfig) -> Result<Self, CaptureError> {
-        if config.ports.is_empty() || config.ports.len() > MAX_PORTS {
+        if (config.ports.is_empty() && !config.all_ports) || config.ports.len() > MAX_PORTS {
             return Err(CaptureError::Ports(config.ports.len()));
         }
         if !config.ring_bytes.is_power_of_two() || config.ring_bytes < 4096 {
@@ -128,6 +131,7 @@ impl SyscallCapture {
             .override_global("capture_bytes", &capture_bytes, true)
             .override_global("wakeup_bytes", &config.wakeup_bytes, true)
             .override_global("tls_probes", &u8::from(config.tls), true)
+            .override_global("all_ports", &u8::from(config.all_ports), true)
             .override_global("filter_cgroups", &u8::from(config.cgroups.is_some()), true)
             .map_max_entries("events", config.ring_bytes)
             .map_max_entries("scratch", cpus as u32)

@@ -79,15 +79,16 @@ pub struct OutputArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RecordArgs {
-    /// TCP port to watch, as local or remote port (repeatable).
-    #[arg(
-        short,
-        long = "port",
-        env = "HTTP_PORT",
-        value_delimiter = ',',
-        default_value = "8080"
-    )]
+    /// TCP port to watch, as local or remote port (repeatable). [default: 8080;
+    /// with --all-ports: every port]
+    #[arg(short, long = "port", env = "HTTP_PORT", value_delimiter = ',')]
     pub ports: Vec<u16>,
+
+    /// Every TCP connection is a candidate: the kernel keeps a connection when
+    /// its first bytes are HTTP/1.x, HTTP/2 or TLS read by the TLS hooks, and
+    /// drops it otherwise. --port, if given, narrows the candidates.
+    #[arg(long)]
+    pub all_ports: bool,
 
     /// Only this process (thread group id).
     #[arg(long)]
@@ -148,6 +149,24 @@ pub struct StatsArgs {
     /// Machine-readable JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Only endpoints in the container whose id starts with this (1 to 64 hex digits).
+    #[arg(long, value_name = "ID_OR_PREFIX", value_parser = parse_container_prefix)]
+    pub container: Option<String>,
+}
+
+impl RecordArgs {
+    /// The ports given, sorted and deduplicated; 8080 when none is given
+    /// (none at all with --all-ports: every port).
+    pub fn watched_ports(&self) -> Vec<u16> {
+        let mut ports = self.ports.clone();
+        if ports.is_empty() && !self.all_ports {
+            ports.push(8080);
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
 }
 
 fn parse_container_prefix(value: &str) -> Result<String, String> {

@@ -128,9 +128,7 @@ pub(crate) fn capture(
     sinks: Vec<Box<dyn Sink>>,
     hooks: &mut dyn CaptureHooks,
 ) -> anyhow::Result<Report> {
-    let mut ports = args.ports.clone();
-    ports.sort_unstable();
-    ports.dedup();
+    let ports = args.watched_ports();
 
     let wall_clock_offset_ns = wall_clock_offset_ns();
     let mut saver = match &args.save_events {
@@ -167,6 +165,7 @@ pub(crate) fn capture(
         ring_bytes: args.ring_mb.saturating_mul(1 << 20),
         wakeup_bytes: WAKEUP_BYTES,
         tls: !args.no_tls,
+        all_ports: args.all_ports,
         cgroups: container_filter.as_ref().map(ContainerFilter::cgroups),
     };
     let mut capture = match SyscallCapture::attach(&config) {
@@ -197,6 +196,7 @@ pub(crate) fn capture(
     }
     tracing::info!(
         ports = ?ports,
+        all_ports = args.all_ports,
         pid = ?args.pid,
         comm = ?args.comm,
         container = ?args.container,

@@ -18,7 +18,7 @@ use httpscope_core::stats::Report;
 use serde_json::{json, Value};
 
 use crate::cli::StatsArgs;
-use crate::top::columns::{cells, human_bytes, HEADERS, PATH_COLUMN, WIDTHS};
+use crate::top::columns::{human_bytes, in_container, Columns};
 
 /// A file loaded into an endpoint table.
 pub struct Loaded {
@@ -31,7 +31,12 @@ pub struct Loaded {
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let progress = io::stderr().is_terminal();
-    let loaded = load(&args.file, progress)?;
+    let mut loaded = load(&args.file, progress)?;
+    if let Some(prefix) = &args.container {
+        loaded
+            .table
+            .retain_endpoints(|key| in_container(key, prefix));
+    }
     let text = if args.json {
         let mut text = serde_json::to_string_pretty(&to_json(&loaded))?;
         text.push('\n');
@@ -163,10 +168,12 @@ impl Progress {
 pub fn render_text(loaded: &Loaded) -> String {
     let table = &loaded.table;
     let mut out = String::new();
+    let rows = table.rows();
+    let columns = Columns::for_rows(&rows);
     let line = |out: &mut String, cells: &[String]| {
-        for (i, (cell, width)) in cells.iter().zip(WIDTHS).enumerate() {
+        for (i, (cell, width)) in cells.iter().zip(columns.widths()).enumerate() {
             let width = usize::from(width);
-            if i <= PATH_COLUMN {
+            if i <= columns.path_column() {
                 let _ = write!(out, "{cell:<width$} ");
             } else {
                 let _ = write!(out, "{cell:>width$} ");
@@ -175,9 +182,10 @@ pub fn render_text(loaded: &Loaded) -> String {
         out.truncate(out.trim_end().len());
         out.push('\n');
     };
-    line(&mut out, &HEADERS.map(str::to_owned));
-    for (key, stats) in table.rows() {
-        line(&mut out, &cells(key, stats, stats.mean_rate()));
+    let headers: Vec<String> = columns.headers().into_iter().map(str::to_owned).collect();
+    line(&mut out, &headers);
+    for (key, stats) in &rows {
+        line(&mut out, &columns.cells(key, stats, stats.mean_rate()));
     }
     let _ = write!(
         out,
@@ -228,7 +236,7 @@ pub fn to_json(loaded: &Loaded) -> Value {
         .map(|(key, stats)| {
             json!({
                 "role": key.role, "proto": key.proto, "method": key.method, "path": key.path,
-                "process": key.comm, "port": key.port,
+                "process": key.comm, "container_id": key.container, "port": key.port,
                 "count": stats.count, "errors": stats.errors, "error_pct": stats.error_pct(),
                 "status_classes": stats.status_classes,
                 "rate_per_s": stats.mean_rate(),

@@ -7,113 +7,14 @@
 
 mod support;
 
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::collector::{rotel_binary, spans, Collector};
 use support::h2::{grpc_client, grpc_server, GRPC_SERVICE};
 use support::matrix::free_port;
 use support::tools::{get, require_tool};
 use support::{demo_server, require_root, Profiler, TempDir};
-
-/// rotel's collector binary, shipped inside the `rotel` PyPI package
-/// (`scripts/setup.sh --test`); None (skip) or a panic under CI=true when missing.
-fn rotel_binary(test: &str) -> Option<std::path::PathBuf> {
-    let found = Command::new("python3")
-        .args([
-            "-c",
-            "import rotel,os;print(os.path.dirname(rotel.__file__))",
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("rotel-agent"))
-        .filter(|p| p.exists());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: rotel is missing (scripts/setup.sh --test installs it), and CI=true forbids skipping");
-        }
-        eprintln!("\n*** SKIPPING {test}: rotel is not installed (scripts/setup.sh --test) ***\n");
-    }
-    found
-}
-
-/// A running rotel collector logging every span and metric it receives to `log`.
-struct Collector {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    /// OTLP/gRPC port.
-    port: u16,
-    /// OTLP/HTTP port.
-    http_port: u16,
-}
-
-impl Collector {
-    fn start(binary: &Path, dir: &Path) -> Collector {
-        let log = dir.join("rotel.out");
-        let out = std::fs::File::create(&log).unwrap();
-        let port = free_port();
-        let http_port = free_port();
-        let child = Command::new(binary)
-            .arg("start")
-            .args(["--exporter", "blackhole"])
-            .args(["--debug-log", "traces", "--debug-log", "metrics"])
-            .args(["--debug-log-verbosity", "detailed"])
-            .arg(format!("--otlp-grpc-endpoint=127.0.0.1:{port}"))
-            .arg(format!("--otlp-http-endpoint=127.0.0.1:{http_port}"))
-            .arg(format!("--pid-file={}", dir.join("rotel.pid").display()))
-            .arg(format!("--log-file={}", dir.join("rotel.log").display()))
-            .env("NO_COLOR", "1")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for listening in [port, http_port] {
-            while TcpStream::connect(("127.0.0.1", listening)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "rotel never listened on {listening}"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Collector {
-            child,
-            log,
-            port,
-            http_port,
-        }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spans in rotel's detailed debug log, as the text blocks that describe them.
-fn spans(log: &str) -> Vec<&str> {
-    log.split("\nSpan #")
-        .skip(1)
-        .map(|block| {
-            let end = ["\nResource", "\nScope", "\n20"]
-                .iter()
-                .filter_map(|marker| block.find(marker))
-                .min()
-                .unwrap_or(block.len());
-            &block[..end]
-        })
-        .collect()
-}
 
 #[test]
 fn otlp_grpc_spans_reach_a_real_collector() {

@@ -154,3 +154,66 @@ fn bad_files_are_errors_or_skipped_not_panics() {
         "no crash on a cut-short event file"
     );
 }
+
+/// A request and its response, as `--format json` writes them, in `container` ("" = host).
+fn exchange_lines(conn: u64, container: &str) -> String {
+    let ids = if container.is_empty() {
+        String::new()
+    } else {
+        format!(r#","cgroup":"/docker/{container}","container_id":"{container}""#)
+    };
+    let common = format!(
+        r#""pid":7,"tid":7,"comm":"api","role":"server","conn":{conn},"exchange":1,"method":"GET","url":"/items""#
+    );
+    format!(
+        "{{\"ts\":\"2026-12-01T10:00:00.000Z\",{common}{ids},\"dir\":\"recv\",\"src\":\"127.0.0.1:5000\",\"dst\":\"127.0.0.1:8080\",\"kind\":\"request\",\"bytes\":40}}\n\
+         {{\"ts\":\"2026-12-01T10:00:00.002Z\",{common}{ids},\"dir\":\"send\",\"src\":\"127.0.0.1:8080\",\"dst\":\"127.0.0.1:5000\",\"kind\":\"response\",\"status\":200,\"latency_ms\":2.0,\"bytes\":60}}\n"
+    )
+}
+
+#[test]
+fn endpoints_are_grouped_and_filtered_by_container() {
+    let (a, b) = ("a".repeat(64), format!("b{}", "0".repeat(63)));
+    let dir = std::env::temp_dir().join(format!("httpscope-stats-ct-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("records.jsonl");
+    let lines = [
+        exchange_lines(1, &a),
+        exchange_lines(2, &a),
+        exchange_lines(3, &b),
+        exchange_lines(4, ""),
+    ];
+    std::fs::write(&path, lines.concat()).unwrap();
+    let path = path.to_str().unwrap();
+
+    let all = stats_json(path);
+    let mut groups: Vec<(String, u64)> = all["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["container_id"].as_str().unwrap().to_owned(),
+                e["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        vec![(String::new(), 1), (a.clone(), 2), (b.clone(), 1)]
+    );
+
+    let text = httpscope(&["stats", "--container", &a[..12], path]);
+    let rows: Vec<&str> = text.lines().skip(1).take_while(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(
+        rows[0].starts_with(&format!("api            {}", &a[..12])),
+        "{text}"
+    );
+    let only_b: Value =
+        serde_json::from_str(&httpscope(&["stats", "--json", "--container", "B0", path])).unwrap();
+    assert_eq!(only_b["endpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(only_b["endpoints"][0]["container_id"], b.as_str());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

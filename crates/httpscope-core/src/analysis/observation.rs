@@ -14,6 +14,8 @@ pub struct Observation {
     pub interim: bool,
     pub role: String,
     pub comm: String,
+    /// The container's full id; empty outside containers (or unknown).
+    pub container: String,
     pub pid: u32,
     pub conn: u64,
     pub exchange: Option<u64>,
@@ -56,6 +58,13 @@ impl Observation {
             interim: message.interim,
             role: record.role.map_or("-", |r| r.as_str()).to_owned(),
             comm: record.conn.comm.clone(),
+            container: record
+                .conn
+                .cgroup
+                .as_ref()
+                .and_then(|c| c.container_id.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
             pid: record.conn.tgid,
             conn: record.conn.conn_id,
             exchange: message.exchange,
@@ -124,6 +133,7 @@ impl Observation {
                 .unwrap_or("-")
                 .to_owned(),
             comm: text("comm").to_owned(),
+            container: text("container_id").to_owned(),
             pid: number("pid")
                 .and_then(|p| u32::try_from(p).ok())
                 .unwrap_or(0),

@@ -26,6 +26,8 @@ pub struct EndpointKey {
     pub method: String,
     pub path: String,
     pub comm: String,
+    /// The container's full id; empty outside containers.
+    pub container: String,
     pub port: u16,
 }
 
@@ -173,6 +175,11 @@ impl EndpointTable {
         self.endpoints.get(key)
     }
 
+    /// Keeps only the endpoints `keep` accepts (the message counters stay whole).
+    pub fn retain_endpoints(&mut self, mut keep: impl FnMut(&EndpointKey) -> bool) {
+        self.endpoints.retain(|key, _| keep(key));
+    }
+
     /// Endpoints in key order.
     pub fn rows(&self) -> Vec<(&EndpointKey, &EndpointStats)> {
         let mut rows: Vec<_> = self.endpoints.iter().collect();
@@ -224,6 +231,7 @@ impl EndpointTable {
             method: obs.method,
             path: path.to_owned(),
             comm: obs.comm,
+            container: obs.container,
             port: obs.port,
         };
         if self.endpoints.len() >= MAX_ENDPOINTS && !self.endpoints.contains_key(&key) {

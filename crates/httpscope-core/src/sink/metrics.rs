@@ -8,7 +8,8 @@
 //! spells them: `http_server_request_duration_seconds` and
 //! `http_client_request_duration_seconds`, labelled `http_request_method`,
 //! `http_route`, `http_response_status_code`, `network_protocol_version`
-//! (`1.0`, `1.1`, `2`), `role` and `process`. Every HTTP/1 and HTTP/2 exchange
+//! (`1.0`, `1.1`, `2`), `role`, `process` and `container_id` (empty outside
+//! containers). Every HTTP/1 and HTTP/2 exchange
 //! is there, gRPC calls included. gRPC calls are also in the RPC conventions'
 //! `rpc_server_call_duration_seconds` and `rpc_client_call_duration_seconds`,
 //! labelled `rpc_system="grpc"`, `rpc_service`, `rpc_method`,
@@ -55,6 +56,8 @@ struct DurationLabels {
     network_protocol_version: &'static str,
     role: String,
     process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,6 +68,8 @@ struct RpcLabels {
     rpc_grpc_status_code: String,
     role: String,
     process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -73,6 +78,8 @@ struct RequestLabels {
     http_route: String,
     role: String,
     process: String,
+    /// The container's id; empty (so absent in Prometheus) outside containers.
+    container_id: String,
 }
 
 fn duration_histogram() -> Histogram {
@@ -275,7 +282,13 @@ impl MetricsSink {
         }
     }
 
-    fn observe_rpc(&mut self, role: Role, process: String, grpc: &GrpcCall, seconds: f64) {
+    fn observe_rpc(
+        &mut self,
+        role: Role,
+        (process, container_id): (String, String),
+        grpc: &GrpcCall,
+        seconds: f64,
+    ) {
         let (rpc_service, rpc_method) = self.rpc_methods.labels(grpc);
         let family = match role {
             Role::Server => &self.metrics.rpc_server_duration,
@@ -291,6 +304,7 @@ impl MetricsSink {
                     .map_or_else(|| "_UNKNOWN".to_string(), |s| s.to_string()),
                 role: role.as_str().to_string(),
                 process,
+                container_id,
             })
             .observe(seconds);
     }
@@ -339,6 +353,13 @@ impl Sink for MetricsSink {
         };
         let role_text = role.as_str().to_string();
         let process = record.conn.comm.clone();
+        let container_id = record
+            .conn
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.container_id.as_deref())
+            .unwrap_or_default()
+            .to_string();
         let method = method_label(message.method.as_deref());
         let route = self.routes.route(record.path());
         match message.kind {
@@ -350,6 +371,7 @@ impl Sink for MetricsSink {
                         http_route: route,
                         role: role_text,
                         process,
+                        container_id,
                     })
                     .inc();
             }
@@ -360,7 +382,7 @@ impl Sink for MetricsSink {
                 let seconds = latency_ns as f64 / 1e9;
                 // A gRPC call reset before its response head still counts, as `_UNKNOWN`.
                 if let Some(grpc) = message.grpc.as_deref() {
-                    self.observe_rpc(role, process.clone(), grpc, seconds);
+                    self.observe_rpc(role, (process.clone(), container_id.clone()), grpc, seconds);
                 }
                 let Some(status) = message.status else {
                     return Ok(());
@@ -377,6 +399,7 @@ impl Sink for MetricsSink {
                         network_protocol_version: message.proto.version(),
                         role: role_text,
                         process,
+                        container_id,
                     })
                     .observe(seconds);
             }
@@ -466,13 +489,13 @@ mod tests {
                    rpc_service=\"pkg.Echo\",rpc_method=\"Say\"";
         assert!(
             text.contains(&format!(
-                "{rpc},rpc_grpc_status_code=\"5\",role=\"server\",process=\"srv\"}} 1"
+                "{rpc},rpc_grpc_status_code=\"5\",role=\"server\",process=\"srv\",container_id=\"\"}} 1"
             )),
             "{text}"
         );
         assert!(
             text.contains(&format!(
-                "{rpc},rpc_grpc_status_code=\"_UNKNOWN\",role=\"server\",process=\"srv\"}} 1"
+                "{rpc},rpc_grpc_status_code=\"_UNKNOWN\",role=\"server\",process=\"srv\",container_id=\"\"}} 1"
             )),
             "{text}"
         );
@@ -480,7 +503,7 @@ mod tests {
             text.contains(
                 "http_server_request_duration_seconds_count{http_request_method=\"POST\",\
                  http_route=\"/pkg.Echo/Say\",http_response_status_code=\"404\",\
-                 network_protocol_version=\"2\",role=\"server\",process=\"srv\"} 1"
+                 network_protocol_version=\"2\",role=\"server\",process=\"srv\",container_id=\"\"} 1"
             ),
             "{text}"
         );

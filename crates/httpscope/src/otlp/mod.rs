@@ -144,6 +144,8 @@ impl OtlpSink {
             pid: conn.tgid,
             tid: record.tid,
             comm: conn.comm.clone(),
+            container_id: conn.cgroup.as_ref().and_then(|c| c.container_id.clone()),
+            pod_uid: conn.cgroup.as_ref().and_then(|c| c.pod_uid.clone()),
         })
     }
 }

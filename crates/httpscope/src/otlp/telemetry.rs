@@ -30,6 +30,8 @@ pub(super) struct Exchange {
     pub(super) pid: u32,
     pub(super) tid: u32,
     pub(super) comm: String,
+    pub(super) container_id: Option<Box<str>>,
+    pub(super) pod_uid: Option<Box<str>>,
 }
 
 /// A gRPC call's RPC identity and outcome.
@@ -57,6 +59,17 @@ impl Telemetry {
             Some(rpc) => Self::rpc(exchange.role, rpc, &exchange.comm),
             None => Self::http(&exchange),
         };
+        // Semantic conventions: container.id and k8s.pod.uid, on spans and durations.
+        for (key, value) in [
+            ("container.id", exchange.container_id),
+            ("k8s.pod.uid", exchange.pod_uid),
+        ] {
+            if let Some(value) = value {
+                telemetry
+                    .metric_attrs
+                    .push(KeyValue::new(key, String::from(value)));
+            }
+        }
         let mut attrs = telemetry.metric_attrs.clone();
         if telemetry.rpc {
             // The HTTP/2 request underneath, for those who look.
@@ -192,6 +205,8 @@ mod tests {
             pid: 1,
             tid: 1,
             comm: "srv".into(),
+            container_id: None,
+            pod_uid: None,
         }
     }
 
@@ -247,6 +262,23 @@ mod tests {
             Some("2")
         );
         assert_eq!(attr(&t.span_attrs, "rpc.system"), None);
+    }
+
+    #[test]
+    fn container_and_pod_follow_the_semantic_conventions() {
+        let host = Telemetry::of(exchange(Role::Server, Some(200), None));
+        assert_eq!(attr(&host.span_attrs, "container.id"), None);
+        let id = "68a4a772d6b8bc9439064d0f9f70d2889824298afbed8cac908bcb9dc9dcbd6e";
+        let pod = "0d4c2a3e-79a8-4d6f-9c9f-1f2b3c4d5e6f";
+        let t = Telemetry::of(Exchange {
+            container_id: Some(id.into()),
+            pod_uid: Some(pod.into()),
+            ..exchange(Role::Server, Some(200), rpc(Some(0)))
+        });
+        for attrs in [&t.span_attrs, &t.metric_attrs] {
+            assert_eq!(attr(attrs, "container.id").as_deref(), Some(id));
+            assert_eq!(attr(attrs, "k8s.pod.uid").as_deref(), Some(pod));
+        }
     }
 
     #[test]

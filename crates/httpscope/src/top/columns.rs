@@ -2,16 +2,30 @@
 
 use httpscope_core::analysis::{EndpointKey, EndpointStats};
 
-pub const HEADERS: [&str; 13] = [
-    "PROCESS", "PORT", "ROLE", "PROTO", "METHOD", "PATH", "REQ/S", "ERR%", "P50ms", "P90ms",
-    "P99ms", "BYTES", "COUNT",
+const HEADERS: [&str; 14] = [
+    "PROCESS",
+    "CONTAINER",
+    "PORT",
+    "ROLE",
+    "PROTO",
+    "METHOD",
+    "PATH",
+    "REQ/S",
+    "ERR%",
+    "P50ms",
+    "P90ms",
+    "P99ms",
+    "BYTES",
+    "COUNT",
 ];
 
 /// Column widths in characters (PATH takes what is left in the TUI).
-pub const WIDTHS: [u16; 13] = [14, 5, 6, 5, 7, 28, 7, 6, 8, 8, 8, 7, 7];
-
+const WIDTHS: [u16; 14] = [14, 12, 5, 6, 5, 7, 28, 7, 6, 8, 8, 8, 7, 7];
+const CONTAINER_COLUMN: usize = 1;
 /// Where PATH is; it and the columns before it are text (left-aligned), the rest numbers.
-pub const PATH_COLUMN: usize = 5;
+const PATH_COLUMN: usize = 6;
+/// The CONTAINER column shows this many characters of the id, as `docker ps` does.
+const SHORT_ID: usize = 12;
 
 pub type Row<'a> = (&'a EndpointKey, &'a EndpointStats);
 
@@ -89,7 +103,7 @@ pub fn sort_rows(rows: &mut [Row<'_>], key: SortKey, rate: &dyn Fn(&EndpointStat
 
 /// Whether an endpoint matches every whitespace-separated word of `filter`:
 /// a word matches the process name or path (substring, any case), the protocol
-/// (`h2`, `grpc`, `1.1`) or the port.
+/// (`h2`, `grpc`, `1.1`), the beginning of the container id, or the port.
 pub fn matches(filter: &str, key: &EndpointKey) -> bool {
     filter.split_whitespace().all(|word| {
         let word_lower = word.to_ascii_lowercase();
@@ -97,14 +111,62 @@ pub fn matches(filter: &str, key: &EndpointKey) -> bool {
         key.comm.to_ascii_lowercase().contains(&word_lower)
             || key.path.to_ascii_lowercase().contains(&word_lower)
             || key.proto == word_lower
+            || in_container(key, &word_lower)
             || port.parse::<u16>().is_ok_and(|p| p == key.port)
     })
 }
 
-/// The cells of one row, in [`HEADERS`] order.
-pub fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 13] {
+/// Whether the endpoint is in a container whose id starts with `prefix` (lowercase).
+pub fn in_container(key: &EndpointKey, prefix: &str) -> bool {
+    !key.container.is_empty() && !prefix.is_empty() && key.container.starts_with(prefix)
+}
+
+/// The columns a table shows: CONTAINER only when an endpoint is in a container.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns {
+    container: bool,
+}
+
+impl Columns {
+    pub fn for_rows(rows: &[Row<'_>]) -> Self {
+        Self {
+            container: rows.iter().any(|(key, _)| !key.container.is_empty()),
+        }
+    }
+
+    fn shown(self) -> impl Iterator<Item = usize> {
+        (0..HEADERS.len()).filter(move |&i| self.container || i != CONTAINER_COLUMN)
+    }
+
+    pub fn headers(self) -> Vec<&'static str> {
+        self.shown().map(|i| HEADERS[i]).collect()
+    }
+
+    pub fn widths(self) -> Vec<u16> {
+        self.shown().map(|i| WIDTHS[i]).collect()
+    }
+
+    /// PATH's position: the columns up to it are text (left-aligned), the rest numbers.
+    pub fn path_column(self) -> usize {
+        self.shown().position(|i| i == PATH_COLUMN).unwrap_or(0)
+    }
+
+    /// The cells of one row, in [`Columns::headers`] order.
+    pub fn cells(self, key: &EndpointKey, stats: &EndpointStats, rate: f64) -> Vec<String> {
+        let mut all = cells(key, stats, rate).map(Some);
+        self.shown().filter_map(|i| all[i].take()).collect()
+    }
+}
+
+/// Every cell of one row, in [`HEADERS`] order.
+fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 14] {
     [
         key.comm.clone(),
+        match key.container.get(..SHORT_ID) {
+            Some(short) => short.to_owned(),
+            None if key.container.is_empty() => "-".to_owned(),
+            None => key.container.clone(),
+        },
         key.port.to_string(),
         key.role.clone(),
         key.proto.to_owned(),

@@ -41,17 +41,19 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         output.no_summary = true;
         all_sinks.extend(sinks(&output, open_output(path)?));
     }
-    let mut ports = args.ports.clone();
-    ports.sort_unstable();
-    ports.dedup();
-    let title = format!(
-        "ports {}",
-        ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let ports = args.watched_ports();
+    let title = if ports.is_empty() {
+        "all ports".to_string()
+    } else {
+        format!(
+            "ports {}",
+            ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
     let mut hooks = TopHooks {
         table: Rc::clone(&table),
         app: App::new(title),

@@ -11,7 +11,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::app::{App, View};
-use super::columns::{cells, clock, HEADERS, PATH_COLUMN, WIDTHS};
+use super::columns::{clock, Columns};
 
 /// Body characters shown per message in the details view.
 const BODY_PREVIEW: usize = 400;
@@ -73,27 +73,29 @@ fn draw_table(
     rows: &[super::columns::Row<'_>],
     now_ns: i64,
 ) {
-    let header = Row::new(HEADERS.iter().map(|h| {
+    let columns = Columns::for_rows(rows);
+    let header = Row::new(columns.headers().into_iter().map(|h| {
         let style = if h.starts_with(app.sort.label()) {
             Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
         } else {
             Style::default().add_modifier(Modifier::BOLD)
         };
-        Cell::from(*h).style(style)
+        Cell::from(h).style(style)
     }));
     let body = rows.iter().map(|(key, stats)| {
-        let row = Row::new(cells(key, stats, stats.rate(now_ns)));
+        let row = Row::new(columns.cells(key, stats, stats.rate(now_ns)));
         if stats.errors > 0 {
             row.style(Style::default().fg(Color::Red))
         } else {
             row
         }
     });
-    let widths = WIDTHS.iter().enumerate().map(|(i, w)| {
-        if i == PATH_COLUMN {
-            Constraint::Min(*w)
+    let path_column = columns.path_column();
+    let widths = columns.widths().into_iter().enumerate().map(|(i, w)| {
+        if i == path_column {
+            Constraint::Min(w)
         } else {
-            Constraint::Length(*w)
+            Constraint::Length(w)
         }
     });
     let table = Table::new(body, widths)

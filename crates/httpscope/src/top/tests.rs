@@ -185,3 +185,38 @@ fn selection_moves_and_stays_in_range() {
     assert_eq!(app.view, View::Table);
     let _ = screen(&app, &table, &Report::default(), 10, 3);
 }
+
+#[test]
+fn container_column_and_filter() {
+    use super::columns::{matches, Columns};
+    use httpscope_core::analysis::Observation;
+
+    let id = format!("68a4a772d6b8{}", "0".repeat(52));
+    let mut table = EndpointTable::new();
+    for container in ["", id.as_str()] {
+        table.observe(Observation {
+            is_response: true,
+            role: "server".into(),
+            comm: "api".into(),
+            container: container.into(),
+            port: 80,
+            method: "GET".into(),
+            url: "/".into(),
+            status: Some(200),
+            latency_ns: Some(1000),
+            ..Observation::default()
+        });
+    }
+    let rows = table.rows();
+    let (host, contained) = (rows[0].0, rows[1].0);
+    let stats = rows[0].1;
+    let host_only = Columns::for_rows(&rows[..1]);
+    assert!(!host_only.headers().contains(&"CONTAINER"));
+    let mixed = Columns::for_rows(&rows);
+    assert_eq!(mixed.headers()[..3], ["PROCESS", "CONTAINER", "PORT"]);
+    assert_eq!(mixed.cells(contained, stats, 0.0)[1], "68a4a772d6b8");
+    assert_eq!(mixed.cells(host, stats, 0.0)[1], "-");
+    assert_eq!(mixed.path_column(), host_only.path_column() + 1);
+    assert!(matches("68a4a7", contained) && !matches("68a4a7", host));
+    assert!(!matches("a4a7", contained), "an id matches by prefix only");
+}

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod collector;
+pub mod container;
 pub mod h2;
 pub mod matrix;
 pub mod tools;
