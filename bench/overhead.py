@@ -85,7 +85,8 @@ def main():
         warmup_s=args.warmup, bpf_stats=args.bpf_stats, rss_conns=args.rss_conns, nofile=nofile,
         loadavg_before=f"{os.getloadavg()[0]:.2f}",
         foreign_bpf_before=foreign_bpf_programs(),
-        tools={t: (shutil.which(t) is not None) for t in ("wrk", "ab", "nginx", "h2load", "nghttpd", "bpftool", "bpftrace")},
+        tools={t: (shutil.which(t) is not None) for t in ("wrk", "ab", "nginx", "h2load", "nghttpd", "bpftool", "bpftrace",
+                                                        "tcpdump")},
     ), workloads={}, goals=[])
     failed = False
     try:
@@ -104,8 +105,8 @@ def main():
             try:
                 if wl["target"] in on_demand_port:
                     ctx.start_on_demand(wl["target"], on_demand_port[wl["target"]])
-                if wl.get("tracer") == "bpftrace" and not shutil.which("bpftrace"):
-                    raise Skip("bpftrace not installed")
+                if wl.get("tracer") in ("bpftrace", "tcpdump") and not shutil.which(wl["tracer"]):
+                    raise Skip(f"{wl['tracer']} not installed")
                 if wl["load"] == "conns":
                     entry["runs"], entry["summary"] = run_rss(ctx, name, wl)
                 else:
