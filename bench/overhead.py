@@ -31,6 +31,7 @@ from harness.procs import PROCS, free_ports, raise_nofile
 from harness.report import evaluate_goals, markdown
 from harness.rss import run_rss
 from harness.servers import Context
+from harness.soak import run_soak, soak_markdown
 from harness.workloads import WORKLOADS
 
 
@@ -52,6 +53,10 @@ def main():
     parser.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
                         help="leave kernel.bpf_stats_enabled alone (no BPF run-time figures, no stats overhead)")
     parser.add_argument("--rss-conns", type=int, help="connections of rss-10k (default 10000; smoke 1000)")
+    parser.add_argument("--soak", action="store_true",
+                        help="instead of the workloads: mixed load at about half of saturation with --metrics-addr "
+                             "on; profiler RSS every 30 s, drops, capture rate (in results.json and results.md); not in CI")
+    parser.add_argument("--soak-seconds", type=int, default=600, help="soak length (default 600)")
     args = parser.parse_args()
     smoke = args.smoke
     args.pairs = args.pairs or (1 if smoke else 5)
@@ -96,6 +101,9 @@ def main():
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")
+        if args.soak:
+            results["soak"] = run_soak(ctx, args.soak_seconds)
+            names = []
         for name in names:
             wl = WORKLOADS[name]
             entry = dict(about=wl["about"])
@@ -135,7 +143,8 @@ def main():
         results["meta"]["total_s"] = round(time.monotonic() - started, 1)
         results["goals"] = evaluate_goals(results)
         (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out_dir / "results.md").write_text(markdown(results))
+        (out_dir / "results.md").write_text(soak_markdown(results["soak"]) if results.get("soak")
+                                            else markdown(results))
         shutil.rmtree(work, ignore_errors=True)
     log(f"done in {results['meta']['total_s']} s: {out_dir / 'results.md'}, {out_dir / 'results.json'}")
     print((out_dir / "results.md").read_text())
