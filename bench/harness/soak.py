@@ -11,7 +11,7 @@ import urllib.request
 
 from .common import BENCH, HarnessError, log
 from .loadgen import parse_wrk, run_wrk, wrk_command
-from .procs import PROCS, free_ports, proc_hwm_kib, wait4
+from .procs import PROCS, free_ports, proc_hwm_kib, proc_status_kib, wait4
 from .tracers import ANSI, parse_summary
 
 SAMPLE_EVERY_S = 30
@@ -20,14 +20,6 @@ PACE_MS = 5
 # Shares of the measured keep-alive saturation: keep-alive load, and new-connection load.
 KEEPALIVE_SHARE = 0.4
 NEW_CONN_SHARE = 0.1
-
-
-def proc_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
 
 
 def scrape(metrics_port):
@@ -84,7 +76,7 @@ def run_soak(ctx, seconds):
         elapsed = time.monotonic() - started
         if elapsed > seconds + 60:
             raise HarnessError("the soak load did not end")
-        sample = dict(t_s=round(elapsed), rss_kib=proc_rss_kib(profiler.pid), **scrape(metrics_port))
+        sample = dict(t_s=round(elapsed), rss_kib=proc_status_kib(profiler.pid, "VmRSS"), **scrape(metrics_port))
         samples.append(sample)
         log(f"  soak t={sample['t_s']:>4}s rss={sample['rss_kib'] / 1024:.1f} MiB "
             f"exchanges server/client={sample['server']:.0f}/{sample['client']:.0f} drops={sample['drops']:.0f}")
