@@ -31,6 +31,7 @@ from harness.procs import PROCS, free_ports, raise_nofile
 from harness.report import evaluate_goals, markdown
 from harness.rss import run_rss
 from harness.servers import Context
+from harness.soak import run_soak, soak_markdown
 from harness.workloads import WORKLOADS
 
 
@@ -52,6 +53,10 @@ def main():
     parser.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
                         help="leave kernel.bpf_stats_enabled alone (no BPF run-time figures, no stats overhead)")
     parser.add_argument("--rss-conns", type=int, help="connections of rss-10k (default 10000; smoke 1000)")
+    parser.add_argument("--soak", action="store_true",
+                        help="instead of the workloads: mixed load at about half of saturation with --metrics-addr "
+                             "on; profiler RSS every 30 s, drops, capture rate (in results.json and results.md); not in CI")
+    parser.add_argument("--soak-seconds", type=int, default=600, help="soak length (default 600)")
     args = parser.parse_args()
     smoke = args.smoke
     args.pairs = args.pairs or (1 if smoke else 5)
@@ -85,7 +90,8 @@ def main():
         warmup_s=args.warmup, bpf_stats=args.bpf_stats, rss_conns=args.rss_conns, nofile=nofile,
         loadavg_before=f"{os.getloadavg()[0]:.2f}",
         foreign_bpf_before=foreign_bpf_programs(),
-        tools={t: (shutil.which(t) is not None) for t in ("wrk", "ab", "nginx", "h2load", "nghttpd", "bpftool", "bpftrace")},
+        tools={t: (shutil.which(t) is not None) for t in ("wrk", "ab", "nginx", "h2load", "nghttpd", "bpftool", "bpftrace",
+                                                        "tcpdump")},
     ), workloads={}, goals=[])
     failed = False
     try:
@@ -95,6 +101,9 @@ def main():
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")
+        if args.soak:
+            results["soak"] = run_soak(ctx, args.soak_seconds)
+            names = []
         for name in names:
             wl = WORKLOADS[name]
             entry = dict(about=wl["about"])
@@ -104,8 +113,8 @@ def main():
             try:
                 if wl["target"] in on_demand_port:
                     ctx.start_on_demand(wl["target"], on_demand_port[wl["target"]])
-                if wl.get("tracer") == "bpftrace" and not shutil.which("bpftrace"):
-                    raise Skip("bpftrace not installed")
+                if wl.get("tracer") in ("bpftrace", "tcpdump") and not shutil.which(wl["tracer"]):
+                    raise Skip(f"{wl['tracer']} not installed")
                 if wl["load"] == "conns":
                     entry["runs"], entry["summary"] = run_rss(ctx, name, wl)
                 else:
@@ -134,7 +143,8 @@ def main():
         results["meta"]["total_s"] = round(time.monotonic() - started, 1)
         results["goals"] = evaluate_goals(results)
         (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out_dir / "results.md").write_text(markdown(results))
+        (out_dir / "results.md").write_text(soak_markdown(results["soak"]) if results.get("soak")
+                                            else markdown(results))
         shutil.rmtree(work, ignore_errors=True)
     log(f"done in {results['meta']['total_s']} s: {out_dir / 'results.md'}, {out_dir / 'results.json'}")
     print((out_dir / "results.md").read_text())

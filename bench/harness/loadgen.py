@@ -11,16 +11,22 @@ from .procs import PROCS, Procs
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
+def wrk_command(port, path, duration, conns=50, threads=2, extra=()):
+    return ["wrk", "-c", str(conns), "-t", str(threads), "-d", f"{duration}s",
+            "--timeout", "5s", "--latency", *extra, f"http://127.0.0.1:{port}{path}"]
+
+
 def run_wrk(port, path, duration, conns=50, threads=2):
-    url = f"http://127.0.0.1:{port}{path}"
-    cmd = ["wrk", "-c", str(conns), "-t", str(threads), "-d", f"{duration}s",
-           "--timeout", "5s", "--latency", url]
+    cmd = wrk_command(port, path, duration, conns, threads)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
-    text = out.stdout
+    return parse_wrk(cmd, out.returncode, out.stdout, out.stderr)
+
+
+def parse_wrk(cmd, returncode, text, stderr):
     match = re.search(r"(\d+) requests in ([\d.]+)(\w+),", text)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    if out.returncode != 0 or not match or not rps:
-        raise HarnessError(f"wrk failed (exit {out.returncode}): {text[-500:]} {out.stderr[-500:]}")
+    if returncode != 0 or not match or not rps:
+        raise HarnessError(f"wrk failed (exit {returncode}): {text[-500:]} {stderr[-500:]}")
     lat = {}
     for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M):
         lat[pct] = float(value) * UNITS[unit]

@@ -8,7 +8,7 @@ from .common import log, median
 from .loadgen import IdleConns
 from .procs import Procs
 from .report import fmt
-from .tracers import BpftraceTracer, HttpscopeTracer
+from .tracers import BpftraceTracer, HttpscopeTracer, TcpdumpTracer
 from .workloads import load_run
 
 def one_run(ctx, name, wl, traced, index, duration, bpf_stats=False):
@@ -18,8 +18,13 @@ def one_run(ctx, name, wl, traced, index, duration, bpf_stats=False):
     watch_port = ctx.servers["demo"] if wl["target"] == "demo-unwatched" else target_port
     tracer = None
     if traced:
-        tracer = BpftraceTracer(ctx, bpf_stats) if wl.get("tracer") == "bpftrace" \
-            else HttpscopeTracer(ctx, watch_port, bpf_stats)
+        kind = wl.get("tracer", "httpscope")
+        if kind == "bpftrace":
+            tracer = BpftraceTracer(ctx, bpf_stats)
+        elif kind == "tcpdump":
+            tracer = TcpdumpTracer(ctx, watch_port)
+        else:
+            tracer = HttpscopeTracer(ctx, watch_port, wl.get("backend", "auto"), bpf_stats)
     idle = None
     result = dict(pair=index, traced=traced, bpf_stats_run=bpf_stats)
     try:
@@ -80,7 +85,7 @@ def run_pairs(ctx, name, wl):
             log(f"  {name} pair {i + 1}/{args.pairs} {'traced  ' if traced else 'untraced'}"
                 f" rps={ld['rps']:.0f} p50={ld['p50_ms']} p99={ld['p99_ms']}{extra}")
             runs.append(r)
-    if args.bpf_stats:
+    if args.bpf_stats and wl.get("tracer") != "tcpdump":
         # BPF run times come from one more traced run with kernel.bpf_stats_enabled: the
         # stats clock two reads per program run, which would slow the pairs' traced runs.
         r = one_run(ctx, name, wl, True, "bpf-stats", args.duration, bpf_stats=True)

@@ -68,12 +68,17 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def proc_hwm_kib(pid):
+def proc_status_kib(pid, field):
+    """A kB field of /proc/PID/status (VmHWM, VmRSS, ...)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return None
+
+
+def proc_hwm_kib(pid):
+    return proc_status_kib(pid, "VmHWM")
 
 
 def wait_port(port, timeout=20, proc=None):

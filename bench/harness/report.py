@@ -48,6 +48,18 @@ def evaluate_goals(results):
     v = x and x["rps_ratio"]
     add("throughput on an unwatched port, traced/untraced", ">= 0.98", "unwatched-port", v,
         v is not None and v >= 0.98)
+    x, t = s("keepalive-demo"), s("tcpdump-demo")
+    v = x and x["rps_ratio"]
+    ref = t and t["rps_ratio"]
+    add("httpscope's throughput ratio vs tcpdump's, same run (keepalive-demo)",
+        ">= tcpdump's" + (f" ({ref:.3f})" if ref is not None else ""), "keepalive-demo",
+        v if ref is not None else None, v is not None and ref is not None and v >= ref)
+    for name in ("keepalive-demo-syscall", "unwatched-port-syscall"):
+        x = s(name)
+        v = x and x["rps_ratio"]
+        goals.append(dict(goal="info: the syscall backend, throughput traced/untraced", target="(info)",
+                          workload=name, measured=v, measured_text="n/a" if v is None else f"{v:.3f}",
+                          status="info"))
     x = s("h2c-nghttpd")
     for goal, key, unit, spec, http1 in (
             ("HTTP/2 (h2c) throughput traced/untraced", "rps_ratio", "", "{:.3f}", "keepalive-nginx"),
@@ -79,8 +91,9 @@ def markdown(results):
         "Ratios are traced/untraced, median over pairs. *captured* = paired exchanges in httpscope's output "
         "over requests the load generator completed (server side / client side; >100% = requests in flight "
         "at stop). *CPU* = profiler user+sys from attach to exit (drain included) per completed request. "
-        "*BPF* = run time of all httpscope programs / socket syscalls of the captured kinds (httpscope counts them; "
-        "its sys_exit program also runs, briefly, on every other syscall and that time is included), from one extra "
+        "*BPF* = run time of all httpscope programs / socket calls of the captured kinds (httpscope counts them: "
+        "socket backend, every socket send and receive; syscall backend, the socket syscalls, and its sys_exit "
+        "program's brief run on every other syscall is included), from one extra "
         "traced run per workload with kernel.bpf_stats_enabled (the pairs run without it: it adds two clock reads "
         "to every program run). *RSS* = profiler VmHWM.", "",
         "| workload | untraced rps | traced rps | rps ratio | p50 ratio | p99 ratio | captured server / client "
@@ -101,6 +114,8 @@ def markdown(results):
         if WORKLOADS[name]["target"] == "demo-unwatched":
             cap = "— (not watched)"
         drops = fmt(s.get("kernel_drops"), "{:d}")
+        if name == "tcpdump-demo" and s.get("kernel_drops") is not None:
+            drops = f"{s['kernel_drops']:d} packets dropped"
         if name == "naive-bpftrace" and s.get("kernel_drops") is not None:
             drops = f"{s['kernel_drops']:d} lost"
         lines.append(

@@ -15,7 +15,7 @@ def run_rss(ctx, name, wl):
     count = ctx.args.rss_conns
     run_dir = ctx.work / "runs" / name
     run_dir.mkdir(parents=True)
-    tracer = HttpscopeTracer(ctx, port, ctx.args.bpf_stats)
+    tracer = HttpscopeTracer(ctx, port, wl.get("backend", "auto"), ctx.args.bpf_stats)
     tracer.start(run_dir)
     idle = None
     try:

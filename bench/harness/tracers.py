@@ -53,8 +53,8 @@ def parse_summary(stderr_text):
 class HttpscopeTracer:
     name = "httpscope"
 
-    def __init__(self, ctx, port, bpf_stats=False):
-        self.ctx, self.port, self.bpf_stats = ctx, port, bpf_stats
+    def __init__(self, ctx, port, backend="auto", bpf_stats=False):
+        self.ctx, self.port, self.backend, self.bpf_stats = ctx, port, backend, bpf_stats
 
     def start(self, run_dir):
         self.out = run_dir / "records.log"
@@ -63,7 +63,8 @@ class HttpscopeTracer:
         self.t_start = time.monotonic()
         with open(self.err, "wb") as err:
             self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", "--port", self.port,
-                                     "--output", self.out], stdout=subprocess.DEVNULL, stderr=err)
+                                     "--capture-backend", self.backend, "--output", self.out],
+                                    stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while "attached" not in self.err.read_text(errors="replace"):
             if self.proc.poll() is not None:
@@ -101,7 +102,12 @@ class HttpscopeTracer:
             user_s=rusage.ru_utime, sys_s=rusage.ru_stime,
             vmhwm_kib=hwm, vmhwm_attach_kib=self.hwm_at_attach, maxrss_kib=rusage.ru_maxrss,
             summary=summary, kernel_drops=summary.get("kernel_drops"), bpf=bpf,
+            backend=self.attached_backend(stderr_text),
         )
+
+    def attached_backend(self, stderr_text):
+        match = re.search(r'backend="?(\w+)', ANSI.sub("", stderr_text))
+        return match.group(1) if match else None
 
     def count(self, url):
         return count_records(self.out, url)
@@ -168,6 +174,54 @@ class BpftraceTracer:
             user_s=rusage.ru_utime, sys_s=rusage.ru_stime,
             vmhwm_kib=hwm, maxrss_kib=rusage.ru_maxrss,
             perf_records=records, kernel_drops=lost, output_bytes=output_bytes, bpf=bpf,
+        )
+
+    def count(self, url):
+        return None
+
+
+class TcpdumpTracer:
+    """The packet capture httpscope means to replace: `tcpdump -i lo -w FILE 'tcp port P'`."""
+    name = "tcpdump"
+
+    def __init__(self, ctx, port):
+        self.ctx, self.port = ctx, port
+
+    def start(self, run_dir):
+        self.out = run_dir / "capture.pcap"
+        self.err = run_dir / "tcpdump.stderr"
+        t0 = time.monotonic()
+        with open(self.err, "wb") as err:
+            self.proc = PROCS.spawn(["tcpdump", "-i", "lo", "-Z", "root", "-w", self.out,
+                                     f"tcp port {self.port}"],
+                                    stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 30
+        while "listening on" not in self.err.read_text(errors="replace"):
+            if self.proc.poll() is not None:
+                raise HarnessError(f"tcpdump exited with {self.proc.returncode}: "
+                                   f"{self.err.read_text(errors='replace')[-800:]}")
+            if time.monotonic() > deadline:
+                raise HarnessError("tcpdump did not start listening within 30 s")
+            time.sleep(0.02)
+        self.attach_s = time.monotonic() - t0
+        self.cpu_at_attach = proc_cpu_s(self.proc.pid)
+
+    def stop(self):
+        hwm = proc_hwm_kib(self.proc.pid)
+        self.proc.send_signal(signal.SIGINT)
+        code, rusage = wait4(self.proc, timeout=60)
+        stderr_text = self.err.read_text(errors="replace")
+        if code != 0:
+            raise HarnessError(f"tcpdump exited with {code}: {stderr_text[-800:]}")
+        count = lambda what: int(m.group(1)) if (m := re.search(rf"(\d+) packets? {what}", stderr_text)) else None
+        output_bytes = self.out.stat().st_size
+        self.out.unlink()
+        return dict(
+            tracer="tcpdump", attach_s=round(self.attach_s, 3),
+            cpu_s=rusage.ru_utime + rusage.ru_stime - self.cpu_at_attach,
+            user_s=rusage.ru_utime, sys_s=rusage.ru_stime, vmhwm_kib=hwm, maxrss_kib=rusage.ru_maxrss,
+            packets=count("captured"), kernel_drops=count("dropped by kernel"), output_bytes=output_bytes,
+            bpf=None,
         )
 
     def count(self, url):

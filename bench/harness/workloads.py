@@ -3,9 +3,15 @@
 from .loadgen import run_ab, run_h2load, run_wrk
 
 # name -> definition. load: wrk | ab | h2load. target: which server. path: URL path.
+# tracer: httpscope (default) | bpftrace | tcpdump. backend: httpscope's --capture-backend
+# (default auto, the socket backend on kernels that have it).
 WORKLOADS = {
-    "keepalive-demo": dict(load="wrk", target="demo", path="/",
+    "keepalive-demo": dict(load="wrk", target="demo", path="/", backend="socket",
                            about="wrk -c 50 -t 2, keep-alive, demo-server `/` (~30-byte body)"),
+    "keepalive-demo-syscall": dict(load="wrk", target="demo", path="/", backend="syscall",
+                                   about="keepalive-demo on the syscall backend (--capture-backend syscall)"),
+    "tcpdump-demo": dict(load="wrk", target="demo", path="/", tracer="tcpdump",
+                         about="keepalive-demo with `tcpdump -i lo -w FILE 'tcp port P'` as the tracer"),
     "keepalive-nginx": dict(load="wrk", target="nginx", path="/",
                             about="wrk -c 50 -t 2, keep-alive, nginx small static file"),
     "new-conn": dict(load="ab", target="demo", path="/",
@@ -16,8 +22,10 @@ WORKLOADS = {
                     about="wrk -c 50 -t 2, 1 MiB responses"),
     "idle-1000": dict(load="wrk", target="demo", path="/", idle=1000,
                       about="1,000 idle keep-alive connections held open + wrk -c 50 -t 2 `/`"),
-    "unwatched-port": dict(load="wrk", target="demo-unwatched", path="/",
+    "unwatched-port": dict(load="wrk", target="demo-unwatched", path="/", backend="socket",
                            about="wrk -c 50 against a port httpscope does not watch (it watches an idle one)"),
+    "unwatched-port-syscall": dict(load="wrk", target="demo-unwatched", path="/", backend="syscall",
+                                   about="unwatched-port on the syscall backend (--capture-backend syscall)"),
     "h2c-nghttpd": dict(load="h2load", target="nghttpd", path="/index.html",
                         about="h2load -c 50 -t 2 -m 1 (HTTP/2 prior knowledge, one stream at a time per "
                               "connection) against nghttpd --no-tls, small static file"),

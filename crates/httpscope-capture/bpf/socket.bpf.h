@@ -210,14 +210,16 @@ int BPF_PROG(sock_state, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-/* The socket is destroyed: no byte can move on it any more. */
+/*
+ * The socket is destroyed: no byte can move on it any more. No port filter: a
+ * socket that reached TCP_CLOSE has given its local port back (it reads 0), so
+ * only the storage says whether it was watched.
+ */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(sock_destroy, struct sock *sk)
 {
 	struct conn_state *conn;
 
-	if (!sock_watched(sk))
-		return 0;
 	conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
 	if (conn && !conn->ignored && !conn->open_pending)
 		emit_close(conn);

@@ -119,6 +119,8 @@ impl SyscallCapture {
             .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
 
         let mut loader = EbpfLoader::new();
+        // The one parse of the kernel BTF (tens of MiB while it lives) serves CO-RE too.
+        loader.btf(Some(&btf));
         for &map in backend.unused_maps() {
             loader.map_max_entries(map, cpus as u32);
         }

@@ -1,11 +1,13 @@
 //! Each capture backend by name: forced with `--capture-backend`, it attaches its own
-//! programs and none of the other's, and captures an exchange on both sides.
-//! (scripts/test.sh also runs the capture suites once per backend.)
+//! programs and none of the other's, and captures an exchange on both sides. The
+//! connection-table test runs on the backend under test (scripts/test.sh runs this
+//! suite, like the other capture suites, once per backend).
 
 mod hardening;
 mod support;
 
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use hardening::*;
 use support::*;
@@ -75,4 +77,57 @@ fn syscall_backend_attaches_only_sys_exit() {
         &["syscall_exit"],
         &["sock_send", "sock_recv", "sock_state", "sock_destroy"],
     );
+}
+
+/// The `httpscope_connections_tracked` gauge of a profiler's /metrics.
+fn connections_tracked(metrics_addr: &str) -> Option<u64> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("http://{metrics_addr}/metrics"))
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("httpscope_connections_tracked "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn closed_connections_leave_the_connection_table() {
+    if !require_root("closed_connections_leave_the_connection_table") {
+        return;
+    }
+    let (_server, port) = demo_server(&[]);
+    let metrics_addr = format!("127.0.0.1:{}", matrix::free_port());
+    let profiler = Profiler::start(&[port], &["--metrics-addr", &metrics_addr]);
+    // ab without -k: a connection per request, closed by the server first (once closed,
+    // its socket reads local port 0, so the close must not depend on the port).
+    let ab = Command::new("ab")
+        .args(["-q", "-c", "5", "-n", "200"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .expect("ab is installed");
+    assert!(ab.status.success(), "{ab:?}");
+    // The gauge is refreshed once a second: let it see the load first, or a value from
+    // before the load would read as an empty table.
+    std::thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut tracked = connections_tracked(&metrics_addr);
+    while tracked != Some(0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        tracked = connections_tracked(&metrics_addr);
+    }
+    let (records, stderr) = profiler.stop();
+    assert_eq!(
+        tracked,
+        Some(0),
+        "connections still tracked after their sockets closed; {stderr}"
+    );
+    let paired = |role: &str| {
+        records
+            .iter()
+            .filter(|r| r["role"] == role && r["kind"] == "response" && r["exchange"].is_u64())
+            .count()
+    };
+    assert_eq!((paired("server"), paired("client")), (200, 200), "{stderr}");
 }
