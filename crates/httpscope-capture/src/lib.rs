@@ -10,7 +10,7 @@ pub mod tls;
 mod tracefs;
 
 pub use cgroups::CgroupScanner;
-pub use loader::{CaptureConfig, CaptureError, SyscallCapture};
+pub use loader::{all_ports_loads, CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;
 
 /// Monotonic clock in ns, the clock of the kernel's event timestamps.

@@ -267,7 +267,30 @@ fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result
     Ok(())
 }
 
+/// Whether the kernel accepts the syscall program with `--all-ports` on: the
+/// program is loaded (verified) and dropped, never attached.
+pub fn all_ports_loads() -> Result<(), CaptureError> {
+    let cpus =
+        aya::util::nr_cpus().map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
+    let mut ebpf = EbpfLoader::new()
+        .allow_unsupported_maps()
+        .override_global("all_ports", &1u8, true)
+        .map_max_entries("scratch", cpus as u32)
+        .load(BPF_OBJECT)
+        .map_err(|e| CaptureError::Load(Box::new(e)))?;
+    load_syscall_exit(&mut ebpf)?;
+    Ok(())
+}
+
 fn attach_syscall_exit(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let (program, event) = SYSCALL_EXIT;
+    load_syscall_exit(ebpf)?
+        .attach()
+        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    Ok(())
+}
+
+fn load_syscall_exit(ebpf: &mut Ebpf) -> Result<&mut BtfTracePoint, CaptureError> {
     let (program, event) = SYSCALL_EXIT;
     let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
     let tracepoint: &mut BtfTracePoint = ebpf
@@ -278,10 +301,7 @@ fn attach_syscall_exit(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     tracepoint
         .load(event, &btf)
         .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .attach()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    Ok(())
+    Ok(tracepoint)
 }
 
 fn attach_error(
