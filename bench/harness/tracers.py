@@ -53,8 +53,9 @@ def parse_summary(stderr_text):
 class HttpscopeTracer:
     name = "httpscope"
 
-    def __init__(self, ctx, port, bpf_stats=False):
+    def __init__(self, ctx, port, bpf_stats=False, all_ports=False):
         self.ctx, self.port, self.bpf_stats = ctx, port, bpf_stats
+        self.ports = ["--all-ports"] if all_ports else ["--port", port]
 
     def start(self, run_dir):
         self.out = run_dir / "records.log"
@@ -62,7 +63,7 @@ class HttpscopeTracer:
         self.ctx.stats.set(self.bpf_stats)
         self.t_start = time.monotonic()
         with open(self.err, "wb") as err:
-            self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", "--port", self.port,
+            self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", *self.ports,
                                      "--output", self.out], stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while "attached" not in self.err.read_text(errors="replace"):
