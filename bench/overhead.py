@@ -96,8 +96,8 @@ def main():
     failed = False
     try:
         results["meta"]["binaries"] = ctx.snapshot_binaries()
-        watched, unwatched, *on_demand_ports = free_ports(4)
-        on_demand_port = dict(zip(("nginx", "nghttpd"), on_demand_ports))
+        watched, unwatched, *on_demand_ports = free_ports(5)
+        on_demand_port = dict(zip(("nginx", "nghttpd", "echo"), on_demand_ports))
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")
@@ -111,8 +111,9 @@ def main():
             t0 = time.monotonic()
             log(f"workload {name}: {wl['about']}")
             try:
-                if wl["target"] in on_demand_port:
-                    ctx.start_on_demand(wl["target"], on_demand_port[wl["target"]])
+                for target in (wl["target"], wl.get("side_load")):
+                    if target in on_demand_port:
+                        ctx.start_on_demand(target, on_demand_port[target])
                 if wl.get("tracer") in ("bpftrace", "tcpdump") and not shutil.which(wl["tracer"]):
                     raise Skip(f"{wl['tracer']} not installed")
                 if wl["load"] == "conns":

@@ -2,11 +2,14 @@
 
 import shutil
 import signal
+import subprocess
+import sys
 
 from .bpf_stats import httpscope_instances
 from .common import log, median
 from .loadgen import IdleConns
-from .procs import Procs
+from .procs import PROCS, Procs
+from .servers import ECHO
 from .report import fmt
 from .tracers import BpftraceTracer, HttpscopeTracer, TcpdumpTracer
 from .workloads import load_run
@@ -24,7 +27,8 @@ def one_run(ctx, name, wl, traced, index, duration, bpf_stats=False):
         elif kind == "tcpdump":
             tracer = TcpdumpTracer(ctx, watch_port)
         else:
-            tracer = HttpscopeTracer(ctx, watch_port, wl.get("backend", "auto"), bpf_stats)
+            tracer = HttpscopeTracer(ctx, watch_port, wl.get("backend", "auto"), bpf_stats,
+                                     all_ports=wl.get("all_ports", False))
     idle = None
     result = dict(pair=index, traced=traced, bpf_stats_run=bpf_stats)
     try:
@@ -37,7 +41,14 @@ def one_run(ctx, name, wl, traced, index, duration, bpf_stats=False):
         if others is not None and traced and not wl.get("tracer"):
             others -= 1
         result["other_httpscope_instances"] = others
+        side = None
+        if wl.get("side_load"):
+            side = PROCS.spawn([sys.executable, ECHO, "load", ctx.servers[wl["side_load"]], duration],
+                               stdout=subprocess.PIPE, text=True)
         result["load"] = load_run(ctx, wl, target_port, duration)
+        if side:
+            out, _ = side.communicate(timeout=duration + 30)
+            result["side_load_rate"] = float(out.strip())
         if idle:
             idle.close()
             idle = None
@@ -76,9 +87,9 @@ def run_pairs(ctx, name, wl):
         for traced in (False, True):
             r = one_run(ctx, name, wl, traced, i, args.duration)
             ld = r["load"]
-            extra = ""
+            extra = f" echo={r['side_load_rate']:.0f}/s" if "side_load_rate" in r else ""
             if traced:
-                extra = (f" captured s/c={r.get('captured_server', float('nan')):.3f}/"
+                extra += (f" captured s/c={r.get('captured_server', float('nan')):.3f}/"
                          f"{r.get('captured_client', float('nan')):.3f}"
                          f" drops={r['tracer']['kernel_drops']} cpu={r['cpu_us_per_exchange']:.2f}us/ex"
                          f" bpf={fmt(r['bpf_ns_per_syscall'])}ns/sc")
@@ -126,6 +137,10 @@ def summarize_pairs(runs):
         runs_with_other_httpscope=sum(1 for r in runs if r.get("other_httpscope_instances")),
         tracer_attach_s=median([r["tracer"]["attach_s"] for r in traced]),
     )
+    if all("side_load_rate" in r for r in untraced + traced) and pairs:
+        # The non-HTTP load's own throughput, traced/untraced.
+        s["side_load_ratio"] = median([t["side_load_rate"] / u["side_load_rate"] for u, t in pairs
+                                       if u["side_load_rate"]])
     if traced and all("captured_server" in r for r in traced + stats_runs):
         s["captured_server"] = median([r["captured_server"] for r in traced])
         s["captured_client"] = median([r["captured_client"] for r in traced])

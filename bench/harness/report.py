@@ -129,6 +129,14 @@ def markdown(results):
     if noisy:
         lines += ["", "Runs during which another httpscope instance was loaded on the machine (its hooks "
                   "slow every syscall, traced or not): " + ", ".join(noisy) + "."]
+    mixed = {n: results["workloads"].get(n) for n in ("mixed-ports", "mixed-all-ports")}
+    if all(w and w["status"] == "ok" for w in mixed.values()):
+        port, every = (mixed[n]["summary"] for n in ("mixed-ports", "mixed-all-ports"))
+        lines += ["", "--all-ports: HTTP throughput traced/untraced "
+                  f"{fmt(every.get('rps_ratio'), '{:.3f}')} (port-filtered "
+                  f"{fmt(port.get('rps_ratio'), '{:.3f}')}); the non-HTTP echo load's own ratio "
+                  f"{fmt(every.get('side_load_ratio'), '{:.3f}')} (port-filtered "
+                  f"{fmt(port.get('side_load_ratio'), '{:.3f}')})."]
     rss = results["workloads"].get("rss-10k")
     if rss and rss["status"] == "ok" and rss["summary"].get("rss_attach_mib") is not None:
         r = rss["summary"]

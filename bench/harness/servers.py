@@ -6,10 +6,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 
 from .bpf_stats import BpfStats
 from .common import ROOT, HarnessError, Skip
 from .procs import PROCS, Procs, wait_port
+
+ECHO = ROOT / "bench" / "harness" / "echo.py"
 
 class Context:
     def __init__(self, args, work):
@@ -49,12 +52,22 @@ class Context:
             self.start_nginx(port)
         elif target == "nghttpd":
             self.start_nghttpd(port)
+        elif target == "echo":
+            self.start_echo(port)
 
     def stop_on_demand(self):
         for target, (proc, sig) in self.on_demand.items():
             Procs.stop(proc, sig=sig)
             self.servers.pop(target, None)
         self.on_demand.clear()
+
+    def start_echo(self, port):
+        """The non-HTTP TCP echo server of the mixed workloads."""
+        err = open(self.work / "echo.stderr", "wb")
+        proc = PROCS.spawn([sys.executable, ECHO, "serve", port], stdout=subprocess.DEVNULL, stderr=err)
+        wait_port(port, proc=proc)
+        self.on_demand["echo"] = (proc, signal.SIGTERM)
+        self.servers["echo"] = port
 
     def start_nghttpd(self, port):
         """nghttpd (nghttp2-server), h2c with prior knowledge, two worker threads like nginx's

@@ -53,8 +53,9 @@ def parse_summary(stderr_text):
 class HttpscopeTracer:
     name = "httpscope"
 
-    def __init__(self, ctx, port, backend="auto", bpf_stats=False):
+    def __init__(self, ctx, port, backend="auto", bpf_stats=False, all_ports=False):
         self.ctx, self.port, self.backend, self.bpf_stats = ctx, port, backend, bpf_stats
+        self.ports = ["--all-ports"] if all_ports else ["--port", port]
 
     def start(self, run_dir):
         self.out = run_dir / "records.log"
@@ -62,7 +63,7 @@ class HttpscopeTracer:
         self.ctx.stats.set(self.bpf_stats)
         self.t_start = time.monotonic()
         with open(self.err, "wb") as err:
-            self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", "--port", self.port,
+            self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", *self.ports,
                                      "--capture-backend", self.backend, "--output", self.out],
                                     stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60

@@ -29,6 +29,12 @@ WORKLOADS = {
     "h2c-nghttpd": dict(load="h2load", target="nghttpd", path="/index.html",
                         about="h2load -c 50 -t 2 -m 1 (HTTP/2 prior knowledge, one stream at a time per "
                               "connection) against nghttpd --no-tls, small static file"),
+    "mixed-ports": dict(load="wrk", target="demo", path="/", side_load="echo",
+                        about="wrk -c 50 -t 2 on demo-server, plus a non-HTTP TCP echo load (8 "
+                              "connections, 64-byte ping-pong) on another port; httpscope --port demo"),
+    "mixed-all-ports": dict(load="wrk", target="demo", path="/", side_load="echo", all_ports=True,
+                            about="the mixed-ports load, httpscope --all-ports (the echo "
+                                  "connections are judged not HTTP and dropped in the kernel)"),
     "naive-bpftrace": dict(load="wrk", target="demo", path="/", tracer="bpftrace",
                            about="keepalive-demo traced by bench/naive.bt (fixed 4 KiB copy per syscall)"),
     "rss-10k": dict(load="conns", target="demo", path="/healthz", conns=10000,

@@ -13,7 +13,7 @@ mod uprobes;
 
 pub use backend::{missing_events, Backend, BackendChoice};
 pub use cgroups::CgroupScanner;
-pub use loader::{CaptureConfig, CaptureError, SyscallCapture};
+pub use loader::{all_ports_loads, CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;
 
 /// Monotonic clock in ns, the clock of the kernel's event timestamps.

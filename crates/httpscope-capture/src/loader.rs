@@ -323,6 +323,32 @@ fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result
     Ok(())
 }
 
+/// Whether the kernel accepts the programs of the backend `auto` picks with
+/// `--all-ports` on: they are loaded (verified) and dropped, never attached.
+pub fn all_ports_loads() -> Result<Backend, CaptureError> {
+    let cpus =
+        aya::util::nr_cpus().map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
+    let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+    let backend = BackendChoice::Auto
+        .resolve(&btf)
+        .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
+    let mut loader = EbpfLoader::new();
+    loader.btf(Some(&btf));
+    for &map in backend.unused_maps() {
+        loader.map_max_entries(map, cpus as u32);
+    }
+    let mut ebpf = loader
+        .allow_unsupported_maps()
+        .override_global("all_ports", &1u8, true)
+        .map_max_entries("scratch", cpus as u32)
+        .load(BPF_OBJECT)
+        .map_err(|e| CaptureError::Load(Box::new(e)))?;
+    for &(program, event) in backend.tracepoints() {
+        load_btf_tracepoint(&mut ebpf, program, event, &btf)?;
+    }
+    Ok(backend)
+}
+
 /// The backend's BTF tracepoint programs; nothing of the other backend is attached.
 fn attach_btf_tracepoints(
     ebpf: &mut Ebpf,
@@ -330,19 +356,28 @@ fn attach_btf_tracepoints(
     btf: &Btf,
 ) -> Result<(), CaptureError> {
     for &(program, event) in backend.tracepoints() {
-        let tracepoint: &mut BtfTracePoint = ebpf
-            .program_mut(program)
-            .ok_or(CaptureError::MissingProgram(program))?
-            .try_into()
-            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-        tracepoint
-            .load(event, btf)
-            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-        tracepoint
+        load_btf_tracepoint(ebpf, program, event, btf)?
             .attach()
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
     Ok(())
+}
+
+fn load_btf_tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    program: &'static str,
+    event: &'static str,
+    btf: &Btf,
+) -> Result<&'a mut BtfTracePoint, CaptureError> {
+    let tracepoint: &mut BtfTracePoint = ebpf
+        .program_mut(program)
+        .ok_or(CaptureError::MissingProgram(program))?
+        .try_into()
+        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    tracepoint
+        .load(event, btf)
+        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    Ok(tracepoint)
 }
 
 /// A `binary_event` from the kernel, length-checked.

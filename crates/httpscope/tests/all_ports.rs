@@ -113,4 +113,17 @@ fn all_ports_keeps_http1_and_h2c_and_drops_the_rest() {
         !stderr.contains(&echo_local) && !stderr.contains(&echo_remote),
         "the echo connection reached userspace:\n{stderr}"
     );
+
+    // --port narrows: only the HTTP/1 server's connections are candidates now.
+    let port = http1_port.to_string();
+    let profiler = Profiler::start(&[], &["--all-ports", "--port", &port]);
+    assert_eq!(get(http1_port, "/healthz"), 200);
+    assert_eq!(nghttp(&page_urls(&base, &ids("narrow", 1)), None), 1);
+    let (records, stderr) = profiler.stop();
+    assert_eq!(
+        on_port(&records, http1_port).len(),
+        4,
+        "{stderr}\n{records:#?}"
+    );
+    assert!(on_port(&records, h2c.port).is_empty(), "{records:#?}");
 }

@@ -74,6 +74,7 @@ fn doctor_reports_every_piece() {
         "uprobes",
         "cgroups",
         "container runtimes",
+        "all ports",
     ] {
         assert!(
             stdout.contains(piece),
@@ -90,6 +91,10 @@ fn doctor_reports_every_piece() {
     assert!(
         stdout.contains("The cgroup layout is"),
         "doctor names no cgroup layout: {stdout}"
+    );
+    assert!(
+        stdout.contains("--all-ports works here"),
+        "this kernel runs --all-ports (tests/all_ports.rs): {stdout}"
     );
     assert!(out.status.success(), "this machine can capture: {stdout}");
 }

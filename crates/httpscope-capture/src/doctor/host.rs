@@ -29,6 +29,25 @@ pub(super) fn checks() -> Vec<Check> {
     vec![cgroup_layout(), container_runtimes()]
 }
 
+/// `--all-ports` runs extra verifier-checked code in the capture programs: load them.
+pub(super) fn all_ports() -> Check {
+    let loaded = crate::loader::all_ports_loads();
+    Check {
+        name: "all ports",
+        ok: loaded.is_ok(),
+        detail: match &loaded {
+            Ok(backend) => format!(
+                "--all-ports works here: the kernel accepts the {} backend's programs \
+                 that judge each connection's first bytes.",
+                backend.name()
+            ),
+            Err(err) => format!("--all-ports does not work here: {err}."),
+        },
+        cost: "--all-ports cannot be used: name the ports with --port",
+        required: false,
+    }
+}
+
 fn cgroup_layout() -> Check {
     let mounts = std::fs::read_to_string("/proc/self/mounts")
         .map(|text| CgroupMounts::parse(&text))

@@ -245,6 +245,10 @@ pub fn run_checks() -> Vec<Check> {
         cost: "nothing",
         required: false,
     });
+    // Loading needs the privileges, BTF and program support checked above.
+    if checks.iter().all(|c| c.ok || !c.required) {
+        checks.push(host::all_ports());
+    }
     checks.extend(host::checks());
     checks
 }
