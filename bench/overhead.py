@@ -90,8 +90,8 @@ def main():
     failed = False
     try:
         results["meta"]["binaries"] = ctx.snapshot_binaries()
-        watched, unwatched, *on_demand_ports = free_ports(4)
-        on_demand_port = dict(zip(("nginx", "nghttpd"), on_demand_ports))
+        watched, unwatched, *on_demand_ports = free_ports(5)
+        on_demand_port = dict(zip(("nginx", "nghttpd", "nginx-tls"), on_demand_ports))
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")

@@ -11,8 +11,8 @@ from .procs import PROCS, Procs
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
-def run_wrk(port, path, duration, conns=50, threads=2):
-    url = f"http://127.0.0.1:{port}{path}"
+def run_wrk(port, path, duration, conns=50, threads=2, scheme="http"):
+    url = f"{scheme}://127.0.0.1:{port}{path}"
     cmd = ["wrk", "-c", str(conns), "-t", str(threads), "-d", f"{duration}s",
            "--timeout", "5s", "--latency", url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
