@@ -4,6 +4,7 @@
 
 mod backend;
 pub mod doctor;
+mod follow;
 pub mod golang;
 mod loader;
 pub mod tls;

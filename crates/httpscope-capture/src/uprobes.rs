@@ -108,8 +108,8 @@ impl TlsHooks {
         }
     }
 
-    /// Attaches the probes for one target; logs the outcome.
-    pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) {
+    /// Attaches the probes for one target; logs the outcome. Returns whether it is hooked.
+    pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) -> bool {
         let attached = match &target.kind {
             TargetKind::Libssl | TargetKind::StaticOpenssl => {
                 attach_by_symbol(ebpf, self.backend, &target, OPENSSL_PROBES)
@@ -118,15 +118,20 @@ impl TlsHooks {
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
         };
         match attached {
-            Ok(0) => {}
+            Ok(0) => false,
             Ok(probes) => {
                 tracing::debug!(target = %target.describe(), probes, "TLS functions hooked");
                 self.hooked.push(target);
+                true
             }
             Err(err) if target.kind == TargetKind::StaticOpenssl => {
-                tracing::debug!(target = %target.describe(), %err, "not hooked")
+                tracing::debug!(target = %target.describe(), %err, "not hooked");
+                false
             }
-            Err(err) => tracing::warn!(target = %target.describe(), %err, "TLS stack not hooked"),
+            Err(err) => {
+                tracing::warn!(target = %target.describe(), %err, "TLS stack not hooked");
+                false
+            }
         }
     }
 
@@ -169,20 +174,9 @@ impl TlsHooks {
         }
     }
 
-    /// A process exec'd or changed its libraries: hooks its executable and libraries
-    /// that no process used before. Returns the targets hooked.
-    pub fn follow(&mut self, ebpf: &mut Ebpf, tgid: u32, exec: bool) -> Vec<TlsTarget> {
-        let before = self.hooked.len();
-        let executable = if exec {
-            tls::executable_of(tgid, &mut self.seen).and_then(|p| tls::classify_executable(&p))
-        } else {
-            None
-        };
-        let libraries = tls::libraries_of(tgid, &mut self.seen);
-        for target in executable.into_iter().chain(libraries) {
-            self.attach(ebpf, target);
-        }
-        self.hooked[before..].to_vec()
+    /// The files hooked or looked at so far (for the thread that follows new processes).
+    pub fn seen(&self) -> HashSet<FileId> {
+        self.seen.clone()
     }
 }
 
