@@ -246,10 +246,12 @@ pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
 fn defines(path: &Path, symbol: &str) -> bool {
     use object::{Object, ObjectSymbol};
 
-    let Ok(data) = fs::read(path) else {
+    let Ok(handle) = fs::File::open(path) else {
         return false;
     };
-    let Ok(file) = object::File::parse(&*data) else {
+    // Only the symbol tables are read, not the whole (possibly huge) file.
+    let cache = object::read::ReadCache::new(handle);
+    let Ok(file) = object::File::parse(&cache) else {
         return false;
     };
     file.symbols()
