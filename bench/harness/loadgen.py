@@ -11,13 +11,13 @@ from .procs import PROCS, Procs
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
-def wrk_command(port, path, duration, conns=50, threads=2, extra=()):
+def wrk_command(port, path, duration, conns=50, threads=2, extra=(), scheme="http"):
     return ["wrk", "-c", str(conns), "-t", str(threads), "-d", f"{duration}s",
-            "--timeout", "5s", "--latency", *extra, f"http://127.0.0.1:{port}{path}"]
+            "--timeout", "5s", "--latency", *extra, f"{scheme}://127.0.0.1:{port}{path}"]
 
 
-def run_wrk(port, path, duration, conns=50, threads=2):
-    cmd = wrk_command(port, path, duration, conns, threads)
+def run_wrk(port, path, duration, conns=50, threads=2, scheme="http"):
+    cmd = wrk_command(port, path, duration, conns, threads, scheme=scheme)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     return parse_wrk(cmd, out.returncode, out.stdout, out.stderr)
 

@@ -50,6 +50,8 @@ class Context:
         """Starts `target` (nginx, nghttpd) on `port` for the workloads that need it."""
         if target == "nginx":
             self.start_nginx(port)
+        elif target == "nginx-tls":
+            self.start_nginx(port, tls=True)
         elif target == "nghttpd":
             self.start_nghttpd(port)
         elif target == "echo":
@@ -85,17 +87,25 @@ class Context:
         self.on_demand["nghttpd"] = (proc, signal.SIGTERM)
         self.servers["nghttpd"] = port
 
-    def start_nginx(self, port):
+    def start_nginx(self, port, tls=False):
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
         if not nginx:
             raise Skip("nginx not installed")
-        prefix = self.work / "nginx"
+        target = "nginx-tls" if tls else "nginx"
+        prefix = self.work / target
         for sub in ("html", "tmp", "logs"):
             (prefix / sub).mkdir(parents=True, exist_ok=True)
         # Body about as long as demo-server's `ok <timestamp>`.
         (prefix / "html" / "index.html").write_text("ok 0123456789abcdefghijklmn\n")
         for path in (self.work, prefix, prefix / "html", prefix / "html" / "index.html"):
             os.chmod(path, 0o755)
+        listen = f"127.0.0.1:{port}"
+        if tls:
+            key, cert = prefix / "server.key", prefix / "server.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            listen += f" ssl;\n        ssl_certificate {cert};\n        ssl_certificate_key {key}"
         conf = prefix / "nginx.conf"
         conf.write_text(f"""
 daemon off;
@@ -112,7 +122,7 @@ http {{
     proxy_temp_path {prefix}/tmp/proxy;
     default_type text/plain;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
         root {prefix}/html;
         location / {{ }}
     }}
@@ -122,5 +132,5 @@ http {{
         proc = PROCS.spawn([nginx, "-p", prefix, "-c", conf, "-e", prefix / "logs" / "error.log"],
                            stdout=subprocess.DEVNULL, stderr=err)
         wait_port(port, proc=proc)
-        self.on_demand["nginx"] = (proc, signal.SIGQUIT)
-        self.servers["nginx"] = port
+        self.on_demand[target] = (proc, signal.SIGQUIT)
+        self.servers[target] = port

@@ -14,6 +14,9 @@ WORKLOADS = {
                          about="keepalive-demo with `tcpdump -i lo -w FILE 'tcp port P'` as the tracer"),
     "keepalive-nginx": dict(load="wrk", target="nginx", path="/",
                             about="wrk -c 50 -t 2, keep-alive, nginx small static file"),
+    "keepalive-nginx-tls": dict(load="wrk", target="nginx-tls", path="/", scheme="https",
+                                about="wrk -c 50 -t 2, keep-alive HTTPS (TLS 1.3), nginx small static file: "
+                                      "plaintext from both sides' OpenSSL uprobes"),
     "new-conn": dict(load="ab", target="demo", path="/",
                      about="ab -c 50 (no -k): a new connection per request, demo-server `/`"),
     "resp-16k": dict(load="wrk", target="demo", path="/bytes/16384",
@@ -47,4 +50,4 @@ def load_run(ctx, wl, port, duration):
         return run_ab(port, wl["path"], duration)
     if wl["load"] == "h2load":
         return run_h2load(port, wl["path"], duration, ctx.work)
-    return run_wrk(port, wl["path"], duration)
+    return run_wrk(port, wl["path"], duration, scheme=wl.get("scheme", "http"))

@@ -136,19 +136,31 @@ static __always_inline int go_tls_sock_stream(__u32 fd, struct go_tls_stream *ou
 	return 1;
 }
 
-/* The plaintext stream of the *tls.Conn in the receiver register, or 0. */
-static __always_inline int go_tls_stream(struct pt_regs *ctx, __u32 tgid, struct go_tls_stream *out)
+/* The socket fd of the *tls.Conn in the receiver register if its process is selected, or -1. */
+static __always_inline __s64 go_tls_selected_fd(struct pt_regs *ctx, __u32 tgid)
 {
 	__s64 fd;
 
 	if (filter_tgid && filter_tgid != tgid)
-		return 0;
+		return -1;
 	fd = go_tls_fd(ctx);
-	if (fd < 0) {
+	if (fd < 0)
 		stat_add(STAT_TLS_FD_UNKNOWN, 1);
-		return 0;
-	}
+	return fd;
+}
+
+/* The plaintext stream of socket fd, this backend's way, or 0. */
+static __always_inline int go_tls_stream_of(__u32 tgid, __u32 fd, struct go_tls_stream *out)
+{
 	return go_tls_socket_backend ? go_tls_sock_stream(fd, out) : go_tls_fd_stream(tgid, fd, out);
+}
+
+/* The plaintext stream of the *tls.Conn in the receiver register, or 0. */
+static __always_inline int go_tls_stream(struct pt_regs *ctx, __u32 tgid, struct go_tls_stream *out)
+{
+	__s64 fd = go_tls_selected_fd(ctx, tgid);
+
+	return fd >= 0 && go_tls_stream_of(tgid, fd, out);
 }
 
 /* len bytes of plaintext at buf on the stream: one record. */
@@ -196,20 +208,16 @@ int go_tls_read_enter(struct pt_regs *ctx)
 	struct go_tls_key key = { .tgid = tgid, .goroutine = GO_REG_G(ctx) };
 	struct go_tls_call call = { .buf = GO_REG_SLICE_PTR(ctx) };
 	struct go_tls_stream stream;
-	__s64 fd;
+	__s64 fd = go_tls_selected_fd(ctx, tgid);
 
-	if (filter_tgid && filter_tgid != tgid)
-		return 0;
-	fd = go_tls_fd(ctx);
 	/* A slot left by a call whose return was not seen must not serve this one. */
 	if (fd < 0) {
-		stat_add(STAT_TLS_FD_UNKNOWN, 1);
 		bpf_map_delete_elem(&go_tls_calls, &key);
 		return 0;
 	}
 	call.fd = fd;
 	/* Marks the connection TLS (syscall backend) or registers the sock (socket backend). */
-	go_tls_stream(ctx, tgid, &stream);
+	go_tls_stream_of(tgid, fd, &stream);
 	bpf_map_update_elem(&go_tls_calls, &key, &call, BPF_ANY);
 	return 0;
 }
@@ -241,8 +249,7 @@ int go_tls_read_ret(struct pt_regs *ctx)
 	bpf_map_delete_elem(&go_tls_calls, &key);
 	if (n <= 0 || n > 0x7fffffff)
 		return 0;
-	if (go_tls_socket_backend ? go_tls_sock_stream(call.fd, &stream)
-				  : go_tls_fd_stream(tgid, call.fd, &stream))
+	if (go_tls_stream_of(tgid, call.fd, &stream))
 		go_tls_emit(&stream, call.buf, n, 0);
 	return 0;
 }

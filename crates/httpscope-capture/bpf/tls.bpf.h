@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * TLS plaintext: uprobes on the TLS library's SSL_read/SSL_write(_ex),
- * SSL_do_handshake and SSL_set_fd. The call's socket is the one the socket
+ * SSL_do_handshake and SSL_set_fd (OpenSSL), or gnutls_record_recv/send and
+ * gnutls_handshake (GnuTLS, whose default transport calls recv/send on the
+ * session's fd inside the call, as OpenSSL's socket BIO does). The call's socket is the one the socket
  * calls made inside the call use (or the fd given to SSL_set_fd); plaintext
  * gets its own per-direction stream on that connection, and the connection's
  * ciphertext is no longer logged from then on. Each backend supplies the
@@ -15,8 +17,11 @@ enum ssl_op {
 	SSL_OP_READ = 2,
 	SSL_OP_WRITE_EX = 3,
 	SSL_OP_READ_EX = 4,
-	/* SSL_do_handshake (SSL_connect, SSL_accept): no data, only the socket. */
+	/* SSL_do_handshake (SSL_connect, SSL_accept), gnutls_handshake: no data, only the socket. */
 	SSL_OP_HANDSHAKE = 5,
+	/* GnuTLS: gnutls_record_send / gnutls_record_recv (session, data, size) -> ssize_t. */
+	SSL_OP_GNUTLS_SEND = 6,
+	SSL_OP_GNUTLS_RECV = 7,
 };
 
 /* A TLS library call in flight on this thread. */
@@ -193,6 +198,18 @@ int ssl_read_ex_enter(struct pt_regs *ctx)
 }
 
 SEC("uprobe")
+int gnutls_send_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_GNUTLS_SEND);
+}
+
+SEC("uprobe")
+int gnutls_recv_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_GNUTLS_RECV);
+}
+
+SEC("uprobe")
 int ssl_handshake_enter(struct pt_regs *ctx)
 {
 	return ssl_enter(PT_REGS_PARM1(ctx), 0, 0, SSL_OP_HANDSHAKE);
@@ -261,10 +278,13 @@ static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_cal
 static __always_inline void emit_tls_data(struct stat_counters *counters, struct ssl_call *call,
 					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd, __u64 len)
 {
-	int write = call->op == SSL_OP_WRITE || call->op == SSL_OP_WRITE_EX;
+	int gnutls = call->op == SSL_OP_GNUTLS_SEND || call->op == SSL_OP_GNUTLS_RECV;
+	int write = call->op == SSL_OP_WRITE || call->op == SSL_OP_WRITE_EX ||
+		    call->op == SSL_OP_GNUTLS_SEND;
 	struct data_call data = {
 		.buf = call->buf,
-		.syscall = write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ,
+		.syscall = gnutls ? (write ? SYSCALL_GNUTLS_SEND : SYSCALL_GNUTLS_RECV)
+				  : (write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ),
 		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
 		.mode = COPY_BUFFER,
 		.data_flags = DATA_FLAG_TLS,

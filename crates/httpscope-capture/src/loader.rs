@@ -13,6 +13,7 @@ use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
 use crate::backend::{Backend, BackendChoice};
+use crate::follow::Follower;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
 
@@ -81,8 +82,9 @@ pub struct SyscallCapture {
     ebpf: Ebpf,
     backend: Backend,
     tls: Option<TlsHooks>,
-    /// Processes that exec'd or loaded libraries (with TLS hooks on).
-    binaries: Option<RingBuf<MapData>>,
+    /// Processes that exec'd or loaded libraries (with TLS hooks on), and the thread
+    /// that inspects them.
+    binaries: Option<(RingBuf<MapData>, Follower)>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
     /// The cgroups selected by `--container`, when it is given.
@@ -186,10 +188,11 @@ impl SyscallCapture {
             None
         };
 
-        let binaries = match tls {
-            Some(_) => ebpf
+        let binaries = match &tls {
+            Some(hooks) => ebpf
                 .take_map("binaries")
-                .and_then(|map| RingBuf::try_from(map).ok()),
+                .and_then(|map| RingBuf::try_from(map).ok())
+                .map(|ring| (ring, Follower::start(hooks.seen()))),
             None => None,
         };
         let ring = RingBuf::try_from(
@@ -261,29 +264,25 @@ impl SyscallCapture {
         Ok(handled)
     }
 
-    /// Hooks the TLS code of processes that exec'd or loaded libraries since the last call.
+    /// Reports the processes that exec'd or loaded libraries since the last call to the
+    /// inspection thread, and hooks what it found.
     fn follow_new_binaries(&mut self) {
-        let (Some(ring), Some(tls)) = (self.binaries.as_mut(), self.tls.as_mut()) else {
+        let (Some((ring, follower)), Some(tls)) = (self.binaries.as_mut(), self.tls.as_mut())
+        else {
             return;
         };
-        let mut reported: Vec<(u32, bool)> = Vec::new();
         while let Some(item) = ring.next() {
-            let Some(event) = decode_binary_event(&item) else {
-                continue;
-            };
-            let exec = event.reason == BINARY_EXEC;
-            match reported.iter_mut().find(|(tgid, _)| *tgid == event.tgid) {
-                Some((_, seen_exec)) => *seen_exec |= exec,
-                None => reported.push((event.tgid, exec)),
+            if let Some(event) = decode_binary_event(&item) {
+                follower.report(event.tgid, event.reason == BINARY_EXEC);
             }
         }
-        for (tgid, exec) in reported {
+        for (target, since_reported) in follower.found() {
+            let description = target.describe();
             let started = std::time::Instant::now();
-            for target in tls.follow(&mut self.ebpf, tgid, exec) {
+            if tls.attach(&mut self.ebpf, target) {
                 tracing::info!(
-                    target = %target.describe(),
-                    pid = tgid,
-                    ms = started.elapsed().as_millis() as u64,
+                    target = %description,
+                    ms = (since_reported + started.elapsed()).as_millis() as u64,
                     "TLS: hooked a program or library that appeared after capture started"
                 );
             }

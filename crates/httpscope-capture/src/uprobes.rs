@@ -21,6 +21,12 @@ const OPENSSL_PROBES: &[(&str, &str)] = &[
     ("ssl_read_ex_enter", "SSL_read_ex"),
     ("ssl_handshake_enter", "SSL_do_handshake"),
 ];
+/// GnuTLS functions hooked, the same way (the calls have OpenSSL's shape).
+const GNUTLS_PROBES: &[(&str, &str)] = &[
+    ("gnutls_send_enter", "gnutls_record_send"),
+    ("gnutls_recv_enter", "gnutls_record_recv"),
+    ("ssl_handshake_enter", "gnutls_handshake"),
+];
 /// Entry only: remembers which fd an SSL object uses (syscall backend: the socket
 /// backend cannot turn an fd into a socket without the syscall).
 const OPENSSL_SET_FD: (&str, &str) = ("ssl_set_fd_enter", "SSL_set_fd");
@@ -56,6 +62,8 @@ impl TlsHooks {
         }
         programs.extend([
             backend.tls_return_program(),
+            GNUTLS_PROBES[0].0,
+            GNUTLS_PROBES[1].0,
             GO_WRITE_ENTER,
             GO_READ_ENTER,
             GO_HANDSHAKE_ENTER,
@@ -100,24 +108,30 @@ impl TlsHooks {
         }
     }
 
-    /// Attaches the probes for one target; logs the outcome.
-    pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) {
+    /// Attaches the probes for one target; logs the outcome. Returns whether it is hooked.
+    pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) -> bool {
         let attached = match &target.kind {
             TargetKind::Libssl | TargetKind::StaticOpenssl => {
-                attach_openssl(ebpf, self.backend, &target)
+                attach_by_symbol(ebpf, self.backend, &target, OPENSSL_PROBES)
             }
+            TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES),
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
         };
         match attached {
-            Ok(0) => {}
+            Ok(0) => false,
             Ok(probes) => {
                 tracing::debug!(target = %target.describe(), probes, "TLS functions hooked");
                 self.hooked.push(target);
+                true
             }
             Err(err) if target.kind == TargetKind::StaticOpenssl => {
-                tracing::debug!(target = %target.describe(), %err, "not hooked")
+                tracing::debug!(target = %target.describe(), %err, "not hooked");
+                false
             }
-            Err(err) => tracing::warn!(target = %target.describe(), %err, "TLS stack not hooked"),
+            Err(err) => {
+                tracing::warn!(target = %target.describe(), %err, "TLS stack not hooked");
+                false
+            }
         }
     }
 
@@ -160,20 +174,9 @@ impl TlsHooks {
         }
     }
 
-    /// A process exec'd or changed its libraries: hooks its executable and libraries
-    /// that no process used before. Returns the targets hooked.
-    pub fn follow(&mut self, ebpf: &mut Ebpf, tgid: u32, exec: bool) -> Vec<TlsTarget> {
-        let before = self.hooked.len();
-        let executable = if exec {
-            tls::executable_of(tgid, &mut self.seen).and_then(|p| tls::classify_executable(&p))
-        } else {
-            None
-        };
-        let libraries = tls::libraries_of(tgid, &mut self.seen);
-        for target in executable.into_iter().chain(libraries) {
-            self.attach(ebpf, target);
-        }
-        self.hooked[before..].to_vec()
+    /// The files hooked or looked at so far (for the thread that follows new processes).
+    pub fn seen(&self) -> HashSet<FileId> {
+        self.seen.clone()
     }
 }
 
@@ -198,24 +201,30 @@ fn attach_at<'a>(
         .map_err(|e| format!("{program}: {e}"))
 }
 
-/// OpenSSL by symbol; returns how many read/write functions were hooked.
-fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Result<usize, String> {
+/// A C TLS library by symbol (the first symbol is its write function); returns how many
+/// read/write functions were hooked.
+fn attach_by_symbol(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    target: &TlsTarget,
+    probes: &[(&str, &str)],
+) -> Result<usize, String> {
     let mut data_functions = 0;
     let mut first_error = None;
-    for (i, &(program, symbol)) in OPENSSL_PROBES.iter().enumerate() {
+    for (i, &(program, symbol)) in probes.iter().enumerate() {
         let attached = attach_at(ebpf, backend.tls_return_program(), symbol, target)
             .and_then(|()| attach_at(ebpf, program, symbol, target));
         match attached {
             // Executables without SSL_write have no libssl inside: skip them quickly.
             Err(_) if target.kind == TargetKind::StaticOpenssl && i == 0 => return Ok(0),
-            Ok(()) if symbol != "SSL_do_handshake" => data_functions += 1,
+            Ok(()) if program != "ssl_handshake_enter" => data_functions += 1,
             Ok(()) => {}
             Err(err) => {
                 first_error.get_or_insert(err);
             }
         }
     }
-    if data_functions > 0 && backend == Backend::Syscall {
+    if data_functions > 0 && backend == Backend::Syscall && target.kind != TargetKind::Gnutls {
         let (program, symbol) = OPENSSL_SET_FD;
         if let Err(err) = attach_at(ebpf, program, symbol, target) {
             tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");

@@ -30,6 +30,14 @@ const OUR_PROGRAMS: &[&str] = &[
     "ssl_set_fd_enter",
     "ssl_ret",
     "ssl_ret_sock",
+    "gnutls_send_enter",
+    "gnutls_recv_enter",
+    "go_tls_write_enter",
+    "go_tls_read_enter",
+    "go_tls_handshake_enter",
+    "go_tls_read_ret",
+    "process_exec",
+    "libraries_changed",
 ];
 /// The programs of each backend that load whether or not a libssl is found.
 const SYSCALL_BACKEND_PROGRAMS: &[&str] = &["syscall_exit", "process_exit"];

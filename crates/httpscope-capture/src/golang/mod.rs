@@ -11,7 +11,8 @@ mod pclntab;
 use std::ops::Range;
 use std::path::Path;
 
-use object::{Architecture, Object, ObjectSection, ObjectSymbol};
+use object::read::ReadCache;
+use object::{Architecture, Object, ObjectSection, ObjectSymbol, ReadRef};
 use thiserror::Error;
 
 pub use buildinfo::GoVersion;
@@ -87,13 +88,14 @@ pub enum GoInspectError {
     Address(&'static str),
 }
 
-/// Inspects the Go binary at `path`.
+/// Inspects the Go binary at `path`, reading only the parts it needs (a Go binary can be
+/// hundreds of MB).
 pub fn inspect(path: &Path) -> Result<GoTlsBinary, GoInspectError> {
-    let data = std::fs::read(path)?;
-    inspect_bytes(&data)
+    let cache = ReadCache::new(std::fs::File::open(path)?);
+    inspect_data(&cache)
 }
 
-fn inspect_bytes(data: &[u8]) -> Result<GoTlsBinary, GoInspectError> {
+fn inspect_data<'d, R: ReadRef<'d>>(data: R) -> Result<GoTlsBinary, GoInspectError> {
     let file = object::File::parse(data)?;
     let buildinfo = file
         .section_by_name(".go.buildinfo")
@@ -155,14 +157,14 @@ fn inspect_bytes(data: &[u8]) -> Result<GoTlsBinary, GoInspectError> {
 }
 
 /// Function address ranges, from `.symtab` or else `.gopclntab`.
-struct Symbols<'d, 'f> {
-    file: &'f object::File<'d>,
+struct Symbols<'d, 'f, R: ReadRef<'d>> {
+    file: &'f object::File<'d, R>,
     pclntab: Option<pclntab::Pclntab<'d>>,
     from_pclntab: bool,
 }
 
-impl<'d, 'f> Symbols<'d, 'f> {
-    fn of(file: &'f object::File<'d>) -> Result<Self, GoInspectError> {
+impl<'d, 'f, R: ReadRef<'d>> Symbols<'d, 'f, R> {
+    fn of(file: &'f object::File<'d, R>) -> Result<Self, GoInspectError> {
         let has_symtab = file.symbols().next().is_some();
         let pclntab = if has_symtab {
             None
@@ -195,23 +197,22 @@ impl<'d, 'f> Symbols<'d, 'f> {
     }
 }
 
-/// The bytes of the section data holding `range`.
-fn bytes_at<'d>(file: &object::File<'d>, range: Range<u64>) -> Option<&'d [u8]> {
+/// The bytes at `range`, read from the section that holds it (only those bytes).
+fn bytes_at<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, range: Range<u64>) -> Option<&'d [u8]> {
     file.sections().find_map(|section| {
-        let start = range.start.checked_sub(section.address())?;
         let end = range.end.checked_sub(section.address())?;
-        if end > section.size() {
+        if range.start < section.address() || end > section.size() {
             return None;
         }
         section
-            .data()
-            .ok()?
-            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+            .data_range(range.start, range.end - range.start)
+            .ok()
+            .flatten()
     })
 }
 
 /// Virtual address → file offset, through the section that holds it.
-fn file_offset(file: &object::File, address: u64) -> Option<u64> {
+fn file_offset<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, address: u64) -> Option<u64> {
     file.sections().find_map(|section| {
         let (offset, size) = section.file_range()?;
         let within = address.checked_sub(section.address())?;
@@ -226,10 +227,12 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_go() {
-        let me = std::fs::read("/proc/self/exe").unwrap();
-        assert!(matches!(inspect_bytes(&me), Err(GoInspectError::NotGo)));
         assert!(matches!(
-            inspect_bytes(b"not an elf"),
+            inspect(Path::new("/proc/self/exe")),
+            Err(GoInspectError::NotGo)
+        ));
+        assert!(matches!(
+            inspect_data(&b"not an elf"[..]),
             Err(GoInspectError::Elf(_))
         ));
     }

@@ -1,6 +1,6 @@
-//! Finding TLS stacks to hook with uprobes: OpenSSL's libssl (the shared libraries
-//! running processes have mapped, the system's own, executables that link it
-//! statically with their symbols) and Go programs' crypto/tls.
+//! Finding TLS stacks to hook with uprobes: OpenSSL's libssl and GnuTLS's libgnutls
+//! (the shared libraries running processes have mapped, the system's own), executables
+//! that link OpenSSL statically with its symbols, and Go programs' crypto/tls.
 
 use std::collections::HashSet;
 use std::fs;
@@ -34,6 +34,8 @@ pub enum TargetKind {
     StaticOpenssl,
     /// A Go program using crypto/tls.
     Go(GoTlsBinary),
+    /// A shared libgnutls.
+    Gnutls,
 }
 
 /// A file to attach the TLS uprobes to.
@@ -60,6 +62,7 @@ impl TlsTarget {
                     ""
                 }
             ),
+            TargetKind::Gnutls => format!("{path} (GnuTLS)"),
             TargetKind::Libssl => {
                 let name = self
                     .path
@@ -79,13 +82,24 @@ impl TlsTarget {
         match self.kind {
             TargetKind::Libssl | TargetKind::StaticOpenssl => "openssl",
             TargetKind::Go(_) => "go",
+            TargetKind::Gnutls => "gnutls",
         }
     }
 }
 
-fn is_libssl(name: &str) -> bool {
-    name.strip_prefix("libssl.so")
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+/// The TLS library a shared object's file name names: `libssl.so.3`, `libgnutls.so.30`.
+fn library_kind(name: &str) -> Option<TargetKind> {
+    let versioned = |stem: &str| {
+        name.strip_prefix(stem)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    if versioned("libssl.so") {
+        Some(TargetKind::Libssl)
+    } else if versioned("libgnutls.so") {
+        Some(TargetKind::Gnutls)
+    } else {
+        None
+    }
 }
 
 fn pids() -> Vec<u32> {
@@ -96,16 +110,14 @@ fn pids() -> Vec<u32> {
         .collect()
 }
 
-/// Distinct libssl shared libraries not in `known`: mapped by running processes, or installed.
+/// Distinct TLS shared libraries (libssl, libgnutls) not in `known`: mapped by running
+/// processes, or installed.
 pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     let mut found = Vec::new();
-    let mut add = |path: PathBuf| {
+    let mut add = |path: PathBuf, kind: TargetKind| {
         if let Some(id) = file_id(&path) {
             if known.insert(id) {
-                found.push(TlsTarget {
-                    path,
-                    kind: TargetKind::Libssl,
-                });
+                found.push(TlsTarget { path, kind });
             }
         }
     };
@@ -115,11 +127,14 @@ pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
         };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| is_libssl(n) && n != "libssl.so")
+            // The unversioned names are development symlinks to the same files.
+            .filter(|n| !n.ends_with(".so"))
             .collect();
         names.sort();
         for name in names {
-            add(Path::new(dir).join(name));
+            if let Some(kind) = library_kind(&name) {
+                add(Path::new(dir).join(name), kind);
+            }
         }
     }
     for pid in pids() {
@@ -128,7 +143,7 @@ pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     found
 }
 
-/// The libssl shared libraries process `pid` has mapped that are not in `known`.
+/// The TLS shared libraries process `pid` has mapped that are not in `known`.
 pub fn libraries_of(pid: u32, known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
@@ -142,9 +157,9 @@ pub fn libraries_of(pid: u32, known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
             continue;
         }
         let name = path.rsplit('/').next().unwrap_or(path);
-        if !is_libssl(name) {
+        let Some(kind) = library_kind(name) else {
             continue;
-        }
+        };
         // The path as the process sees it: another mount namespace may have its own.
         let own = PathBuf::from(path);
         let theirs = PathBuf::from(format!("/proc/{pid}/root{path}"));
@@ -154,10 +169,7 @@ pub fn libraries_of(pid: u32, known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
             _ => continue,
         };
         if file_id(&path).is_some_and(|id| known.insert(id)) {
-            found.push(TlsTarget {
-                path,
-                kind: TargetKind::Libssl,
-            });
+            found.push(TlsTarget { path, kind });
         }
     }
     found
@@ -234,10 +246,12 @@ pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
 fn defines(path: &Path, symbol: &str) -> bool {
     use object::{Object, ObjectSymbol};
 
-    let Ok(data) = fs::read(path) else {
+    let Ok(handle) = fs::File::open(path) else {
         return false;
     };
-    let Ok(file) = object::File::parse(&*data) else {
+    // Only the symbol tables are read, not the whole (possibly huge) file.
+    let cache = object::read::ReadCache::new(handle);
+    let Ok(file) = object::File::parse(&cache) else {
         return false;
     };
     file.symbols()
@@ -302,11 +316,13 @@ mod tests {
 
     #[test]
     fn recognises_libssl_names() {
-        assert!(is_libssl("libssl.so.3"));
-        assert!(is_libssl("libssl.so.1.1"));
-        assert!(is_libssl("libssl.so"));
-        assert!(!is_libssl("libssl3.so"));
-        assert!(!is_libssl("libssl.so3"));
+        assert_eq!(library_kind("libssl.so.3"), Some(TargetKind::Libssl));
+        assert_eq!(library_kind("libssl.so.1.1"), Some(TargetKind::Libssl));
+        assert_eq!(library_kind("libssl.so"), Some(TargetKind::Libssl));
+        assert_eq!(library_kind("libgnutls.so.30"), Some(TargetKind::Gnutls));
+        assert_eq!(library_kind("libssl3.so"), None);
+        assert_eq!(library_kind("libssl.so3"), None);
+        assert_eq!(library_kind("libgnutls-dane.so.0"), None);
         let lib = TlsTarget {
             path: "/usr/lib/libssl.so.1.1".into(),
             kind: TargetKind::Libssl,
