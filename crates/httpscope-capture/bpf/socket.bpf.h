@@ -126,7 +126,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 {
 	struct stat_counters *counters;
 	struct data_call call = {};
-	struct conn_state *conn;
+	struct conn_state *conn = NULL;
 	struct ssl_call *ssl;
 	__u32 tgid, zero = 0;
 	__u8 one = 1;
@@ -135,8 +135,17 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	if (!counters)
 		return 0;
 	counters->values[STAT_HOOKED_SYSCALLS]++;
-	if (!sock_watched(sk))
-		return 0;
+	if (!sock_watched(sk)) {
+		/*
+		 * A socket reset or closed under its owner gave its local port back (it
+		 * reads 0) and may still hold received bytes: its storage says if it is watched.
+		 */
+		if (sk->__sk_common.skc_num)
+			return 0;
+		conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
+		if (!conn)
+			return 0;
+	}
 	/* A peek leaves the bytes in the socket: the next read reports them. */
 	if (flags & (MSG_PEEK | MSG_ERRQUEUE)) {
 		if (flags & MSG_PEEK)
@@ -150,7 +159,8 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (filter_tgid && filter_tgid != tgid)
 		return 0;
-	conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
+	if (!conn)
+		conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
 	if (!conn) {
 		conn = sock_conn_create(sk, ORIGIN_EXISTING);
 		if (!conn)
