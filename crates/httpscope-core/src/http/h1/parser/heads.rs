@@ -175,29 +175,15 @@ impl DirParser {
             Proto::Http11
         };
         let mut msg = HttpMessage {
-            kind,
-            direction: self.dir,
-            first_ts_ns: self.head_ts,
             last_ts_ns: cx.ts,
-            proto,
-            stream: None,
             method: head.method,
             url: head.url,
             status: head.status,
             reason: head.reason,
             headers: head.headers,
             wire_bytes: bytes.len() as u64,
-            body_len: 0,
-            body: Vec::new(),
-            body_truncated: false,
-            body_captured: true,
             raw,
-            partial: false,
-            latency_ns: None,
-            exchange: None,
-            interim: false,
-            grpc: None,
-            extra: None,
+            ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
         };
         let mut request_ts = None;
         match kind {
