@@ -223,3 +223,100 @@ pub fn http_engine(data: &[u8]) {
         check_message(&msg, config.body_limit, config.raw_limit);
     }
 }
+
+/// One HTTP/2 frame of the `h2` target: a real frame header around fuzzed bytes, so the
+/// fuzzer spends its time in frame payloads and HPACK blocks rather than in framing.
+#[derive(Debug, Arbitrary)]
+struct H2Frame {
+    send: bool,
+    kind: u8,
+    flags: u8,
+    stream: u8,
+    payload: Vec<u8>,
+    /// Split the frame into two syscalls at this byte (modulo its length).
+    split: u8,
+    /// Bytes of the frame that the capture loses at its end.
+    lost: u8,
+    /// Raw bytes instead of a frame.
+    raw: bool,
+}
+
+#[derive(Debug, Arbitrary)]
+struct H2Input {
+    max_head_bytes: u16,
+    mid_stream: bool,
+    frames: Vec<H2Frame>,
+}
+
+/// Target `h2`: the client preface, then fuzzed frames both ways (HPACK blocks, SETTINGS,
+/// CONTINUATION runs, resets, lost tails) through `HttpConnection`; nothing may panic and
+/// every record keeps to its limits and formats as one line.
+pub fn h2(data: &[u8]) {
+    let Ok(input) = H2Input::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let config = HttpConfig {
+        body_limit: BODY_LIMIT,
+        raw_limit: RAW_LIMIT,
+        max_head_bytes: usize::from(input.max_head_bytes).max(1),
+    };
+    let mut conn = HttpConnection::new(input.mid_stream);
+    let mut counters = ParseCounters::default();
+    let mut out = Vec::new();
+    let mut next = [0u64; 2];
+    let mut ts = 1_000u64;
+    let mut feed = |send: bool, bytes: &[u8], lost: u64, out: &mut Vec<HttpMessage>| {
+        ts += 1_000;
+        let dir = usize::from(!send);
+        let len = bytes.len() as u64 + lost;
+        let chunk = DataChunk {
+            ts_ns: ts,
+            direction: if send {
+                Direction::Send
+            } else {
+                Direction::Recv
+            },
+            offset: next[dir],
+            len,
+            data: bytes,
+        };
+        next[dir] += len;
+        conn.on_data(&config, &chunk, out, &mut counters);
+    };
+    if !input.mid_stream {
+        feed(true, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, &mut out);
+    }
+    for frame in &input.frames {
+        let mut bytes = if frame.raw {
+            frame.payload.clone()
+        } else {
+            let len = frame.payload.len() as u32;
+            let mut bytes = len.to_be_bytes()[1..].to_vec();
+            bytes.extend([frame.kind % 11, frame.flags]);
+            bytes.extend(u32::from(frame.stream).to_be_bytes());
+            bytes.extend(&frame.payload);
+            bytes
+        };
+        let lost = usize::from(frame.lost).min(bytes.len() / 4);
+        bytes.truncate(bytes.len() - lost);
+        let split = usize::from(frame.split) % (bytes.len() + 1);
+        feed(frame.send, &bytes[..split], 0, &mut out);
+        feed(frame.send, &bytes[split..], lost as u64, &mut out);
+        for msg in out.drain(..) {
+            check_message(&msg, config.body_limit, config.raw_limit);
+        }
+    }
+    let mut sink = CheckingSink;
+    let info = httpscope_core::conn::ConnInfo::unknown(1, 1);
+    conn.on_close(&config, ts + 1_000, &mut out, &mut counters);
+    for msg in &out {
+        let record = ExchangeRecord {
+            unix_ns: 0,
+            tid: 1,
+            conn: &info,
+            role: conn.role(),
+            message: msg,
+        };
+        let _ = sink.record(&record);
+    }
+}

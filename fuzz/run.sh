@@ -13,7 +13,7 @@ export RUSTC_BOOTSTRAP=1
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode http_engine eventlog)
+[ ${#targets[@]} -gt 0 ] || targets=(decode http_engine h2 eventlog)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz

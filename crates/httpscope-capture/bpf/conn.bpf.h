@@ -24,7 +24,7 @@ const volatile __u64 wakeup_bytes = 0;
 
 struct conn_state {
 	__u64 conn_id;
-	/* The struct file this fd held when we first saw it. */
+	/* Syscall backend: the struct file this fd held when we first saw it. */
 	__u64 file;
 	__u64 sent;
 	__u64 recvd;
@@ -35,10 +35,16 @@ struct conn_state {
 	/* --all-ports: enum conn_verdict, and the calls judged while undecided. */
 	__u8 verdict;
 	__u8 probes;
-	__u8 reserved[2];
-	/* Plaintext stream offsets of the TLS library calls. */
+	/* Socket backend: the first process to use the socket is not selected. */
+	__u8 ignored;
+	/* Socket backend: the close event went out. */
+	__u8 closed;
+	/* Plaintext stream offsets of the TLS library calls (syscall backend). */
 	__u64 tls_sent;
 	__u64 tls_recvd;
+	/* Socket backend: the (process, fd) last checked to hold this socket. */
+	__u32 fd_tgid;
+	__u32 fd;
 };
 
 struct stat_counters {
@@ -133,6 +139,25 @@ static __always_inline void fill_header(struct event_header *header, __u32 kind,
 	header->reserved = 0;
 	header->ts_ns = bpf_ktime_get_ns();
 	header->conn_id = conn_id;
+}
+
+/* Direct loads through the BTF task pointer: no helper call per hop. */
+static __always_inline struct file *file_of_fd(__u32 fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!files)
+		return NULL;
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	fds = fdt->fd;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
 }
 
 static __always_inline int port_watched(__u16 local_port, __u16 remote_port)

@@ -202,4 +202,50 @@ static __always_inline void copy_data(struct stat_counters *counters, struct con
 	emit_data(call, counters, conn->conn_id, offset, len);
 }
 
+/*
+ * The user buffer of a read/write-family socket syscall, from the registers
+ * saved at its entry: a plain buffer, or the iovecs of readv/writev and of
+ * sendmsg/recvmsg's msghdr. Returns 0 for any other syscall (or an unreadable
+ * msghdr), leaving call->mode alone.
+ */
+static __always_inline int user_buffer_of_syscall(long nr, struct pt_regs___kernel *regs,
+						  struct data_call *call)
+{
+	struct user_msghdr msg;
+
+	switch (nr) {
+	case NR_READ:
+	case NR_WRITE:
+	case NR_SENDTO:
+	case NR_RECVFROM:
+		call->buf = SYSCALL_ARG2(regs);
+		call->mode = COPY_BUFFER;
+		call->direction = nr == NR_READ || nr == NR_RECVFROM ? DIRECTION_RECV : DIRECTION_SEND;
+		call->syscall = nr == NR_READ	   ? SYSCALL_READ
+				: nr == NR_WRITE  ? SYSCALL_WRITE
+				: nr == NR_SENDTO ? SYSCALL_SENDTO
+						  : SYSCALL_RECVFROM;
+		return 1;
+	case NR_READV:
+	case NR_WRITEV:
+		call->buf = SYSCALL_ARG2(regs);
+		call->iovcnt = SYSCALL_ARG3(regs);
+		call->mode = COPY_IOVEC;
+		call->direction = nr == NR_READV ? DIRECTION_RECV : DIRECTION_SEND;
+		call->syscall = nr == NR_READV ? SYSCALL_READV : SYSCALL_WRITEV;
+		return 1;
+	case NR_SENDMSG:
+	case NR_RECVMSG:
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)SYSCALL_ARG2(regs)))
+			return 0;
+		call->buf = msg.msg_iov;
+		call->iovcnt = msg.msg_iovlen;
+		call->mode = COPY_IOVEC;
+		call->direction = nr == NR_RECVMSG ? DIRECTION_RECV : DIRECTION_SEND;
+		call->syscall = nr == NR_RECVMSG ? SYSCALL_RECVMSG : SYSCALL_SENDMSG;
+		return 1;
+	}
+	return 0;
+}
+
 #endif /* HTTPSCOPE_COPY_BPF_H */

@@ -9,6 +9,11 @@
  *   verdict.bpf.h  --all-ports: whether a connection carries HTTP
  *   tls.bpf.h      TLS library uprobes (plaintext)
  *   syscall.bpf.h  the syscall backend (tp_btf/sys_exit)
+ *   socket.bpf.h   the socket backend (tp_btf/sock_{send,recv}_length)
+ *   go_tls.bpf.h   Go crypto/tls uprobes (plaintext), for either backend
+ *   binaries.bpf.h exec and library loads, to hook TLS code that appears later
+ *
+ * The loader attaches one backend; the TLS uprobes work with either.
  *
  * Tracepoints and uprobes only: no kprobes, no fentry.
  */
@@ -31,6 +36,9 @@ char LICENSE[] SEC("license") = "GPL";
 #include "verdict.bpf.h"
 #include "tls.bpf.h"
 #include "syscall.bpf.h"
+#include "socket.bpf.h"
+#include "go_tls.bpf.h"
+#include "binaries.bpf.h"
 
 /* Every backend: a traced process exited, its connections are gone. */
 SEC("tracepoint/sched/sched_process_exit")
@@ -53,5 +61,6 @@ _Static_assert(sizeof(struct event_header) == 32, "event_header layout");
 _Static_assert(sizeof(struct data_event) == 56, "data_event layout");
 _Static_assert(sizeof(struct conn_open_event) == 104, "conn_open_event layout");
 _Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
+_Static_assert(sizeof(struct binary_event) == 8, "binary_event layout");
 _Static_assert(STAT_COUNT == 16, "stat ids");
 

@@ -15,7 +15,7 @@
 #define HTTPSCOPE_COMM_LEN 16
 #define HTTPSCOPE_ADDR_LEN 16
 /* iovecs copied per readv/writev/sendmsg/recvmsg; later ones are counted, not copied. */
-#define HTTPSCOPE_MAX_IOVECS 16
+#define HTTPSCOPE_MAX_IOVECS 64
 
 enum httpscope_event_kind {
 	EVENT_KIND_DATA = 1,
@@ -45,7 +45,33 @@ enum httpscope_syscall {
 	/* Plaintext from a TLS library's SSL_read(_ex) / SSL_write(_ex), not a syscall. */
 	SYSCALL_SSL_READ = 13,
 	SYSCALL_SSL_WRITE = 14,
+	/* Socket backend: an io_uring request (no syscall registers: not copied). */
+	SYSCALL_IO_URING = 15,
+	/* Socket backend: a socket call from another path (not copied). */
+	SYSCALL_OTHER = 16,
+	/* Plaintext from Go's crypto/tls (*Conn).Read / (*Conn).Write. */
+	SYSCALL_GO_TLS_READ = 17,
+	SYSCALL_GO_TLS_WRITE = 18,
+	/* Plaintext from GnuTLS's gnutls_record_recv / gnutls_record_send. */
+	SYSCALL_GNUTLS_RECV = 19,
+	SYSCALL_GNUTLS_SEND = 20,
 };
+
+/* conn_open_event.fd when the socket backend could not tell the fd. */
+#define HTTPSCOPE_FD_UNKNOWN 0xffffffffu
+
+/*
+ * Attach cookie of the Go crypto/tls entry probes (built by the loader's
+ * golang/layout.rs): byte offsets of tls.Conn.conn, itab.fun[0],
+ * net.TCPConn's fd and netFD's Sysfd, and in the high 32 bits where
+ * net.(*TCPConn).Close lies relative to the probed instruction (signed).
+ */
+#define GO_COOKIE_TLS_CONN_CONN(c) ((c) & 0xff)
+#define GO_COOKIE_ITAB_FUN0(c) (((c) >> 8) & 0xff)
+#define GO_COOKIE_TCP_CONN_FD(c) (((c) >> 16) & 0xff)
+#define GO_COOKIE_NETFD_SYSFD(c) (((c) >> 24) & 0xff)
+#define GO_COOKIE_CLOSE_DELTA(c) ((__s64)(__s32)((c) >> 32))
+
 
 /* How the kernel first saw a connection. */
 enum httpscope_conn_origin {
@@ -75,6 +101,7 @@ enum httpscope_stat {
 	STAT_PEEKS_IGNORED = 6,
 	STAT_CONN_TABLE_FULL = 7,
 	STAT_CALL_TABLE_FULL = 8,
+	/* Socket backend: the syscall's fd did not hold the socket; its bytes were not copied. */
 	STAT_FD_LOOKUP_FAILED = 9,
 	STAT_CONNS_OPENED = 10,
 	STAT_SYSCALLS_TRACED = 11,
@@ -142,6 +169,21 @@ struct conn_close_event {
 /* The whole process (thread group) exited: its connections are gone. */
 struct process_exit_event {
 	struct event_header header;
+};
+
+/*
+ * A process may hold TLS code not hooked yet: it exec'd, or its dynamic
+ * loader mapped libraries (dlopen). Its own small ring buffer, read by the
+ * loader, never by the event pipeline.
+ */
+enum httpscope_binary_reason {
+	BINARY_EXEC = 1,
+	BINARY_LIBRARIES = 2,
+};
+
+struct binary_event {
+	__u32 tgid;
+	__u32 reason;
 };
 
 #endif /* HTTPSCOPE_H */

@@ -15,7 +15,14 @@
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
 #define MSG_PEEK 2
+#define MSG_ERRQUEUE 0x2000
 #define EINPROGRESS 115
+#define PF_IO_WORKER 0x00000010
+#define PF_KTHREAD 0x00200000
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define NR_IO_URING_ENTER 426
 
 /* Minimal kernel types; CO-RE relocates each field by name. */
 /*
@@ -52,6 +59,8 @@ struct pt_regs___kernel {
 #define NR_RECVMSG 47
 #define NR_SPLICE 275
 #define NR_ACCEPT4 288
+#define NR_RECVMMSG 299
+#define NR_SENDMMSG 307
 
 /* A 32-bit (ia32) syscall: its numbers mean other calls. */
 #define TS_COMPAT 0x0002
@@ -87,6 +96,8 @@ struct pt_regs___kernel {
 #define NR_RECVMSG 212
 #define NR_SPLICE 76
 #define NR_ACCEPT4 242
+#define NR_RECVMMSG 243
+#define NR_SENDMMSG 269
 #else
 #error "httpscope reads syscall arguments from x86_64 or arm64 registers"
 #endif
@@ -113,6 +124,7 @@ struct task_struct {
 #if defined(__TARGET_ARCH_x86)
 	struct thread_info thread_info;
 #endif
+	unsigned int flags;
 	struct files_struct *files;
 	struct task_struct *group_leader;
 	char comm[16];
@@ -132,13 +144,17 @@ struct sock_common {
 	struct in6_addr skc_v6_rcv_saddr;
 } __attribute__((preserve_access_index));
 
+struct socket;
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
+	struct socket *sk_socket;
 } __attribute__((preserve_access_index));
 
 struct socket {
 	short type;
+	struct file *file;
 	struct sock *sk;
 } __attribute__((preserve_access_index));
 

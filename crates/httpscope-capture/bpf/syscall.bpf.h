@@ -25,25 +25,6 @@ struct {
 	__type(value, __u64);
 } unwatched_fds SEC(".maps");
 
-/* Direct loads through the BTF task pointer: no helper call per hop. */
-static __always_inline struct file *file_of_fd(__u32 fd)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct files_struct *files = task->files;
-	struct fdtable *fdt;
-	struct file **fds;
-	struct file *file = NULL;
-
-	if (!files)
-		return NULL;
-	fdt = files->fdt;
-	if (!fdt || fd >= fdt->max_fds)
-		return NULL;
-	fds = fdt->fd;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	return file;
-}
-
 /* The TCP sock behind a file, or NULL for anything else. */
 static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 {
@@ -185,20 +166,6 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 		copy_data(counters, conn, ret, call);
 }
 
-/* sendmsg/recvmsg: the iovecs of the user's msghdr. */
-static __always_inline void on_msg(struct stat_counters *counters, __u32 tgid, __s64 ret, __u32 fd,
-				   __u64 msghdr, __u16 syscall, __u8 direction)
-{
-	struct user_msghdr msg;
-	struct data_call call = { .syscall = syscall, .direction = direction, .mode = COPY_IOVEC };
-
-	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msghdr))
-		return;
-	call.buf = msg.msg_iov;
-	call.iovcnt = msg.msg_iovlen;
-	on_data(counters, tgid, ret, fd, &call);
-}
-
 /* close(fd): the connection (or the cached verdict) that fd held is over. */
 static __always_inline void on_close(__u32 tgid, __u32 fd)
 {
@@ -272,38 +239,18 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 	case NR_WRITE:
 	case NR_SENDTO:
 	case NR_RECVFROM:
-		/* A peek leaves the bytes in the socket: the next read reports them. */
-		if (nr == NR_RECVFROM && (SYSCALL_ARG4(regs) & MSG_PEEK)) {
-			counters->values[STAT_PEEKS_IGNORED]++;
-			return 0;
-		}
-		call.buf = SYSCALL_ARG2(regs);
-		call.mode = COPY_BUFFER;
-		call.direction = nr == NR_READ || nr == NR_RECVFROM ? DIRECTION_RECV : DIRECTION_SEND;
-		call.syscall = nr == NR_READ	? SYSCALL_READ
-			       : nr == NR_WRITE ? SYSCALL_WRITE
-			       : nr == NR_SENDTO ? SYSCALL_SENDTO
-						 : SYSCALL_RECVFROM;
-		on_data(counters, tgid, ret, fd, &call);
-		return 0;
 	case NR_READV:
 	case NR_WRITEV:
-		call.buf = SYSCALL_ARG2(regs);
-		call.iovcnt = SYSCALL_ARG3(regs);
-		call.mode = COPY_IOVEC;
-		call.direction = nr == NR_READV ? DIRECTION_RECV : DIRECTION_SEND;
-		call.syscall = nr == NR_READV ? SYSCALL_READV : SYSCALL_WRITEV;
-		on_data(counters, tgid, ret, fd, &call);
-		return 0;
 	case NR_SENDMSG:
-		on_msg(counters, tgid, ret, fd, SYSCALL_ARG2(regs), SYSCALL_SENDMSG, DIRECTION_SEND);
-		return 0;
 	case NR_RECVMSG:
-		if (SYSCALL_ARG3(regs) & MSG_PEEK) {
+		/* A peek leaves the bytes in the socket: the next read reports them. */
+		if ((nr == NR_RECVFROM && (SYSCALL_ARG4(regs) & MSG_PEEK)) ||
+		    (nr == NR_RECVMSG && (SYSCALL_ARG3(regs) & MSG_PEEK))) {
 			counters->values[STAT_PEEKS_IGNORED]++;
 			return 0;
 		}
-		on_msg(counters, tgid, ret, fd, SYSCALL_ARG2(regs), SYSCALL_RECVMSG, DIRECTION_RECV);
+		if (user_buffer_of_syscall(nr, regs, &call))
+			on_data(counters, tgid, ret, fd, &call);
 		return 0;
 	case NR_SENDFILE:
 		call.mode = COPY_NONE;
@@ -374,7 +321,7 @@ int ssl_ret(struct pt_regs *ctx)
 	/* The hooks read this connection's plaintext: it is kept (and reported). */
 	if (all_ports && !admit_call(conn, call.fd, NULL, 0, 1))
 		return 0;
-	emit_tls_data(counters, &call, conn, len);
+	emit_tls_data(counters, &call, conn->conn_id, &conn->tls_sent, &conn->tls_recvd, len);
 	return 0;
 }
 

@@ -27,7 +27,7 @@ struct ssl_call {
 	__u64 count_ptr;
 	__u32 fd;
 	__u8 op;
-	/* A socket syscall inside the call found the fd. */
+	/* A socket syscall inside the call found the fd (socket backend: the connection). */
 	__u8 fd_known;
 	__u8 active;
 	__u8 reserved;
@@ -54,6 +54,62 @@ struct {
 	__type(key, struct ssl_key);
 	__type(value, __u32);
 } ssl_fds SEC(".maps");
+
+/* Socket backend: the plaintext streams of one SSL object, on its connection. */
+struct tls_stream {
+	__u64 conn_id;
+	__u64 sent;
+	__u64 recvd;
+};
+
+/*
+ * Socket backend: (tgid, SSL *) -> its connection and plaintext offsets. The
+ * uprobes cannot reach socket storage, so the socket calls inside an SSL call
+ * leave the connection here.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, struct tls_stream);
+} tls_streams SEC(".maps");
+
+/*
+ * Socket backend, Go crypto/tls (go_tls.bpf.h): struct sock * -> the plaintext
+ * streams of the tls.Conn on it. The Go uprobes create the entry (they know
+ * the sock from the fd); the socket events on that sock fill in its
+ * connection and mark the connection TLS, as the socket calls inside an
+ * OpenSSL call do for tls_streams.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tls_stream);
+} go_tls_socks SEC(".maps");
+
+/* A Go crypto/tls probe ran: socket events look their sock up in go_tls_socks. */
+__u8 go_tls_seen = 0;
+
+/* Socket backend: a socket event on a sock a Go tls.Conn uses gives it its connection. */
+static __always_inline void join_go_tls_sock(void *sk, struct conn_state *conn)
+{
+	__u64 key = (__u64)sk;
+	struct tls_stream *stream;
+
+	if (!go_tls_seen || conn->tls)
+		return;
+	stream = bpf_map_lookup_elem(&go_tls_socks, &key);
+	if (!stream)
+		return;
+	if (stream->conn_id != conn->conn_id) {
+		/* A new connection (a sock address can be reused): its streams start at 0. */
+		stream->sent = 0;
+		stream->recvd = 0;
+		stream->conn_id = conn->conn_id;
+	}
+	conn->tls = 1;
+}
 
 /*
  * TLS library calls in flight on all threads. While it is 0 no socket syscall
@@ -155,6 +211,24 @@ int ssl_set_fd_enter(struct pt_regs *ctx)
 	return 0;
 }
 
+/* Socket backend: a socket call inside that TLS library call: the SSL object's connection. */
+static __always_inline void join_ssl_stream(struct ssl_call *ssl, __u32 tgid, __u64 conn_id)
+{
+	struct ssl_key key = { .tgid = tgid, .ssl = ssl->ssl };
+	struct tls_stream *stream;
+
+	if (ssl->fd_known)
+		return;
+	ssl->fd_known = 1;
+	stream = bpf_map_lookup_elem(&tls_streams, &key);
+	if (stream && stream->conn_id == conn_id)
+		return;
+	/* A new object, or one reused for another connection: its streams start over. */
+	struct tls_stream fresh = { .conn_id = conn_id };
+
+	bpf_map_update_elem(&tls_streams, &key, &fresh, BPF_ANY);
+}
+
 /*
  * One return probe for every hooked call: the slot says which call returns.
  * Returns 1 with the call and its plaintext length when it moved data.
@@ -183,9 +257,9 @@ static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_cal
 	return *len && *len <= 0x7fffffff;
 }
 
-/* The plaintext of a returned call, on its own per-direction stream of conn. */
+/* The plaintext of a returned call, on its own per-direction stream of the connection. */
 static __always_inline void emit_tls_data(struct stat_counters *counters, struct ssl_call *call,
-					  struct conn_state *conn, __u64 len)
+					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd, __u64 len)
 {
 	int write = call->op == SSL_OP_WRITE || call->op == SSL_OP_WRITE_EX;
 	struct data_call data = {
@@ -195,11 +269,10 @@ static __always_inline void emit_tls_data(struct stat_counters *counters, struct
 		.mode = COPY_BUFFER,
 		.data_flags = DATA_FLAG_TLS,
 	};
-	__u64 offset = write ? __sync_fetch_and_add(&conn->tls_sent, len)
-			     : __sync_fetch_and_add(&conn->tls_recvd, len);
+	__u64 offset = write ? __sync_fetch_and_add(tls_sent, len) : __sync_fetch_and_add(tls_recvd, len);
 
 	counters->values[STAT_TLS_CALLS_TRACED]++;
-	emit_data(&data, counters, conn->conn_id, offset, len);
+	emit_data(&data, counters, conn_id, offset, len);
 }
 
 #endif /* HTTPSCOPE_TLS_BPF_H */

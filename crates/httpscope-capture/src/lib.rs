@@ -2,13 +2,16 @@
 //! tracepoints (and uprobes on TLS libraries) and hands out raw ring-buffer records.
 //! Needs root.
 
+mod backend;
 mod cgroups;
 pub mod doctor;
 pub mod golang;
 mod loader;
 pub mod tls;
 mod tracefs;
+mod uprobes;
 
+pub use backend::{missing_events, Backend, BackendChoice};
 pub use cgroups::CgroupScanner;
 pub use loader::{all_ports_loads, CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;

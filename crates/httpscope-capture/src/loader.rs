@@ -4,37 +4,23 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::uprobe::UProbeScope;
-use aya::programs::{BtfTracePoint, TracePoint, UProbe};
+use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
-use httpscope_core::event::abi::{KernelStat, COMM_LEN, MAX_CAPTURE, MAX_PORTS};
+use httpscope_core::event::abi::{
+    KernelStat, RawBinaryEvent, BINARY_EXEC, COMM_LEN, MAX_CAPTURE, MAX_PORTS,
+};
 use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
-use crate::tls::{self, TlsTarget};
+use crate::backend::{Backend, BackendChoice};
+use crate::tls::TlsTarget;
+use crate::uprobes::TlsHooks;
 
 static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
 
-/// Programs and the tracepoints they attach to (category, name).
-/// The one program that sees every syscall return (a BTF tracepoint on the raw
-/// `sys_exit` event) and picks the socket syscalls by number.
-const SYSCALL_EXIT: (&str, &str) = ("syscall_exit", "sys_exit");
-/// Classic tracepoints: (program, category, event).
+/// Classic tracepoints, for every backend: (program, category, event).
 const TRACEPOINTS: &[(&str, &str, &str)] = &[("process_exit", "sched", "sched_process_exit")];
-
-/// TLS library functions hooked: (entry program, symbol). Each also gets the `ssl_ret`
-/// return probe, attached first so that no call can enter unseen and return seen.
-const TLS_PROBES: &[(&str, &str)] = &[
-    ("ssl_write_enter", "SSL_write"),
-    ("ssl_read_enter", "SSL_read"),
-    ("ssl_write_ex_enter", "SSL_write_ex"),
-    ("ssl_read_ex_enter", "SSL_read_ex"),
-    ("ssl_handshake_enter", "SSL_do_handshake"),
-];
-const TLS_RETURN_PROGRAM: &str = "ssl_ret";
-/// Entry only: remembers which fd an SSL object uses.
-const TLS_SET_FD: (&str, &str) = ("ssl_set_fd_enter", "SSL_set_fd");
 
 /// What to capture; becomes the BPF programs' read-only globals.
 #[derive(Debug, Clone)]
@@ -55,6 +41,7 @@ pub struct CaptureConfig {
     /// Only tasks in these cgroup v2 ids (`--container`; more can be added
     /// while capturing with [`SyscallCapture::select_cgroups`]); `None`: every cgroup.
     pub cgroups: Option<Vec<u64>>,
+    pub backend: BackendChoice,
 }
 
 #[derive(Debug, Error)]
@@ -81,6 +68,8 @@ pub enum CaptureError {
     },
     #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}; httpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (see `httpscope doctor`)")]
     KernelBtf(String),
+    #[error("the {backend} capture backend needs kernel tracepoints this kernel lacks: {missing} (see `httpscope doctor`)", backend = .0.name(), missing = .1.join(", "))]
+    BackendUnsupported(Backend, Vec<&'static str>),
     #[error("BPF map {0}: {1}")]
     Map(&'static str, String),
     #[error("waiting for events: {0}")]
@@ -89,8 +78,11 @@ pub enum CaptureError {
 
 /// Live capture from the syscall tracepoints. Dropping it detaches everything.
 pub struct SyscallCapture {
-    _ebpf: Ebpf,
-    tls: Vec<TlsTarget>,
+    ebpf: Ebpf,
+    backend: Backend,
+    tls: Option<TlsHooks>,
+    /// Processes that exec'd or loaded libraries (with TLS hooks on).
+    binaries: Option<RingBuf<MapData>>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
     /// The cgroups selected by `--container`, when it is given.
@@ -120,8 +112,17 @@ impl SyscallCapture {
         let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
         let cpus = aya::util::nr_cpus()
             .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
+        let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+        let backend = config
+            .backend
+            .resolve(&btf)
+            .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
 
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        for &map in backend.unused_maps() {
+            loader.map_max_entries(map, cpus as u32);
+        }
+        let mut ebpf = loader
             // Task storage has no typed aya wrapper; the kernel creates it from BTF.
             .allow_unsupported_maps()
             .override_global("watched_ports", &ports, true)
@@ -133,6 +134,11 @@ impl SyscallCapture {
             .override_global("tls_probes", &u8::from(config.tls), true)
             .override_global("all_ports", &u8::from(config.all_ports), true)
             .override_global("filter_cgroups", &u8::from(config.cgroups.is_some()), true)
+            .override_global(
+                "go_tls_socket_backend",
+                &u8::from(backend == Backend::Socket),
+                true,
+            )
             .map_max_entries("events", config.ring_bytes)
             .map_max_entries("scratch", cpus as u32)
             .load(BPF_OBJECT)
@@ -152,7 +158,7 @@ impl SyscallCapture {
             None => None,
         };
 
-        attach_syscall_exit(&mut ebpf)?;
+        attach_btf_tracepoints(&mut ebpf, backend, &btf)?;
         for &(program, category, name) in TRACEPOINTS {
             let tracepoint: &mut TracePoint = ebpf
                 .program_mut(program)
@@ -168,11 +174,22 @@ impl SyscallCapture {
         }
 
         let tls = if config.tls {
-            attach_tls(&mut ebpf)
+            TlsHooks::load(&mut ebpf, backend).map(|mut hooks| {
+                // Watch first: a program started during the scan is seen by one or the other.
+                hooks.watch_new_binaries(&mut ebpf);
+                hooks.attach_running(&mut ebpf, config.pid);
+                hooks
+            })
         } else {
-            Vec::new()
+            None
         };
 
+        let binaries = match tls {
+            Some(_) => ebpf
+                .take_map("binaries")
+                .and_then(|map| RingBuf::try_from(map).ok()),
+            None => None,
+        };
         let ring = RingBuf::try_from(
             ebpf.take_map("events")
                 .ok_or_else(|| CaptureError::Map("events", "missing".into()))?,
@@ -184,8 +201,10 @@ impl SyscallCapture {
         )
         .map_err(|e| CaptureError::Map("stats", e.to_string()))?;
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf,
+            backend,
             tls,
+            binaries,
             ring,
             stats,
             selected_cgroups,
@@ -200,9 +219,14 @@ impl SyscallCapture {
         }
     }
 
-    /// The TLS libraries and executables whose SSL_read/SSL_write are hooked.
+    /// The backend that was attached.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The TLS libraries and executables whose read/write functions are hooked.
     pub fn tls_targets(&self) -> &[TlsTarget] {
-        &self.tls
+        self.tls.as_ref().map_or(&[], TlsHooks::hooked)
     }
 
     /// Waits up to `timeout` for events, then hands every queued record to `handle`.
@@ -212,6 +236,7 @@ impl SyscallCapture {
         timeout: Duration,
         handle: &mut dyn FnMut(&[u8]),
     ) -> Result<usize, CaptureError> {
+        self.follow_new_binaries();
         let mut handled = self.drain(handle);
         if handled > 0 {
             return Ok(handled);
@@ -232,6 +257,35 @@ impl SyscallCapture {
         }
         handled += self.drain(handle);
         Ok(handled)
+    }
+
+    /// Hooks the TLS code of processes that exec'd or loaded libraries since the last call.
+    fn follow_new_binaries(&mut self) {
+        let (Some(ring), Some(tls)) = (self.binaries.as_mut(), self.tls.as_mut()) else {
+            return;
+        };
+        let mut reported: Vec<(u32, bool)> = Vec::new();
+        while let Some(item) = ring.next() {
+            let Some(event) = decode_binary_event(&item) else {
+                continue;
+            };
+            let exec = event.reason == BINARY_EXEC;
+            match reported.iter_mut().find(|(tgid, _)| *tgid == event.tgid) {
+                Some((_, seen_exec)) => *seen_exec |= exec,
+                None => reported.push((event.tgid, exec)),
+            }
+        }
+        for (tgid, exec) in reported {
+            let started = std::time::Instant::now();
+            for target in tls.follow(&mut self.ebpf, tgid, exec) {
+                tracing::info!(
+                    target = %target.describe(),
+                    pid = tgid,
+                    ms = started.elapsed().as_millis() as u64,
+                    "TLS: hooked a program or library that appeared after capture started"
+                );
+            }
+        }
     }
 
     fn drain(&mut self, handle: &mut dyn FnMut(&[u8])) -> usize {
@@ -267,41 +321,75 @@ fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result
     Ok(())
 }
 
-/// Whether the kernel accepts the syscall program with `--all-ports` on: the
-/// program is loaded (verified) and dropped, never attached.
-pub fn all_ports_loads() -> Result<(), CaptureError> {
+/// Whether the kernel accepts the programs of the backend `auto` picks with
+/// `--all-ports` on: they are loaded (verified) and dropped, never attached.
+pub fn all_ports_loads() -> Result<Backend, CaptureError> {
     let cpus =
         aya::util::nr_cpus().map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
-    let mut ebpf = EbpfLoader::new()
+    let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+    let backend = BackendChoice::Auto
+        .resolve(&btf)
+        .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
+    let mut loader = EbpfLoader::new();
+    for &map in backend.unused_maps() {
+        loader.map_max_entries(map, cpus as u32);
+    }
+    let mut ebpf = loader
         .allow_unsupported_maps()
         .override_global("all_ports", &1u8, true)
+        .override_global(
+            "go_tls_socket_backend",
+            &u8::from(backend == Backend::Socket),
+            true,
+        )
         .map_max_entries("scratch", cpus as u32)
         .load(BPF_OBJECT)
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
-    load_syscall_exit(&mut ebpf)?;
+    load_btf_tracepoints(&mut ebpf, backend, &btf)?;
+    Ok(backend)
+}
+
+/// The backend's BTF tracepoint programs; nothing of the other backend is attached.
+fn attach_btf_tracepoints(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    btf: &Btf,
+) -> Result<(), CaptureError> {
+    load_btf_tracepoints(ebpf, backend, btf)?;
+    for &(program, event) in backend.tracepoints() {
+        let tracepoint: &mut BtfTracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
+            .attach()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    }
     Ok(())
 }
 
-fn attach_syscall_exit(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let (program, event) = SYSCALL_EXIT;
-    load_syscall_exit(ebpf)?
-        .attach()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+fn load_btf_tracepoints(ebpf: &mut Ebpf, backend: Backend, btf: &Btf) -> Result<(), CaptureError> {
+    for &(program, event) in backend.tracepoints() {
+        let tracepoint: &mut BtfTracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
+            .load(event, btf)
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+    }
     Ok(())
 }
 
-fn load_syscall_exit(ebpf: &mut Ebpf) -> Result<&mut BtfTracePoint, CaptureError> {
-    let (program, event) = SYSCALL_EXIT;
-    let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
-    let tracepoint: &mut BtfTracePoint = ebpf
-        .program_mut(program)
-        .ok_or(CaptureError::MissingProgram(program))?
-        .try_into()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .load(event, &btf)
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    Ok(tracepoint)
+/// A `binary_event` from the kernel, length-checked.
+fn decode_binary_event(bytes: &[u8]) -> Option<RawBinaryEvent> {
+    let field = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    Some(RawBinaryEvent {
+        tgid: field(0)?,
+        reason: field(4)?,
+    })
 }
 
 fn attach_error(
@@ -316,83 +404,4 @@ fn attach_error(
         name,
         source: Box::new(source),
     }
-}
-
-fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, String> {
-    let probe: &mut UProbe = ebpf
-        .program_mut(program)
-        .ok_or_else(|| format!("BPF program {program} is missing"))?
-        .try_into()
-        .map_err(|e| format!("{program}: {e}"))?;
-    Ok(probe)
-}
-
-/// Hooks every libssl found (and executables that link it statically). Best effort: a
-/// failure costs HTTPS plaintext only, so it is logged and capture goes on.
-fn attach_tls(ebpf: &mut Ebpf) -> Vec<TlsTarget> {
-    let mut programs: Vec<&str> = TLS_PROBES.iter().map(|&(p, _)| p).collect();
-    programs.extend([TLS_RETURN_PROGRAM, TLS_SET_FD.0]);
-    for program in programs {
-        if let Err(err) =
-            uprobe(ebpf, program).and_then(|p| p.load().map_err(|e| format!("{program}: {e}")))
-        {
-            tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
-            return Vec::new();
-        }
-    }
-    let libraries = tls::find_libraries();
-    let executables = tls::find_executables(&libraries);
-    let mut hooked = Vec::new();
-    for target in libraries.into_iter().chain(executables) {
-        match attach_tls_target(ebpf, &target) {
-            Ok(0) => {}
-            Ok(symbols) => {
-                tracing::debug!(target = %target.describe(), symbols, "TLS functions hooked");
-                hooked.push(target);
-            }
-            Err(err) if target.executable => {
-                tracing::debug!(target = %target.describe(), %err, "not hooked")
-            }
-            Err(err) => tracing::warn!(target = %target.describe(), %err, "TLS library not hooked"),
-        }
-    }
-    hooked
-}
-
-/// Attaches the TLS probes to one file; returns how many read/write functions were hooked.
-fn attach_tls_target(ebpf: &mut Ebpf, target: &TlsTarget) -> Result<usize, String> {
-    let mut data_functions = 0;
-    let mut first_error = None;
-    for (i, &(program, symbol)) in TLS_PROBES.iter().enumerate() {
-        let attached = uprobe(ebpf, TLS_RETURN_PROGRAM)
-            .and_then(|p| {
-                p.attach(symbol, &target.path, UProbeScope::AllProcesses)
-                    .map_err(|e| format!("uretprobe {symbol}: {e}"))
-            })
-            .and_then(|_| {
-                uprobe(ebpf, program)?
-                    .attach(symbol, &target.path, UProbeScope::AllProcesses)
-                    .map_err(|e| format!("uprobe {symbol}: {e}"))
-            });
-        match attached {
-            // Executables without SSL_write have no libssl inside: skip them quickly.
-            Err(_) if target.executable && i == 0 => return Ok(0),
-            Ok(_) if symbol != "SSL_do_handshake" => data_functions += 1,
-            Ok(_) => {}
-            Err(err) => {
-                first_error.get_or_insert(err);
-            }
-        }
-    }
-    if data_functions > 0 {
-        let (program, symbol) = TLS_SET_FD;
-        if let Err(err) = uprobe(ebpf, program).and_then(|p| {
-            p.attach(symbol, &target.path, UProbeScope::AllProcesses)
-                .map_err(|e| e.to_string())
-        }) {
-            tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");
-        }
-        return Ok(data_functions);
-    }
-    Err(first_error.unwrap_or_else(|| "no TLS functions found".into()))
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::cgroup::CgroupInfo;
+use crate::event::abi::FD_UNKNOWN;
 use crate::event::{unknown_addr, ConnOpenEvent, ConnOrigin, TlsLib};
 use crate::http::HttpConnection;
 
@@ -34,7 +35,7 @@ impl ConnInfo {
         Self {
             conn_id: open.header.conn_id,
             tgid: open.header.tgid,
-            fd: Some(open.fd),
+            fd: (open.fd != FD_UNKNOWN).then_some(open.fd),
             comm: open.comm.clone(),
             local: open.local,
             remote: open.remote,

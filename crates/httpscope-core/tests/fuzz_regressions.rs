@@ -36,6 +36,11 @@ fn decode_inputs() {
 }
 
 #[test]
+fn h2_inputs() {
+    replay("h2", harness::h2);
+}
+
+#[test]
 fn http_engine_inputs() {
     replay("http_engine", harness::http_engine);
 }

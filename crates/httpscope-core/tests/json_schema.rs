@@ -76,6 +76,12 @@ fn every_fixture_line_validates() {
         "curl-keepalive",
         "pipelined",
         "python-urllib",
+        "h2c-curl-nghttpd",
+        "h2c-nghttp",
+        "h2c-upgrade",
+        "h2-tls-curl",
+        "grpc-python",
+        "h2c-late-attach",
     ] {
         let lines = json_lines(fixture);
         assert!(!lines.is_empty(), "{fixture}: no records");

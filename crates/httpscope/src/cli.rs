@@ -124,6 +124,12 @@ pub struct RecordArgs {
     #[arg(long, overrides_with = "tls")]
     pub no_tls: bool,
 
+    /// Where the kernel side sees socket traffic: `socket` (socket send/receive
+    /// tracepoints, Linux 6.3+), `syscall` (the sys_exit tracepoint, any kernel with
+    /// BTF), or `auto` (socket where the kernel has it).
+    #[arg(long, value_enum, default_value_t = CaptureBackendArg::Auto)]
+    pub capture_backend: CaptureBackendArg,
+
     /// Also save the raw kernel events to this file, for `httpscope replay`.
     #[arg(long)]
     pub save_events: Option<PathBuf>,
@@ -175,4 +181,11 @@ fn parse_container_prefix(value: &str) -> Result<String, String> {
     } else {
         Err("a container id or its prefix: 1 to 64 hex digits".to_string())
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureBackendArg {
+    Auto,
+    Socket,
+    Syscall,
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use httpscope_capture::doctor::{has_capture_privileges, run_checks};
 use httpscope_capture::{
-    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, CaptureConfig, CgroupScanner,
-    SyscallCapture,
+    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, Backend, BackendChoice, CaptureConfig,
+    CgroupScanner, SyscallCapture,
 };
 use httpscope_core::event::abi::KernelStat;
 use httpscope_core::eventlog::{EventFileHeader, EventFileWriter, FORMAT_VERSION};
@@ -18,7 +18,7 @@ use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::sink::Sink;
 use httpscope_core::stats::Report;
 
-use crate::cli::RecordArgs;
+use crate::cli::{CaptureBackendArg, RecordArgs};
 use crate::doctor::describe_failures;
 use crate::output::{http_config, open_output, output_path, redactor, sinks};
 
@@ -167,6 +167,11 @@ pub(crate) fn capture(
         tls: !args.no_tls,
         all_ports: args.all_ports,
         cgroups: container_filter.as_ref().map(ContainerFilter::cgroups),
+        backend: match args.capture_backend {
+            CaptureBackendArg::Auto => BackendChoice::Auto,
+            CaptureBackendArg::Socket => BackendChoice::Forced(Backend::Socket),
+            CaptureBackendArg::Syscall => BackendChoice::Forced(Backend::Syscall),
+        },
     };
     let mut capture = match SyscallCapture::attach(&config) {
         Ok(capture) => capture,
@@ -181,11 +186,13 @@ pub(crate) fn capture(
     if !args.no_tls {
         let targets = capture.tls_targets();
         if targets.is_empty() {
-            tracing::info!("TLS: no libssl hooked; HTTPS connections are counted, not decoded");
+            tracing::info!(
+                "TLS: no TLS library hooked; HTTPS connections are counted, not decoded"
+            );
         } else {
             tracing::info!(
                 targets = %targets.iter().map(|t| t.describe()).collect::<Vec<_>>().join(", "),
-                "TLS: hooked SSL_read/SSL_write"
+                "TLS: hooked the read/write functions of"
             );
         }
     }
@@ -200,7 +207,8 @@ pub(crate) fn capture(
         pid = ?args.pid,
         comm = ?args.comm,
         container = ?args.container,
-        "attached to the socket syscall tracepoints; capturing until SIGINT/SIGTERM{}",
+        backend = capture.backend().name(),
+        "attached; capturing until SIGINT/SIGTERM{}",
         args.duration.map(|d| format!(" or {d}s")).unwrap_or_default()
     );
 

@@ -17,6 +17,10 @@ use support::*;
 /// Names of httpscope's BPF programs as the kernel shows them (truncated to 15 bytes).
 const OUR_PROGRAMS: &[&str] = &[
     "syscall_exit",
+    "sock_send",
+    "sock_recv",
+    "sock_state",
+    "sock_destroy",
     "process_exit",
     "ssl_write_enter",
     "ssl_read_enter",
@@ -25,6 +29,16 @@ const OUR_PROGRAMS: &[&str] = &[
     "ssl_handshake_enter",
     "ssl_set_fd_enter",
     "ssl_ret",
+    "ssl_ret_sock",
+];
+/// The programs of each backend that load whether or not a libssl is found.
+const SYSCALL_BACKEND_PROGRAMS: &[&str] = &["syscall_exit", "process_exit"];
+const SOCKET_BACKEND_PROGRAMS: &[&str] = &[
+    "sock_send",
+    "sock_recv",
+    "sock_state",
+    "sock_destroy",
+    "process_exit",
 ];
 
 /// demo-traffic running in the background: the load during which the signal lands.
@@ -111,18 +125,21 @@ fn kill_9_leaves_nothing_attached() {
     let pid = proc.child.id();
     let progs = bpf_ids(pid, "prog_id:");
     let maps = bpf_ids(pid, "map_id:");
-    assert!(
-        // The seven ssl_* programs load only when a libssl is found.
-        progs.len() >= OUR_PROGRAMS.len() - 7,
-        "httpscope holds only programs {progs:?}"
-    );
-    // They are ours, by name.
+    // They are ours, by name, and one backend's programs (the ssl_* ones load only
+    // when a libssl is found).
     let listed = bpftool_list("prog");
+    let mut names = Vec::new();
     for id in &progs {
         let entry = listed.iter().find(|p| p["id"].as_u64() == Some(*id));
         let name = entry.and_then(|p| p["name"].as_str()).unwrap_or_default();
         assert!(OUR_PROGRAMS.contains(&name), "program {id} is {entry:?}");
+        names.push(name.to_owned());
     }
+    let has_all = |set: &[&str]| set.iter().all(|p| names.iter().any(|n| n == p));
+    assert!(
+        has_all(SYSCALL_BACKEND_PROGRAMS) != has_all(SOCKET_BACKEND_PROGRAMS),
+        "httpscope holds programs {names:?}: not exactly one backend's"
+    );
     good_request(port, "before-kill");
 
     proc.child.kill().unwrap();

@@ -315,8 +315,8 @@ fn tshark_decodes_h2c_in_the_pcap() {
     let base = format!("http://127.0.0.1:{port}");
     let sent = ids("pc", 12);
     let urls = page_urls(&base, &sent);
-    assert_eq!(nghttp(&urls[..10], None), 10);
-    assert_eq!(curl_h2c_each(&urls[10..]), 2);
+    assert_eq!(nghttp(&urls[..8], None), 8);
+    assert_eq!(curl_h2c_each(&urls[8..]), 4);
 
     let (records, stderr) = profiler.stop();
 

@@ -1,5 +1,5 @@
 //! OTLP export against a real collector (rotel), over gRPC and over HTTP/protobuf,
-//! and with the collector down.
+//! and with the collector down; gRPC calls as RPC spans.
 //!
 //! Root tests. rotel comes from `scripts/setup.sh --test`; without it a test is
 //! skipped loudly, and under CI=true it fails instead.
@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::collector::{rotel_binary, spans, Collector};
+use support::h2::{grpc_client, grpc_server, GRPC_SERVICE};
 use support::matrix::free_port;
 use support::tools::{get, require_tool};
 use support::{demo_server, require_root, Profiler, TempDir};
@@ -111,6 +112,65 @@ fn spans_and_metrics_reach_a_real_collector(
         log.contains("http.server.request.duration")
             && log.contains("http.client.request.duration"),
         "duration histograms did not reach the collector:\n{log}"
+    );
+}
+
+/// gRPC calls (grpcio client and server) become spans named `service/method` with the RPC
+/// conventions' attributes, and samples of the `rpc.*.call.duration` histograms.
+#[test]
+fn otlp_grpc_spans_follow_the_rpc_conventions() {
+    const TEST: &str = "otlp_grpc_spans_follow_the_rpc_conventions";
+    if !require_root(TEST) {
+        return;
+    }
+    let Some(rotel) = rotel_binary(TEST) else {
+        return;
+    };
+    let dir = TempDir::new();
+    let collector = Collector::start(&rotel, &dir.path);
+    let (_server, port) = grpc_server();
+    let endpoint = format!("http://127.0.0.1:{}", collector.port);
+    let profiler = Profiler::start(&[port], &["--otlp-endpoint", &endpoint]);
+    let calls = grpc_client(port, "ot", 5, 1);
+    let (_, stderr) = profiler.stop();
+    assert!(
+        stderr.contains(&format!("spans={}", 2 * calls.len())) && stderr.contains("dropped=0"),
+        "final OTLP line missing or wrong:\n{stderr}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = collector.output();
+    while spans(&log).len() < 2 * calls.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        log = collector.output();
+    }
+    let spans = spans(&log);
+    assert_eq!(spans.len(), 2 * calls.len(), "collector output:\n{log}");
+    for call in &calls {
+        let name = format!("{GRPC_SERVICE}/{}", call.method);
+        let status = format!("rpc.grpc.status_code: Int({})", call.status);
+        let matching = spans
+            .iter()
+            .filter(|s| s.contains(&name) && s.contains(&status))
+            .count();
+        assert!(matching >= 2, "{call:?}: no client and server span:\n{log}");
+    }
+    for span in &spans {
+        for needle in [
+            "rpc.system: Str(grpc)",
+            &format!("rpc.service: Str({GRPC_SERVICE})"),
+            "rpc.method: Str(",
+            "network.protocol.version: Str(2)",
+        ] {
+            assert!(span.contains(needle), "{needle} missing from span:\n{span}");
+        }
+        assert!(
+            !span.contains("http.route"),
+            "an HTTP span for a call:\n{span}"
+        );
+    }
+    assert!(
+        log.contains("rpc.server.call.duration") && log.contains("rpc.client.call.duration"),
+        "RPC duration histograms did not reach the collector:\n{log}"
     );
 }
 

@@ -36,9 +36,11 @@ pub(super) fn all_ports() -> Check {
         name: "all ports",
         ok: loaded.is_ok(),
         detail: match &loaded {
-            Ok(()) => "--all-ports works here: the kernel accepts the syscall program that \
-                       judges each connection's first bytes."
-                .into(),
+            Ok(backend) => format!(
+                "--all-ports works here: the kernel accepts the {} backend's programs that \
+                 judge each connection's first bytes.",
+                backend.name()
+            ),
             Err(err) => format!("--all-ports does not work here: {err}."),
         },
         cost: "--all-ports cannot be used: name the ports with --port",

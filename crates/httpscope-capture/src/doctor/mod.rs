@@ -5,14 +5,16 @@ use std::path::Path;
 
 use aya::maps::MapType;
 use aya::programs::ProgramType;
+use aya::Btf;
 
+use crate::backend::{missing_events, Backend};
 use crate::tracefs::ensure_tracefs;
 
 mod host;
 
-/// Tracepoints the capture attaches to: the raw syscall-return event (through
-/// a BTF tracepoint program) and process exit.
-pub const TRACEPOINTS: &[&str] = &["raw_syscalls/sys_exit", "sched/sched_process_exit"];
+/// Tracepoints every backend needs: process exit (the syscall backend's raw
+/// sys_exit event and the socket backend's events are checked in the kernel BTF).
+pub const TRACEPOINTS: &[&str] = &["sched/sched_process_exit"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -49,6 +51,44 @@ pub fn has_capture_privileges() -> bool {
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
+/// Which capture backend `--capture-backend auto` takes here, and whether each one can load.
+fn backend_checks(btf: &Btf) -> Vec<Check> {
+    let mut socket_missing = missing_events(Backend::Socket, btf);
+    if !matches!(aya::sys::is_map_supported(MapType::SkStorage), Ok(true)) {
+        socket_missing.push("socket storage maps");
+    }
+    let syscall_missing = missing_events(Backend::Syscall, btf);
+    let auto = if socket_missing.is_empty() {
+        Backend::Socket.name()
+    } else {
+        Backend::Syscall.name()
+    };
+    vec![
+        Check {
+            name: "socket backend",
+            ok: socket_missing.is_empty(),
+            detail: if socket_missing.is_empty() {
+                format!("The socket tracepoints sock_send_length, sock_recv_length, inet_sock_set_state and tcp_destroy_sock are present; --capture-backend auto takes `{auto}`.")
+            } else {
+                format!("The socket tracepoints {} are missing (Linux 6.3+ has them); --capture-backend auto takes `{auto}`.", socket_missing.join(", "))
+            },
+            cost: "capture falls back to the syscall backend: every syscall of every process takes the kernel's syscall-tracing slow path",
+            required: false,
+        },
+        Check {
+            name: "syscall backend",
+            ok: syscall_missing.is_empty(),
+            detail: if syscall_missing.is_empty() {
+                "The raw sys_exit tracepoint is present (for kernels without the socket tracepoints, or --capture-backend syscall).".into()
+            } else {
+                format!("The tracepoints {} are missing (they need CONFIG_FTRACE_SYSCALLS=y).", syscall_missing.join(", "))
+            },
+            cost: "--capture-backend syscall cannot load; kernels without the socket tracepoints capture nothing",
+            required: false,
+        },
+    ]
+}
+
 pub fn run_checks() -> Vec<Check> {
     let mut checks = Vec::new();
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -77,6 +117,9 @@ pub fn run_checks() -> Vec<Check> {
         cost: "CO-RE cannot relocate kernel struct offsets: the programs will not load (needs CONFIG_DEBUG_INFO_BTF=y)",
         required: true,
     });
+    if let Ok(kernel_btf) = Btf::from_sys_fs() {
+        checks.extend(backend_checks(&kernel_btf));
+    }
 
     let tracefs = ensure_tracefs();
     checks.push(Check {
@@ -86,7 +129,7 @@ pub fn run_checks() -> Vec<Check> {
             Ok(dir) => format!("The tracefs filesystem is mounted at {dir}."),
             Err(err) => format!("The tracefs filesystem cannot be mounted: {err}."),
         },
-        cost: "syscall tracepoints cannot be attached: nothing can be captured",
+        cost: "tracepoints cannot be attached: nothing can be captured",
         required: true,
     });
 
@@ -104,7 +147,7 @@ pub fn run_checks() -> Vec<Check> {
             } else {
                 format!("The tracepoints {} are missing.", missing.join(" and "))
             },
-            cost: "syscall returns cannot be seen: nothing can be captured (needs CONFIG_FTRACE_SYSCALLS=y)",
+            cost: "process exits cannot be seen: connections of exited processes wait for the idle timeout",
             required: true,
         });
     }
@@ -149,7 +192,16 @@ pub fn run_checks() -> Vec<Check> {
         required: false,
     });
 
-    let libraries = crate::tls::find_libraries();
+    let mut seen = Default::default();
+    let libraries = crate::tls::find_libraries(&mut seen);
+    let programs = crate::tls::find_executables(&mut seen);
+    let list = |targets: &[crate::tls::TlsTarget]| {
+        targets
+            .iter()
+            .map(|t| format!("{} [tls_lib={}]", t.describe(), t.library()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     checks.push(Check {
         name: "tls libraries",
         ok: uprobes && !libraries.is_empty(),
@@ -158,14 +210,27 @@ pub fn run_checks() -> Vec<Check> {
         } else {
             format!(
                 "With --tls (the default) httpscope hooks SSL_read/SSL_write(_ex) in {}.",
-                libraries
-                    .iter()
-                    .map(|t| t.describe())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                list(&libraries)
             )
         },
         cost: "HTTPS stays encrypted: TLS connections are counted (tls_conns), not decoded",
+        required: false,
+    });
+    checks.push(Check {
+        name: "tls programs",
+        ok: uprobes,
+        detail: if programs.is_empty() {
+            "No running program has Go crypto/tls or a static OpenSSL; programs started \
+             later are hooked at their exec."
+                .into()
+        } else {
+            format!(
+                "With --tls (the default) httpscope hooks the running programs {} (and \
+                 programs started later, at their exec).",
+                list(&programs)
+            )
+        },
+        cost: "HTTPS of Go programs and statically linked OpenSSL stays encrypted",
         required: false,
     });
 

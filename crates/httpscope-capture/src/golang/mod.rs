@@ -1,12 +1,12 @@
-//! Go programs with `crypto/tls`: where to put the uprobes on `(*tls.Conn).Write`,
-//! `(*tls.Conn).Read` (entry and every return instruction) and `handshakeContext`
-//! (entry), and the cookie that tells the BPF program how to find the socket fd.
+//! Go programs with `crypto/tls`: where to put the uprobes on the entries of
+//! `(*tls.Conn).Write`, `(*tls.Conn).Read` and `handshakeContext`, and on every return
+//! instruction of `Read`; and the cookie that tells the BPF program how to find the fd.
 //! Symbols come from `.symtab`, or from `.gopclntab` in stripped binaries.
 
 mod buildinfo;
+mod code;
 mod layout;
 mod pclntab;
-mod returns;
 
 use std::ops::Range;
 use std::path::Path;
@@ -44,10 +44,12 @@ const TCP_CONN_CLOSE: &str = "net.(*TCPConn).Close";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoProbes {
     pub function: GoTlsFunction,
+    /// The first instruction after the stack-growth check (the arguments are still in
+    /// their registers; a call that grows its stack passes here once, not twice).
     pub entry: u64,
     /// Entry probe cookie (`GO_COOKIE_*` in `httpscope.h`).
     pub cookie: u64,
-    /// Every return instruction (empty for the handshake: entry only).
+    /// Every return instruction (Read only: Write and the handshake need only their entry).
     pub returns: Vec<u64>,
 }
 
@@ -118,24 +120,25 @@ fn inspect_bytes(data: &[u8]) -> Result<GoTlsBinary, GoInspectError> {
             Err(_) if function != GoTlsFunction::Write => continue,
             Err(_) => return Err(GoInspectError::NoTls),
         };
-        let returns = if function == GoTlsFunction::Handshake {
+        let code = bytes_at(&file, range.clone()).ok_or(GoInspectError::Address(name))?;
+        let body = code::after_stack_check(code, range.start);
+        let returns = if function != GoTlsFunction::Read {
             Vec::new()
         } else {
-            let code = bytes_at(&file, range.clone()).ok_or(GoInspectError::Address(name))?;
             let found =
-                returns::return_addresses(code, range.start).ok_or(GoInspectError::Code(name))?;
+                code::return_addresses(code, range.start).ok_or(GoInspectError::Code(name))?;
             found
                 .into_iter()
                 .map(|a| file_offset(&file, a).ok_or(GoInspectError::Address(name)))
                 .collect::<Result<_, _>>()?
         };
-        if function != GoTlsFunction::Handshake && returns.is_empty() {
+        if function == GoTlsFunction::Read && returns.is_empty() {
             return Err(GoInspectError::Code(name));
         }
         probes.push(GoProbes {
             function,
-            entry: file_offset(&file, range.start).ok_or(GoInspectError::Address(name))?,
-            cookie: layout::entry_cookie(layout, range.start, close.start)
+            entry: file_offset(&file, body).ok_or(GoInspectError::Address(name))?,
+            cookie: layout::entry_cookie(layout, body, close.start)
                 .ok_or(GoInspectError::Address(TCP_CONN_CLOSE))?,
             returns,
         });
@@ -168,7 +171,8 @@ impl<'d, 'f> Symbols<'d, 'f> {
                 .section_by_name(".gopclntab")
                 .and_then(|s| s.data().ok())
                 .ok_or(GoInspectError::Symbol(".gopclntab"))?;
-            Some(pclntab::Pclntab::parse(data).ok_or(GoInspectError::Symbol(".gopclntab"))?)
+            let text = file.section_by_name(".text").map_or(0, |s| s.address());
+            Some(pclntab::Pclntab::parse(data, text).ok_or(GoInspectError::Symbol(".gopclntab"))?)
         };
         Ok(Self {
             file,

@@ -7,7 +7,8 @@
 //! filetabOffset, pctabOffset, pclnOffset). At pclnOffset: nfunc+1 pairs of u32
 //! (entry offset from textStart, offset of the `_func`); each `_func` starts with its
 //! entry offset and the offset of its name in the function name table. A function
-//! ends where the next one starts.
+//! ends where the next one starts. Recent linkers leave textStart 0 (the runtime takes
+//! it from its module data): it is then the start of `.text`, where `runtime.text` is.
 
 use std::ops::Range;
 
@@ -24,7 +25,8 @@ pub struct Pclntab<'a> {
 }
 
 impl<'a> Pclntab<'a> {
-    pub fn parse(data: &'a [u8]) -> Option<Self> {
+    /// `text` is the address of `.text`, used when the header's textStart is 0.
+    pub fn parse(data: &'a [u8], text: u64) -> Option<Self> {
         let magic = u32_at(data, 0)?;
         if magic != MAGIC_GO118 && magic != MAGIC_GO120 {
             return None;
@@ -36,7 +38,10 @@ impl<'a> Pclntab<'a> {
         Some(Self {
             data,
             nfunc: word(0)?,
-            text_start: u64_at(data, 8 + 8 * 2)?,
+            text_start: match u64_at(data, 8 + 8 * 2)? {
+                0 => text,
+                start => start,
+            },
             funcnames: word(3)?,
             functab: word(7)?,
         })
@@ -122,20 +127,25 @@ mod tests {
     #[test]
     fn finds_functions_and_their_ends() {
         let t = table();
-        let tab = Pclntab::parse(&t).unwrap();
+        let tab = Pclntab::parse(&t, 0).unwrap();
         assert_eq!(tab.find("a.f"), Some(0x40_1010..0x40_1040));
         assert_eq!(tab.find("b.g"), Some(0x40_1040..0x40_1060));
         assert_eq!(tab.find("c.h"), None);
+        // Without textStart in the header, `.text` says where offsets start.
+        let mut zeroed = t.clone();
+        zeroed[8 + 16..8 + 24].fill(0);
+        let tab = Pclntab::parse(&zeroed, 0x50_0000).unwrap();
+        assert_eq!(tab.find("b.g"), Some(0x50_0040..0x50_0060));
     }
 
     #[test]
     fn survives_truncation() {
         let t = table();
         for len in 0..t.len() {
-            if let Some(tab) = Pclntab::parse(&t[..len]) {
+            if let Some(tab) = Pclntab::parse(&t[..len], 0) {
                 let _ = tab.find("b.g");
             }
         }
-        assert!(Pclntab::parse(b"\xf1\xff\xff\xff\0\0\x01\x04").is_none());
+        assert!(Pclntab::parse(b"\xf1\xff\xff\xff\0\0\x01\x04", 0).is_none());
     }
 }

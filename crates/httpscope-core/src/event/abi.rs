@@ -9,11 +9,27 @@ pub const MAX_PORTS: usize = 16;
 pub const MAX_CAPTURE: u32 = 32768;
 pub const COMM_LEN: usize = 16;
 pub const ADDR_LEN: usize = 16;
+/// `conn_open_event.fd` when the socket backend could not tell the fd.
+pub const FD_UNKNOWN: u32 = u32::MAX;
 
 pub const EVENT_KIND_DATA: u32 = 1;
 pub const EVENT_KIND_CONN_OPEN: u32 = 2;
 pub const EVENT_KIND_CONN_CLOSE: u32 = 3;
 pub const EVENT_KIND_PROCESS_EXIT: u32 = 4;
+
+/// `binary_event.reason` (the loader's own ring buffer, not the event stream).
+pub const BINARY_EXEC: u32 = 1;
+pub const BINARY_LIBRARIES: u32 = 2;
+
+/// A process exec'd or loaded libraries: it may hold TLS code not hooked yet.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawBinaryEvent {
+    pub tgid: u32,
+    pub reason: u32,
+}
+
+const _: () = assert!(size_of::<RawBinaryEvent>() == 8);
 
 pub const DIRECTION_SEND: u8 = 0;
 pub const DIRECTION_RECV: u8 = 1;

@@ -100,12 +100,16 @@ pub enum Syscall {
     Recvmmsg = 12,
     SslRead = 13,
     SslWrite = 14,
+    /// An io_uring request (socket backend): its bytes are not copied.
+    IoUring = 15,
+    /// A socket call from another path (socket backend): its bytes are not copied.
+    Other = 16,
     /// Go's `crypto/tls.(*Conn).Read` / `Write`.
-    GoTlsRead = 15,
-    GoTlsWrite = 16,
+    GoTlsRead = 17,
+    GoTlsWrite = 18,
     /// GnuTLS's `gnutls_record_recv` / `gnutls_record_send`.
-    GnutlsRecv = 17,
-    GnutlsSend = 18,
+    GnutlsRecv = 19,
+    GnutlsSend = 20,
 }
 
 impl Syscall {
@@ -125,6 +129,8 @@ impl Syscall {
             Syscall::Recvmmsg => "recvmmsg",
             Syscall::SslRead => "SSL_read",
             Syscall::SslWrite => "SSL_write",
+            Syscall::IoUring => "io_uring",
+            Syscall::Other => "other",
             Syscall::GoTlsRead => "tls.(*Conn).Read",
             Syscall::GoTlsWrite => "tls.(*Conn).Write",
             Syscall::GnutlsRecv => "gnutls_record_recv",
@@ -158,10 +164,12 @@ impl Syscall {
             12 => Syscall::Recvmmsg,
             13 => Syscall::SslRead,
             14 => Syscall::SslWrite,
-            15 => Syscall::GoTlsRead,
-            16 => Syscall::GoTlsWrite,
-            17 => Syscall::GnutlsRecv,
-            18 => Syscall::GnutlsSend,
+            15 => Syscall::IoUring,
+            16 => Syscall::Other,
+            17 => Syscall::GoTlsRead,
+            18 => Syscall::GoTlsWrite,
+            19 => Syscall::GnutlsRecv,
+            20 => Syscall::GnutlsSend,
             _ => return None,
         })
     }

@@ -263,6 +263,19 @@ impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
     }
 }
 
+/// Methods most requests use, kept as `&'static str` instead of one allocation each.
+pub(super) const KNOWN_METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// `text` borrowed from `known` when it is one of them (case included), else owned.
+pub(super) fn borrowed_if_known(text: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == text) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(text.to_owned()),
+    }
+}
+
 /// Appends to `raw` as much of `bytes` as fits under `limit`.
 pub(super) fn push_capped(raw: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     let room = limit.saturating_sub(raw.len());

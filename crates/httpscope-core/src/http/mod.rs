@@ -80,7 +80,7 @@ pub struct ParseCounters {
     /// Fully captured gzip/deflate bodies that failed to decode (raw bytes kept instead).
     pub decode_errors: u64,
     /// Requests beyond the outstanding-request limit (pairing stops for the connection), or
-    /// HTTP/2 streams beyond the tracked-stream limit.
+    /// HTTP/2 streams beyond the tracked-stream limit (the oldest is ended as partial).
     pub queue_overflows: u64,
     /// HTTP/2 header fields that could not be resolved (HPACK state from before capture
     /// began, or lost); their messages carry `unknown_headers`.

@@ -33,6 +33,13 @@ pub struct Seen {
     pub wire_bytes: u64,
     pub request_id: Option<String>,
     pub unix_ns: i64,
+    pub proto: &'static str,
+    pub stream: Option<u32>,
+    pub interim: bool,
+    pub unknown_headers: u32,
+    pub reset_code: Option<u32>,
+    /// `service/method status messages` of a gRPC record.
+    pub grpc: Option<String>,
 }
 
 #[derive(Clone, Default)]
@@ -66,6 +73,15 @@ impl Sink for Collector {
                 .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
                 .map(|(_, v)| v.to_owned()),
             unix_ns: record.unix_ns,
+            proto: m.proto.as_str(),
+            stream: m.stream,
+            interim: m.interim,
+            unknown_headers: m.unknown_headers,
+            reset_code: m.reset_code,
+            grpc: m
+                .grpc
+                .as_deref()
+                .map(|g| format!("{}/{} {:?} {}", g.service, g.method, g.status, g.messages)),
         });
         Ok(())
     }

@@ -124,6 +124,43 @@ fn sort_filter_select_and_details() {
     assert!(app.quit);
 }
 
+/// HTTP/2 fixtures: h2 and gRPC endpoints get their PROTO, and a gRPC call whose grpc-status
+/// is not 0 counts in ERR% though its HTTP status is 200; the filter takes `grpc` and `h2`.
+#[test]
+fn h2_and_grpc_endpoints() {
+    for name in ["h2c-nghttp", "grpc-python"] {
+        let (table, report) = replay(name);
+        assert!(!table.is_empty(), "{name}");
+        let app = App::new("ports 18930".into());
+        check(
+            &format!("top_{name}"),
+            &screen(&app, &table, &report, 130, 16),
+        );
+    }
+    let (table, report) = replay("grpc-python");
+    let failing = table
+        .rows()
+        .into_iter()
+        .filter(|(k, s)| k.proto == "grpc" && s.errors > 0)
+        .count();
+    assert!(failing > 0, "no gRPC endpoint with errors");
+    let mut app = App::new("ports 18930".into());
+    key(&mut app, &table, KeyCode::Char('/'));
+    for c in "grpc server".chars() {
+        key(&mut app, &table, KeyCode::Char(c));
+    }
+    key(&mut app, &table, KeyCode::Enter);
+    let rows = app.rows(&table, table.latest_ns);
+    assert!(
+        !rows.is_empty()
+            && rows
+                .iter()
+                .all(|(k, _)| k.proto == "grpc" && k.role == "server")
+    );
+    key(&mut app, &table, KeyCode::Enter);
+    check("top_details_grpc", &screen(&app, &table, &report, 130, 30));
+}
+
 #[test]
 fn selection_moves_and_stays_in_range() {
     let (table, _) = replay("demo-traffic");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{bin, signal, Proc};
+use crate::support::{assert_backend_attached, backend_args, bin, signal, Proc};
 
 extern "C" {
     fn setsockopt(fd: i32, level: i32, name: i32, value: *const u8, len: u32) -> i32;
@@ -89,12 +89,14 @@ pub fn record(args: &[&str], output: &Path) -> Proc {
     cmd.arg("record")
         .args(["--format", "json", "--output"])
         .arg(output)
+        .args(backend_args(args))
         .args(args)
         .env("RUST_LOG", "info")
         .env_remove("HTTP_PORT")
         .stdout(Stdio::null());
     let mut proc = Proc::spawn(&mut cmd);
-    proc.wait_for("attached", Duration::from_secs(60));
+    let attached = proc.wait_for("attached", Duration::from_secs(60));
+    assert_backend_attached(&attached, args);
     proc
 }
 

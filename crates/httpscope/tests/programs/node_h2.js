@@ -18,7 +18,9 @@ function serve() {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = req.method === 'POST' ? Buffer.concat(chunks) : Buffer.from(`hello ${rid}\n`);
-      res.writeHead(200, { 'content-type': 'text/plain', 'x-request-id': rid });
+      const headers = { 'content-type': 'text/plain' };
+      if (rid) headers['x-request-id'] = rid;
+      res.writeHead(200, headers);
       res.end(body);
     });
   };

@@ -11,6 +11,7 @@ pub mod collector;
 pub mod container;
 pub mod h2;
 pub mod matrix;
+pub mod tls;
 pub mod tools;
 
 use serde_json::Value;
@@ -157,6 +158,31 @@ pub struct Profiler {
     _dir: TempDir,
 }
 
+/// The capture backend the root tests run on: `HTTPSCOPE_TEST_BACKEND` (socket or
+/// syscall; scripts/test.sh runs the capture suites once per backend), else `auto`.
+pub fn test_backend() -> String {
+    std::env::var("HTTPSCOPE_TEST_BACKEND").unwrap_or_else(|_| "auto".to_owned())
+}
+
+/// `--capture-backend` for a profiler command line, unless `extra` already picks one.
+pub fn backend_args(extra: &[&str]) -> Vec<String> {
+    if extra.contains(&"--capture-backend") {
+        return Vec::new();
+    }
+    vec!["--capture-backend".to_owned(), test_backend()]
+}
+
+/// Panics unless the profiler's "attached" log line names the backend the tests asked for.
+pub fn assert_backend_attached(attached_line: &str, extra: &[&str]) {
+    let backend = test_backend();
+    if backend != "auto" && !extra.contains(&"--capture-backend") {
+        assert!(
+            attached_line.contains(&format!("backend=\"{backend}\"")),
+            "the profiler did not attach the {backend} backend: {attached_line}"
+        );
+    }
+}
+
 impl Profiler {
     pub fn start(ports: &[u16], extra: &[&str]) -> Profiler {
         let dir = TempDir::new();
@@ -172,12 +198,14 @@ impl Profiler {
         for port in ports {
             cmd.arg("--port").arg(port.to_string());
         }
-        cmd.args(extra)
+        cmd.args(backend_args(extra))
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("HTTP_PORT")
             .stdout(Stdio::null());
         let mut proc = Proc::spawn(&mut cmd);
-        proc.wait_for("attached", Duration::from_secs(30));
+        let attached = proc.wait_for("attached", Duration::from_secs(30));
+        assert_backend_attached(&attached, extra);
         Profiler {
             proc,
             output,

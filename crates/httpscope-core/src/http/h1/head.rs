@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use crate::http::body::Encoding;
-use crate::http::message::{Headers, MessageKind};
+use crate::http::message::{borrowed_if_known, Headers, MessageKind, KNOWN_METHODS};
 
 /// Headers parsed on the stack before falling back to a heap array.
 const STACK_HEADERS: usize = 64;
@@ -26,11 +26,6 @@ pub(super) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     }
 }
 
-/// Methods most requests use, kept as `&'static str` instead of one allocation each.
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE",
-];
-
 /// Reason phrases most responses use, kept as `&'static str` instead of one allocation each.
 const KNOWN_REASONS: [&str; 12] = [
     "OK",
@@ -46,14 +41,6 @@ const KNOWN_REASONS: [&str; 12] = [
     "Not Found",
     "Internal Server Error",
 ];
-
-/// `text` borrowed from `known` when it is one of them (case included), else owned.
-fn borrowed_if_known(text: &str, known: &[&'static str]) -> Cow<'static, str> {
-    match known.iter().find(|k| **k == text) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(text.to_owned()),
-    }
-}
 
 /// Content-Length as declared by the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

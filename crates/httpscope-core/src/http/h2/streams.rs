@@ -10,9 +10,10 @@ use super::grpc::{self, MessageCounter};
 use super::hpack::Fields;
 use crate::direction::Direction;
 use crate::http::body::{BodySink, Encoding};
+use crate::http::message::{borrowed_if_known, KNOWN_METHODS};
 use crate::http::{GrpcCall, Headers, HttpConfig, HttpMessage, MessageKind, ParseCounters, Proto};
 
-/// Streams tracked at once per connection; frames of further streams are counted, not decoded.
+/// Streams tracked at once per connection; a new one beyond this ends the oldest as partial.
 const MAX_STREAMS: usize = 1024;
 
 /// Where records go while a frame is handled.
@@ -115,11 +116,23 @@ impl Streams {
         });
         cx.counters.h2_unknown_headers += u64::from(fields.unknown);
         if !self.open.contains_key(&id) && self.open.len() >= MAX_STREAMS {
+            // Streams whose end was lost would otherwise pile up: the oldest gives way.
             cx.counters.queue_overflows += 1;
-            return;
+            let oldest = self.open.keys().copied().min().unwrap_or(id);
+            if let Some(stream) = self.open.remove(&oldest) {
+                finish_stream(stream, None, false, cx);
+            }
         }
         let stream = self.open.entry(id).or_default();
-        let kind = if fields.get(":method").is_some() {
+        let open_here = [&stream.request, &stream.response]
+            .into_iter()
+            .flatten()
+            .find(|half| half.msg.direction == dir)
+            .map(|half| half.msg.kind);
+        // A side already open this way is getting its trailers.
+        let kind = if let Some(kind) = open_here {
+            kind
+        } else if fields.get(":method").is_some() {
             MessageKind::Request
         } else if fields.get(":status").is_some() {
             MessageKind::Response
@@ -335,7 +348,7 @@ fn new_half(
     let mut grpc_call = false;
     for (name, value) in &fields.fields {
         match &**name {
-            ":method" => msg.method = Some(value.to_string().into()),
+            ":method" => msg.method = Some(borrowed_if_known(value, &KNOWN_METHODS)),
             ":path" => msg.url = Some(value.clone()),
             ":authority" => msg.authority = Some(value.clone()),
             ":status" => msg.status = value.parse().ok(),

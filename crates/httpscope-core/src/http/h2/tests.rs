@@ -426,3 +426,23 @@ fn good_traffic_after_a_lost_direction_is_exact_again() {
     assert_eq!((out[1].status, out[1].exchange), (Some(200), Some(1)));
     assert_eq!(f.counters.resyncs, 1);
 }
+
+#[test]
+fn streams_whose_end_was_lost_do_not_pile_up() {
+    let mut f = Feed::new(false);
+    client_start(&mut f);
+    // 1100 requests whose responses never come.
+    for i in 0..1100u32 {
+        f.send(&headers(
+            2 * i + 1,
+            true,
+            &[(":method", "GET"), (":path", "/")],
+        ));
+    }
+    f.recv(&headers(2 * 1099 + 1, true, &[(":status", "200")]));
+    let out = f.close();
+    assert_eq!(f.counters.queue_overflows, 1100 - 1024);
+    let last = out.iter().find(|m| m.status == Some(200)).unwrap();
+    assert_eq!(last.exchange, Some(1100));
+    assert_eq!(f.counters.unanswered_requests, 1099);
+}

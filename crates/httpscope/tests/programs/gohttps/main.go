@@ -3,6 +3,10 @@
 //	gohttps server CERT KEY            serves until killed; prints "listening on PORT" on stderr
 //	gohttps client CA PORT N PREFIX h1|h2 [SECONDS]
 //
+// GOHTTPS_START_DELAY_MS makes the client wait that long before its first request.
+// With SECONDS 0 the client runs until SIGINT. SIGINT makes the server shut down; both
+// then exit 0.
+//
 // The server answers GET /?id=X with "hello X" and POST with "echo:" + body, echoing
 // X-Request-Id. The client sends N requests one at a time on one keep-alive connection
 // (or, with SECONDS, as many as it can for that long), alternating GET and POST, and
@@ -18,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"time"
@@ -55,12 +60,21 @@ func serve(cert, key string) {
 	})
 	fmt.Fprintln(os.Stderr, "listening on", ln.Addr().(*net.TCPAddr).Port)
 	srv := &http.Server{Handler: handler}
-	if err := srv.ServeTLS(ln, cert, key); err != nil {
+	go func() {
+		interrupted := make(chan os.Signal, 1)
+		signal.Notify(interrupted, os.Interrupt)
+		<-interrupted
+		srv.Close()
+	}()
+	if err := srv.ServeTLS(ln, cert, key); err != http.ErrServerClosed {
 		panic(err)
 	}
 }
 
 func client(args []string) int {
+	if delay := os.Getenv("GOHTTPS_START_DELAY_MS"); delay != "" {
+		time.Sleep(time.Duration(atoi(delay)) * time.Millisecond)
+	}
 	caPEM, err := os.ReadFile(args[0])
 	if err != nil {
 		panic(err)
@@ -69,8 +83,13 @@ func client(args []string) int {
 	pool.AppendCertsFromPEM(caPEM)
 	port, n, prefix, proto := args[1], atoi(args[2]), args[3], args[4]
 	var duration time.Duration
+	interrupted := make(chan os.Signal, 1)
 	if len(args) > 5 {
 		duration = time.Duration(atoi(args[5])) * time.Second
+		if duration == 0 {
+			duration = 1 << 62
+			signal.Notify(interrupted, os.Interrupt)
+		}
 	}
 	transport := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool},
@@ -85,7 +104,7 @@ func client(args []string) int {
 	base := "https://127.0.0.1:" + port + "/"
 	requests, ok, mismatch := 0, 0, 0
 	deadline := time.Now().Add(duration)
-	for i := 0; (duration == 0 && i < n) || (duration > 0 && time.Now().Before(deadline)); i++ {
+	for i := 0; (duration == 0 && i < n) || (duration > 0 && time.Now().Before(deadline) && len(interrupted) == 0); i++ {
 		id := prefix + strconv.Itoa(i)
 		var req *http.Request
 		want := "hello " + id

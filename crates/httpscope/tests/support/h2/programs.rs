@@ -1,9 +1,5 @@
-//! Helpers of the HTTP/2 and gRPC tests (issue #12): nghttpd, the Node.js `http2` and grpcio
-//! test programs, their ground truth, and the checks of h2 records against what each client
-//! sent.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! nghttpd, curl and nghttp, the Node.js `http2` and grpcio test programs, certificates.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
@@ -11,11 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::matrix::{
-    assert_ids, free_port, header, make_certs, note, program, run_ok, script_server, url_id,
-    wait_listening, Side,
+use crate::support::matrix::{
+    free_port, last_json, make_certs, program, run_ok, script_server, wait_listening,
 };
-use super::{Proc, TempDir};
+use crate::support::{Proc, TempDir};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -47,9 +42,13 @@ impl Certs {
     }
 }
 
-/// The documents nghttpd serves: `p<k>.txt`, of `PAGE_SIZES[k]` bytes each. One fits a DATA
-/// frame, the others need several.
-pub const PAGE_SIZES: [usize; 3] = [64, 1500, 9000];
+/// The documents nghttpd serves: `p<k>.txt`, of `PAGE_SIZES[k]` bytes each, plus `big.txt`
+/// (`BIG_PAGE` bytes). nghttpd writes every frame it has ready in one syscall: 8 concurrent
+/// streams of these pages stay under the default `--capture-bytes` (16 KiB), the big page
+/// does not.
+pub const PAGE_SIZES: [usize; 3] = [64, 1200, 3000];
+
+pub const BIG_PAGE: usize = 20_000;
 
 /// The page the `i`th request of a run asks for, and that page's size.
 pub fn page_for(i: usize) -> (String, usize) {
@@ -69,10 +68,11 @@ impl Nghttpd {
     /// Over TLS (ALPN h2) with `certs`, else h2c (prior knowledge or `Upgrade: h2c`).
     pub fn start(certs: Option<&Certs>) -> Nghttpd {
         let dir = TempDir::new();
+        let page = |size: usize| -> Vec<u8> { (0..size).map(|i| b'a' + (i % 26) as u8).collect() };
         for (k, size) in PAGE_SIZES.iter().enumerate() {
-            let page: Vec<u8> = (0..*size).map(|i| b'a' + (i % 26) as u8).collect();
-            std::fs::write(dir.path.join(format!("p{k}.txt")), page).unwrap();
+            std::fs::write(dir.path.join(format!("p{k}.txt")), page(*size)).unwrap();
         }
+        std::fs::write(dir.path.join("big.txt"), page(BIG_PAGE)).unwrap();
         let port = free_port();
         let mut cmd = Command::new("nghttpd");
         cmd.args(["--echo-upload", "-a", "127.0.0.1", "-d"])
@@ -167,6 +167,7 @@ pub fn curl_h2_posts(mode: &[&str], urls: &[String], body: &str, ca: Option<&Pat
 
 /// nghttp (nghttp2-client) fetching `urls` concurrently on one connection (`upload`: POSTs
 /// that file to each); returns how many it completed with status 200, from its `-s` table.
+/// Callers keep a burst of responses under `--capture-bytes` unless they test that.
 pub fn nghttp(urls: &[String], upload: Option<&Path>) -> usize {
     let mut cmd = Command::new("nghttp");
     cmd.args(["-n", "-s"]);
@@ -201,7 +202,7 @@ pub fn node_h2_client(port: u16, n: usize, prefix: &str, certs: Option<&Certs>) 
     if let Some(certs) = certs {
         cmd.arg(certs.ca());
     }
-    let out = super::matrix::last_json(&run_ok(&mut cmd, T));
+    let out = last_json(&run_ok(&mut cmd, T));
     assert_eq!(out["mismatch"], 0, "node client: {out}");
     out["ok"].as_u64().unwrap() as usize
 }
@@ -272,7 +273,7 @@ pub struct GrpcCall {
 /// Runs the grpcio client: `unary` unary calls, `streams` server-streaming and `streams` bidi
 /// calls, ids `prefix<n>`; returns the calls.
 pub fn grpc_client(port: u16, prefix: &str, unary: usize, streams: usize) -> Vec<GrpcCall> {
-    let out = super::matrix::last_json(&run_ok(
+    let out = last_json(&run_ok(
         Command::new("python3")
             .arg(program("grpc_calls.py"))
             .arg("client")
@@ -294,149 +295,4 @@ pub fn grpc_client(port: u16, prefix: &str, unary: usize, streams: usize) -> Vec
             received: c["received"].as_u64().unwrap(),
         })
         .collect()
-}
-
-/// The ids (`id=` of the URL) of a list of records, sorted.
-pub fn url_ids(records: &[&Value]) -> Vec<String> {
-    let mut ids: Vec<String> = records
-        .iter()
-        .filter_map(|r| r["url"].as_str().and_then(url_id).map(str::to_owned))
-        .collect();
-    ids.sort();
-    ids
-}
-
-/// Asserts that one side (`role`, `comm`) logged exactly the h2 exchanges `want` (ids in the
-/// URLs): one request and one paired final response each, every record `proto=h2` on an odd
-/// (client-opened) stream, none partial, no header left unknown. Returns the paired count.
-pub fn assert_h2_side(records: &[Value], role: &str, comm: &str, want: &[String]) -> usize {
-    let side = Side::of(records, role, comm);
-    let want = sorted(want);
-    for r in side.requests.iter().chain(&side.responses) {
-        assert_eq!(r["proto"], "h2", "{comm} {role}: {r}");
-        assert!(
-            r["stream"].as_u64().is_some_and(|s| s % 2 == 1),
-            "{comm} {role}: no client stream id: {r}"
-        );
-        assert_eq!(r["partial"], false, "{comm} {role}: {r}");
-        assert_eq!(
-            r["unknown_headers"].as_u64().unwrap_or(0),
-            0,
-            "{comm} {role}: {r}"
-        );
-    }
-    assert_ids(
-        &url_ids(&side.requests),
-        &want,
-        &format!("{comm} {role} requests"),
-    );
-    assert_ids(
-        &side.paired_url_ids(),
-        &want,
-        &format!("{comm} {role} paired responses"),
-    );
-    side.paired().len()
-}
-
-/// Asserts that every paired response of `comm` (in `role`) to a page GET carries that page's
-/// body length, and every echoed upload the length of its request's body.
-pub fn assert_page_bodies(records: &[Value], role: &str, comm: &str) {
-    let side = Side::of(records, role, comm);
-    let requests: BTreeMap<(u64, u64), &Value> = side
-        .requests
-        .iter()
-        .filter_map(|r| Some(((r["conn"].as_u64()?, r["exchange"].as_u64()?), *r)))
-        .collect();
-    for resp in side.paired() {
-        let key = (
-            resp["conn"].as_u64().unwrap(),
-            resp["exchange"].as_u64().unwrap(),
-        );
-        let want = if resp["method"] == "POST" {
-            match requests.get(&key) {
-                Some(req) => req["body_bytes"].as_u64().unwrap(),
-                None => continue,
-            }
-        } else {
-            let path = resp["url"].as_str().unwrap().split('?').next().unwrap();
-            let k = PAGE_SIZES
-                .iter()
-                .enumerate()
-                .find(|(k, _)| path == format!("/p{k}.txt"))
-                .unwrap_or_else(|| panic!("{comm} {role}: unknown page {path}: {resp}"))
-                .0;
-            PAGE_SIZES[k] as u64
-        };
-        assert_eq!(
-            resp["body_bytes"].as_u64(),
-            Some(want),
-            "{comm} {role}: response body of another request? {resp}"
-        );
-    }
-}
-
-/// Checks one pair's capture on both sides against the ids the client completed, and notes
-/// the counts for the report. `case` names the pair.
-pub fn check_pair(records: &[Value], case: &str, client: &str, server: &str, sent: &[String]) {
-    for (role, comm) in [("client", client), ("server", server)] {
-        let paired = assert_h2_side(records, role, comm, sent);
-        note(&format!("{case}: {comm} side"), sent.len(), paired);
-    }
-}
-
-/// Asserts that one side (`role`, `comm`) logged each gRPC call of `calls` exactly once, with
-/// the service, method, status and message counts the client saw. Returns the paired count.
-pub fn assert_grpc_side(records: &[Value], role: &str, comm: &str, calls: &[GrpcCall]) -> usize {
-    let side = Side::of(records, role, comm);
-    let by_id: BTreeMap<&str, &Value> = side
-        .requests
-        .iter()
-        .filter_map(|r| Some((header(r, "x-request-id")?, *r)))
-        .collect();
-    assert_eq!(
-        side.requests.len(),
-        calls.len(),
-        "{comm} {role}: requests logged vs calls made"
-    );
-    let responses: BTreeMap<(u64, u64), &Value> = side
-        .paired()
-        .into_iter()
-        .map(|r| {
-            (
-                (r["conn"].as_u64().unwrap(), r["exchange"].as_u64().unwrap()),
-                r,
-            )
-        })
-        .collect();
-    let mut paired = 0;
-    for call in calls {
-        let req = by_id
-            .get(call.id.as_str())
-            .unwrap_or_else(|| panic!("{comm} {role}: no request for {call:?}"));
-        let path = format!("/{GRPC_SERVICE}/{}", call.method);
-        assert_eq!(req["proto"], "h2", "{req}");
-        assert_eq!(req["method"], "POST", "{req}");
-        assert_eq!(req["url"], path.as_str(), "{req}");
-        assert_eq!(req["grpc_service"], GRPC_SERVICE, "{req}");
-        assert_eq!(req["grpc_method"], call.method.as_str(), "{req}");
-        assert_eq!(req["grpc_messages"], call.sent, "{call:?}: {req}");
-        let key = (
-            req["conn"].as_u64().unwrap(),
-            req["exchange"].as_u64().unwrap(),
-        );
-        let resp = responses
-            .get(&key)
-            .unwrap_or_else(|| panic!("{comm} {role}: no response for {call:?}: {req}"));
-        assert_eq!(resp["url"], path.as_str(), "{resp}");
-        assert_eq!(resp["stream"], req["stream"], "{resp}");
-        assert_eq!(resp["status"], 200, "{resp}");
-        assert_eq!(resp["grpc_status"], call.status, "{call:?}: {resp}");
-        assert_eq!(resp["grpc_messages"], call.received, "{call:?}: {resp}");
-        assert_eq!(resp["partial"], false, "{resp}");
-        if call.status != 0 {
-            assert!(resp["grpc_message"].is_string(), "{call:?}: {resp}");
-        }
-        paired += 1;
-    }
-    paired
 }

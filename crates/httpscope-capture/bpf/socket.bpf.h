@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The socket backend: BTF tracepoints on sock_send_length/sock_recv_length
+ * fire on socket sends and receives only, in the calling task, with the
+ * struct sock. The ports come from the sock before anything else; a watched
+ * socket keeps its connection state in socket storage, which the kernel
+ * frees with the socket (no fd table, no negative cache, no fd reuse
+ * aliasing). The syscall and its buffers come from the task's saved
+ * registers; a call with no user buffer of its own (sendfile, splice,
+ * io_uring, the *mmsg calls) or whose fd does not hold this socket is
+ * counted, never copied. inet_sock_set_state tells accept from connect and
+ * tcp_destroy_sock ends the connection. No syscall tracepoint is attached.
+ */
+#ifndef HTTPSCOPE_SOCKET_BPF_H
+#define HTTPSCOPE_SOCKET_BPF_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct conn_state);
+} sock_conns SEC(".maps");
+
+static __always_inline int sock_watched(struct sock *sk)
+{
+	return port_watched(sk->__sk_common.skc_num, bpf_ntohs(sk->__sk_common.skc_dport));
+}
+
+/* The state of a watched TCP socket seen for the first time, or NULL. */
+static __always_inline struct conn_state *sock_conn_create(struct sock *sk, __u16 origin)
+{
+	unsigned short family = sk->__sk_common.skc_family;
+	struct conn_state *conn;
+	__u32 zero = 0;
+	__u64 *id;
+
+	if (sk->sk_protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6))
+		return NULL;
+	id = bpf_map_lookup_elem(&next_conn_id, &zero);
+	if (!id)
+		return NULL;
+	struct conn_state fresh = {
+		.conn_id = __sync_fetch_and_add(id, 1) + 1,
+		.origin = origin,
+		.open_pending = 1,
+		.fd = HTTPSCOPE_FD_UNKNOWN,
+	};
+	conn = bpf_sk_storage_get(&sock_conns, sk, &fresh, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!conn)
+		stat_add(STAT_CONN_TABLE_FULL, 1);
+	return conn;
+}
+
+/* Whether fd of process tgid holds sk; the last pair that did is remembered. */
+static __always_inline int fd_holds_sock(struct conn_state *conn, __u32 tgid, __u32 fd,
+					 struct sock *sk)
+{
+	struct file *file;
+
+	if (conn->fd_tgid == tgid && conn->fd == fd)
+		return 1;
+	file = file_of_fd(fd);
+	if (!file || file != BPF_CORE_READ(sk, sk_socket, file))
+		return 0;
+	conn->fd_tgid = tgid;
+	conn->fd = fd;
+	return 1;
+}
+
+/*
+ * What the socket call running in this task moved, and from which user
+ * buffer. Only a read/write-family syscall in the same direction on an fd
+ * that holds sk names a buffer; anything else is counted as not copied.
+ */
+static __always_inline void describe_sock_call(struct data_call *call, struct stat_counters *counters,
+					       struct conn_state *conn, struct sock *sk, __u32 tgid,
+					       __u8 direction)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs___kernel *regs;
+	long nr;
+
+	call->direction = direction;
+	call->mode = COPY_NONE;
+	call->syscall = SYSCALL_OTHER;
+	if (task->flags & PF_IO_WORKER) {
+		call->syscall = SYSCALL_IO_URING;
+		return;
+	}
+#if defined(__TARGET_ARCH_x86)
+	if (task->thread_info.status & TS_COMPAT)
+		return;
+#endif
+	regs = (struct pt_regs___kernel *)bpf_task_pt_regs(task);
+	if (!regs)
+		return;
+	nr = SYSCALL_NR(regs);
+	switch (nr) {
+	case NR_SENDFILE:
+		call->syscall = SYSCALL_SENDFILE;
+		return;
+	case NR_SPLICE:
+		call->syscall = SYSCALL_SPLICE;
+		return;
+	case NR_SENDMMSG:
+		call->syscall = SYSCALL_SENDMMSG;
+		return;
+	case NR_RECVMMSG:
+		call->syscall = SYSCALL_RECVMMSG;
+		return;
+	case NR_IO_URING_ENTER:
+		call->syscall = SYSCALL_IO_URING;
+		return;
+	}
+	if (!user_buffer_of_syscall(nr, regs, call))
+		return;
+	if (call->direction != direction || !fd_holds_sock(conn, tgid, SYSCALL_ARG1(regs), sk)) {
+		call->direction = direction;
+		call->mode = COPY_NONE;
+		counters->values[STAT_FD_LOOKUP_FAILED]++;
+	}
+}
+
+/* A send or receive of ret bytes on sk by the current task. */
+static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u8 direction)
+{
+	struct stat_counters *counters;
+	struct data_call call = {};
+	struct conn_state *conn;
+	struct ssl_call *ssl;
+	__u32 tgid, zero = 0;
+	__u8 one = 1;
+
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!counters)
+		return 0;
+	counters->values[STAT_HOOKED_SYSCALLS]++;
+	if (!sock_watched(sk))
+		return 0;
+	/* A peek leaves the bytes in the socket: the next read reports them. */
+	if (flags & (MSG_PEEK | MSG_ERRQUEUE)) {
+		if (flags & MSG_PEEK)
+			counters->values[STAT_PEEKS_IGNORED]++;
+		return 0;
+	}
+	ssl = active_ssl_call();
+	/* A failed read inside SSL_read still tells which socket the SSL object uses. */
+	if (ret <= 0 && !ssl)
+		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (filter_tgid && filter_tgid != tgid)
+		return 0;
+	conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
+	if (!conn) {
+		conn = sock_conn_create(sk, ORIGIN_EXISTING);
+		if (!conn)
+			return 0;
+	}
+	if (conn->ignored)
+		return 0;
+	if (conn->open_pending && !process_selected(tgid)) {
+		conn->ignored = 1;
+		return 0;
+	}
+	describe_sock_call(&call, counters, conn, sk, tgid, direction);
+	if (ssl) {
+		join_ssl_stream(ssl, tgid, conn->conn_id);
+		conn->tls = 1;
+	}
+	join_go_tls_sock(sk, conn);
+	/* --all-ports: nothing of a connection is reported before it is judged HTTP. */
+	if (ret <= 0 || !call_admitted(conn, &call, ret, ssl != NULL))
+		return 0;
+	if (conn->open_pending) {
+		if (!emit_open(conn, conn->fd, sk))
+			conn->open_pending = 0;
+		counters->values[STAT_CONNS_OPENED]++;
+		bpf_map_update_elem(&traced_processes, &tgid, &one, BPF_ANY);
+	}
+	copy_data(counters, conn, ret, &call);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
+{
+	return on_sock_data(sk, ret, flags, DIRECTION_SEND);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
+{
+	return on_sock_data(sk, ret, flags, DIRECTION_RECV);
+}
+
+/* A new connection: connect() moves it to SYN_SENT, an accepted one leaves SYN_RECV. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sock_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u16 origin;
+
+	if (newstate == TCP_SYN_SENT)
+		origin = ORIGIN_CONNECT;
+	else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
+		origin = ORIGIN_ACCEPT;
+	else
+		return 0;
+	if (sock_watched(sk))
+		sock_conn_create(sk, origin);
+	return 0;
+}
+
+/* The socket is destroyed: no byte can move on it any more. */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(sock_destroy, struct sock *sk)
+{
+	struct conn_state *conn;
+
+	if (!sock_watched(sk))
+		return 0;
+	conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
+	if (conn && !conn->ignored && !conn->open_pending)
+		emit_close(conn);
+	return 0;
+}
+
+/* This backend's TLS return probe: the call's connection is the one its SSL object last used. */
+SEC("uretprobe")
+int ssl_ret_sock(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct stat_counters *counters;
+	struct tls_stream *stream;
+	struct ssl_call call;
+	struct ssl_key key = {};
+	__u64 len;
+	__u32 zero = 0;
+
+	if (!ssl_call_returned(ctx, &call, &len))
+		return 0;
+	key.tgid = tgid;
+	key.ssl = call.ssl;
+	/* None: the SSL object's socket is not watched (or never moved a byte). */
+	stream = bpf_map_lookup_elem(&tls_streams, &key);
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!stream || !counters)
+		return 0;
+	emit_tls_data(counters, &call, stream->conn_id, &stream->sent, &stream->recvd, len);
+	return 0;
+}
+
+#endif /* HTTPSCOPE_SOCKET_BPF_H */

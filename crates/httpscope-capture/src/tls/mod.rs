@@ -1,0 +1,316 @@
+//! Finding TLS stacks to hook with uprobes: OpenSSL's libssl (the shared libraries
+//! running processes have mapped, the system's own, executables that link it
+//! statically with their symbols) and Go programs' crypto/tls.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::golang::{self, GoTlsBinary};
+
+/// Directories holding the system's libssl (Debian/Ubuntu multiarch, RHEL, Arch, local builds).
+const SYSTEM_LIB_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/usr/local/lib64",
+];
+
+/// Executables of running processes inspected at start, at most.
+pub const MAX_EXECUTABLES: usize = 256;
+
+/// What a file to hook is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// A shared libssl (OpenSSL).
+    Libssl,
+    /// An executable that defines SSL_write: OpenSSL linked statically, with its symbols.
+    StaticOpenssl,
+    /// A Go program using crypto/tls.
+    Go(GoTlsBinary),
+}
+
+/// A file to attach the TLS uprobes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsTarget {
+    /// Path to attach through (it names the file; uprobes follow the inode).
+    pub path: PathBuf,
+    pub kind: TargetKind,
+}
+
+impl TlsTarget {
+    /// `libssl.so.3` → `OpenSSL 3`; a Go program → its Go version.
+    pub fn describe(&self) -> String {
+        let path = self.path.display();
+        match &self.kind {
+            TargetKind::StaticOpenssl => format!("{path} (static OpenSSL)"),
+            TargetKind::Go(go) => format!(
+                "{path} (Go {}{}{})",
+                go.version,
+                if go.stripped { ", stripped" } else { "" },
+                if go.layout_assumed {
+                    ", newer than the offset table"
+                } else {
+                    ""
+                }
+            ),
+            TargetKind::Libssl => {
+                let name = self
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match name.strip_prefix("libssl.so.") {
+                    Some(version) => format!("{path} (OpenSSL {version})"),
+                    None => path.to_string(),
+                }
+            }
+        }
+    }
+
+    /// The library's name for records (`tls_lib`).
+    pub fn library(&self) -> &'static str {
+        match self.kind {
+            TargetKind::Libssl | TargetKind::StaticOpenssl => "openssl",
+            TargetKind::Go(_) => "go",
+        }
+    }
+}
+
+fn is_libssl(name: &str) -> bool {
+    name.strip_prefix("libssl.so")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+fn pids() -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Distinct libssl shared libraries not in `known`: mapped by running processes, or installed.
+pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
+    let mut found = Vec::new();
+    let mut add = |path: PathBuf| {
+        if let Some(id) = file_id(&path) {
+            if known.insert(id) {
+                found.push(TlsTarget {
+                    path,
+                    kind: TargetKind::Libssl,
+                });
+            }
+        }
+    };
+    for dir in SYSTEM_LIB_DIRS {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| is_libssl(n) && n != "libssl.so")
+            .collect();
+        names.sort();
+        for name in names {
+            add(Path::new(dir).join(name));
+        }
+    }
+    for pid in pids() {
+        found.extend(libraries_of(pid, known));
+    }
+    found
+}
+
+/// The libssl shared libraries process `pid` has mapped that are not in `known`.
+pub fn libraries_of(pid: u32, known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
+    let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for line in maps.lines() {
+        let Some(path) = line.split_whitespace().nth(5) else {
+            continue;
+        };
+        if !path.starts_with('/') || line.ends_with("(deleted)") {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if !is_libssl(name) {
+            continue;
+        }
+        // The path as the process sees it: another mount namespace may have its own.
+        let own = PathBuf::from(path);
+        let theirs = PathBuf::from(format!("/proc/{pid}/root{path}"));
+        let path = match (file_id(&own), file_id(&theirs)) {
+            (Some(a), Some(b)) if a == b => own,
+            (_, Some(_)) => theirs,
+            _ => continue,
+        };
+        if file_id(&path).is_some_and(|id| known.insert(id)) {
+            found.push(TlsTarget {
+                path,
+                kind: TargetKind::Libssl,
+            });
+        }
+    }
+    found
+}
+
+/// The executable process `pid` runs, when it is not in `known`: its real path when that
+/// names the same file, else its `/proc` link.
+pub fn executable_of(pid: u32, known: &mut HashSet<FileId>) -> Option<PathBuf> {
+    let link = PathBuf::from(format!("/proc/{pid}/exe"));
+    let id = file_id(&link)?;
+    if !known.insert(id) {
+        return None;
+    }
+    Some(match fs::read_link(&link) {
+        Ok(real) if file_id(&real) == Some(id) => real,
+        _ => link,
+    })
+}
+
+/// The file's (device, inode): uprobes are per file, so each is hooked once.
+pub fn file_id(path: &Path) -> Option<FileId> {
+    let meta = fs::metadata(path).ok()?;
+    meta.is_file().then(|| (meta.dev(), meta.ino()))
+}
+
+/// (device, inode).
+pub type FileId = (u64, u64);
+
+/// Executables of running processes, distinct, excluding this one and `known`, that
+/// hold a TLS stack to hook.
+pub fn find_executables(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
+    if let Some(me) = file_id(Path::new("/proc/self/exe")) {
+        known.insert(me);
+    }
+    let mut found = Vec::new();
+    let mut inspected = 0;
+    for pid in pids() {
+        if inspected >= MAX_EXECUTABLES {
+            break;
+        }
+        if let Some(path) = executable_of(pid, known) {
+            inspected += 1;
+            found.extend(classify_executable(&path));
+        }
+    }
+    found
+}
+
+/// What TLS stack an executable holds, if any: a Go crypto/tls, or OpenSSL's symbols.
+pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
+    // Parsing reads the whole file: only files naming a hooked function get that far.
+    let [go, openssl] = mentions(path, [GO_TLS_WRITE_NAME, b"SSL_write\0"]);
+    let kind = if go {
+        match golang::inspect(path) {
+            Ok(binary) => TargetKind::Go(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "Go program's crypto/tls not hooked");
+                return None;
+            }
+        }
+    } else if openssl && defines(path, "SSL_write") {
+        TargetKind::StaticOpenssl
+    } else {
+        return None;
+    };
+    Some(TlsTarget {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+/// Whether the ELF file defines `symbol` (a program that links libssl dynamically only
+/// imports it).
+fn defines(path: &Path, symbol: &str) -> bool {
+    use object::{Object, ObjectSymbol};
+
+    let Ok(data) = fs::read(path) else {
+        return false;
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return false;
+    };
+    file.symbols()
+        .chain(file.dynamic_symbols())
+        .any(|s| !s.is_undefined() && s.name_bytes().is_ok_and(|n| n == symbol.as_bytes()))
+}
+
+/// `crypto/tls.(*Conn).Write` as Go's function name table holds it.
+const GO_TLS_WRITE_NAME: &[u8] = b"crypto/tls.(*Conn).Write\0";
+
+/// Which of the needles occur in the file, read in bounded chunks (executables can be huge).
+fn mentions<const N: usize>(path: &Path, needles: [&[u8]; N]) -> [bool; N] {
+    use std::io::Read;
+
+    const CHUNK: usize = 1 << 20;
+    let mut found = [false; N];
+    let Ok(mut file) = fs::File::open(path) else {
+        return found;
+    };
+    let keep = needles
+        .iter()
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0)
+        .saturating_sub(1);
+    let mut buf = vec![0u8; CHUNK + keep];
+    let mut carried = 0;
+    loop {
+        let read = match file.read(&mut buf[carried..]) {
+            Ok(0) | Err(_) => return found,
+            Ok(n) => n,
+        };
+        let filled = carried + read;
+        for (needle, hit) in needles.iter().zip(&mut found) {
+            *hit = *hit || buf[..filled].windows(needle.len()).any(|w| w == *needle);
+        }
+        if found.iter().all(|&hit| hit) {
+            return found;
+        }
+        carried = keep.min(filled);
+        buf.copy_within(filled - carried..filled, 0);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_needle_across_chunk_boundaries() {
+        let dir = std::env::temp_dir().join(format!("httpscope-mentions-{}", std::process::id()));
+        let mut bytes = vec![b'x'; (1 << 20) - 4];
+        bytes.extend_from_slice(b"SSL_write\0tail");
+        std::fs::write(&dir, &bytes).unwrap();
+        assert_eq!(
+            mentions(&dir, [b"SSL_write\0", b"SSL_read\0", b"xxx"]),
+            [true, false, true]
+        );
+        let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn recognises_libssl_names() {
+        assert!(is_libssl("libssl.so.3"));
+        assert!(is_libssl("libssl.so.1.1"));
+        assert!(is_libssl("libssl.so"));
+        assert!(!is_libssl("libssl3.so"));
+        assert!(!is_libssl("libssl.so3"));
+        let lib = TlsTarget {
+            path: "/usr/lib/libssl.so.1.1".into(),
+            kind: TargetKind::Libssl,
+        };
+        assert_eq!(lib.describe(), "/usr/lib/libssl.so.1.1 (OpenSSL 1.1)");
+    }
+}

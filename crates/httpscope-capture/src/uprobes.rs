@@ -1,0 +1,254 @@
+//! Attaching the TLS uprobes: OpenSSL's functions by symbol, Go's crypto/tls by file
+//! offset (entry and every return instruction). Each file is hooked once, by
+//! (device, inode), whichever process or path led to it.
+
+use std::collections::HashSet;
+
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
+use aya::programs::{TracePoint, UProbe};
+use aya::Ebpf;
+
+use crate::backend::Backend;
+use crate::golang::{GoTlsBinary, GoTlsFunction};
+use crate::tls::{self, FileId, TargetKind, TlsTarget};
+
+/// OpenSSL functions hooked: (entry program, symbol). Each also gets the backend's
+/// return probe, attached first so that no call can enter unseen and return seen.
+const OPENSSL_PROBES: &[(&str, &str)] = &[
+    ("ssl_write_enter", "SSL_write"),
+    ("ssl_read_enter", "SSL_read"),
+    ("ssl_write_ex_enter", "SSL_write_ex"),
+    ("ssl_read_ex_enter", "SSL_read_ex"),
+    ("ssl_handshake_enter", "SSL_do_handshake"),
+];
+/// Entry only: remembers which fd an SSL object uses (syscall backend: the socket
+/// backend cannot turn an fd into a socket without the syscall).
+const OPENSSL_SET_FD: (&str, &str) = ("ssl_set_fd_enter", "SSL_set_fd");
+
+/// Go crypto/tls programs: the return program goes on every RET of Read.
+const GO_WRITE_ENTER: &str = "go_tls_write_enter";
+const GO_READ_ENTER: &str = "go_tls_read_enter";
+const GO_HANDSHAKE_ENTER: &str = "go_tls_handshake_enter";
+const GO_READ_RETURN: &str = "go_tls_read_ret";
+
+/// Programs that report processes whose TLS code may not be hooked yet.
+const PROCESS_EXEC: &str = "process_exec";
+const LIBRARIES_CHANGED: &str = "libraries_changed";
+/// The dynamic loader's hook for debuggers, called after every change to the loaded
+/// libraries, in each architecture's loader.
+const LOADER_HOOK: &str = "_dl_debug_state";
+const LOADERS: &[&str] = &["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"];
+
+/// The TLS uprobes of one capture: what is hooked, and which files were already seen.
+pub struct TlsHooks {
+    backend: Backend,
+    hooked: Vec<TlsTarget>,
+    seen: HashSet<FileId>,
+}
+
+impl TlsHooks {
+    /// Loads the uprobe programs. A failure costs HTTPS plaintext only: it is logged and
+    /// capture goes on without TLS hooks (`None`).
+    pub fn load(ebpf: &mut Ebpf, backend: Backend) -> Option<Self> {
+        let mut programs: Vec<&str> = OPENSSL_PROBES.iter().map(|&(p, _)| p).collect();
+        if backend == Backend::Syscall {
+            programs.push(OPENSSL_SET_FD.0);
+        }
+        programs.extend([
+            backend.tls_return_program(),
+            GO_WRITE_ENTER,
+            GO_READ_ENTER,
+            GO_HANDSHAKE_ENTER,
+            GO_READ_RETURN,
+            LIBRARIES_CHANGED,
+        ]);
+        for program in programs {
+            if let Err(err) =
+                uprobe(ebpf, program).and_then(|p| p.load().map_err(|e| format!("{program}: {e}")))
+            {
+                tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
+                return None;
+            }
+        }
+        Some(Self {
+            backend,
+            hooked: Vec::new(),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// Hooks every libssl found, and the executables of running processes that hold a TLS
+    /// stack (Go crypto/tls, static OpenSSL). With `pid`, only what that process runs: its
+    /// executable and the libraries it has mapped (fewer probes, a faster detach).
+    pub fn attach_running(&mut self, ebpf: &mut Ebpf, pid: Option<u32>) {
+        let targets = match pid {
+            Some(pid) => {
+                let executable = tls::executable_of(pid, &mut self.seen)
+                    .and_then(|path| tls::classify_executable(&path));
+                let mut targets = tls::libraries_of(pid, &mut self.seen);
+                targets.extend(executable);
+                targets
+            }
+            None => {
+                let mut targets = tls::find_libraries(&mut self.seen);
+                targets.extend(tls::find_executables(&mut self.seen));
+                targets
+            }
+        };
+        for target in targets {
+            self.attach(ebpf, target);
+        }
+    }
+
+    /// Attaches the probes for one target; logs the outcome.
+    pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) {
+        let attached = match &target.kind {
+            TargetKind::Libssl | TargetKind::StaticOpenssl => {
+                attach_openssl(ebpf, self.backend, &target)
+            }
+            TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
+        };
+        match attached {
+            Ok(0) => {}
+            Ok(probes) => {
+                tracing::debug!(target = %target.describe(), probes, "TLS functions hooked");
+                self.hooked.push(target);
+            }
+            Err(err) if target.kind == TargetKind::StaticOpenssl => {
+                tracing::debug!(target = %target.describe(), %err, "not hooked")
+            }
+            Err(err) => tracing::warn!(target = %target.describe(), %err, "TLS stack not hooked"),
+        }
+    }
+
+    pub fn hooked(&self) -> &[TlsTarget] {
+        &self.hooked
+    }
+
+    /// Reports processes that exec or load libraries from now on (see `follow`). Without
+    /// it only what runs now is hooked: logged, capture goes on.
+    pub fn watch_new_binaries(&self, ebpf: &mut Ebpf) {
+        let exec = (|| -> Result<(), String> {
+            let tracepoint: &mut TracePoint = ebpf
+                .program_mut(PROCESS_EXEC)
+                .ok_or("process_exec is missing")?
+                .try_into()
+                .map_err(|e| format!("{e}"))?;
+            tracepoint.load().map_err(|e| e.to_string())?;
+            tracepoint
+                .attach("sched", "sched_process_exec")
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })();
+        if let Err(err) = exec {
+            tracing::warn!(%err, "TLS: programs started from now on will not be hooked");
+        }
+        let mut loaders = HashSet::new();
+        for loader in LOADERS {
+            let path = std::path::Path::new(loader);
+            if !tls::file_id(path).is_some_and(|id| loaders.insert(id)) {
+                continue;
+            }
+            let attached = uprobe(ebpf, LIBRARIES_CHANGED).and_then(|p| {
+                p.attach(LOADER_HOOK, path, UProbeScope::AllProcesses)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(err) = attached {
+                tracing::warn!(loader, %err, "TLS: libraries loaded from now on will not be hooked");
+            }
+        }
+    }
+
+    /// A process exec'd or changed its libraries: hooks its executable and libraries
+    /// that no process used before. Returns the targets hooked.
+    pub fn follow(&mut self, ebpf: &mut Ebpf, tgid: u32, exec: bool) -> Vec<TlsTarget> {
+        let before = self.hooked.len();
+        let executable = if exec {
+            tls::executable_of(tgid, &mut self.seen).and_then(|p| tls::classify_executable(&p))
+        } else {
+            None
+        };
+        let libraries = tls::libraries_of(tgid, &mut self.seen);
+        for target in executable.into_iter().chain(libraries) {
+            self.attach(ebpf, target);
+        }
+        self.hooked[before..].to_vec()
+    }
+}
+
+fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, String> {
+    let probe: &mut UProbe = ebpf
+        .program_mut(program)
+        .ok_or_else(|| format!("BPF program {program} is missing"))?
+        .try_into()
+        .map_err(|e| format!("{program}: {e}"))?;
+    Ok(probe)
+}
+
+fn attach_at<'a>(
+    ebpf: &mut Ebpf,
+    program: &str,
+    point: impl Into<UProbeAttachPoint<'a>>,
+    target: &TlsTarget,
+) -> Result<(), String> {
+    uprobe(ebpf, program)?
+        .attach(point, &target.path, UProbeScope::AllProcesses)
+        .map(drop)
+        .map_err(|e| format!("{program}: {e}"))
+}
+
+/// OpenSSL by symbol; returns how many read/write functions were hooked.
+fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Result<usize, String> {
+    let mut data_functions = 0;
+    let mut first_error = None;
+    for (i, &(program, symbol)) in OPENSSL_PROBES.iter().enumerate() {
+        let attached = attach_at(ebpf, backend.tls_return_program(), symbol, target)
+            .and_then(|()| attach_at(ebpf, program, symbol, target));
+        match attached {
+            // Executables without SSL_write have no libssl inside: skip them quickly.
+            Err(_) if target.kind == TargetKind::StaticOpenssl && i == 0 => return Ok(0),
+            Ok(()) if symbol != "SSL_do_handshake" => data_functions += 1,
+            Ok(()) => {}
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if data_functions > 0 && backend == Backend::Syscall {
+        let (program, symbol) = OPENSSL_SET_FD;
+        if let Err(err) = attach_at(ebpf, program, symbol, target) {
+            tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");
+        }
+    }
+    if data_functions > 0 {
+        return Ok(data_functions);
+    }
+    Err(first_error.unwrap_or_else(|| "no TLS functions found".into()))
+}
+
+/// Go crypto/tls by file offset: Read's returns first, then the entries (a Read whose
+/// entry is seen always has its return seen). Returns how many probes were attached.
+fn attach_go(ebpf: &mut Ebpf, target: &TlsTarget, binary: &GoTlsBinary) -> Result<usize, String> {
+    let mut attached = 0;
+    let point = |offset: u64, cookie: u64| UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(offset),
+        cookie: Some(cookie),
+    };
+    for probes in &binary.probes {
+        for &offset in &probes.returns {
+            attach_at(ebpf, GO_READ_RETURN, point(offset, 0), target)?;
+            attached += 1;
+        }
+    }
+    for probes in &binary.probes {
+        let program = match probes.function {
+            GoTlsFunction::Write => GO_WRITE_ENTER,
+            GoTlsFunction::Read => GO_READ_ENTER,
+            GoTlsFunction::Handshake => GO_HANDSHAKE_ENTER,
+        };
+        attach_at(ebpf, program, point(probes.entry, probes.cookie), target)?;
+        attached += 1;
+    }
+    Ok(attached)
+}

