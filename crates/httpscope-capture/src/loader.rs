@@ -357,12 +357,7 @@ fn attach_btf_tracepoints(
 ) -> Result<(), CaptureError> {
     load_btf_tracepoints(ebpf, backend, btf)?;
     for &(program, event) in backend.tracepoints() {
-        let tracepoint: &mut BtfTracePoint = ebpf
-            .program_mut(program)
-            .ok_or(CaptureError::MissingProgram(program))?
-            .try_into()
-            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-        tracepoint
+        btf_tracepoint(ebpf, program, event)?
             .attach()
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
@@ -371,16 +366,22 @@ fn attach_btf_tracepoints(
 
 fn load_btf_tracepoints(ebpf: &mut Ebpf, backend: Backend, btf: &Btf) -> Result<(), CaptureError> {
     for &(program, event) in backend.tracepoints() {
-        let tracepoint: &mut BtfTracePoint = ebpf
-            .program_mut(program)
-            .ok_or(CaptureError::MissingProgram(program))?
-            .try_into()
-            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-        tracepoint
+        btf_tracepoint(ebpf, program, event)?
             .load(event, btf)
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
     Ok(())
+}
+
+fn btf_tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    program: &'static str,
+    event: &'static str,
+) -> Result<&'a mut BtfTracePoint, CaptureError> {
+    ebpf.program_mut(program)
+        .ok_or(CaptureError::MissingProgram(program))?
+        .try_into()
+        .map_err(|e| attach_error(program, "tp_btf", event, e))
 }
 
 /// A `binary_event` from the kernel, length-checked.
