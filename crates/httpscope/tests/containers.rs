@@ -7,15 +7,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::collector::{rotel_binary, spans, Collector};
 use support::container::PodmanDemoServer;
 use support::matrix::free_port;
-use support::tools::{get, require_tool};
+use support::tools::{exchange_raw, get, require_tool};
 use support::{demo_server, require_root, Profiler, TempDir};
 
 const REQUESTS: usize = 3;
@@ -133,16 +131,8 @@ fn records_carry_the_container_id_and_container_filters() {
 
 /// The metrics endpoint's text.
 fn scrape(port: u16) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    exchange_raw(
+        port,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
 }

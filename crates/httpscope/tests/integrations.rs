@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::h2::{curl_h2c_each, ids, nghttp, page_urls, Nghttpd};
 use support::matrix::free_port;
-use support::tools::{get, require_tool};
+use support::tools::{exchange_raw, get, require_tool};
 use support::{demo_server, require_root, select, Proc, Profiler, TempDir};
 
 /// GET over plain HTTP; returns the body (None when the server is not answering yet).
@@ -249,19 +249,10 @@ fn tshark_decodes_the_pcap_requests_httpscope_logged() {
         assert_eq!(get(port, path), 200);
     }
     // A keep-alive connection carrying two requests, and a POST with a body.
-    {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 16\r\nConnection: close\r\n\r\n{{\"message\":\"hi\"}}"
-        )
-        .unwrap();
-        let mut sink = Vec::new();
-        stream.read_to_end(&mut sink).unwrap();
-    }
+    exchange_raw(
+        port,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 16\r\nConnection: close\r\n\r\n{\"message\":\"hi\"}",
+    );
     let (records, stderr) = profiler.stop();
     let logged_server = select(&records, "server", "request", Some("demo-server")).len();
     let logged_client = select(&records, "client", "request", None).len();

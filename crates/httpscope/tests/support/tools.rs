@@ -1,4 +1,5 @@
-//! Small helpers shared by the tests that drive real tools: finding a tool, one GET.
+//! Small helpers shared by the tests that drive real tools: finding a tool, one raw
+//! exchange, one GET.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,19 +24,24 @@ pub fn require_tool(test: &str, tool: &str) -> bool {
     false
 }
 
-/// One request on its own connection; returns the status code.
-pub fn get(port: u16, path: &str) -> u16 {
+/// Sends `request` as is on a new connection; returns all the server answers until it closes.
+pub fn exchange_raw(port: u16, request: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// One request on its own connection; returns the status code.
+pub fn get(port: u16, path: &str) -> u16 {
+    let response = exchange_raw(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+    );
     response
         .split_whitespace()
         .nth(1)
