@@ -112,23 +112,10 @@ impl SyscallCapture {
         let port_count = config.ports.len() as u32;
         let filter_tgid = config.pid.unwrap_or(0);
         let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
-        let cpus = aya::util::nr_cpus()
-            .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
-        let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
-        let backend = config
-            .backend
-            .resolve(&btf)
-            .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
-
-        let mut loader = EbpfLoader::new();
-        // The one parse of the kernel BTF (tens of MiB while it lives) serves CO-RE too.
-        loader.btf(Some(&btf));
-        for &map in backend.unused_maps() {
-            loader.map_max_entries(map, cpus as u32);
-        }
+        let kernel = KernelSetup::resolve(config.backend)?;
+        let (btf, backend) = (&kernel.btf, kernel.backend);
+        let mut loader = kernel.loader();
         let mut ebpf = loader
-            // Task storage has no typed aya wrapper; the kernel creates it from BTF.
-            .allow_unsupported_maps()
             .override_global("watched_ports", &ports, true)
             .override_global("watched_port_count", &port_count, true)
             .override_global("filter_tgid", &filter_tgid, true)
@@ -144,7 +131,6 @@ impl SyscallCapture {
                 true,
             )
             .map_max_entries("events", config.ring_bytes)
-            .map_max_entries("scratch", cpus as u32)
             .load(BPF_OBJECT)
             .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
@@ -162,7 +148,7 @@ impl SyscallCapture {
             None => None,
         };
 
-        attach_btf_tracepoints(&mut ebpf, backend, &btf)?;
+        attach_btf_tracepoints(&mut ebpf, backend, btf)?;
         for &(program, category, name) in TRACEPOINTS {
             let tracepoint: &mut TracePoint = ebpf
                 .program_mut(program)
@@ -322,30 +308,57 @@ fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result
     Ok(())
 }
 
+/// What every load needs from the kernel: its CPUs, its BTF and the backend to use.
+struct KernelSetup {
+    cpus: u32,
+    btf: Btf,
+    backend: Backend,
+}
+
+impl KernelSetup {
+    fn resolve(choice: BackendChoice) -> Result<Self, CaptureError> {
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
+        let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+        let backend = choice
+            .resolve(&btf)
+            .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
+        Ok(Self {
+            cpus: cpus as u32,
+            btf,
+            backend,
+        })
+    }
+
+    /// A loader for this kernel: the other backend's maps at their smallest.
+    fn loader(&self) -> EbpfLoader<'_> {
+        let mut loader = EbpfLoader::new();
+        // The one parse of the kernel BTF (tens of MiB while it lives) serves CO-RE too.
+        loader.btf(Some(&self.btf));
+        for &map in self.backend.unused_maps() {
+            loader.map_max_entries(map, self.cpus);
+        }
+        loader
+            // Task storage has no typed aya wrapper; the kernel creates it from BTF.
+            .allow_unsupported_maps()
+            .map_max_entries("scratch", self.cpus);
+        loader
+    }
+}
+
 /// Whether the kernel accepts the programs of the backend `auto` picks with
 /// `--all-ports` on: they are loaded (verified) and dropped, never attached.
 pub fn all_ports_loads() -> Result<Backend, CaptureError> {
-    let cpus =
-        aya::util::nr_cpus().map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
-    let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
-    let backend = BackendChoice::Auto
-        .resolve(&btf)
-        .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
-    let mut loader = EbpfLoader::new();
-    loader.btf(Some(&btf));
-    for &map in backend.unused_maps() {
-        loader.map_max_entries(map, cpus as u32);
-    }
-    let mut ebpf = loader
-        .allow_unsupported_maps()
+    let kernel = KernelSetup::resolve(BackendChoice::Auto)?;
+    let mut ebpf = kernel
+        .loader()
         .override_global("all_ports", &1u8, true)
-        .map_max_entries("scratch", cpus as u32)
         .load(BPF_OBJECT)
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
-    for &(program, event) in backend.tracepoints() {
-        load_btf_tracepoint(&mut ebpf, program, event, &btf)?;
+    for &(program, event) in kernel.backend.tracepoints() {
+        load_btf_tracepoint(&mut ebpf, program, event, &kernel.btf)?;
     }
-    Ok(backend)
+    Ok(kernel.backend)
 }
 
 /// The backend's BTF tracepoint programs; nothing of the other backend is attached.
