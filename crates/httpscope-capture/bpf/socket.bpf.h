@@ -168,6 +168,9 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	}
 	if (conn->ignored)
 		return 0;
+	/* --all-ports: a connection judged not HTTP costs this one lookup per call. */
+	if (conn->verdict == VERDICT_DROP)
+		return 0;
 	if (conn->open_pending && !process_selected(tgid)) {
 		conn->ignored = 1;
 		return 0;
