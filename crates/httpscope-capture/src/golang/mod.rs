@@ -212,7 +212,10 @@ fn bytes_at<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, range: Range<u64>) -
 }
 
 /// Virtual address → file offset, through the section that holds it.
-fn file_offset<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, address: u64) -> Option<u64> {
+pub(crate) fn file_offset<'d, R: ReadRef<'d>>(
+    file: &object::File<'d, R>,
+    address: u64,
+) -> Option<u64> {
     file.sections().find_map(|section| {
         let (offset, size) = section.file_range()?;
         let within = address.checked_sub(section.address())?;
