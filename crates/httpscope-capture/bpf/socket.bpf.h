@@ -263,9 +263,14 @@ int ssl_ret_sock(struct pt_regs *ctx)
 		return 0;
 	key.tgid = tgid;
 	key.ssl = call.ssl;
-	/* None: the SSL object's socket is not watched (or never moved a byte). */
+	/*
+	 * None: the SSL object's socket is not watched (or never moved a byte), or a
+	 * Node TLSWrap's object was not bound (counted: node_tls.bpf.h).
+	 */
 	stream = bpf_map_lookup_elem(&tls_streams, &key);
 	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!stream && call.memory_bio)
+		stat_add(STAT_TLS_FD_UNKNOWN, 1);
 	if (!stream || !counters)
 		return 0;
 	emit_tls_data(counters, &call, stream->conn_id, &stream->sent, &stream->recvd, len,
