@@ -50,9 +50,6 @@ struct go_tls_call {
 	__u32 reserved;
 };
 
-/* Set by the loader: the socket backend is attached (else the syscall backend). */
-const volatile __u8 go_tls_socket_backend = 0;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);

@@ -7,6 +7,7 @@
  *                  filters, connection open/close events
  *   copy.bpf.h     copying what a call moved into the ring buffer
  *   verdict.bpf.h  --all-ports: whether a connection carries HTTP
+ *   node_tls.bpf.h Node.js TLSWrap uprobes: the connection of Node's SSL objects
  *   tls.bpf.h      TLS library uprobes (plaintext)
  *   syscall.bpf.h  the syscall backend (tp_btf/sys_exit)
  *   socket.bpf.h   the socket backend (tp_btf/sock_{send,recv}_length)
@@ -34,6 +35,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "conn.bpf.h"
 #include "copy.bpf.h"
 #include "verdict.bpf.h"
+#include "node_tls.bpf.h"
 #include "tls.bpf.h"
 #include "syscall.bpf.h"
 #include "socket.bpf.h"

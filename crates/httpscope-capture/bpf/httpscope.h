@@ -55,6 +55,9 @@ enum httpscope_syscall {
 	/* Plaintext from GnuTLS's gnutls_record_recv / gnutls_record_send. */
 	SYSCALL_GNUTLS_RECV = 19,
 	SYSCALL_GNUTLS_SEND = 20,
+	/* Plaintext from OpenSSL's SSL_read / SSL_write on an SSL object of Node's TLSWrap. */
+	SYSCALL_NODE_SSL_READ = 21,
+	SYSCALL_NODE_SSL_WRITE = 22,
 };
 
 /* conn_open_event.fd when the socket backend could not tell the fd. */

@@ -130,6 +130,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	struct ssl_call *ssl;
 	__u32 tgid, zero = 0;
 	__u8 one = 1;
+	int node = 0;
 
 	counters = bpf_map_lookup_elem(&stats, &zero);
 	if (!counters)
@@ -181,8 +182,15 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 		conn->tls = 1;
 	}
 	join_go_tls_sock(sk, conn);
+	/* The ciphertext a Node TLSWrap reads, or a Node client's first flight (node_tls.bpf.h). */
+	if (ret > 0 && (direction == DIRECTION_RECV
+				? node_tls_receive(conn->conn_id, conn->fd, &call, ret)
+				: node_tls_first_send(conn, &call, ret))) {
+		conn->tls = 1;
+		node = 1;
+	}
 	/* --all-ports: nothing of a connection is reported before it is judged HTTP. */
-	if (ret <= 0 || !call_admitted(conn, &call, ret, ssl != NULL))
+	if (ret <= 0 || !call_admitted(conn, &call, ret, ssl != NULL || node))
 		return 0;
 	if (conn->open_pending) {
 		if (!emit_open(conn, conn->fd, sk))
@@ -255,12 +263,18 @@ int ssl_ret_sock(struct pt_regs *ctx)
 		return 0;
 	key.tgid = tgid;
 	key.ssl = call.ssl;
-	/* None: the SSL object's socket is not watched (or never moved a byte). */
+	/*
+	 * None: the SSL object's socket is not watched (or never moved a byte), or a
+	 * Node TLSWrap's object was not bound (counted: node_tls.bpf.h).
+	 */
 	stream = bpf_map_lookup_elem(&tls_streams, &key);
 	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!stream && call.memory_bio)
+		stat_add(STAT_TLS_FD_UNKNOWN, 1);
 	if (!stream || !counters)
 		return 0;
-	emit_tls_data(counters, &call, stream->conn_id, &stream->sent, &stream->recvd, len);
+	emit_tls_data(counters, &call, stream->conn_id, &stream->sent, &stream->recvd, len,
+		      stream->node);
 	return 0;
 }
 

@@ -151,6 +151,7 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 {
 	struct ssl_call *ssl = active_ssl_call();
 	struct conn_state *conn;
+	int node = 0;
 
 	/* A failed read inside SSL_read still tells which socket the SSL object uses. */
 	if (ret <= 0 && !ssl)
@@ -162,7 +163,14 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 		join_ssl_call(ssl, tgid, fd);
 		conn->tls = 1;
 	}
-	if (ret > 0 && admit_call(conn, fd, call, ret, ssl != NULL))
+	/* The ciphertext a Node TLSWrap reads, or a Node client's first flight (node_tls.bpf.h). */
+	if (ret > 0 && (call->direction == DIRECTION_RECV
+				? node_tls_receive(conn->conn_id, fd, call, ret)
+				: node_tls_first_send(conn, call, ret))) {
+		conn->tls = 1;
+		node = 1;
+	}
+	if (ret > 0 && admit_call(conn, fd, call, ret, ssl != NULL || node))
 		copy_data(counters, conn, ret, call);
 }
 
@@ -300,18 +308,20 @@ int ssl_ret(struct pt_regs *ctx)
 	struct ssl_call call;
 	__u64 len;
 	__u32 zero = 0;
+	int node = 0;
 
 	if (!ssl_call_returned(ctx, &call, &len))
 		return 0;
 	if (!call.fd_known) {
 		struct ssl_key key = { .tgid = tgid, .ssl = call.ssl };
-		__u32 *fd = bpf_map_lookup_elem(&ssl_fds, &key);
+		struct ssl_fd *bound = bpf_map_lookup_elem(&ssl_fds, &key);
 
-		if (!fd) {
+		if (!bound) {
 			stat_add(STAT_TLS_FD_UNKNOWN, 1);
 			return 0;
 		}
-		call.fd = *fd;
+		call.fd = bound->fd;
+		node = bound->node;
 	}
 	conn = watched_conn(tgid, call.fd, ORIGIN_EXISTING);
 	counters = bpf_map_lookup_elem(&stats, &zero);
@@ -321,7 +331,7 @@ int ssl_ret(struct pt_regs *ctx)
 	/* The hooks read this connection's plaintext: it is kept (and reported). */
 	if (all_ports && !admit_call(conn, call.fd, NULL, 0, 1))
 		return 0;
-	emit_tls_data(counters, &call, conn->conn_id, &conn->tls_sent, &conn->tls_recvd, len);
+	emit_tls_data(counters, &call, conn->conn_id, &conn->tls_sent, &conn->tls_recvd, len, node);
 	return 0;
 }
 

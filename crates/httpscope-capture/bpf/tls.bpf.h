@@ -35,7 +35,8 @@ struct ssl_call {
 	/* A socket syscall inside the call found the fd (socket backend: the connection). */
 	__u8 fd_known;
 	__u8 active;
-	__u8 reserved;
+	/* A Node.js TLSWrap thread: socket calls inside the call are not its (node_tls.bpf.h). */
+	__u8 memory_bio;
 };
 
 struct ssl_key {
@@ -52,12 +53,18 @@ struct {
 	__type(value, struct ssl_call);
 } ssl_calls SEC(".maps");
 
-/* (tgid, SSL *) -> fd: for calls served from the library's buffer, without a syscall. */
+/* Syscall backend: an SSL object's socket fd, and whether Node's TLSWrap bound it. */
+struct ssl_fd {
+	__u32 fd;
+	__u32 node;
+};
+
+/* (tgid, SSL *) -> its fd: for calls served from the library's buffer, without a syscall. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct ssl_key);
-	__type(value, __u32);
+	__type(value, struct ssl_fd);
 } ssl_fds SEC(".maps");
 
 /* Socket backend: the plaintext streams of one SSL object, on its connection. */
@@ -65,6 +72,8 @@ struct tls_stream {
 	__u64 conn_id;
 	__u64 sent;
 	__u64 recvd;
+	/* Bound by Node's TLSWrap (tls_lib node). */
+	__u64 node;
 };
 
 /*
@@ -131,32 +140,52 @@ static __always_inline struct ssl_call *active_ssl_call(void)
 	if (!tls_probes || !ssl_calls_in_flight)
 		return NULL;
 	ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
-	return ssl && ssl->active ? ssl : NULL;
+	return ssl && ssl->active && !ssl->memory_bio ? ssl : NULL;
 }
 
 /* A socket syscall inside that TLS library call: the call's connection is this fd. */
 static __always_inline void join_ssl_call(struct ssl_call *ssl, __u32 tgid, __u32 fd)
 {
 	struct ssl_key key = { .tgid = tgid, .ssl = ssl->ssl };
+	struct ssl_fd value = { .fd = fd };
 
 	if (ssl->fd_known && ssl->fd == fd)
 		return;
 	ssl->fd = fd;
 	ssl->fd_known = 1;
-	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	bpf_map_update_elem(&ssl_fds, &key, &value, BPF_ANY);
+}
+
+/* The SSL object belongs to the connection of a Node TLSWrap (node_tls.bpf.h). */
+static __always_inline void bind_node_ssl(__u32 tgid, __u64 ssl, struct node_tls_thread *node)
+{
+	struct ssl_key key = { .tgid = tgid, .ssl = ssl };
+
+	if (go_tls_socket_backend) {
+		struct tls_stream *stream = bpf_map_lookup_elem(&tls_streams, &key);
+		struct tls_stream fresh = { .conn_id = node->conn_id, .node = 1 };
+
+		if (stream && stream->conn_id == node->conn_id && stream->node)
+			return;
+		bpf_map_update_elem(&tls_streams, &key, &fresh, BPF_ANY);
+	} else {
+		struct ssl_fd value = { .fd = node->fd, .node = 1 };
+
+		bpf_map_update_elem(&ssl_fds, &key, &value, BPF_ANY);
+	}
 }
 
 /* TLS library calls (uprobes on SSL_read/SSL_write(_ex), SSL_do_handshake, SSL_set_fd). */
 
 static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8 op)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct ssl_call *slot;
 
 	if (filter_tgid && filter_tgid != tgid)
 		return 0;
-	slot = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0,
-				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	slot = bpf_task_storage_get(&ssl_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!slot) {
 		stat_add(STAT_CALL_TABLE_FULL, 1);
 		return 0;
@@ -170,18 +199,30 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8
 	slot->op = op;
 	slot->fd_known = 0;
 	slot->active = 1;
+	slot->memory_bio = node_tls_thread(0) != NULL;
 	return 0;
+}
+
+/* SSL_read/SSL_write from a Node TLSWrap reading its connection bind the object to it. */
+static __always_inline void node_ssl_call(struct pt_regs *ctx)
+{
+	struct node_tls_thread *node = node_tls_reader(ctx);
+
+	if (node && node_tls_selected())
+		bind_node_ssl(bpf_get_current_pid_tgid() >> 32, PT_REGS_PARM1(ctx), node);
 }
 
 SEC("uprobe")
 int ssl_write_enter(struct pt_regs *ctx)
 {
+	node_ssl_call(ctx);
 	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_WRITE);
 }
 
 SEC("uprobe")
 int ssl_read_enter(struct pt_regs *ctx)
 {
+	node_ssl_call(ctx);
 	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_READ);
 }
 
@@ -220,11 +261,11 @@ int ssl_set_fd_enter(struct pt_regs *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct ssl_key key = { .tgid = tgid, .ssl = PT_REGS_PARM1(ctx) };
-	__u32 fd = PT_REGS_PARM2(ctx);
+	struct ssl_fd value = { .fd = PT_REGS_PARM2(ctx) };
 
 	if (filter_tgid && filter_tgid != tgid)
 		return 0;
-	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	bpf_map_update_elem(&ssl_fds, &key, &value, BPF_ANY);
 	return 0;
 }
 
@@ -276,7 +317,8 @@ static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_cal
 
 /* The plaintext of a returned call, on its own per-direction stream of the connection. */
 static __always_inline void emit_tls_data(struct stat_counters *counters, struct ssl_call *call,
-					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd, __u64 len)
+					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd, __u64 len,
+					  int node)
 {
 	int gnutls = call->op == SSL_OP_GNUTLS_SEND || call->op == SSL_OP_GNUTLS_RECV;
 	int write = call->op == SSL_OP_WRITE || call->op == SSL_OP_WRITE_EX ||
@@ -284,6 +326,7 @@ static __always_inline void emit_tls_data(struct stat_counters *counters, struct
 	struct data_call data = {
 		.buf = call->buf,
 		.syscall = gnutls ? (write ? SYSCALL_GNUTLS_SEND : SYSCALL_GNUTLS_RECV)
+			   : node ? (write ? SYSCALL_NODE_SSL_WRITE : SYSCALL_NODE_SSL_READ)
 				  : (write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ),
 		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
 		.mode = COPY_BUFFER,

@@ -1,6 +1,6 @@
 //! Attaching the TLS uprobes: OpenSSL's functions by symbol, Go's crypto/tls by file
-//! offset (entry and every return instruction). Each file is hooked once, by
-//! (device, inode), whichever process or path led to it.
+//! offset (entry and every return instruction), Node's TLSWrap by file offset. Each file
+//! is hooked once, by (device, inode), whichever process or path led to it.
 
 use std::collections::HashSet;
 
@@ -10,6 +10,7 @@ use aya::Ebpf;
 
 use crate::backend::Backend;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
+use crate::tls::node::{NodeBinary, NodeFunction};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
 
 /// OpenSSL functions hooked: (entry program, symbol). Each also gets the backend's
@@ -40,6 +41,12 @@ const GO_WRITE_ENTER: &str = "go_tls_write_enter";
 const GO_READ_ENTER: &str = "go_tls_read_enter";
 const GO_HANDSHAKE_ENTER: &str = "go_tls_handshake_enter";
 const GO_READ_RETURN: &str = "go_tls_read_ret";
+
+/// Node.js TLSWrap programs (see `bpf/node_tls.bpf.h`).
+const NODE_STREAM_ALLOC: &str = "node_stream_alloc";
+const NODE_STREAM_READ: &str = "node_stream_read";
+const NODE_STREAM_READ_RETURN: &str = "node_stream_read_ret";
+const NODE_CLEAR: &str = "node_clear";
 
 /// Programs that report processes whose TLS code may not be hooked yet.
 const PROCESS_EXEC: &str = "process_exec";
@@ -72,6 +79,10 @@ impl TlsHooks {
             GO_READ_ENTER,
             GO_HANDSHAKE_ENTER,
             GO_READ_RETURN,
+            NODE_STREAM_ALLOC,
+            NODE_STREAM_READ,
+            NODE_STREAM_READ_RETURN,
+            NODE_CLEAR,
             LIBRARIES_CHANGED,
         ]);
         for program in programs {
@@ -120,6 +131,7 @@ impl TlsHooks {
             }
             TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES, 0),
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
+            TargetKind::Node(binary) => attach_node(ebpf, self.backend, &target, binary),
         };
         match attached {
             Ok(0) => false,
@@ -268,6 +280,44 @@ fn attach_by_symbol(
         return Ok(data_functions);
     }
     Err(first_error.unwrap_or_else(|| "no TLS functions found".into()))
+}
+
+/// Node's TLSWrap by file offset, and its built-in OpenSSL by symbol: OnStreamRead's returns
+/// first (a read window whose entry is seen always closes). Returns the probes attached.
+fn attach_node(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    target: &TlsTarget,
+    binary: &NodeBinary,
+) -> Result<usize, String> {
+    let point = |offset: u64, cookie: u64| UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(offset),
+        cookie: Some(cookie),
+    };
+    let mut attached = 0;
+    for probe in &binary.probes {
+        if probe.function == NodeFunction::StreamRead {
+            attach_at(
+                ebpf,
+                NODE_STREAM_READ_RETURN,
+                point(probe.offset, 0),
+                target,
+            )?;
+        }
+    }
+    for probe in &binary.probes {
+        let program = match probe.function {
+            NodeFunction::StreamAlloc => NODE_STREAM_ALLOC,
+            NodeFunction::StreamRead => NODE_STREAM_READ,
+            NodeFunction::ClearIn | NodeFunction::ClearOut => NODE_CLEAR,
+        };
+        attach_at(ebpf, program, point(probe.offset, probe.cookie), target)?;
+        attached += 1;
+    }
+    if binary.openssl_built_in {
+        attached += attach_openssl(ebpf, backend, target)?;
+    }
+    Ok(attached)
 }
 
 /// Go crypto/tls by file offset: Read's returns first, then the entries (a Read whose

@@ -6,56 +6,11 @@
 
 mod support;
 
-use serde_json::Value;
 use support::matrix::*;
 use support::tls::*;
 use support::*;
 
 const N: usize = 10;
-
-/// Every record is Go TLS plaintext, unbroken, with no ciphertext reported as undecodable.
-fn check_go_records(records: &[Value], stderr: &str) {
-    let clean = strip_ansi(stderr);
-    for r in records {
-        assert_eq!(r["tls"], true, "{r}");
-        assert_eq!(r["partial"], false, "{r}");
-    }
-    assert!(!clean.contains("not HTTP/1.x"), "{clean}");
-    assert_eq!(summary(stderr, "tls_conns"), 0, "{clean}");
-    assert_eq!(summary(stderr, "parse_errors"), 0, "{clean}");
-    assert_eq!(summary(stderr, "unpaired_responses"), 0, "{clean}");
-    assert_pairing_exact(records);
-}
-
-/// One side's paired exchanges carry exactly the ids `prefix0..prefix{n-1}`; returns how many.
-fn check_side(records: &[Value], role: &str, comm: &str, prefix: &str, lib: &str) -> usize {
-    let side = Side::of(records, role, comm);
-    let ids: Vec<String> = side
-        .paired_ids()
-        .into_iter()
-        .filter(|id| {
-            id.starts_with(prefix) && id[prefix.len()..].bytes().all(|b| b.is_ascii_digit())
-        })
-        .collect();
-    assert_eq!(
-        ids,
-        expected_ids(prefix, N),
-        "{role} {comm} {prefix}: {records:#?}"
-    );
-    for r in side.paired() {
-        if header(r, "x-request-id").is_some_and(|id| id.starts_with(prefix)) {
-            assert_eq!(r["tls_lib"], lib, "{r}");
-            let id = header(r, "x-request-id").unwrap();
-            let body = r["body"].as_str().unwrap();
-            if r["method"] == "POST" {
-                assert_eq!(body, format!("echo:body-{id}"), "{r}");
-            } else {
-                assert_eq!(body, format!("hello {id}"), "{r}");
-            }
-        }
-    }
-    ids.len()
-}
 
 /// A plain and a stripped server; each binary's client talks to the other's server, once
 /// with HTTP/1.1 forced and once with Go's default (HTTP/2 over TLS).
@@ -92,7 +47,7 @@ fn plain_and_stripped(toolchain: Toolchain) {
     for counts in &counts {
         assert_eq!(counts["ok"], N, "{counts}");
     }
-    check_go_records(&records, &stderr);
+    check_tls_records(&records, &stderr);
     let (plain, stripped) = (GoBuild::comm(&build.plain), GoBuild::comm(&build.stripped));
     for proto in ["h1", "h2"] {
         for (role, comm, who) in [
@@ -102,7 +57,7 @@ fn plain_and_stripped(toolchain: Toolchain) {
             ("server", &plain, "s"),
         ] {
             let prefix = format!("{proto}{who}");
-            let captured = check_side(&records, role, comm, &prefix, "go");
+            let captured = check_tls_side(&records, role, comm, &prefix, "go", N);
             note(
                 &format!("Go {toolchain:?} {proto} {role} {comm}"),
                 N,
@@ -156,16 +111,17 @@ fn curl_against_a_go_server() {
     }
     let (records, stderr) = profiler.stop();
     assert_eq!(ok, N);
-    check_go_records(&records, &stderr);
-    let server = check_side(
+    check_tls_records(&records, &stderr);
+    let server = check_tls_side(
         &records,
         "server",
         &GoBuild::comm(&build.stripped),
         "c",
         "go",
+        N,
     );
     note("curl -> Go server: server", N, server);
-    let client = check_side(&records, "client", "curl", "c", "openssl");
+    let client = check_tls_side(&records, "client", "curl", "c", "openssl", N);
     note("curl -> Go server: curl", N, client);
 }
 
@@ -189,21 +145,22 @@ fn go_program_started_after_capture() {
     let counts = go_client_after(delay, &late, &certs.path, port, N, "late", "h1");
     let (records, stderr) = profiler.stop();
     assert_eq!(counts["ok"], N, "{counts}");
-    check_go_records(&records, &stderr);
+    check_tls_records(&records, &stderr);
     let hooked = strip_ansi(&stderr)
         .lines()
         .find(|l| l.contains("appeared after capture started") && l.contains("late-client"))
         .map(str::to_owned)
         .unwrap_or_else(|| panic!("late-client was not hooked: {stderr}"));
     eprintln!("{hooked}");
-    let client = check_side(&records, "client", "late-client", "late", "go");
+    let client = check_tls_side(&records, "client", "late-client", "late", "go", N);
     note("Go program started after capture: client", N, client);
-    let server = check_side(
+    let server = check_tls_side(
         &records,
         "server",
         &GoBuild::comm(&build.plain),
         "late",
         "go",
+        N,
     );
     note("Go program started after capture: server", N, server);
 }

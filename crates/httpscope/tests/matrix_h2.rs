@@ -173,11 +173,8 @@ fn node_http2_h2c_client_and_server() {
 }
 
 /// Node.js over TLS (`createSecureServer`), with its own client and with curl (ALPN h2).
-///
-/// Node links OpenSSL statically (its symbols are hooked) but drives it through memory BIOs:
-/// no socket syscall happens inside its SSL calls, so its plaintext cannot be tied to a
-/// connection yet and Node's own sides are counted as TLS. They are checked exact if they
-/// are ever logged; curl's side must be exact now.
+/// Node drives OpenSSL through memory BIOs; its SSL objects get their connection from the
+/// TLSWrap probes (`tls_lib=node`): every side is exact.
 #[test]
 fn node_http2_tls_client_and_server() {
     if !require_root("node_http2_tls_client_and_server") {
@@ -207,12 +204,10 @@ fn node_http2_tls_client_and_server() {
     let node_client = ids("nd", n);
     let all = [node_client.clone(), curl_sent].concat();
     for (role, sent) in [("client", &node_client), ("server", &all)] {
-        let logged = Side::of(&records, role, "node");
-        let paired = if logged.requests.is_empty() && logged.responses.is_empty() {
-            0
-        } else {
-            assert_h2_side(&records, role, "node", sent)
-        };
+        let paired = assert_h2_side(&records, role, "node", sent);
+        for r in records.iter().filter(|r| r["comm"] == "node") {
+            assert_eq!(r["tls_lib"], "node", "{r}");
+        }
         note(
             &format!("node http2 TLS: node {role} side"),
             sent.len(),

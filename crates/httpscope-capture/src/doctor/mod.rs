@@ -220,8 +220,8 @@ pub fn run_checks() -> Vec<Check> {
         name: "tls programs",
         ok: uprobes,
         detail: if programs.is_empty() {
-            "No running program has Go crypto/tls or a static OpenSSL; programs started \
-             later are hooked at their exec."
+            "No running program has Go crypto/tls, Node.js TLS or a static OpenSSL; \
+             programs started later are hooked at their exec."
                 .into()
         } else {
             format!(
@@ -230,7 +230,7 @@ pub fn run_checks() -> Vec<Check> {
                 list(&programs)
             )
         },
-        cost: "HTTPS of Go programs and statically linked OpenSSL stays encrypted",
+        cost: "HTTPS of Go and Node.js programs and statically linked OpenSSL stays encrypted",
         required: false,
     });
 

@@ -1,6 +1,9 @@
 //! Finding TLS stacks to hook with uprobes: OpenSSL's libssl and GnuTLS's libgnutls
 //! (the shared libraries running processes have mapped, the system's own), executables
-//! that link OpenSSL statically with its symbols, and Go programs' crypto/tls.
+//! that link OpenSSL statically with its symbols, Go programs' crypto/tls, and Node.js
+//! executables' TLSWrap.
+
+pub mod node;
 
 use std::collections::HashSet;
 use std::fs;
@@ -8,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::golang::{self, GoTlsBinary};
+use node::NodeBinary;
 
 pub mod openssl_workers;
 
@@ -38,6 +42,8 @@ pub enum TargetKind {
     Go(GoTlsBinary),
     /// A shared libgnutls.
     Gnutls,
+    /// A Node.js executable (its TLSWrap; and OpenSSL, when built in).
+    Node(NodeBinary),
 }
 
 /// A file to attach the TLS uprobes to.
@@ -65,6 +71,10 @@ impl TlsTarget {
                 }
             ),
             TargetKind::Gnutls => format!("{path} (GnuTLS)"),
+            TargetKind::Node(node) if node.openssl_built_in => {
+                format!("{path} (Node.js, OpenSSL built in)")
+            }
+            TargetKind::Node(_) => format!("{path} (Node.js, shared libssl)"),
             TargetKind::Libssl => {
                 let name = self
                     .path
@@ -85,6 +95,7 @@ impl TlsTarget {
             TargetKind::Libssl | TargetKind::StaticOpenssl => "openssl",
             TargetKind::Go(_) => "go",
             TargetKind::Gnutls => "gnutls",
+            TargetKind::Node(_) => "node",
         }
     }
 }
@@ -220,11 +231,20 @@ pub fn find_executables(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     found
 }
 
-/// What TLS stack an executable holds, if any: a Go crypto/tls, or OpenSSL's symbols.
+/// What TLS stack an executable holds, if any: a Go crypto/tls, Node's TLSWrap, or
+/// OpenSSL's symbols.
 pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
     // Parsing reads the whole file: only files naming a hooked function get that far.
-    let [go, openssl] = mentions(path, [GO_TLS_WRITE_NAME, b"SSL_write\0"]);
-    let kind = if go {
+    let [go, openssl, node] = mentions(path, [GO_TLS_WRITE_NAME, b"SSL_write\0", NODE_CLEAR_OUT]);
+    let kind = if node {
+        match node::inspect(path) {
+            Ok(binary) => TargetKind::Node(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "Node.js TLS not hooked");
+                return None;
+            }
+        }
+    } else if go {
         match golang::inspect(path) {
             Ok(binary) => TargetKind::Go(binary),
             Err(err) => {
@@ -260,6 +280,9 @@ fn defines(path: &Path, symbol: &str) -> bool {
         .chain(file.dynamic_symbols())
         .any(|s| !s.is_undefined() && s.name_bytes().is_ok_and(|n| n == symbol.as_bytes()))
 }
+
+/// Node's `TLSWrap::ClearOut` as its symbol tables hold it.
+const NODE_CLEAR_OUT: &[u8] = b"_ZN4node6crypto7TLSWrap8ClearOutEv\0";
 
 /// `crypto/tls.(*Conn).Write` as Go's function name table holds it.
 const GO_TLS_WRITE_NAME: &[u8] = b"crypto/tls.(*Conn).Write\0";

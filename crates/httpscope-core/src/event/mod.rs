@@ -110,6 +110,9 @@ pub enum Syscall {
     /// GnuTLS's `gnutls_record_recv` / `gnutls_record_send`.
     GnutlsRecv = 19,
     GnutlsSend = 20,
+    /// OpenSSL's `SSL_read` / `SSL_write` on an SSL object of Node.js's TLSWrap.
+    NodeSslRead = 21,
+    NodeSslWrite = 22,
 }
 
 impl Syscall {
@@ -135,6 +138,8 @@ impl Syscall {
             Syscall::GoTlsWrite => "tls.(*Conn).Write",
             Syscall::GnutlsRecv => "gnutls_record_recv",
             Syscall::GnutlsSend => "gnutls_record_send",
+            Syscall::NodeSslRead => "SSL_read (node)",
+            Syscall::NodeSslWrite => "SSL_write (node)",
         }
     }
 
@@ -144,6 +149,7 @@ impl Syscall {
             Syscall::SslRead | Syscall::SslWrite => Some(TlsLib::Openssl),
             Syscall::GoTlsRead | Syscall::GoTlsWrite => Some(TlsLib::Go),
             Syscall::GnutlsRecv | Syscall::GnutlsSend => Some(TlsLib::Gnutls),
+            Syscall::NodeSslRead | Syscall::NodeSslWrite => Some(TlsLib::Node),
             _ => None,
         }
     }
@@ -170,6 +176,8 @@ impl Syscall {
             18 => Syscall::GoTlsWrite,
             19 => Syscall::GnutlsRecv,
             20 => Syscall::GnutlsSend,
+            21 => Syscall::NodeSslRead,
+            22 => Syscall::NodeSslWrite,
             _ => return None,
         })
     }
@@ -181,16 +189,19 @@ pub enum TlsLib {
     Openssl,
     Go,
     Gnutls,
+    /// Node.js's TLSWrap (OpenSSL through memory BIOs).
+    Node,
 }
 
 impl TlsLib {
-    pub const ALL: [TlsLib; 3] = [TlsLib::Openssl, TlsLib::Go, TlsLib::Gnutls];
+    pub const ALL: [TlsLib; 4] = [TlsLib::Openssl, TlsLib::Go, TlsLib::Gnutls, TlsLib::Node];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TlsLib::Openssl => "openssl",
             TlsLib::Go => "go",
             TlsLib::Gnutls => "gnutls",
+            TlsLib::Node => "node",
         }
     }
 
@@ -204,6 +215,8 @@ impl TlsLib {
             TlsLib::Go => Syscall::GoTlsRead,
             TlsLib::Gnutls if send => Syscall::GnutlsSend,
             TlsLib::Gnutls => Syscall::GnutlsRecv,
+            TlsLib::Node if send => Syscall::NodeSslWrite,
+            TlsLib::Node => Syscall::NodeSslRead,
         }
     }
 }

@@ -1,12 +1,18 @@
-//! Go HTTPS programs for the tests: `tests/programs/gohttps` built with each Go toolchain
-//! (certificates come from `matrix::make_certs`).
+//! HTTPS programs for the tests: `tests/programs/gohttps` built with each Go toolchain,
+//! `tests/programs/node_https.js` (certificates come from `matrix::make_certs`), and the
+//! checks their records share.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::matrix::{run_ok, script_server};
+use serde_json::Value;
+
+use super::matrix::{
+    assert_pairing_exact, expected_ids, header, program, run_ok, script_server, strip_ansi,
+    summary, Side,
+};
 use super::Proc;
 
 const T: Duration = Duration::from_secs(60);
@@ -138,6 +144,92 @@ pub fn go_client_after(
             .arg(n.to_string())
             .arg(prefix)
             .arg(proto),
+        T,
+    );
+    super::matrix::last_json(&out)
+}
+
+/// Every record is TLS plaintext, unbroken, with no ciphertext reported as undecodable.
+pub fn check_tls_records(records: &[Value], stderr: &str) {
+    let clean = strip_ansi(stderr);
+    for r in records {
+        assert_eq!(r["tls"], true, "{r}");
+        assert_eq!(r["partial"], false, "{r}");
+    }
+    assert!(!clean.contains("not HTTP/1.x"), "{clean}");
+    assert_eq!(summary(stderr, "tls_conns"), 0, "{clean}");
+    assert_eq!(summary(stderr, "parse_errors"), 0, "{clean}");
+    assert_eq!(summary(stderr, "unpaired_responses"), 0, "{clean}");
+    assert_pairing_exact(records);
+}
+
+/// One side's paired exchanges carry exactly the ids `prefix0..prefix{n-1}`, from `lib`, with
+/// the test servers' bodies (`hello <id>`, a POST's `echo:body-<id>`); returns how many.
+pub fn check_tls_side(
+    records: &[Value],
+    role: &str,
+    comm: &str,
+    prefix: &str,
+    lib: &str,
+    n: usize,
+) -> usize {
+    let side = Side::of(records, role, comm);
+    let ids: Vec<String> = side
+        .paired_ids()
+        .into_iter()
+        .filter(|id| {
+            id.starts_with(prefix) && id[prefix.len()..].bytes().all(|b| b.is_ascii_digit())
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        expected_ids(prefix, n),
+        "{role} {comm} {prefix}: {records:#?}"
+    );
+    for r in side.paired() {
+        if header(r, "x-request-id").is_some_and(|id| id.starts_with(prefix)) {
+            assert_eq!(r["tls_lib"], lib, "{r}");
+            let id = header(r, "x-request-id").unwrap();
+            let body = r["body"].as_str().unwrap();
+            if r["method"] == "POST" {
+                assert_eq!(body, format!("echo:body-{id}"), "{r}");
+            } else {
+                assert_eq!(body, format!("hello {id}"), "{r}");
+            }
+        }
+    }
+    ids.len()
+}
+
+/// `node_https.js server` (an `https` keep-alive server) run by `node`, on an ephemeral port.
+pub fn node_https_server(node: &Path, certs: &Path) -> (Proc, u16) {
+    let mut cmd = Command::new(node);
+    cmd.arg(program("node_https.js"))
+        .arg("server")
+        .arg(certs.join("server.pem"))
+        .arg(certs.join("server.key"));
+    script_server(&mut cmd)
+}
+
+/// `node_https.js client` run by `node`: n requests over one keep-alive connection (ids
+/// prefix0.., every third a POST), after `delay`; returns its JSON counts.
+pub fn node_https_client(
+    node: &Path,
+    certs: &Path,
+    port: u16,
+    n: usize,
+    prefix: &str,
+    delay: Duration,
+) -> Value {
+    let out = run_ok(
+        Command::new(node)
+            .env("NODE_HTTPS_START_DELAY_MS", delay.as_millis().to_string())
+            .arg(program("node_https.js"))
+            .arg("client")
+            .arg(certs.join("ca.pem"))
+            .arg(port.to_string())
+            .arg(n.to_string())
+            .arg(prefix),
         T,
     );
     super::matrix::last_json(&out)
