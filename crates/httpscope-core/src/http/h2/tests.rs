@@ -37,6 +37,7 @@ impl Feed {
             offset: *offset,
             len,
             data,
+            elided: false,
         };
         *offset += len;
         self.conn

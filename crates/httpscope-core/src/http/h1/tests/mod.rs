@@ -48,6 +48,7 @@ impl Feed {
             offset: self.offsets[dir.index()],
             len,
             data,
+            elided: false,
         };
         self.offsets[dir.index()] += len;
         self.conn
