@@ -510,3 +510,33 @@ fn elided_bytes_outside_data_are_a_loss() {
     assert_eq!(f.counters.elided_bytes, 0);
     assert_eq!(f.counters.gap_bytes, hdr.len() as u64 - 4);
 }
+
+/// The client's first write holds the preface, its SETTINGS, a POST and part of its body
+/// elided: the HTTP/1 engine detects HTTP/2 and hands the elided gap over with the bytes.
+#[test]
+fn elided_data_in_the_first_write_survives_the_handoff() {
+    let mut f = Feed::new(false);
+    let mut first = PREFACE.to_vec();
+    first.extend(settings(&[(3, 100)]));
+    first.extend(headers(
+        1,
+        false,
+        &[
+            (":method", "POST"),
+            (":path", "/up"),
+            (":authority", "h"),
+            (":scheme", "http"),
+        ],
+    ));
+    first.extend(data(1, true, &[b'u'; 3000]));
+    let copied = first.len() - (3000 - 1024);
+    f.record(SEND, &first[..copied], first.len() as u64, true);
+    f.recv(&settings(&[]))
+        .recv(&headers(1, true, &[(":status", "204")]));
+    let out = f.close();
+    let q = out.iter().find(|m| m.method.is_some()).unwrap();
+    assert_eq!((q.body_len, q.body.len()), (3000, 1024));
+    assert!(!q.partial && q.exchange.is_some(), "{q:#?}");
+    assert_eq!(f.counters.elided_bytes, 3000 - 1024);
+    assert_eq!(f.counters.gap_bytes + f.counters.partial_messages, 0);
+}

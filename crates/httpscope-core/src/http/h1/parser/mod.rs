@@ -84,6 +84,9 @@ pub(super) struct DirParser {
     pub handoff: Vec<u8>,
     /// Bytes lost after `handoff`.
     pub handoff_gap: u64,
+    /// `handoff_gap` is one range the kernel's capture budget elided, nothing after it: the
+    /// HTTP/2 engine judges whether it lies inside a DATA payload.
+    pub handoff_gap_elided: bool,
 }
 
 impl DirParser {
@@ -101,6 +104,7 @@ impl DirParser {
             head_ts: 0,
             handoff: Vec::new(),
             handoff_gap: 0,
+            handoff_gap_elided: false,
         }
     }
 
@@ -194,6 +198,7 @@ impl DirParser {
         }
         if self.handoff_gap > 0 {
             // Bytes after a hole cannot be handed over in order with the rest.
+            self.handoff_gap_elided = false;
             self.handoff_gap = self.handoff_gap.saturating_add(bytes.len() as u64);
         } else {
             self.handoff.extend_from_slice(bytes);
@@ -269,6 +274,9 @@ impl DirParser {
     /// `n` bytes of this direction were lost, or `elided` by the kernel's capture budget: those
     /// are expected inside a body of known extent, and lost anywhere else.
     fn gap(&mut self, n: u64, elided: bool, cx: &mut Ctx<'_>) {
+        if matches!(self.state, State::Passthrough) && cx.link.protocol == Protocol::Http2 {
+            self.handoff_gap_elided = elided && self.handoff_gap == 0;
+        }
         let (absorbed, lost) = self.absorb_gap(n, cx);
         if elided {
             cx.counters.elided_bytes = cx.counters.elided_bytes.saturating_add(absorbed);
@@ -282,7 +290,8 @@ impl DirParser {
             State::Resync => return (0, n),
             State::Passthrough if cx.link.protocol == Protocol::Http2 => {
                 self.handoff_gap = self.handoff_gap.saturating_add(n);
-                return (0, n);
+                // The HTTP/2 engine takes the gap over and counts it, elided or lost.
+                return (0, 0);
             }
             State::Passthrough => {
                 self.count_passthrough(n, cx);
