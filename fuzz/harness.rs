@@ -212,6 +212,7 @@ pub fn http_engine(data: &[u8]) {
             offset,
             len,
             data: bytes,
+            elided: false,
         };
         conn.on_data(&config, &chunk, &mut out, &mut counters);
         for msg in out.drain(..) {
@@ -279,6 +280,8 @@ pub fn h2(data: &[u8]) {
             offset: next[dir],
             len,
             data: bytes,
+            // Some lost tails come as the kernel's capture budget would mark them.
+            elided: lost % 2 == 1,
         };
         next[dir] += len;
         conn.on_data(&config, &chunk, out, &mut counters);

@@ -13,6 +13,8 @@ const volatile __u32 watched_port_count = 0;
 const volatile __u32 filter_tgid = 0;
 const volatile __u8 filter_comm[HTTPSCOPE_COMM_LEN] = {};
 const volatile __u32 capture_bytes = 4096;
+/* The capture budget: body bytes copied per HTTP message (0: every call copied up to capture_bytes). */
+const volatile __u32 body_limit = 0;
 /* The TLS library uprobes are attached: socket syscalls may run inside SSL calls. */
 const volatile __u8 tls_probes = 0;
 /* --all-ports: every TCP port is a candidate (watched_ports, if any, narrow). */
@@ -23,6 +25,50 @@ const volatile __u8 filter_cgroups = 0;
 const volatile __u8 go_tls_socket_backend = 0;
 /* Wake the reader only once this much is queued (0: on every event). */
 const volatile __u64 wakeup_bytes = 0;
+
+/* The capture budget (budget.bpf.h): what a direction's stream carries. */
+enum framing_proto {
+	/* Nothing seen yet: the first bytes decide. */
+	FRAMING_DETECT = 0,
+	FRAMING_H1 = 1,
+	FRAMING_H2 = 2,
+	/* Not framed: every call is copied as it comes. */
+	FRAMING_NONE = 3,
+};
+
+enum framing_state {
+	/* HTTP/1, position unknown: calls are copied until a large one starts a message. */
+	H1_LOST = 0,
+	/* HTTP/1, at a message start. */
+	H1_HEAD = 1,
+	/* HTTP/1, left body bytes to come. */
+	H1_BODY = 2,
+	/* HTTP/1, at a chunk-size line. */
+	H1_CHUNK_LINE = 3,
+	/* HTTP/1, left bytes of chunk data and its CRLF to come. */
+	H1_CHUNK_DATA = 4,
+	/* HTTP/2, left bytes of the client preface to come. */
+	H2_PREFACE = 5,
+	/* HTTP/2, at a frame header (hdr_have of its bytes seen). */
+	H2_HEADER = 6,
+	/* HTTP/2, left bytes of a frame payload copied whole. */
+	H2_PAYLOAD = 7,
+	/* HTTP/2, left bytes of a DATA payload to come. */
+	H2_DATA = 8,
+};
+
+/* Where one direction's stream is, for the capture budget. */
+struct framing {
+	__u64 left;
+	/* Body bytes copied: of the HTTP/1 message, or of the HTTP/2 DATA frame. */
+	__u32 body_copied;
+	__u8 proto;
+	__u8 state;
+	__u8 hdr_have;
+	__u8 reserved;
+	/* The first bytes of a frame header split across calls (length, type, flags). */
+	__u8 hdr[8];
+};
 
 struct conn_state {
 	__u64 conn_id;
@@ -47,6 +93,11 @@ struct conn_state {
 	/* Socket backend: the (process, fd) last checked to hold this socket. */
 	__u32 fd_tgid;
 	__u32 fd;
+	/* The capture budget's place in each direction. */
+	struct framing send_framing;
+	struct framing recv_framing;
+	/* A HEAD or CONNECT request went by: responses cannot be framed by the kernel. */
+	__u8 unframed_responses;
 };
 
 struct stat_counters {

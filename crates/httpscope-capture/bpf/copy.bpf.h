@@ -23,7 +23,25 @@ struct data_call {
 	/* DATA_FLAG_* set on every record of this call. */
 	__u8 data_flags;
 	__u8 reserved[3];
+	/* Capture budget: the connection told when this copy starts a HEAD or CONNECT request. */
+	struct conn_state *request_peek;
 };
+
+/* "HEAD " and "CONNECT ", little-endian. */
+#define WORD_HEAD_ 0x2044414548ULL
+#define WORD_CONNECT_ 0x205443454e4e4f43ULL
+
+/* A copy starting a HEAD or CONNECT request: responses on the connection are not framed. */
+static __always_inline void peek_request_method(struct data_call *call, const __u8 *data)
+{
+	__u64 word;
+
+	if (!call->request_peek)
+		return;
+	__builtin_memcpy(&word, data, sizeof(word));
+	if ((word & 0xffffffffffULL) == WORD_HEAD_ || word == WORD_CONNECT_)
+		call->request_peek->unframed_responses = 1;
+}
 
 /*
  * Records reserved directly in the ring buffer come in two sizes, so that a
@@ -44,8 +62,11 @@ struct small_data_record {
 
 struct data_scratch {
 	struct data_event event;
-	/* Twice the capture limit so the verifier can bound iovec offsets. */
-	__u8 data[2 * HTTPSCOPE_MAX_CAPTURE];
+	/*
+	 * Twice the capture limit so the verifier can bound iovec offsets; 8
+	 * more for the capture budget's word reads at a masked offset.
+	 */
+	__u8 data[2 * HTTPSCOPE_MAX_CAPTURE + 8];
 };
 
 /* Indexed by CPU; sized to the possible CPUs by the loader. */
@@ -137,6 +158,8 @@ static __always_inline void fill_data(struct data_event *event, struct data_call
 		if (budget <= (capacity) &&                                                      \
 		    !bpf_probe_read_user(rec->data, budget, (void *)call->buf))                  \
 			captured = budget;                                                       \
+		if (captured >= 8)                                                               \
+			peek_request_method(call, rec->data);                                    \
 		count_truncation(counters, &rec->event, call->mode, len, captured);              \
 		rec->event.captured_len = captured;                                              \
 		bpf_ringbuf_submit(rec, wakeup_flags());                                         \
@@ -193,22 +216,6 @@ static __always_inline void emit_data(struct data_call *call, struct stat_counte
 		emit_small(call, counters, conn_id, offset, len, budget);
 	else
 		emit_large(call, counters, conn_id, offset, len, budget);
-}
-
-/* ret bytes moved on a watched connection: one record, unless they are TLS ciphertext. */
-static __always_inline void copy_data(struct stat_counters *counters, struct conn_state *conn,
-				      __s64 ret, struct data_call *call)
-{
-	__u64 len = ret, offset;
-
-	if (conn->tls) {
-		counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
-		return;
-	}
-	counters->values[STAT_SYSCALLS_TRACED]++;
-	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
-						   : __sync_fetch_and_add(&conn->recvd, len);
-	emit_data(call, counters, conn->conn_id, offset, len);
 }
 
 /*

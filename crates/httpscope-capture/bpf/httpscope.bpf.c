@@ -6,6 +6,7 @@
  *   conn.bpf.h     configuration, connection state, ring buffer, counters,
  *                  filters, connection open/close events
  *   copy.bpf.h     copying what a call moved into the ring buffer
+ *   budget.bpf.h   the capture budget per HTTP message (heads and body prefixes)
  *   verdict.bpf.h  --all-ports: whether a connection carries HTTP
  *   node_tls.bpf.h Node.js TLSWrap uprobes: the connection of Node's SSL objects
  *   tls.bpf.h      TLS library uprobes (plaintext)
@@ -34,6 +35,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "kernel.bpf.h"
 #include "conn.bpf.h"
 #include "copy.bpf.h"
+#include "budget.bpf.h"
 #include "verdict.bpf.h"
 #include "node_tls.bpf.h"
 #include "tls.bpf.h"
@@ -64,5 +66,5 @@ _Static_assert(sizeof(struct data_event) == 56, "data_event layout");
 _Static_assert(sizeof(struct conn_open_event) == 104, "conn_open_event layout");
 _Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
 _Static_assert(sizeof(struct binary_event) == 8, "binary_event layout");
-_Static_assert(STAT_COUNT == 16, "stat ids");
+_Static_assert(STAT_COUNT == 18, "stat ids");
 

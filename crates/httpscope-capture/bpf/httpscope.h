@@ -91,6 +91,12 @@ enum httpscope_data_flags {
 	DATA_FLAG_TRUNCATED = 2,
 	/* TLS plaintext (its own per-direction stream, apart from the syscall stream). */
 	DATA_FLAG_TLS = 4,
+	/*
+	 * The bytes after captured_len were left out on purpose by the capture
+	 * budget: the kernel framed them as HTTP body (an HTTP/1 body or chunk
+	 * data, an HTTP/2 DATA payload) beyond the body limit.
+	 */
+	DATA_FLAG_ELIDED = 8,
 };
 
 /* Per-CPU counters, indexed by this enum; userspace sums the CPUs. */
@@ -116,7 +122,11 @@ enum httpscope_stat {
 	STAT_TLS_FD_UNKNOWN = 14,
 	/* Socket syscalls of the captured kinds, by any process (the cost base). */
 	STAT_HOOKED_SYSCALLS = 15,
-	STAT_COUNT = 16,
+	/* Capture budget: calls (or their rests) copied as before because the framing was in doubt. */
+	STAT_BUDGET_FALLBACKS = 16,
+	/* Capture budget: body bytes counted, not copied (DATA_FLAG_ELIDED). */
+	STAT_BYTES_ELIDED = 17,
+	STAT_COUNT = 18,
 };
 
 struct event_header {

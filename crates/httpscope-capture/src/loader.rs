@@ -31,6 +31,10 @@ pub struct CaptureConfig {
     pub comm: Option<String>,
     /// Bytes copied per syscall at most.
     pub capture_bytes: u32,
+    /// The capture budget: body bytes copied per HTTP message on plain
+    /// connections, the rest counted, not copied (`DATA_FLAG_ELIDED`); 0 copies
+    /// every call up to `capture_bytes`.
+    pub body_budget: u32,
     pub ring_bytes: u32,
     /// Wake the reader once this much is queued; 0 wakes it on every event.
     pub wakeup_bytes: u64,
@@ -121,6 +125,7 @@ impl SyscallCapture {
             .override_global("filter_tgid", &filter_tgid, true)
             .override_global("filter_comm", &comm, true)
             .override_global("capture_bytes", &capture_bytes, true)
+            .override_global("body_limit", &config.body_budget, true)
             .override_global("wakeup_bytes", &config.wakeup_bytes, true)
             .override_global("tls_probes", &u8::from(config.tls), true)
             .override_global("all_ports", &u8::from(config.all_ports), true)

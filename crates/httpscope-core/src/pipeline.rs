@@ -183,6 +183,7 @@ impl Pipeline {
             offset: data.stream_offset,
             len: data.len,
             data: data.data,
+            elided: data.elided,
         };
         let engine = if data.tls {
             // TLS plaintext: its own stream, apart from the ciphertext the syscalls saw.

@@ -129,6 +129,7 @@ fn run(segments: &[(Direction, Vec<u8>)], cuts: &[usize]) -> (Vec<HttpMessage>, 
                 offset: *offset,
                 len: n as u64,
                 data: piece,
+                elided: false,
             };
             *offset += n as u64;
             conn.on_data(&config, &chunk, &mut out, &mut counters);
@@ -263,7 +264,7 @@ proptest! {
             let offset = expected.saturating_add_signed(op.skew);
             let len = (op.data.len() as u64).saturating_add(op.uncaptured);
             offsets[direction.index()] = offset.saturating_add(len);
-            let chunk = DataChunk { ts_ns: i as u64, direction, offset, len, data: &op.data };
+            let chunk = DataChunk { ts_ns: i as u64, direction, offset, len, data: &op.data, elided: false };
             conn.on_data(&config, &chunk, &mut out, &mut counters);
             if op.close {
                 conn.on_close(&config, i as u64, &mut out, &mut counters);

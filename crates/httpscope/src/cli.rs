@@ -112,6 +112,11 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=32768))]
     pub capture_bytes: u32,
 
+    /// Copy every body whole (up to --capture-bytes per syscall) instead of each HTTP
+    /// message's head and first --body-limit body bytes, the rest only counted.
+    #[arg(long)]
+    pub no_capture_budget: bool,
+
     /// Kernel ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub ring_mb: u32,

@@ -164,6 +164,12 @@ pub(crate) fn capture(
         pid: args.pid,
         comm: args.comm.clone(),
         capture_bytes: args.capture_bytes,
+        body_budget: if args.no_capture_budget {
+            0
+        } else {
+            // Never 0 when on: the kernel's 0 means off.
+            args.output.body_limit.max(1)
+        },
         ring_bytes: args.ring_mb.saturating_mul(1 << 20),
         wakeup_bytes: WAKEUP_BYTES,
         tls: !args.no_tls,

@@ -119,18 +119,11 @@ fn assert_node_posts(records: &[Value]) {
     }
 }
 
-/// Bursts over `--capture-bytes`: nghttpd answers 12 concurrent streams of 20 KB with one
-/// write per burst, far over the 16 KiB a syscall is copied up to, so the frames in the
-/// uncopied tail (DATA, and HEADERS of other streams) are lost on nghttpd's side. Every
-/// request is still logged on both sides; nghttpd's responses are paired with their own
-/// request or flagged, never mispaired; nghttp reads in smaller pieces and is exact.
-#[test]
-fn nghttpd_bursts_over_the_capture_limit_are_flagged_never_mispaired() {
-    if !require_root("nghttpd_bursts_over_the_capture_limit_are_flagged_never_mispaired") {
-        return;
-    }
+/// nghttpd answers 12 concurrent streams of 20 KB with one write per burst, far over the
+/// 16 KiB a syscall is copied up to. Returns the records, the profiler's stderr and the ids.
+fn nghttpd_burst(profiler_extra: &[&str]) -> (Vec<Value>, String, Vec<String>) {
     let server = Nghttpd::start(None);
-    let profiler = Profiler::start(&[server.port], &[]);
+    let profiler = Profiler::start(&[server.port], profiler_extra);
     let sent = ids("big", 12);
     let urls: Vec<String> = sent
         .iter()
@@ -138,6 +131,51 @@ fn nghttpd_bursts_over_the_capture_limit_are_flagged_never_mispaired() {
         .collect();
     assert_eq!(nghttp(&urls, None), sent.len());
     let (records, stderr) = stop(profiler);
+    (records, stderr, sent)
+}
+
+/// Bursts over `--capture-bytes` within the capture budget: every frame header is walked,
+/// HEADERS copied whole, DATA past --body-limit per frame counted, not copied: both sides
+/// exact, nothing truncated.
+#[test]
+fn nghttpd_bursts_over_the_capture_limit_are_exact() {
+    if !require_root("nghttpd_bursts_over_the_capture_limit_are_exact") {
+        return;
+    }
+    let (records, stderr, sent) = nghttpd_burst(&[]);
+    for counter in ["truncated_syscalls", "gap_bytes", "budget_fallbacks"] {
+        assert_eq!(summary(&stderr, counter), 0, "{counter}: {stderr}");
+    }
+    assert!(summary(&stderr, "elided_bytes") > 0, "{stderr}");
+    for (role, comm) in [("client", "nghttp"), ("server", "nghttpd")] {
+        let paired = assert_h2_side(&records, role, comm, &sent);
+        assert_page_bodies(&records, role, comm);
+        for r in Side::of(&records, role, comm).responses {
+            assert_eq!(
+                r["body"].as_str().unwrap().len(),
+                1024,
+                "cut at --body-limit: {r}"
+            );
+        }
+        note(
+            &format!("nghttpd 12 x 20 KB burst (capture budget): {comm} side"),
+            sent.len(),
+            paired,
+        );
+    }
+    assert_pairing_exact(&records);
+}
+
+/// The same bursts without the budget (--no-capture-budget): the frames in the uncopied
+/// tail (DATA, and HEADERS of other streams) are lost on nghttpd's side. Every request is
+/// still logged on both sides; nghttpd's responses are paired with their own request or
+/// flagged, never mispaired; nghttp reads in smaller pieces and is exact.
+#[test]
+fn nghttpd_bursts_without_the_budget_are_flagged_never_mispaired() {
+    if !require_root("nghttpd_bursts_without_the_budget_are_flagged_never_mispaired") {
+        return;
+    }
+    let (records, stderr, sent) = nghttpd_burst(&["--no-capture-budget"]);
     assert!(
         summary(&stderr, "truncated_syscalls") > 0,
         "no burst over the limit?"

@@ -70,10 +70,16 @@ fn keepalive_1200_requests_on_one_connection() {
     );
 }
 
-fn pipelined(extra: &[&str], case: &str) {
-    let (_server, port) = demo_server_args(extra);
+/// `rounds` writes of `depth` pipelined requests for `path` (python's raw-socket client);
+/// every message exact on both sides. Returns the records and the profiler's stderr.
+fn pipelined_exchanges(
+    server_extra: &[&str],
+    (rounds, depth): (usize, usize),
+    path: &str,
+    case: &str,
+) -> (Vec<Value>, String) {
+    let (_server, port) = demo_server_args(server_extra);
     let profiler = Profiler::start(&[port], &[]);
-    let (rounds, depth) = (25, 16);
     let n = rounds * depth;
     let out = last_json(&run_ok(
         &mut pyclient(&[
@@ -83,6 +89,7 @@ fn pipelined(extra: &[&str], case: &str) {
             &rounds.to_string(),
             &depth.to_string(),
             "pl",
+            path,
         ]),
         T,
     ));
@@ -90,7 +97,7 @@ fn pipelined(extra: &[&str], case: &str) {
         (out["ok"].as_u64(), out["mismatch"].as_u64()),
         (Some(n as u64), Some(0))
     );
-    let (records, _) = stop(profiler);
+    let (records, stderr) = stop(profiler);
     assert_exact(&records, "client", "python3", "pl", n);
     assert_exact(&records, "server", "demo-server", "pl", n);
     assert_eq!(assert_pairing_exact(&records), 2 * n);
@@ -99,6 +106,11 @@ fn pipelined(extra: &[&str], case: &str) {
         n,
         Side::of(&records, "server", "demo-server").paired().len(),
     );
+    (records, stderr)
+}
+
+fn pipelined(extra: &[&str], case: &str) {
+    pipelined_exchanges(extra, (25, 16), "/", case);
 }
 
 #[test]
@@ -390,11 +402,12 @@ fn chunked_responses() {
             .arg(format!("http://127.0.0.1:{port}/chunked/{n}?id=ch{i}"));
     }
     run_ok(&mut cmd, T);
-    // Connection 2: a 100 kB chunked body read in one 100 kB recv (curl) of which only
-    // --capture-bytes are copied: its chunk framing is lost, so the message must be flagged,
-    // and the exchanges after it must never be mispaired (unpaired until a safe point).
+    // Connection 2: a 100 kB chunked body read in one 100 kB recv (curl), far more than
+    // --capture-bytes: the capture budget copies every chunk-size line and counts the data
+    // between them, so the framing holds and every exchange after it pairs exactly.
     let mut cmd = curl(&[]);
-    for (i, n) in [100_000usize, 10, 10, 10].iter().enumerate() {
+    let big_sizes = [100_000usize, 10, 10, 10];
+    for (i, n) in big_sizes.iter().enumerate() {
         if i > 0 {
             cmd.args(["--next", "-sS", "--fail"]);
         }
@@ -404,65 +417,46 @@ fn chunked_responses() {
     }
     run_ok(&mut cmd, T);
     let (records, stderr) = stop(profiler);
-    // ch0..ch4, big0 and big3 on both sides at least; whatever else pairs is checked too.
-    assert!(assert_pairing_exact(&records) >= 2 * (sizes.len() + 2));
+    assert_eq!(
+        assert_pairing_exact(&records),
+        2 * (sizes.len() + big_sizes.len())
+    );
     for (role, comm) in [("client", "curl"), ("server", "demo-server")] {
         let side = Side::of(&records, role, comm);
-        let exact: Vec<String> = side
-            .paired_ids()
-            .into_iter()
-            .filter(|id| id.starts_with("ch"))
-            .collect();
-        assert_ids(&exact, &expected_ids("ch", sizes.len()), comm);
-        for r in side
-            .paired()
-            .iter()
-            .filter(|r| r["url"].as_str().unwrap().contains("id=ch"))
-        {
-            let i: usize = header(r, "x-request-id").unwrap()[2..].parse().unwrap();
-            assert_eq!(header(r, "transfer-encoding"), Some("chunked"), "{r}");
-            assert_eq!(r["body_bytes"].as_u64(), Some(sizes[i] as u64), "{r}");
-            assert_eq!(r["partial"], false, "{r}");
-            assert!(r["body"]
-                .as_str()
-                .unwrap()
-                .starts_with(&"0123456789"[..sizes[i].min(10)]));
+        for (prefix, sizes) in [("ch", &sizes[..]), ("big", &big_sizes[..])] {
+            let exact: Vec<String> = side
+                .paired_ids()
+                .into_iter()
+                .filter(|id| id.starts_with(prefix))
+                .collect();
+            assert_ids(&exact, &expected_ids(prefix, sizes.len()), comm);
+            for r in side
+                .paired()
+                .iter()
+                .filter(|r| header(r, "x-request-id").is_some_and(|id| id.starts_with(prefix)))
+            {
+                let i: usize = header(r, "x-request-id").unwrap()[prefix.len()..]
+                    .parse()
+                    .unwrap();
+                assert_eq!(header(r, "transfer-encoding"), Some("chunked"), "{r}");
+                assert_eq!(r["body_bytes"].as_u64(), Some(sizes[i] as u64), "{r}");
+                assert_eq!(r["partial"], false, "{r}");
+                assert!(r["body"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&"0123456789"[..sizes[i].min(10)]));
+            }
+            note(
+                &format!(
+                    "chunked responses, {prefix}: {comm} (the 100 kB one beyond --capture-bytes)"
+                ),
+                sizes.len(),
+                exact.len(),
+            );
         }
-        let big: Vec<&&Value> = side
-            .responses
-            .iter()
-            .filter(|r| header(r, "x-request-id") == Some("big0"))
-            .collect();
-        assert_eq!(big.len(), 1, "{comm}: the big response is reported");
-        assert!(big[0]["exchange"].is_u64(), "its head was seen: paired");
-        assert!(
-            big[0]["partial"] == true || big[0]["body_captured"] == false,
-            "{comm}: lost framing must be flagged: {}",
-            big[0]
-        );
-        // All four responses of connection 2 are reported; the last one pairs again.
-        let conn2: Vec<&&Value> = side
-            .responses
-            .iter()
-            .filter(|r| header(r, "x-request-id").is_some_and(|id| id.starts_with("big")))
-            .collect();
-        assert_eq!(conn2.len(), 4, "{comm}");
-        assert!(
-            side.paired_ids().contains(&"big3".to_owned()),
-            "{comm}: pairing resumes"
-        );
-        note(
-            &format!("chunked responses within the capture limit: {comm}"),
-            sizes.len(),
-            exact.len(),
-        );
-        note(
-            &format!("chunked 100 kB response beyond the capture limit + 3 more: {comm} (responses reported / paired)"),
-            4,
-            conn2.iter().filter(|r| r["exchange"].is_u64()).count(),
-        );
     }
-    assert!(summary(&stderr, "unpaired_responses") <= 2);
+    assert_eq!(summary(&stderr, "unpaired_responses"), 0);
+    assert_eq!(summary(&stderr, "partial_messages"), 0);
 }
 
 #[test]
@@ -691,6 +685,126 @@ fn close_delimited_bodies() {
         3,
         Side::of(&records, "client", "curl").paired().len(),
     );
+}
+
+// ---- The capture budget: bodies past --body-limit are counted, not copied ----
+
+/// Every response of `role`/`comm` whose request id starts with `prefix`: `len` body bytes on
+/// the wire, the first --body-limit (1024) of them logged, never partial.
+fn assert_budgeted_bodies(records: &[Value], role: &str, comm: &str, prefix: &str, len: u64) {
+    let side = Side::of(records, role, comm);
+    let bodies: Vec<&&Value> = side
+        .responses
+        .iter()
+        .filter(|r| header(r, "x-request-id").is_some_and(|id| id.starts_with(prefix)))
+        .collect();
+    assert!(!bodies.is_empty(), "{comm} {role}: no {prefix} responses");
+    for r in bodies {
+        assert_eq!(r["body_bytes"].as_u64(), Some(len), "{r}");
+        assert_eq!(r["partial"], false, "{r}");
+        let kept = r["body"].as_str().unwrap().len() as u64;
+        assert_eq!(
+            kept,
+            len.min(1024),
+            "{comm} {role}: body kept up to --body-limit"
+        );
+    }
+}
+
+/// What the budget must leave behind: nothing lost, nothing dropped, no fallback, bodies elided.
+fn assert_budget_held(stderr: &str) {
+    for counter in [
+        "kernel_drops",
+        "truncated_syscalls",
+        "gap_bytes",
+        "budget_fallbacks",
+    ] {
+        assert_eq!(summary(stderr, counter), 0, "{counter}: {stderr}");
+    }
+    assert!(
+        summary(stderr, "elided_bytes") > 0,
+        "nothing elided? {stderr}"
+    );
+}
+
+#[test]
+fn large_bodies_keep_alive_are_exact_within_the_capture_budget() {
+    if !require_root("large_bodies_keep_alive_are_exact_within_the_capture_budget") {
+        return;
+    }
+    let (_server, port) = demo_server(&[]);
+    let profiler = Profiler::start(&[port], &[]);
+    // 16 KiB and 1 MiB Content-Length bodies and 300 kB chunked ones, keep-alive: the
+    // heads and first 1024 body bytes are copied, the rest only counted.
+    let cases = [
+        ("k16k", 150usize, "/bytes/16384", 16_384u64),
+        ("k1m", 12, "/bytes/1048576", 1_048_576),
+        ("kch", 12, "/chunked/300000", 300_000),
+    ];
+    for (prefix, n, path, _) in cases {
+        let out = last_json(&run_ok(
+            &mut pyclient(&[
+                "keepalive",
+                "127.0.0.1",
+                &port.to_string(),
+                &n.to_string(),
+                prefix,
+                path,
+            ]),
+            T,
+        ));
+        assert_eq!(
+            (out["ok"].as_u64(), out["mismatch"].as_u64()),
+            (Some(n as u64), Some(0))
+        );
+    }
+    let (records, stderr) = stop(profiler);
+    assert_budget_held(&stderr);
+    for (prefix, n, _, len) in cases {
+        for (role, comm) in [("client", "python3"), ("server", "demo-server")] {
+            assert_ids(
+                &Side::of(&records, role, comm)
+                    .paired_ids()
+                    .into_iter()
+                    .filter(|id| id.starts_with(prefix))
+                    .collect::<Vec<_>>(),
+                &expected_ids(prefix, n),
+                &format!("{comm} {role} {prefix}"),
+            );
+            assert_budgeted_bodies(&records, role, comm, prefix, len);
+        }
+        note(
+            &format!(
+                "keep-alive {path}: both sides, paired (capture budget)",
+                path = cases.iter().find(|c| c.0 == prefix).unwrap().2
+            ),
+            n,
+            n,
+        );
+    }
+    assert_eq!(
+        assert_pairing_exact(&records),
+        2 * cases.iter().map(|c| c.1).sum::<usize>()
+    );
+}
+
+#[test]
+fn pipelined_large_responses_in_one_syscall_pair_exactly() {
+    if !require_root("pipelined_large_responses_in_one_syscall_pair_exactly") {
+        return;
+    }
+    // hyper's pipeline_flush writes several 16 KiB responses at once: one socket call holds
+    // the end of a body elided and the next head, copied again.
+    let (records, stderr) = pipelined_exchanges(
+        &["--pipeline-flush"],
+        (10, 4),
+        "/bytes/16384",
+        "pipelining depth 4 of 16 KiB responses (capture budget)",
+    );
+    assert_budget_held(&stderr);
+    for (role, comm) in [("client", "python3"), ("server", "demo-server")] {
+        assert_budgeted_bodies(&records, role, comm, "pl", 16_384);
+    }
 }
 
 // ---- Syscall boundaries ----

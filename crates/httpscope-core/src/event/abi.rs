@@ -38,6 +38,9 @@ pub const DATA_FLAG_NOT_CAPTURED: u8 = 1;
 pub const DATA_FLAG_TRUNCATED: u8 = 2;
 /// TLS plaintext from a TLS library call: its own per-direction stream.
 pub const DATA_FLAG_TLS: u8 = 4;
+/// The bytes after the captured prefix were left out on purpose by the capture budget: the
+/// kernel framed them as HTTP body beyond the body limit.
+pub const DATA_FLAG_ELIDED: u8 = 8;
 
 pub const ORIGIN_ACCEPT: u16 = 1;
 pub const ORIGIN_CONNECT: u16 = 2;
@@ -118,10 +121,12 @@ pub enum KernelStat {
     CiphertextSuppressed = 13,
     TlsFdUnknown = 14,
     HookedSyscalls = 15,
+    BudgetFallbacks = 16,
+    BytesElided = 17,
 }
 
 impl KernelStat {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 18;
     pub const ALL: [KernelStat; Self::COUNT] = [
         KernelStat::EventsSubmitted,
         KernelStat::DataEventsDropped,
@@ -139,6 +144,8 @@ impl KernelStat {
         KernelStat::CiphertextSuppressed,
         KernelStat::TlsFdUnknown,
         KernelStat::HookedSyscalls,
+        KernelStat::BudgetFallbacks,
+        KernelStat::BytesElided,
     ];
 
     pub fn name(self) -> &'static str {
@@ -159,6 +166,8 @@ impl KernelStat {
             KernelStat::CiphertextSuppressed => "ciphertext_suppressed",
             KernelStat::TlsFdUnknown => "tls_fd_unknown",
             KernelStat::HookedSyscalls => "hooked_syscalls",
+            KernelStat::BudgetFallbacks => "budget_fallbacks",
+            KernelStat::BytesElided => "bytes_elided",
         }
     }
 }

@@ -108,6 +108,7 @@ fn data(raw: &[u8], header: EventHeader) -> Result<DataEvent<'_>, DecodeError> {
         syscall,
         direction,
         not_captured: flags & DATA_FLAG_NOT_CAPTURED != 0,
+        elided: flags & DATA_FLAG_ELIDED != 0,
         tls: flags & DATA_FLAG_TLS != 0,
         data: payload,
     })

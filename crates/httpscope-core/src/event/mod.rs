@@ -44,6 +44,9 @@ pub struct DataEvent<'a> {
     pub direction: Direction,
     /// The bytes never passed through a user buffer (sendfile, splice).
     pub not_captured: bool,
+    /// The bytes after `data` were left out on purpose (the capture budget): the kernel framed
+    /// them as HTTP body beyond the body limit.
+    pub elided: bool,
     /// TLS plaintext from a TLS library call; offsets count the plaintext stream.
     pub tls: bool,
     pub data: &'a [u8],

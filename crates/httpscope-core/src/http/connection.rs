@@ -76,6 +76,7 @@ impl HttpConnection {
                 pre_gap: 0,
                 data: &handoff.bytes[dir.index()],
                 post_gap: handoff.gaps[dir.index()],
+                elided: handoff.gaps_elided[dir.index()],
                 at_start: false,
                 first: false,
             };

@@ -47,6 +47,9 @@ pub struct DataChunk<'a> {
     pub len: u64,
     /// The captured prefix of those bytes (`data.len() <= len`).
     pub data: &'a [u8],
+    /// The bytes after `data` were left out on purpose: the kernel framed them as HTTP body
+    /// (the capture budget). The decoders still check that they lie inside a body.
+    pub elided: bool,
 }
 
 /// What the engine could not see or make sense of, summed over connections by the caller.
@@ -60,6 +63,9 @@ pub struct ParseCounters {
     pub non_http_bytes: u64,
     /// Bytes lost: kernel-dropped chunks and uncaptured syscall tails.
     pub gap_bytes: u64,
+    /// Body bytes the kernel counted without copying them (the capture budget), found inside
+    /// a body of known extent as expected (elsewhere they count as `gap_bytes`).
+    pub elided_bytes: u64,
     /// Times a direction found a message start again after losing track (or starting mid-stream).
     pub resyncs: u64,
     /// Bytes seen twice (offset below the expected one) and ignored.

@@ -12,6 +12,9 @@ pub(super) struct Placed<'a> {
     pub data: &'a [u8],
     /// Bytes of this syscall that were not captured.
     pub post_gap: u64,
+    /// `post_gap` was left out on purpose (the capture budget): the decoder counts it as
+    /// elided if it lies inside a body, as lost otherwise.
+    pub elided: bool,
     /// `data` starts at the chunk's first byte (a syscall boundary, where resync may happen).
     pub at_start: bool,
     /// The first chunk of this direction.
@@ -43,6 +46,7 @@ impl StreamPos {
             pre_gap: chunk.offset.saturating_sub(expected),
             data,
             post_gap: 0,
+            elided: chunk.elided,
             at_start: true,
             first,
         };
@@ -63,10 +67,11 @@ impl StreamPos {
             placed.post_gap = chunk.len.saturating_sub(data.len() as u64);
         }
         self.next = Some(end);
+        let lost_tail = if placed.elided { 0 } else { placed.post_gap };
         counters.gap_bytes = counters
             .gap_bytes
             .saturating_add(placed.pre_gap)
-            .saturating_add(placed.post_gap);
+            .saturating_add(lost_tail);
         placed
     }
 }
@@ -83,6 +88,7 @@ mod tests {
             offset,
             len,
             data,
+            elided: false,
         }
     }
 

@@ -131,7 +131,8 @@ impl<W: Write> SummarySink<W> {
             "events={} kernel_drops={} truncated_syscalls={} decode_errors={} parse_errors={} \
              non_http_bytes={} gap_bytes={} unpaired_responses={} unanswered_requests={} \
              partial_messages={} records={} http2_conns={} tls_conns={} other_conns={} \
-             h2_unknown_headers={} h2_hpack_errors={} h2_rst_streams={} h2_push_promises={}",
+             h2_unknown_headers={} h2_hpack_errors={} h2_rst_streams={} h2_push_promises={} \
+             elided_bytes={} budget_fallbacks={}",
             pipeline.events,
             kernel.dropped_events(),
             kernel.get(crate::event::abi::KernelStat::SyscallsTruncated),
@@ -150,6 +151,8 @@ impl<W: Write> SummarySink<W> {
             parse.h2_hpack_errors,
             parse.h2_rst_streams,
             parse.h2_push_promises,
+            parse.elided_bytes,
+            kernel.get(crate::event::abi::KernelStat::BudgetFallbacks),
         );
         text
     }

@@ -6,7 +6,7 @@ Request ids: X-Request-Id: <prefix><i> and ?id=<prefix><i> in the URL.
 
   keepalive HOST PORT N PREFIX PATH   http.client, one connection, N requests
   urllib    HOST PORT N PREFIX PATH   urllib.request, a new connection per request
-  pipeline  HOST PORT ROUNDS DEPTH PREFIX   raw socket, DEPTH requests per write
+  pipeline  HOST PORT ROUNDS DEPTH PREFIX [PATH]   raw socket, DEPTH requests per write
   split     HOST PORT N PREFIX PATH   raw socket, requests in 3-byte writes, responses read 1 byte at a time
   concurrent HOST PORT N PREFIX       N connections open at once, one request each
   raw       HOST PORT KIND            KIND: random | tls | h2preface; sends bytes, reads until close
@@ -118,7 +118,7 @@ def with_urllib(host, port, n, prefix, path):
     out({"requests": n, "ok": ok})
 
 
-def pipeline(host, port, rounds, depth, prefix):
+def pipeline(host, port, rounds, depth, prefix, path="/"):
     s = socket.create_connection((host, port), timeout=20)
     r = Reader(s)
     ok = mismatch = 0
@@ -128,7 +128,7 @@ def pipeline(host, port, rounds, depth, prefix):
         for _ in range(depth):
             batch.append("%s%d" % (prefix, k))
             k += 1
-        s.sendall(b"".join(request_bytes(host, port, "/", rid) for rid in batch))
+        s.sendall(b"".join(request_bytes(host, port, path, rid) for rid in batch))
         for rid in batch:
             status, headers, _ = r.response()
             ok += status == 200
@@ -248,7 +248,7 @@ def main():
     elif mode == "urllib":
         with_urllib(host, port, int(a[0]), a[1], a[2])
     elif mode == "pipeline":
-        pipeline(host, port, int(a[0]), int(a[1]), a[2])
+        pipeline(host, port, int(a[0]), int(a[1]), a[2], *a[3:4])
     elif mode == "split":
         split(host, port, int(a[0]), a[1], a[2])
     elif mode == "concurrent":

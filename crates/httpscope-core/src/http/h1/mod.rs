@@ -145,15 +145,17 @@ impl H1Connection {
             (
                 std::mem::take(&mut dir.handoff),
                 std::mem::take(&mut dir.handoff_gap),
+                std::mem::take(&mut dir.handoff_gap_elided),
                 std::mem::replace(&mut dir.stream, StreamPos::new(true)),
             )
         };
-        let (send_bytes, send_gap, send_pos) = take(&mut self.send);
-        let (recv_bytes, recv_gap, recv_pos) = take(&mut self.recv);
+        let (send_bytes, send_gap, send_elided, send_pos) = take(&mut self.send);
+        let (recv_bytes, recv_gap, recv_elided, recv_pos) = take(&mut self.recv);
         self.closed = true;
         Handoff {
             bytes: [send_bytes, recv_bytes],
             gaps: [send_gap, recv_gap],
+            gaps_elided: [send_elided, recv_elided],
             positions: [send_pos, recv_pos],
             upgraded: self.link.upgraded.take(),
             request_dir: self.link.request_dir,
@@ -167,6 +169,8 @@ pub struct Handoff {
     pub bytes: [Vec<u8>; 2],
     /// Bytes lost after `bytes`.
     pub gaps: [u64; 2],
+    /// The gap is a range the kernel's capture budget elided (see `Placed::elided`).
+    pub gaps_elided: [bool; 2],
     pub positions: [StreamPos; 2],
     pub upgraded: Option<Upgraded>,
     pub request_dir: Option<Direction>,

@@ -155,7 +155,7 @@ impl H2Connection {
             ts,
         };
         if placed.pre_gap > 0 {
-            self.gap(dir, placed.pre_gap, &mut cx);
+            self.gap(dir, placed.pre_gap, false, &mut cx);
         }
         let reader = self.reader(dir);
         if placed.at_start && matches!(reader.state, ReadState::Lost) && exact_frames(placed.data) {
@@ -168,7 +168,7 @@ impl H2Connection {
             data = data.get(used..).unwrap_or_default();
         }
         if placed.post_gap > 0 {
-            self.gap(dir, placed.post_gap, &mut cx);
+            self.gap(dir, placed.post_gap, placed.elided, &mut cx);
         }
     }
 
@@ -211,8 +211,9 @@ impl H2Connection {
         (reader, &mut self.streams)
     }
 
-    /// `n` bytes of `dir` were lost.
-    fn gap(&mut self, dir: Direction, n: u64, cx: &mut Out<'_>) {
+    /// `n` bytes of `dir` were lost, or `elided` by the kernel's capture budget: those are
+    /// expected inside a DATA payload, and lost anywhere else.
+    fn gap(&mut self, dir: Direction, n: u64, elided: bool, cx: &mut Out<'_>) {
         let (reader, streams) = self.parts(dir);
         let inside_body = match &mut reader.state {
             ReadState::Data {
@@ -227,11 +228,19 @@ impl H2Connection {
             _ => None,
         };
         if let Some(header) = inside_body {
-            streams.lost_bytes(dir, header.stream, n);
+            if elided {
+                cx.counters.elided_bytes = cx.counters.elided_bytes.saturating_add(n);
+                streams.elided_bytes(dir, header.stream, n);
+            } else {
+                streams.lost_bytes(dir, header.stream, n);
+            }
             if reader.data_done(header, cx, streams) {
                 reader.next_frame();
             }
             return;
+        }
+        if elided {
+            cx.counters.gap_bytes = cx.counters.gap_bytes.saturating_add(n);
         }
         if !matches!(reader.state, ReadState::Lost) {
             reader.lose();

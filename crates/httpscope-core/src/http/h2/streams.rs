@@ -242,6 +242,17 @@ impl Streams {
         }
     }
 
+    /// `n` DATA payload bytes of a stream were counted, not copied (the capture budget): its
+    /// body is cut, the message stays whole.
+    pub fn elided_bytes(&mut self, dir: Direction, id: u32, n: u64) {
+        if let Some(half) = self.half(dir, id) {
+            half.body.skip(n);
+            if let Some(counter) = &mut half.grpc_messages {
+                counter.skip();
+            }
+        }
+    }
+
     /// Bytes of `dir` were lost: every open side sending that way may have lost some.
     pub fn lost(&mut self, dir: Direction) {
         for stream in self.open.values_mut() {

@@ -29,6 +29,11 @@ impl Feed {
     }
 
     fn chunk(&mut self, direction: Direction, data: &[u8], len: u64) -> &mut Self {
+        self.record(direction, data, len, false)
+    }
+
+    /// One kernel record of `len` bytes: `data`, then the rest lost or `elided` on purpose.
+    fn record(&mut self, direction: Direction, data: &[u8], len: u64, elided: bool) -> &mut Self {
         self.ts += 1_000_000;
         let offset = &mut self.offsets[direction.index()];
         let chunk = DataChunk {
@@ -37,6 +42,7 @@ impl Feed {
             offset: *offset,
             len,
             data,
+            elided,
         };
         *offset += len;
         self.conn
@@ -446,4 +452,91 @@ fn streams_whose_end_was_lost_do_not_pile_up() {
     let last = out.iter().find(|m| m.status == Some(200)).unwrap();
     assert_eq!(last.exchange, Some(1100));
     assert_eq!(f.counters.unanswered_requests, 1099);
+}
+
+/// DATA payload the kernel's capture budget counted without copying it: the stream's body
+/// is cut, its length exact, the message whole; every frame around it still decodes.
+#[test]
+fn elided_data_payload_is_an_expected_gap() {
+    let mut f = Feed::new(false);
+    client_start(&mut f);
+    let get = |path| {
+        [
+            (":method", "GET"),
+            (":path", path),
+            (":authority", "h"),
+            (":scheme", "http"),
+        ]
+    };
+    f.send(&headers(1, true, &get("/big")));
+    f.send(&headers(3, true, &get("/small")));
+    let big = vec![b'x'; 16_000];
+    let mut first = headers(1, false, &[(":status", "200")]);
+    first.extend(data(1, false, &big));
+    // Copied: the HEADERS frame, the DATA frame header and 1024 payload bytes; then elided.
+    let copied = first.len() - (16_000 - 1024);
+    f.record(RECV, &first[..copied], first.len() as u64, true);
+    // Stream 3 answered in between, then stream 1's last DATA frame.
+    f.recv(&headers(3, false, &[(":status", "200")]))
+        .recv(&data(3, true, b"tiny"));
+    let last = data(1, true, &big[..5000]);
+    f.record(RECV, &last[..9 + 1024], last.len() as u64, true);
+    let out = f.close();
+    let r1 = out
+        .iter()
+        .find(|m| m.status.is_some() && m.stream.map(|s| s.get()) == Some(1));
+    let r1 = r1.unwrap_or_else(|| panic!("{out:#?}"));
+    assert_eq!((r1.body_len, r1.body.len()), (21_000, 1024));
+    assert!(
+        !r1.partial && r1.body_truncated && r1.exchange.is_some(),
+        "{r1:#?}"
+    );
+    let r3 = out
+        .iter()
+        .find(|m| m.status.is_some() && m.stream.map(|s| s.get()) == Some(3));
+    assert_eq!(r3.unwrap().body, b"tiny");
+    assert_eq!(f.counters.elided_bytes, (16_000 - 1024) + (5000 - 1024));
+    assert_eq!(f.counters.gap_bytes, 0);
+    assert_eq!(f.counters.partial_messages, 0);
+}
+
+/// An elided range where the engine expects a frame header is a loss, counted as one.
+#[test]
+fn elided_bytes_outside_data_are_a_loss() {
+    let mut f = Feed::new(false);
+    client_start(&mut f);
+    let hdr = headers(1, false, &[(":status", "200")]);
+    f.record(RECV, &hdr[..4], hdr.len() as u64, true);
+    assert_eq!(f.counters.elided_bytes, 0);
+    assert_eq!(f.counters.gap_bytes, hdr.len() as u64 - 4);
+}
+
+/// The client's first write holds the preface, its SETTINGS, a POST and part of its body
+/// elided: the HTTP/1 engine detects HTTP/2 and hands the elided gap over with the bytes.
+#[test]
+fn elided_data_in_the_first_write_survives_the_handoff() {
+    let mut f = Feed::new(false);
+    let mut first = PREFACE.to_vec();
+    first.extend(settings(&[(3, 100)]));
+    first.extend(headers(
+        1,
+        false,
+        &[
+            (":method", "POST"),
+            (":path", "/up"),
+            (":authority", "h"),
+            (":scheme", "http"),
+        ],
+    ));
+    first.extend(data(1, true, &[b'u'; 3000]));
+    let copied = first.len() - (3000 - 1024);
+    f.record(SEND, &first[..copied], first.len() as u64, true);
+    f.recv(&settings(&[]))
+        .recv(&headers(1, true, &[(":status", "204")]));
+    let out = f.close();
+    let q = out.iter().find(|m| m.method.is_some()).unwrap();
+    assert_eq!((q.body_len, q.body.len()), (3000, 1024));
+    assert!(!q.partial && q.exchange.is_some(), "{q:#?}");
+    assert_eq!(f.counters.elided_bytes, 3000 - 1024);
+    assert_eq!(f.counters.gap_bytes + f.counters.partial_messages, 0);
 }

@@ -84,6 +84,9 @@ pub(super) struct DirParser {
     pub handoff: Vec<u8>,
     /// Bytes lost after `handoff`.
     pub handoff_gap: u64,
+    /// `handoff_gap` is one range the kernel's capture budget elided, nothing after it: the
+    /// HTTP/2 engine judges whether it lies inside a DATA payload.
+    pub handoff_gap_elided: bool,
 }
 
 impl DirParser {
@@ -101,6 +104,7 @@ impl DirParser {
             head_ts: 0,
             handoff: Vec::new(),
             handoff_gap: 0,
+            handoff_gap_elided: false,
         }
     }
 
@@ -111,7 +115,7 @@ impl DirParser {
 
     pub fn feed(&mut self, placed: Placed<'_>, cx: &mut Ctx<'_>) {
         if placed.pre_gap > 0 {
-            self.gap(placed.pre_gap, cx);
+            self.gap(placed.pre_gap, false, cx);
         }
         let tls_mid_stream = cx.link.mid_stream && cx.link.protocol == Protocol::Unknown;
         if placed.first && tls_mid_stream && sniff::looks_like_tls_record(placed.data) {
@@ -119,7 +123,7 @@ impl DirParser {
         }
         self.data(placed.data, placed.at_start, cx);
         if placed.post_gap > 0 {
-            self.gap(placed.post_gap, cx);
+            self.gap(placed.post_gap, placed.elided, cx);
         }
     }
 
@@ -194,6 +198,7 @@ impl DirParser {
         }
         if self.handoff_gap > 0 {
             // Bytes after a hole cannot be handed over in order with the rest.
+            self.handoff_gap_elided = false;
             self.handoff_gap = self.handoff_gap.saturating_add(bytes.len() as u64);
         } else {
             self.handoff.extend_from_slice(bytes);
@@ -266,18 +271,36 @@ impl DirParser {
         used
     }
 
-    /// `n` bytes of this direction were lost.
-    fn gap(&mut self, n: u64, cx: &mut Ctx<'_>) {
+    /// `n` bytes of this direction were lost, or `elided` by the kernel's capture budget: those
+    /// are expected inside a body of known extent, and lost anywhere else.
+    fn gap(&mut self, n: u64, elided: bool, cx: &mut Ctx<'_>) {
+        if matches!(self.state, State::Passthrough) && cx.link.protocol == Protocol::Http2 {
+            self.handoff_gap_elided = elided && self.handoff_gap == 0;
+        }
+        let (absorbed, lost) = self.absorb_gap(n, cx);
+        if elided {
+            cx.counters.elided_bytes = cx.counters.elided_bytes.saturating_add(absorbed);
+            cx.counters.gap_bytes = cx.counters.gap_bytes.saturating_add(lost);
+        }
+    }
+
+    /// Places a gap of `n` bytes: returns the bytes inside a body of known extent, and the rest.
+    fn absorb_gap(&mut self, n: u64, cx: &mut Ctx<'_>) -> (u64, u64) {
         let fl = match &mut self.state {
-            State::Resync => return,
+            State::Resync => return (0, n),
             State::Passthrough if cx.link.protocol == Protocol::Http2 => {
                 self.handoff_gap = self.handoff_gap.saturating_add(n);
-                return;
+                // The HTTP/2 engine takes the gap over and counts it, elided or lost.
+                return (0, 0);
             }
-            State::Passthrough => return self.count_passthrough(n, cx),
+            State::Passthrough => {
+                self.count_passthrough(n, cx);
+                return (0, n);
+            }
             State::Head => {
                 self.drop_head(cx);
-                return self.lose(cx);
+                self.lose(cx);
+                return (0, n);
             }
             State::Body(fl) => fl,
         };
@@ -303,6 +326,7 @@ impl DirParser {
         if beyond > 0 {
             self.lose(cx);
         }
+        (taken, beyond)
     }
 
     fn finish(&mut self, complete: bool, cx: &mut Ctx<'_>) {

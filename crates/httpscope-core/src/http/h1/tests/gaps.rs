@@ -130,6 +130,7 @@ fn overlapping_chunks_are_skipped() {
         offset: 0,
         len: req.len() as u64,
         data: &req,
+        elided: false,
     };
     f.conn.on_data(&f.config, &dup, &mut f.out, &mut f.counters);
     let mut both = req[10..].to_vec();
@@ -140,6 +141,7 @@ fn overlapping_chunks_are_skipped() {
         offset: 10,
         len: both.len() as u64,
         data: &both,
+        elided: false,
     };
     f.conn
         .on_data(&f.config, &half, &mut f.out, &mut f.counters);

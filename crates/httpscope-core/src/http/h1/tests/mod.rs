@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bodies;
+mod elided;
 mod exchanges;
 mod gaps;
 mod pairing;
@@ -41,6 +42,11 @@ impl Feed {
 
     /// One syscall of `len` bytes of which `data` was captured.
     fn chunk(&mut self, dir: Direction, data: &[u8], len: u64) -> &mut Self {
+        self.record(dir, data, len, false)
+    }
+
+    /// One kernel record of `len` bytes: `data`, then the rest lost or `elided` on purpose.
+    fn record(&mut self, dir: Direction, data: &[u8], len: u64, elided: bool) -> &mut Self {
         self.ts += 10;
         let chunk = DataChunk {
             ts_ns: self.ts,
@@ -48,11 +54,17 @@ impl Feed {
             offset: self.offsets[dir.index()],
             len,
             data,
+            elided,
         };
         self.offsets[dir.index()] += len;
         self.conn
             .on_data(&self.config, &chunk, &mut self.out, &mut self.counters);
         self
+    }
+
+    /// A record of `data` followed by `elided` body bytes the kernel counted, not copied.
+    fn elided(&mut self, dir: Direction, data: &[u8], elided: u64) -> &mut Self {
+        self.record(dir, data, data.len() as u64 + elided, true)
     }
 
     fn send(&mut self, data: &[u8]) -> &mut Self {

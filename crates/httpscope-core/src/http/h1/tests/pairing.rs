@@ -130,6 +130,7 @@ fn latency_never_underflows() {
         offset: 0,
         len: resp.len() as u64,
         data: &resp,
+        elided: false,
     };
     f.conn
         .on_data(&f.config, &early, &mut f.out, &mut f.counters);
