@@ -120,19 +120,27 @@ static __always_inline int node_tls_selected(void)
 	return !filter_tgid || filter_tgid == bpf_get_current_pid_tgid() >> 32;
 }
 
-/* TLSWrap::OnStreamAlloc(this, suggested_size); cookie: the thunk's this-adjustment. */
-SEC("uprobe")
-int node_stream_alloc(struct pt_regs *ctx)
+/* A TLSWrap probe on a selected process: its thread's state, created (or NULL). */
+static __always_inline struct node_tls_thread *node_tls_probe_thread(void)
 {
 	struct node_tls_thread *thread;
 
 	if (!node_tls_selected())
-		return 0;
+		return NULL;
 	thread = node_tls_thread(1);
+	if (thread && !node_tls_seen)
+		node_tls_seen = 1;
+	return thread;
+}
+
+/* TLSWrap::OnStreamAlloc(this, suggested_size); cookie: the thunk's this-adjustment. */
+SEC("uprobe")
+int node_stream_alloc(struct pt_regs *ctx)
+{
+	struct node_tls_thread *thread = node_tls_probe_thread();
+
 	if (!thread)
 		return 0;
-	if (!node_tls_seen)
-		node_tls_seen = 1;
 	thread->alloc_wrap = PT_REGS_PARM1(ctx) - bpf_get_attach_cookie(ctx);
 	return 0;
 }
@@ -176,15 +184,10 @@ int node_stream_read_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int node_clear(struct pt_regs *ctx)
 {
-	struct node_tls_thread *thread;
+	struct node_tls_thread *thread = node_tls_probe_thread();
 
-	if (!node_tls_selected())
-		return 0;
-	thread = node_tls_thread(1);
 	if (!thread)
 		return 0;
-	if (!node_tls_seen)
-		node_tls_seen = 1;
 	thread->clear_wrap = PT_REGS_PARM1(ctx);
 	thread->clear_sp = PT_REGS_SP(ctx);
 	thread->clear_start = PT_REGS_IP(ctx);
