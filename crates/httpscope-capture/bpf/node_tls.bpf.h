@@ -30,11 +30,15 @@
  * JavaScript stream, a nested read, ClearOut inlined elsewhere) binds
  * nothing: its plaintext stays counted as tls_fd_unknown.
  *
- * OnStreamAlloc is reached through a non-virtual thunk holding its own copy
- * of the body: the loader hooks the thunk too, with the this-adjustment its
- * mangled name states (_ZThn<N>_) as cookie. A thread that ran a TLSWrap
- * probe also makes its SSL calls ignore socket calls inside them: those can
- * only come from JavaScript callbacks, never from the memory BIO.
+ * Virtual calls reach OnStreamAlloc and OnStreamRead through non-virtual
+ * thunks (in Node 20's build OnStreamAlloc's thunk holds its own copy of the
+ * body, OnStreamRead's jumps into it): the loader hooks each thunk too, with
+ * the this-adjustment its mangled name states (_ZThn<N>_) as cookie, and an
+ * entry seen twice for one call is harmless. The binding does not care where
+ * SSL_read lives (OpenSSL built into node, or a shared libssl called through
+ * the PLT): only the caller's return address is checked. A thread that ran
+ * a TLSWrap probe also makes its SSL calls ignore socket calls inside them:
+ * those can only come from JavaScript callbacks, never from the memory BIO.
  */
 #ifndef HTTPSCOPE_NODE_TLS_BPF_H
 #define HTTPSCOPE_NODE_TLS_BPF_H
