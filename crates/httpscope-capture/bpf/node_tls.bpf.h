@@ -34,9 +34,12 @@
  * thunks (in Node 20's build OnStreamAlloc's thunk holds its own copy of the
  * body, OnStreamRead's jumps into it): the loader hooks each thunk too, with
  * the this-adjustment its mangled name states (_ZThn<N>_) as cookie, and an
- * entry seen twice for one call is harmless. The binding does not care where
- * SSL_read lives (OpenSSL built into node, or a shared libssl called through
- * the PLT): only the caller's return address is checked. A thread that ran
+ * entry seen twice for one call is harmless. The binding needs the probe on
+ * the exported SSL_read/SSL_write (where the return address is the caller's):
+ * a node with OpenSSL built in is hooked there. A node linking a shared
+ * libssl is not bound yet: the loader hooks a libssl at OpenSSL's internal
+ * read/write workers, whose caller is SSL_read itself, so its Node objects
+ * stay unbound and counted (tls_fd_unknown), never guessed. A thread that ran
  * a TLSWrap probe also makes its SSL calls ignore socket calls inside them:
  * those can only come from JavaScript callbacks, never from the memory BIO.
  */

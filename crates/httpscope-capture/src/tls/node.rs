@@ -70,7 +70,7 @@ pub fn inspect(path: &Path) -> Result<NodeBinary, NodeInspectError> {
         let Some((function, cookie)) = probe_of(name, symbol.size()) else {
             continue;
         };
-        let Some(offset) = crate::golang::file_offset(&file, symbol.address()) else {
+        let Some(offset) = crate::elf::file_offset(&file, symbol.address()) else {
             continue;
         };
         let probe = NodeProbe {
