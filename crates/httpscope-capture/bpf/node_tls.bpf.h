@@ -30,11 +30,18 @@
  * JavaScript stream, a nested read, ClearOut inlined elsewhere) binds
  * nothing: its plaintext stays counted as tls_fd_unknown.
  *
- * OnStreamAlloc is reached through a non-virtual thunk holding its own copy
- * of the body: the loader hooks the thunk too, with the this-adjustment its
- * mangled name states (_ZThn<N>_) as cookie. A thread that ran a TLSWrap
- * probe also makes its SSL calls ignore socket calls inside them: those can
- * only come from JavaScript callbacks, never from the memory BIO.
+ * Virtual calls reach OnStreamAlloc and OnStreamRead through non-virtual
+ * thunks (in Node 20's build OnStreamAlloc's thunk holds its own copy of the
+ * body, OnStreamRead's jumps into it): the loader hooks each thunk too, with
+ * the this-adjustment its mangled name states (_ZThn<N>_) as cookie, and an
+ * entry seen twice for one call is harmless. The binding needs the probe on
+ * the exported SSL_read/SSL_write (where the return address is the caller's):
+ * a node with OpenSSL built in is hooked there. A node linking a shared
+ * libssl is not bound yet: the loader hooks a libssl at OpenSSL's internal
+ * read/write workers, whose caller is SSL_read itself, so its Node objects
+ * stay unbound and counted (tls_fd_unknown), never guessed. A thread that ran
+ * a TLSWrap probe also makes its SSL calls ignore socket calls inside them:
+ * those can only come from JavaScript callbacks, never from the memory BIO.
  */
 #ifndef HTTPSCOPE_NODE_TLS_BPF_H
 #define HTTPSCOPE_NODE_TLS_BPF_H
@@ -120,19 +127,27 @@ static __always_inline int node_tls_selected(void)
 	return !filter_tgid || filter_tgid == bpf_get_current_pid_tgid() >> 32;
 }
 
-/* TLSWrap::OnStreamAlloc(this, suggested_size); cookie: the thunk's this-adjustment. */
-SEC("uprobe")
-int node_stream_alloc(struct pt_regs *ctx)
+/* A TLSWrap probe on a selected process: its thread's state, created (or NULL). */
+static __always_inline struct node_tls_thread *node_tls_probe_thread(void)
 {
 	struct node_tls_thread *thread;
 
 	if (!node_tls_selected())
-		return 0;
+		return NULL;
 	thread = node_tls_thread(1);
+	if (thread && !node_tls_seen)
+		node_tls_seen = 1;
+	return thread;
+}
+
+/* TLSWrap::OnStreamAlloc(this, suggested_size); cookie: the thunk's this-adjustment. */
+SEC("uprobe")
+int node_stream_alloc(struct pt_regs *ctx)
+{
+	struct node_tls_thread *thread = node_tls_probe_thread();
+
 	if (!thread)
 		return 0;
-	if (!node_tls_seen)
-		node_tls_seen = 1;
 	thread->alloc_wrap = PT_REGS_PARM1(ctx) - bpf_get_attach_cookie(ctx);
 	return 0;
 }
@@ -176,15 +191,10 @@ int node_stream_read_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int node_clear(struct pt_regs *ctx)
 {
-	struct node_tls_thread *thread;
+	struct node_tls_thread *thread = node_tls_probe_thread();
 
-	if (!node_tls_selected())
-		return 0;
-	thread = node_tls_thread(1);
 	if (!thread)
 		return 0;
-	if (!node_tls_seen)
-		node_tls_seen = 1;
 	thread->clear_wrap = PT_REGS_PARM1(ctx);
 	thread->clear_sp = PT_REGS_SP(ctx);
 	thread->clear_start = PT_REGS_IP(ctx);

@@ -314,8 +314,10 @@ fn attach_node(
         attach_at(ebpf, program, point(probe.offset, probe.cookie), target)?;
         attached += 1;
     }
+    // The exported functions, not OpenSSL's workers: the binding checks that SSL_read and
+    // SSL_write are called straight from ClearOut/ClearIn (bpf/node_tls.bpf.h).
     if binary.openssl_built_in {
-        attached += attach_openssl(ebpf, backend, target)?;
+        attached += attach_by_symbol(ebpf, backend, target, OPENSSL_PROBES, 0)?;
     }
     Ok(attached)
 }

@@ -95,22 +95,8 @@ fn curl_against_a_go_server() {
     make_certs(&certs.path);
     let (_server, port) = go_server(&build.stripped, &certs.path);
     let profiler = Profiler::start(&[port], &[]);
-    // One curl per request (a new connection each), each with its own id header.
-    let mut ok = 0;
-    for i in 0..N {
-        run_ok(
-            std::process::Command::new("curl")
-                .args(["-sS", "--fail", "--http1.1", "-H"])
-                .arg(format!("X-Request-Id: c{i}"))
-                .arg("--cacert")
-                .arg(certs.path.join("ca.pem"))
-                .arg(format!("https://127.0.0.1:{port}/?id=c{i}")),
-            std::time::Duration::from_secs(30),
-        );
-        ok += 1;
-    }
+    curl_https_each(&certs.path.join("ca.pem"), port, "c", N);
     let (records, stderr) = profiler.stop();
-    assert_eq!(ok, N);
     check_tls_records(&records, &stderr);
     let server = check_tls_side(
         &records,
@@ -146,12 +132,7 @@ fn go_program_started_after_capture() {
     let (records, stderr) = profiler.stop();
     assert_eq!(counts["ok"], N, "{counts}");
     check_tls_records(&records, &stderr);
-    let hooked = strip_ansi(&stderr)
-        .lines()
-        .find(|l| l.contains("appeared after capture started") && l.contains("late-client"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("late-client was not hooked: {stderr}"));
-    eprintln!("{hooked}");
+    eprintln!("{}", hooked_late(&stderr, "late-client"));
     let client = check_tls_side(&records, "client", "late-client", "late", "go", N);
     note("Go program started after capture: client", N, client);
     let server = check_tls_side(

@@ -8,7 +8,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use support::matrix::*;
@@ -27,7 +26,7 @@ fn node_client_against_node_server() {
     make_certs(&certs.path);
     let (_server, port) = node_https_server(Path::new(NODE), &certs.path);
     let profiler = Profiler::start(&[port], &[]);
-    let counts = node_https_client(Path::new(NODE), &certs.path, port, N, "n", Duration::ZERO);
+    let counts = node_https_client(Path::new(NODE), &certs.path, port, N, "n");
     let (records, stderr) = profiler.stop();
     assert_eq!(counts["ok"], N, "{counts}");
     assert_eq!(counts["mismatch"], 0, "{counts}");
@@ -50,17 +49,7 @@ fn curl_against_a_node_server() {
     make_certs(&certs.path);
     let (_server, port) = node_https_server(Path::new(NODE), &certs.path);
     let profiler = Profiler::start(&[port], &[]);
-    for i in 0..N {
-        run_ok(
-            Command::new("curl")
-                .args(["-sS", "--fail", "--http1.1", "-H"])
-                .arg(format!("X-Request-Id: c{i}"))
-                .arg("--cacert")
-                .arg(certs.path.join("ca.pem"))
-                .arg(format!("https://127.0.0.1:{port}/?id=c{i}")),
-            Duration::from_secs(30),
-        );
-    }
+    curl_https_each(&certs.path.join("ca.pem"), port, "c", N);
     let (records, stderr) = profiler.stop();
     check_tls_records(&records, &stderr);
     let server = check_tls_side(&records, "server", "node", "c", "node", N);
@@ -80,19 +69,17 @@ fn node_program_started_after_capture() {
     let late = certs.path.join("late-node");
     std::fs::copy(NODE, &late).unwrap();
     let (_server, port) = node_https_server(Path::new(NODE), &certs.path);
-    let profiler = Profiler::start(&[port], &[]);
-    // Hooking a new node binary takes ~0.7 s here (it reads the 100 MB file once).
-    let delay = Duration::from_millis(1500);
-    let counts = node_https_client(&late, &certs.path, port, N, "late", delay);
+    let mut profiler = Profiler::start(&[port], &[]);
+    // Hooking a new node binary takes 0.6-1.1 s here (it reads the 99 MB file once): the
+    // client, started now, sends its first request once the profiler says it hooked it.
+    let counts = node_https_client_held(&late, &certs.path, port, N, "late", || {
+        let hooked = profiler.proc.wait_for("late-node", Duration::from_secs(30));
+        eprintln!("{hooked}");
+    });
     let (records, stderr) = profiler.stop();
     assert_eq!(counts["ok"], N, "{counts}");
     check_tls_records(&records, &stderr);
-    let hooked = strip_ansi(&stderr)
-        .lines()
-        .find(|l| l.contains("appeared after capture started") && l.contains("late-node"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("late-node was not hooked: {stderr}"));
-    eprintln!("{hooked}");
+    hooked_late(&stderr, "late-node");
     let client = check_tls_side(&records, "client", "late-node", "late", "node", N);
     note("Node program started after capture: client", N, client);
     let server = check_tls_side(&records, "server", "node", "late", "node", N);

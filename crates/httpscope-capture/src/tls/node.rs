@@ -1,7 +1,8 @@
 //! Node.js executables: where the TLSWrap functions that give Node's SSL objects their
 //! connection lie (see `bpf/node_tls.bpf.h` for why these four). Found by their mangled
 //! names in the symbol tables, with the non-virtual thunks (`_ZThn<N>_…`) through which
-//! virtual calls arrive, each probed with the `this` adjustment its name states.
+//! virtual calls arrive, each probed with the `this` adjustment its name states. Only
+//! executables are inspected: a Node built as `libnode.so` (Debian's `nodejs`) is not hooked.
 
 use std::fs;
 use std::path::Path;

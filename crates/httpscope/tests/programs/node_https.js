@@ -3,7 +3,8 @@
 //   (a POST gets "echo:<body>"); prints "listening on <port>" on stderr.
 // node node_https.js client CA PORT N PREFIX: N requests, one at a time, over one
 //   keep-alive connection (every third a POST with a body); prints
-//   {"requests","ok","mismatch"} as JSON. NODE_HTTPS_START_DELAY_MS waits before the first.
+//   {"requests","ok","mismatch"} as JSON. With NODE_HTTPS_HOLD=1 it waits for a line on
+//   stdin before the first request.
 'use strict';
 const fs = require('fs');
 const https = require('https');
@@ -48,5 +49,10 @@ if (mode === 'server') {
     req.on('error', (e) => { console.error(e); process.exit(1); });
     req.end(post ? body : undefined);
   };
-  setTimeout(() => one(0), Number(process.env.NODE_HTTPS_START_DELAY_MS || 0));
+  setTimeout(() => { console.error('node_https client: timed out'); process.exit(2); }, 60000).unref();
+  if (process.env.NODE_HTTPS_HOLD === '1') {
+    process.stdin.once('data', () => { process.stdin.pause(); one(0); });
+  } else {
+    one(0);
+  }
 }

@@ -3,8 +3,9 @@
 //! checks their records share.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -212,25 +213,78 @@ pub fn node_https_server(node: &Path, certs: &Path) -> (Proc, u16) {
 }
 
 /// `node_https.js client` run by `node`: n requests over one keep-alive connection (ids
-/// prefix0.., every third a POST), after `delay`; returns its JSON counts.
-pub fn node_https_client(
+/// prefix0.., every third a POST).
+fn node_https_client_command(
     node: &Path,
     certs: &Path,
     port: u16,
     n: usize,
     prefix: &str,
-    delay: Duration,
-) -> Value {
+) -> Command {
+    let mut cmd = Command::new(node);
+    cmd.arg(program("node_https.js"))
+        .arg("client")
+        .arg(certs.join("ca.pem"))
+        .arg(port.to_string())
+        .arg(n.to_string())
+        .arg(prefix);
+    cmd
+}
+
+/// Runs the Node client; returns its JSON counts.
+pub fn node_https_client(node: &Path, certs: &Path, port: u16, n: usize, prefix: &str) -> Value {
     let out = run_ok(
-        Command::new(node)
-            .env("NODE_HTTPS_START_DELAY_MS", delay.as_millis().to_string())
-            .arg(program("node_https.js"))
-            .arg("client")
-            .arg(certs.join("ca.pem"))
-            .arg(port.to_string())
-            .arg(n.to_string())
-            .arg(prefix),
+        &mut node_https_client_command(node, certs, port, n, prefix),
         T,
     );
     super::matrix::last_json(&out)
+}
+
+/// Starts the Node client, which waits until `ready` has returned before its first request;
+/// returns its JSON counts.
+pub fn node_https_client_held(
+    node: &Path,
+    certs: &Path,
+    port: u16,
+    n: usize,
+    prefix: &str,
+    ready: impl FnOnce(),
+) -> Value {
+    let mut child = node_https_client_command(node, certs, port, n, prefix)
+        .env("NODE_HTTPS_HOLD", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ready();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    // The client gives up by itself after 60 s.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "node client: {:?}", out.status);
+    super::matrix::last_json(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The log line saying the file named `name` was hooked after capture started (panics if none).
+pub fn hooked_late(stderr: &str, name: &str) -> String {
+    strip_ansi(stderr)
+        .lines()
+        .find(|l| l.contains("appeared after capture started") && l.contains(name))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{name} was not hooked: {stderr}"))
+}
+
+/// One curl per request (a new connection each) to an HTTPS test server, HTTP/1.1, with ids
+/// `prefix0..` in the X-Request-Id header and the URL.
+pub fn curl_https_each(ca: &Path, port: u16, prefix: &str, n: usize) {
+    for i in 0..n {
+        run_ok(
+            Command::new("curl")
+                .args(["-sS", "--fail", "--http1.1", "-H"])
+                .arg(format!("X-Request-Id: {prefix}{i}"))
+                .arg("--cacert")
+                .arg(ca)
+                .arg(format!("https://127.0.0.1:{port}/?id={prefix}{i}")),
+            Duration::from_secs(30),
+        );
+    }
 }
