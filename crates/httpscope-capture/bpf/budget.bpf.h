@@ -208,8 +208,11 @@ static __always_inline void flush_record(struct budget_walk *w)
 
 	if (!len)
 		return;
-	if (captured > HTTPSCOPE_MAX_CAPTURE || materialize(w, w->cur->copy_end))
+	if (captured > HTTPSCOPE_MAX_CAPTURE || materialize(w, w->cur->copy_end)) {
+		/* Unreadable: lost, not elided. */
 		captured = 0;
+		w->cur->truncated = 1;
+	}
 	fill_header(&slot->event.header, EVENT_KIND_DATA, w->cur->conn_id);
 	slot->event.stream_offset = w->cur->offset + w->cur->rec_start;
 	slot->event.len = len;
@@ -232,6 +235,7 @@ static __always_inline void flush_record(struct budget_walk *w)
 	else
 		w->counters->values[STAT_EVENTS_SUBMITTED]++;
 	w->cur->rec_start = w->cur->copy_end = w->cur->have = w->cur->pos;
+	w->cur->truncated = 0;
 }
 
 /*
@@ -757,7 +761,14 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 			fr->proto = FRAMING_H1;
 		else
 			detect_protocol(conn, fr, call, len);
+	} else if (fr->proto != FRAMING_NONE && fr->next != offset) {
+		/* Another call of this direction was framed out of order (threads racing). */
+		counters->values[STAT_BUDGET_FALLBACKS]++;
+		if (fr->proto == FRAMING_H2)
+			fr->proto = FRAMING_NONE;
+		fr->state = H1_LOST;
 	}
+	fr->next = offset + len;
 	if (fr->proto == FRAMING_NONE || call->mode == COPY_NONE) {
 		/* Unframed, or no user buffer (sendfile, splice): as before. */
 		if (fr->proto == FRAMING_H2) {

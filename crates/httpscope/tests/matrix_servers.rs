@@ -53,7 +53,9 @@ fn nginx_writev_keepalive_against_access_log() {
     }
     let content: Vec<u8> = (0..4000).map(|i| b'a' + (i % 26) as u8).collect();
     let nginx = Nginx::start("", "", &[("page.txt", &content)]);
-    let profiler = Profiler::start(&[nginx.port], &[]);
+    // A --body-limit above the body: the capture budget copies all of it, so every byte of
+    // nginx's writev (head and file in separate iovecs) must arrive.
+    let profiler = Profiler::start(&[nginx.port], &["--body-limit", "4096"]);
     let n = 60;
     run_ok(&mut curl_many(nginx.port, "/page.txt", "ng", n, &[]), T);
     let (records, stderr) = stop(profiler);

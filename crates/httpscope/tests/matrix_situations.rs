@@ -494,7 +494,8 @@ fn gzip_bodies_are_decoded() {
         // bytes: what went over the wire (compressed); body: decoded text.
         assert_eq!(r["bytes"].as_u64(), Some(logged[5].parse().unwrap()), "{r}");
         assert!((r["bytes"].as_u64().unwrap() as usize) < text.len() / 4);
-        assert_eq!(r["body_captured"], true);
+        // Compressed, the body is still over --body-limit: the capture budget copied its
+        // first 1024 bytes, which decode to more than 1024 bytes of text.
         assert!(text.starts_with(r["body"].as_str().unwrap()), "{r}");
         assert_eq!(
             r["body"].as_str().unwrap().len(),
