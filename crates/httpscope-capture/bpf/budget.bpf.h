@@ -25,6 +25,8 @@
 #ifndef HTTPSCOPE_BUDGET_BPF_H
 #define HTTPSCOPE_BUDGET_BPF_H
 
+/* Bytes read past what a framing step needs, within the record's room. */
+#define BUDGET_READ_AHEAD 512
 /* A capture limit below this copies every call as before. */
 #define BUDGET_MIN_CAPTURE 256
 /* Elided bytes shorter than this are copied: a record costs more. */
@@ -186,6 +188,10 @@ static __always_inline int materialize(struct budget_walk *w, __u64 upto)
 
 	if (upto <= w->cur->have)
 		return 0;
+	/* Read ahead within the record's room: one read for a call of small frames, not one each. */
+	if (upto < w->cur->have + BUDGET_READ_AHEAD)
+		upto = min_u64(min_u64(w->cur->have + BUDGET_READ_AHEAD, w->cur->len),
+			       w->cur->rec_start + w->cur->cap);
 	n = upto - w->cur->have;
 	if (n > HTTPSCOPE_MAX_CAPTURE)
 		return -1;
