@@ -41,14 +41,31 @@ def scrape(metrics_port):
     return sums
 
 
-def paced_wrk(port, rate, duration, extra=()):
-    """wrk at about `rate` requests/s: connections that each pause PACE_MS between requests."""
-    conns = max(1, math.ceil(rate * PACE_MS / 1000))
-    cmd = wrk_command(port, "/", duration, conns=conns, threads=1,
+# Paced connections never exceed this (wrk holds them all in two threads).
+MAX_PACED_CONNS = 2000
+CALIBRATION_S = 3
+
+
+def paced_wrk(port, conns, duration, extra=()):
+    """wrk with `conns` connections that each pause PACE_MS between requests."""
+    cmd = wrk_command(port, "/", duration, conns=conns, threads=2,
                       extra=("-s", str(BENCH / "paced.lua"), *extra))
     proc = PROCS.spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        env=dict(os.environ, WRK_DELAY_MS=str(PACE_MS)))
     return cmd, proc
+
+
+def paced_conns(port, rate, extra=()):
+    """Connections that give about `rate` requests/s: a paced connection's rate is set by the
+    timer granularity and the response time as much as by PACE_MS, so it is measured (a short
+    untraced pilot run) rather than assumed."""
+    guess = max(2, min(MAX_PACED_CONNS, math.ceil(rate * PACE_MS / 1000)))
+    cmd, proc = paced_wrk(port, guess, CALIBRATION_S, extra)
+    out, err = proc.communicate(timeout=CALIBRATION_S + 60)
+    per_conn = parse_wrk(cmd, proc.returncode, out, err)["rps"] / guess
+    conns = max(2, min(MAX_PACED_CONNS, math.ceil(rate / per_conn)))
+    log(f"soak: {per_conn:.0f} rps per paced connection; {conns} connections for {rate:.0f} rps")
+    return conns
 
 
 def run_soak(ctx, seconds):
@@ -67,8 +84,13 @@ def run_soak(ctx, seconds):
         if profiler.poll() is not None or time.monotonic() > deadline:
             raise HarnessError(f"httpscope did not attach: {err_path.read_text(errors='replace')[-800:]}")
         time.sleep(0.05)
-    loads = [paced_wrk(port, saturation * KEEPALIVE_SHARE, seconds),
-             paced_wrk(port, saturation * NEW_CONN_SHARE, seconds, ("-H", "Connection: close"))]
+    # Calibrated under tracing, so that the traced load is the one near the target rate.
+    close = ("-H", "Connection: close")
+    keepalive_conns = paced_conns(port, saturation * KEEPALIVE_SHARE)
+    new_conn_conns = paced_conns(port, saturation * NEW_CONN_SHARE, close)
+    time.sleep(1)
+    baseline = scrape(metrics_port)
+    loads = [paced_wrk(port, keepalive_conns, seconds), paced_wrk(port, new_conn_conns, seconds, close)]
     started = time.monotonic()
     samples = []
     while any(proc.poll() is None for _, proc in loads):
@@ -76,7 +98,9 @@ def run_soak(ctx, seconds):
         elapsed = time.monotonic() - started
         if elapsed > seconds + 60:
             raise HarnessError("the soak load did not end")
-        sample = dict(t_s=round(elapsed), rss_kib=proc_status_kib(profiler.pid, "VmRSS"), **scrape(metrics_port))
+        counts = scrape(metrics_port)
+        sample = dict(t_s=round(elapsed), rss_kib=proc_status_kib(profiler.pid, "VmRSS"),
+                      **{key: counts[key] - baseline[key] for key in counts})
         samples.append(sample)
         log(f"  soak t={sample['t_s']:>4}s rss={sample['rss_kib'] / 1024:.1f} MiB "
             f"exchanges server/client={sample['server']:.0f}/{sample['client']:.0f} drops={sample['drops']:.0f}")
@@ -88,7 +112,7 @@ def run_soak(ctx, seconds):
         runs.append(run)
         requests += run["requests"]
     time.sleep(2)
-    final = scrape(metrics_port)
+    final = {key: value - baseline[key] for key, value in scrape(metrics_port).items()}
     hwm = proc_hwm_kib(profiler.pid)
     profiler.send_signal(signal.SIGINT)
     code, _ = wait4(profiler, timeout=120)
@@ -100,6 +124,7 @@ def run_soak(ctx, seconds):
     after_warmup = [s["rss_kib"] for s in samples if s["t_s"] >= 60 and s["rss_kib"]]
     return dict(
         seconds=seconds, saturation_rps=saturation, loads=runs, requests=requests,
+        rps=requests / seconds, paced_conns=[keepalive_conns, new_conn_conns],
         backend=backend.group(1) if backend else None, samples=samples, vmhwm_kib=hwm,
         kernel_drops=summary.get("kernel_drops"),
         captured_server=final["server"] / requests, captured_client=final["client"] / requests,
@@ -111,7 +136,7 @@ def soak_markdown(soak):
     lines = [f"# httpscope soak ({soak['seconds']} s, {soak['backend']} backend)", "",
              f"Load: paced wrk, {KEEPALIVE_SHARE:.0%} (keep-alive) + {NEW_CONN_SHARE:.0%} (`Connection: close`) "
              f"of the untraced keep-alive saturation ({soak['saturation_rps']:.0f} rps); "
-             f"{soak['requests']} requests completed. httpscope with `--metrics-addr`, output to /dev/null.", "",
+             f"{soak['requests']} requests completed ({soak['rps']:.0f} rps). httpscope with `--metrics-addr`, output to /dev/null.", "",
              f"- kernel drops: {soak['kernel_drops']}",
              f"- captured and paired (from /metrics): server {soak['captured_server'] * 100:.2f}%, "
              f"client {soak['captured_client'] * 100:.2f}%",

@@ -77,17 +77,26 @@ struct {
 	__type(value, struct data_scratch);
 } scratch SEC(".maps");
 
+/* iovec headers read in one go; a call with more reads the rest one at a time. */
+#define IOVEC_BATCH 8
+
 static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt, __u64 budget)
 {
-	__u64 copied = 0;
+	struct user_iovec batch[IOVEC_BATCH];
+	__u64 copied = 0, batched = iovcnt < IOVEC_BATCH ? iovcnt : IOVEC_BATCH;
 
+	/* One read for the first headers (a typical writev has two or three); 0 if it faults. */
+	if (bpf_probe_read_user(batch, batched * sizeof(batch[0]), (void *)iov_ptr))
+		batched = 0;
 	for (int i = 0; i < HTTPSCOPE_MAX_IOVECS; i++) {
 		struct user_iovec iov;
 		__u64 n;
 
 		if (i >= iovcnt || copied >= budget || copied >= HTTPSCOPE_MAX_CAPTURE)
 			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))))
+		if (i < batched && i < IOVEC_BATCH)
+			iov = batch[i];
+		else if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))))
 			break;
 		n = iov.len;
 		if (n > budget - copied)

