@@ -25,6 +25,8 @@
 #ifndef HTTPSCOPE_BUDGET_BPF_H
 #define HTTPSCOPE_BUDGET_BPF_H
 
+/* Bytes read past what a framing step needs, within the record's room. */
+#define BUDGET_READ_AHEAD 512
 /* A capture limit below this copies every call as before. */
 #define BUDGET_MIN_CAPTURE 256
 /* Elided bytes shorter than this are copied: a record costs more. */
@@ -186,6 +188,10 @@ static __always_inline int materialize(struct budget_walk *w, __u64 upto)
 
 	if (upto <= w->cur->have)
 		return 0;
+	/* Read ahead within the record's room: one read for a call of small frames, not one each. */
+	if (upto < w->cur->have + BUDGET_READ_AHEAD)
+		upto = min_u64(min_u64(w->cur->have + BUDGET_READ_AHEAD, w->cur->len),
+			       w->cur->rec_start + w->cur->cap);
 	n = upto - w->cur->have;
 	if (n > HTTPSCOPE_MAX_CAPTURE)
 		return -1;
@@ -208,8 +214,11 @@ static __always_inline void flush_record(struct budget_walk *w)
 
 	if (!len)
 		return;
-	if (captured > HTTPSCOPE_MAX_CAPTURE || materialize(w, w->cur->copy_end))
+	if (captured > HTTPSCOPE_MAX_CAPTURE || materialize(w, w->cur->copy_end)) {
+		/* Unreadable: lost, not elided. */
 		captured = 0;
+		w->cur->truncated = 1;
+	}
 	fill_header(&slot->event.header, EVENT_KIND_DATA, w->cur->conn_id);
 	slot->event.stream_offset = w->cur->offset + w->cur->rec_start;
 	slot->event.len = len;
@@ -232,6 +241,7 @@ static __always_inline void flush_record(struct budget_walk *w)
 	else
 		w->counters->values[STAT_EVENTS_SUBMITTED]++;
 	w->cur->rec_start = w->cur->copy_end = w->cur->have = w->cur->pos;
+	w->cur->truncated = 0;
 }
 
 /*
@@ -757,7 +767,14 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 			fr->proto = FRAMING_H1;
 		else
 			detect_protocol(conn, fr, call, len);
+	} else if (fr->proto != FRAMING_NONE && fr->next != offset) {
+		/* Another call of this direction was framed out of order (threads racing). */
+		counters->values[STAT_BUDGET_FALLBACKS]++;
+		if (fr->proto == FRAMING_H2)
+			fr->proto = FRAMING_NONE;
+		fr->state = H1_LOST;
 	}
+	fr->next = offset + len;
 	if (fr->proto == FRAMING_NONE || call->mode == COPY_NONE) {
 		/* Unframed, or no user buffer (sendfile, splice): as before. */
 		if (fr->proto == FRAMING_H2) {

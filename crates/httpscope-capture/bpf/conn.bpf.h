@@ -59,6 +59,8 @@ enum framing_state {
 
 /* Where one direction's stream is, for the capture budget. */
 struct framing {
+	/* The stream offset the next call must start at: calls seen out of order unframe. */
+	__u64 next;
 	__u64 left;
 	/* Body bytes copied: of the HTTP/1 message, or of the HTTP/2 DATA frame. */
 	__u32 body_copied;

@@ -41,21 +41,7 @@ fn keepalive_1200_requests_on_one_connection() {
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let n = 1200;
-    let out = last_json(&run_ok(
-        &mut pyclient(&[
-            "keepalive",
-            "127.0.0.1",
-            &port.to_string(),
-            &n.to_string(),
-            "ka",
-            "/",
-        ]),
-        T,
-    ));
-    assert_eq!(
-        (out["ok"].as_u64(), out["mismatch"].as_u64()),
-        (Some(n as u64), Some(0))
-    );
+    py_keepalive(port, n, "ka", "/");
     let (records, stderr) = stop(profiler);
     assert_eq!(summary(&stderr, "kernel_drops"), 0);
     assert_exact(&records, "client", "python3", "ka", n);
@@ -494,7 +480,8 @@ fn gzip_bodies_are_decoded() {
         // bytes: what went over the wire (compressed); body: decoded text.
         assert_eq!(r["bytes"].as_u64(), Some(logged[5].parse().unwrap()), "{r}");
         assert!((r["bytes"].as_u64().unwrap() as usize) < text.len() / 4);
-        assert_eq!(r["body_captured"], true);
+        // Compressed, the body is still over --body-limit: the capture budget copied its
+        // first 1024 bytes, which decode to more than 1024 bytes of text.
         assert!(text.starts_with(r["body"].as_str().unwrap()), "{r}");
         assert_eq!(
             r["body"].as_str().unwrap().len(),
@@ -742,25 +729,11 @@ fn large_bodies_keep_alive_are_exact_within_the_capture_budget() {
         ("kch", 12, "/chunked/300000", 300_000),
     ];
     for (prefix, n, path, _) in cases {
-        let out = last_json(&run_ok(
-            &mut pyclient(&[
-                "keepalive",
-                "127.0.0.1",
-                &port.to_string(),
-                &n.to_string(),
-                prefix,
-                path,
-            ]),
-            T,
-        ));
-        assert_eq!(
-            (out["ok"].as_u64(), out["mismatch"].as_u64()),
-            (Some(n as u64), Some(0))
-        );
+        py_keepalive(port, n, prefix, path);
     }
     let (records, stderr) = stop(profiler);
     assert_budget_held(&stderr);
-    for (prefix, n, _, len) in cases {
+    for (prefix, n, path, len) in cases {
         for (role, comm) in [("client", "python3"), ("server", "demo-server")] {
             assert_ids(
                 &Side::of(&records, role, comm)
@@ -773,13 +746,15 @@ fn large_bodies_keep_alive_are_exact_within_the_capture_budget() {
             );
             assert_budgeted_bodies(&records, role, comm, prefix, len);
         }
+        let server_paired = Side::of(&records, "server", "demo-server")
+            .paired_ids()
+            .iter()
+            .filter(|id| id.starts_with(prefix))
+            .count();
         note(
-            &format!(
-                "keep-alive {path}: both sides, paired (capture budget)",
-                path = cases.iter().find(|c| c.0 == prefix).unwrap().2
-            ),
+            &format!("keep-alive {path}: demo-server side (capture budget)"),
             n,
-            n,
+            server_paired,
         );
     }
     assert_eq!(

@@ -124,6 +124,16 @@ impl Inflater {
         Ok(Some(std::mem::take(&mut out.buf)))
     }
 
+    /// What the captured bytes decoded to so far: a true prefix of the decoded body.
+    fn take_decoded(&mut self) -> Vec<u8> {
+        let out = match self {
+            Inflater::Gzip(d) => d.get_mut(),
+            Inflater::Zlib(d) => d.get_mut(),
+            Inflater::Raw(d) => d.get_mut(),
+        };
+        std::mem::take(&mut out.buf)
+    }
+
     /// The decoded prefix and whether there was more, after checking the stream ended properly.
     fn finish(self) -> io::Result<(Vec<u8>, bool)> {
         let out = match self {
@@ -197,8 +207,13 @@ impl BodySink {
         self.captured = false;
         // `kept` must stay a true prefix of the body: nothing after a hole.
         self.limit = self.kept.len();
-        // Inflating cannot continue past a hole; free the decoder now.
-        self.inflate = Inflate::Off;
+        // Inflating cannot continue past a hole; free the decoder now, keeping what it decoded
+        // (the capture budget copies only a body's first bytes: they still read as text).
+        self.inflate = match std::mem::replace(&mut self.inflate, Inflate::Off) {
+            Inflate::Decoded(prefix) => Inflate::Decoded(prefix),
+            Inflate::Active(mut inflater) => Inflate::Decoded(inflater.take_decoded()),
+            _ => Inflate::Off,
+        };
     }
 
     /// Fills the body fields of `msg`; `complete` is false when the body ended early.
@@ -207,7 +222,8 @@ impl BodySink {
         msg.body_captured = self.captured;
         let whole = complete && self.captured;
         let decoded = match self.inflate {
-            Inflate::Decoded(prefix) if whole => Some((prefix, true)),
+            // Decoded before a hole, or past body_limit: the text goes on after it.
+            Inflate::Decoded(prefix) if complete && !prefix.is_empty() => Some((prefix, true)),
             Inflate::Active(inflater) if whole => inflater.finish().ok(),
             Inflate::Failed if whole => None,
             _ => {

@@ -99,6 +99,27 @@ pub fn pyclient(args: &[&str]) -> Command {
     cmd
 }
 
+/// python's http.client on one keep-alive connection: `n` GETs of `path` with request ids
+/// `prefix<i>`; asserts every one succeeded with its own id echoed.
+pub fn py_keepalive(port: u16, n: usize, prefix: &str, path: &str) {
+    let out = last_json(&run_ok(
+        &mut pyclient(&[
+            "keepalive",
+            "127.0.0.1",
+            &port.to_string(),
+            &n.to_string(),
+            prefix,
+            path,
+        ]),
+        Duration::from_secs(60),
+    ));
+    assert_eq!(
+        (out["ok"].as_u64(), out["mismatch"].as_u64()),
+        (Some(n as u64), Some(0)),
+        "python keep-alive {prefix}"
+    );
+}
+
 /// Parses the JSON object a helper program prints last on stdout.
 pub fn last_json(stdout: &str) -> Value {
     let line = stdout

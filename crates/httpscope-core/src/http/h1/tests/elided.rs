@@ -123,3 +123,31 @@ fn elided_bytes_in_a_head_are_a_loss() {
     assert_eq!(f.counters.elided_bytes, 0);
     assert_eq!(f.counters.gap_bytes, 50);
 }
+
+#[test]
+fn elided_gzip_body_still_shows_decoded_text() {
+    use std::io::Write;
+
+    let text = "line of a compressible text, ".repeat(4000);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(text.as_bytes()).unwrap();
+    let zipped = e.finish().unwrap();
+    let mut head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        zipped.len()
+    )
+    .into_bytes();
+    // Of the compressed body only the first 100 bytes copied: less text than body_limit.
+    head.extend_from_slice(&zipped[..100]);
+    let mut f = Feed::new();
+    f.send(&get("/"));
+    f.elided(RECV, &head, zipped.len() as u64 - 100);
+    let r = f.take().pop().unwrap();
+    assert!(
+        !r.body.is_empty() && text.as_bytes().starts_with(&r.body),
+        "{r:?}"
+    );
+    assert!(r.body_truncated && !r.body_captured && !r.partial);
+    assert_eq!(r.body_len, zipped.len() as u64);
+    assert_eq!(f.counters.decode_errors, 0);
+}
