@@ -36,6 +36,10 @@ const OUR_PROGRAMS: &[&str] = &[
     "go_tls_read_enter",
     "go_tls_handshake_enter",
     "go_tls_read_ret",
+    "node_stream_alloc",
+    "node_stream_read",
+    "node_stream_read_ret",
+    "node_clear",
     "process_exec",
     "libraries_changed",
 ];

@@ -244,18 +244,7 @@ fn ipv4_mapped_addresses() {
     let (_server, port) = demo_server_args(&["--bind", "::"]);
     let profiler = Profiler::start(&[port], &[]);
     let n = 20;
-    let out = last_json(&run_ok(
-        &mut pyclient(&[
-            "keepalive",
-            "127.0.0.1",
-            &port.to_string(),
-            &n.to_string(),
-            "v4m",
-            "/",
-        ]),
-        T,
-    ));
-    assert_eq!(out["ok"].as_u64(), Some(n as u64));
+    py_keepalive(port, n, "v4m", "/");
     let (records, _) = stop(profiler);
     assert_exact(&records, "client", "python3", "v4m", n);
     assert_exact(&records, "server", "demo-server", "v4m", n);

@@ -106,6 +106,8 @@ pub struct Metrics {
     parse_errors: Counter,
     partial_messages: Counter,
     gap_bytes: Counter,
+    elided_bytes: Counter,
+    budget_fallbacks: Counter,
     records: Counter,
     connections_tracked: Gauge,
     ring_fill: Gauge<f64, AtomicU64>,
@@ -168,12 +170,14 @@ impl Metrics {
             parse_errors: Counter::default(),
             partial_messages: Counter::default(),
             gap_bytes: Counter::default(),
+            elided_bytes: Counter::default(),
+            budget_fallbacks: Counter::default(),
             records: Counter::default(),
             connections_tracked: Gauge::default(),
             ring_fill: Gauge::default(),
             registry: Arc::new(Registry::default()),
         };
-        let counters: [(&str, &str, &Counter); 9] = [
+        let counters: [(&str, &str, &Counter); 11] = [
             ("httpscope_events", "Kernel events processed", &this.events),
             (
                 "httpscope_kernel_dropped_events",
@@ -209,6 +213,16 @@ impl Metrics {
                 "httpscope_gap_bytes",
                 "Stream bytes lost (dropped events, uncaptured syscall tails)",
                 &this.gap_bytes,
+            ),
+            (
+                "httpscope_elided_bytes",
+                "Body bytes past --body-limit the kernel counted without copying (capture budget), found inside a body as expected",
+                &this.elided_bytes,
+            ),
+            (
+                "httpscope_budget_fallbacks",
+                "Syscalls the kernel could not frame, copied whole instead of budgeted",
+                &this.budget_fallbacks,
             ),
             ("httpscope_records", "HTTP messages emitted", &this.records),
         ];
@@ -256,6 +270,11 @@ impl Metrics {
         set(&self.parse_errors, report.parse.parse_errors);
         set(&self.partial_messages, report.parse.partial_messages);
         set(&self.gap_bytes, report.parse.gap_bytes);
+        set(&self.elided_bytes, report.parse.elided_bytes);
+        set(
+            &self.budget_fallbacks,
+            report.kernel.get(KernelStat::BudgetFallbacks),
+        );
         set(&self.records, report.pipeline.records);
         self.connections_tracked
             .set(i64::try_from(connections).unwrap_or(i64::MAX));
