@@ -154,11 +154,12 @@ def summarize_bpf(progs, hooked_syscalls=None):
 
 
 def httpscope_instances():
-    """How many httpscope-like program sets are loaded right now (ours included)."""
+    """How many httpscope-like program sets are loaded right now (ours included): one
+    capture program per instance, `syscall_exit` (syscall backend) or `sock_send` (socket)."""
     progs = bpftool_progs()
     if progs is None:
         return None
-    return sum(1 for p in progs if p.get("name") == "syscall_exit")
+    return sum(1 for p in progs if p.get("name") in ("syscall_exit", "sock_send"))
 
 
 def foreign_bpf_programs():
@@ -169,5 +170,5 @@ def foreign_bpf_programs():
     return dict(
         total=len(progs),
         tracepoint=sum(1 for p in progs if p.get("type") == "tracepoint"),
-        httpscope_like=sum(1 for p in progs if p.get("name") == "syscall_exit"),
+        httpscope_like=sum(1 for p in progs if p.get("name") in ("syscall_exit", "sock_send")),
     )
