@@ -137,8 +137,6 @@ static __always_inline __u64 min_u64(__u64 a, __u64 b)
 	return a < b ? a : b;
 }
 
-
-/* Call bytes up to `upto` into the scratch, after those already there. */
 /* One iovec of an iovec call read into the scratch (state in the cursor). */
 static long budget_read_iovec(__u64 i, void *ctx)
 {
@@ -180,6 +178,7 @@ static __always_inline int read_iovecs(struct budget_cursor *cur, __u64 at, __u6
 	return cur->iov_done == n ? 0 : -1;
 }
 
+/* Call bytes up to `upto` into the scratch, after those already there. */
 static __always_inline int materialize(struct budget_walk *w, __u64 upto)
 {
 	/* Below the capture limit: every caller keeps upto within the record's room. */

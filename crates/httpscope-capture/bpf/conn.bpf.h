@@ -21,8 +21,8 @@ const volatile __u8 tls_probes = 0;
 const volatile __u8 all_ports = 0;
 /* Only tasks whose cgroup v2 id is in selected_cgroups (--container). */
 const volatile __u8 filter_cgroups = 0;
-/* The socket backend is attached (else the syscall backend): for the TLS uprobes. */
-const volatile __u8 go_tls_socket_backend = 0;
+/* The socket backend is attached (else the syscall backend): the TLS uprobes find connections its way. */
+const volatile __u8 socket_backend = 0;
 /* Wake the reader only once this much is queued (0: on every event). */
 const volatile __u64 wakeup_bytes = 0;
 

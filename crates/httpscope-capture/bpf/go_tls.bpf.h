@@ -149,7 +149,7 @@ static __always_inline __s64 go_tls_selected_fd(struct pt_regs *ctx, __u32 tgid)
 /* The plaintext stream of socket fd, this backend's way, or 0. */
 static __always_inline int go_tls_stream_of(__u32 tgid, __u32 fd, struct go_tls_stream *out)
 {
-	return go_tls_socket_backend ? go_tls_sock_stream(fd, out) : go_tls_fd_stream(tgid, fd, out);
+	return socket_backend ? go_tls_sock_stream(fd, out) : go_tls_fd_stream(tgid, fd, out);
 }
 
 /* The plaintext stream of the *tls.Conn in the receiver register, or 0. */

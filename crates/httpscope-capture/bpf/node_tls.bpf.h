@@ -26,9 +26,10 @@
  * Later SSL_read/SSL_write on that object use the binding wherever they
  * happen. A client sends its ClientHello before any receive: the first send
  * on a connection by a TLSWrap thread that starts a TLS handshake record
- * marks the connection TLS too (its bytes are ciphertext whoever reads them). Anything that does not fit (TLS over a
- * JavaScript stream, a nested read, ClearOut inlined elsewhere) binds
- * nothing: its plaintext stays counted as tls_fd_unknown.
+ * marks the connection TLS too (its bytes are ciphertext whoever reads
+ * them). Anything that does not fit (TLS over a JavaScript stream, a nested
+ * read, ClearOut inlined elsewhere) binds nothing: its plaintext stays
+ * counted as tls_fd_unknown.
  *
  * Virtual calls reach OnStreamAlloc and OnStreamRead through non-virtual
  * thunks (in Node 20's build OnStreamAlloc's thunk holds its own copy of the

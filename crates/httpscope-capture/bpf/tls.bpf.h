@@ -161,7 +161,7 @@ static __always_inline void bind_node_ssl(__u32 tgid, __u64 ssl, struct node_tls
 {
 	struct ssl_key key = { .tgid = tgid, .ssl = ssl };
 
-	if (go_tls_socket_backend) {
+	if (socket_backend) {
 		struct tls_stream *stream = bpf_map_lookup_elem(&tls_streams, &key);
 		struct tls_stream fresh = { .conn_id = node->conn_id, .node = 1 };
 

@@ -131,7 +131,7 @@ impl SyscallCapture {
             .override_global("all_ports", &u8::from(config.all_ports), true)
             .override_global("filter_cgroups", &u8::from(config.cgroups.is_some()), true)
             .override_global(
-                "go_tls_socket_backend",
+                "socket_backend",
                 &u8::from(backend == Backend::Socket),
                 true,
             )
