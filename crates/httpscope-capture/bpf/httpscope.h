@@ -75,6 +75,17 @@ enum httpscope_syscall {
 #define GO_COOKIE_NETFD_SYSFD(c) (((c) >> 24) & 0xff)
 #define GO_COOKIE_CLOSE_DELTA(c) ((__s64)(__s32)((c) >> 32))
 
+/*
+ * Attach cookie of the probes on OpenSSL's read/write workers (built by the
+ * loader's tls/openssl_workers.rs), 0 when unknown: bit 63 set when SSL_read's
+ * (SSL_write's) call to the worker is known; bits 32..48 how many bytes that
+ * wrapper pushed or reserved before the call; bits 0..32 the probed
+ * instruction's address minus the call's return address (signed).
+ */
+#define OPENSSL_WORKER_COOKIE_CALLER_KNOWN(c) ((c) >> 63)
+#define OPENSSL_WORKER_COOKIE_FRAME(c) (((c) >> 32) & 0xffff)
+#define OPENSSL_WORKER_COOKIE_RETURN_DELTA(c) ((__s64)(__s32)(c))
+
 
 /* How the kernel first saw a connection. */
 enum httpscope_conn_origin {

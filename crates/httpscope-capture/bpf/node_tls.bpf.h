@@ -37,10 +37,14 @@
  * the this-adjustment its mangled name states (_ZThn<N>_) as cookie, and an
  * entry seen twice for one call is harmless. The binding needs the probe on
  * the exported SSL_read/SSL_write (where the return address is the caller's):
- * a node with OpenSSL built in is hooked there. A node linking a shared
- * libssl is not bound yet: the loader hooks a libssl at OpenSSL's internal
- * read/write workers, whose caller is SSL_read itself, so its Node objects
- * stay unbound and counted (tls_fd_unknown), never guessed. A thread that ran
+ * a node with OpenSSL built in is hooked there. A libssl (Debian's node:
+ * libnode.so with the system's libssl) is hooked at OpenSSL's internal
+ * read/write workers instead, whose caller is SSL_read (SSL_write): when the
+ * worker's return address is exactly SSL_read's call site, the return address
+ * of SSL_read itself lies a fixed frame above it (both from the attach cookie,
+ * measured from the machine code), and the same check runs there. A caller
+ * that cannot be told binds nothing: its plaintext stays counted
+ * (tls_fd_unknown), never guessed. A thread that ran
  * a TLSWrap probe also makes its SSL calls ignore socket calls inside them:
  * those can only come from JavaScript callbacks, never from the memory BIO.
  */
@@ -204,14 +208,14 @@ int node_clear(struct pt_regs *ctx)
 }
 
 /*
- * At SSL_read's or SSL_write's entry: the read window's state when this is
- * T->ssl_'s call from ClearIn(T) or ClearOut(T) inside T's OnStreamRead,
- * else NULL.
+ * At SSL_read's or SSL_write's entry, whose stack pointer is sp: the read
+ * window's state when this is T->ssl_'s call from ClearIn(T) or ClearOut(T)
+ * inside T's OnStreamRead, else NULL.
  */
-static __always_inline struct node_tls_thread *node_tls_reader(struct pt_regs *ctx)
+static __always_inline struct node_tls_thread *node_tls_reader(__u64 sp)
 {
 	struct node_tls_thread *thread = node_tls_thread(0);
-	__u64 sp = PT_REGS_SP(ctx), return_address;
+	__u64 return_address;
 
 	if (!thread || thread->state != NODE_IN_READ || thread->clear_wrap != thread->wrap)
 		return NULL;
@@ -222,6 +226,24 @@ static __always_inline struct node_tls_thread *node_tls_reader(struct pt_regs *c
 	    sp + 8 >= thread->clear_sp)
 		return NULL;
 	return thread;
+}
+
+/*
+ * At an OpenSSL worker's entry (cookie: OPENSSL_WORKER_COOKIE_*): the stack
+ * pointer SSL_read (SSL_write) had at its entry when it is the worker's
+ * caller, else 0.
+ */
+static __always_inline __u64 openssl_worker_wrapper_sp(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx), sp = PT_REGS_SP(ctx), return_address;
+
+	if (!OPENSSL_WORKER_COOKIE_CALLER_KNOWN(cookie))
+		return 0;
+	if (bpf_probe_read_user(&return_address, sizeof(return_address), (void *)sp))
+		return 0;
+	if (return_address != PT_REGS_IP(ctx) - OPENSSL_WORKER_COOKIE_RETURN_DELTA(cookie))
+		return 0;
+	return sp + 8 + OPENSSL_WORKER_COOKIE_FRAME(cookie);
 }
 
 #endif /* HTTPSCOPE_NODE_TLS_BPF_H */

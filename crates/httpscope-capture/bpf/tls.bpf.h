@@ -203,38 +203,52 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8
 	return 0;
 }
 
-/* SSL_read/SSL_write from a Node TLSWrap reading its connection bind the object to it. */
-static __always_inline void node_ssl_call(struct pt_regs *ctx)
+/*
+ * SSL_read/SSL_write (entered with stack pointer sp) from a Node TLSWrap
+ * reading its connection bind the object to it.
+ */
+static __always_inline void node_ssl_call(struct pt_regs *ctx, __u64 sp)
 {
-	struct node_tls_thread *node = node_tls_reader(ctx);
+	struct node_tls_thread *node = sp ? node_tls_reader(sp) : NULL;
 
 	if (node && node_tls_selected())
 		bind_node_ssl(bpf_get_current_pid_tgid() >> 32, PT_REGS_PARM1(ctx), node);
 }
 
+/* On OpenSSL's workers: the same, through the SSL_read/SSL_write that called the worker. */
+static __always_inline void node_ssl_worker_call(struct pt_regs *ctx)
+{
+	if (node_tls_seen)
+		node_ssl_call(ctx, openssl_worker_wrapper_sp(ctx));
+}
+
 SEC("uprobe")
 int ssl_write_enter(struct pt_regs *ctx)
 {
-	node_ssl_call(ctx);
+	node_ssl_call(ctx, PT_REGS_SP(ctx));
 	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_WRITE);
 }
 
 SEC("uprobe")
 int ssl_read_enter(struct pt_regs *ctx)
 {
-	node_ssl_call(ctx);
+	node_ssl_call(ctx, PT_REGS_SP(ctx));
 	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_READ);
 }
 
+/* SSL_write_ex, or OpenSSL's write worker (cookie: OPENSSL_WORKER_COOKIE_*). */
 SEC("uprobe")
 int ssl_write_ex_enter(struct pt_regs *ctx)
 {
+	node_ssl_worker_call(ctx);
 	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_WRITE_EX);
 }
 
+/* SSL_read_ex, or OpenSSL's read worker (cookie: OPENSSL_WORKER_COOKIE_*). */
 SEC("uprobe")
 int ssl_read_ex_enter(struct pt_regs *ctx)
 {
+	node_ssl_worker_call(ctx);
 	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_READ_EX);
 }
 

@@ -224,16 +224,21 @@ fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Resu
     let Some(workers) = openssl_workers::find(&target.path) else {
         return attach_by_symbol(ebpf, backend, target, OPENSSL_PROBES, 0);
     };
-    let point = |offset: u64| UProbeAttachPoint {
+    let point = |offset: u64, cookie: u64| UProbeAttachPoint {
         location: UProbeAttachLocation::AbsoluteOffset(offset),
-        cookie: None,
+        cookie: Some(cookie),
     };
-    for (program, offset) in OPENSSL_WORKER_PROGRAMS
+    for (program, worker) in OPENSSL_WORKER_PROGRAMS
         .into_iter()
         .zip([workers.write, workers.read])
     {
-        attach_at(ebpf, backend.tls_return_program(), point(offset), target)?;
-        attach_at(ebpf, program, point(offset), target)?;
+        attach_at(
+            ebpf,
+            backend.tls_return_program(),
+            point(worker.offset, 0),
+            target,
+        )?;
+        attach_at(ebpf, program, point(worker.offset, worker.cookie()), target)?;
     }
     tracing::debug!(target = %target.describe(), ?workers, "OpenSSL probes on its read/write workers");
     attach_by_symbol(

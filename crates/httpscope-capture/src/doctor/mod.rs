@@ -209,7 +209,8 @@ pub fn run_checks() -> Vec<Check> {
             "No OpenSSL 1.1/3 shared library (libssl) was found.".into()
         } else {
             format!(
-                "With --tls (the default) httpscope hooks SSL_read/SSL_write(_ex) in {}.",
+                "With --tls (the default) httpscope hooks the TLS read/write functions (Node.js: \
+                 its TLSWrap) in {}.",
                 list(&libraries)
             )
         },

@@ -1,7 +1,7 @@
 //! Finding TLS stacks to hook with uprobes: OpenSSL's libssl and GnuTLS's libgnutls
 //! (the shared libraries running processes have mapped, the system's own), executables
-//! that link OpenSSL statically with its symbols, Go programs' crypto/tls, and Node.js
-//! executables' TLSWrap.
+//! that link OpenSSL statically with its symbols, Go programs' crypto/tls, and Node.js's
+//! TLSWrap (in a node executable, or in `libnode.so`).
 
 pub mod node;
 
@@ -42,7 +42,7 @@ pub enum TargetKind {
     Go(GoTlsBinary),
     /// A shared libgnutls.
     Gnutls,
-    /// A Node.js executable (its TLSWrap; and OpenSSL, when built in).
+    /// A Node.js executable or `libnode.so` (its TLSWrap; and OpenSSL, when built in).
     Node(NodeBinary),
 }
 
@@ -100,19 +100,48 @@ impl TlsTarget {
     }
 }
 
-/// The TLS library a shared object's file name names: `libssl.so.3`, `libgnutls.so.30`.
-fn library_kind(name: &str) -> Option<TargetKind> {
+/// A shared library that holds a TLS stack, by its file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LibraryName {
+    /// `libssl.so.3`
+    Libssl,
+    /// `libgnutls.so.30`
+    Gnutls,
+    /// `libnode.so.108`: Node.js built as a library (Debian's `nodejs`), its TLSWrap.
+    Node,
+}
+
+/// The TLS library a shared object's file name names.
+fn library_name(name: &str) -> Option<LibraryName> {
     let versioned = |stem: &str| {
         name.strip_prefix(stem)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     };
     if versioned("libssl.so") {
-        Some(TargetKind::Libssl)
+        Some(LibraryName::Libssl)
     } else if versioned("libgnutls.so") {
-        Some(TargetKind::Gnutls)
+        Some(LibraryName::Gnutls)
+    } else if versioned("libnode.so") {
+        Some(LibraryName::Node)
     } else {
         None
     }
+}
+
+/// What to hook in a library so named: libnode's TLSWrap functions are looked up first.
+fn library_target(path: PathBuf, name: LibraryName) -> Option<TlsTarget> {
+    let kind = match name {
+        LibraryName::Libssl => TargetKind::Libssl,
+        LibraryName::Gnutls => TargetKind::Gnutls,
+        LibraryName::Node => match node::inspect(&path) {
+            Ok(binary) => TargetKind::Node(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "Node.js TLS not hooked");
+                return None;
+            }
+        },
+    };
+    Some(TlsTarget { path, kind })
 }
 
 fn pids() -> Vec<u32> {
@@ -123,15 +152,13 @@ fn pids() -> Vec<u32> {
         .collect()
 }
 
-/// Distinct TLS shared libraries (libssl, libgnutls) not in `known`: mapped by running
-/// processes, or installed.
+/// Distinct TLS shared libraries (libssl, libgnutls, libnode) not in `known`: mapped by
+/// running processes, or installed.
 pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     let mut found = Vec::new();
-    let mut add = |path: PathBuf, kind: TargetKind| {
-        if let Some(id) = file_id(&path) {
-            if known.insert(id) {
-                found.push(TlsTarget { path, kind });
-            }
+    let mut add = |path: PathBuf, name: LibraryName| {
+        if file_id(&path).is_some_and(|id| known.insert(id)) {
+            found.extend(library_target(path, name));
         }
     };
     for dir in SYSTEM_LIB_DIRS {
@@ -145,8 +172,8 @@ pub fn find_libraries(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
             .collect();
         names.sort();
         for name in names {
-            if let Some(kind) = library_kind(&name) {
-                add(Path::new(dir).join(name), kind);
+            if let Some(library) = library_name(&name) {
+                add(Path::new(dir).join(name), library);
             }
         }
     }
@@ -170,7 +197,7 @@ pub fn libraries_of(pid: u32, known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
             continue;
         }
         let name = path.rsplit('/').next().unwrap_or(path);
-        let Some(kind) = library_kind(name) else {
+        let Some(library) = library_name(name) else {
             continue;
         };
         // The path as the process sees it: another mount namespace may have its own.
@@ -182,7 +209,7 @@ pub fn libraries_of(pid: u32, known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
             _ => continue,
         };
         if file_id(&path).is_some_and(|id| known.insert(id)) {
-            found.push(TlsTarget { path, kind });
+            found.extend(library_target(path, library));
         }
     }
     found
@@ -341,13 +368,15 @@ mod tests {
 
     #[test]
     fn recognises_libssl_names() {
-        assert_eq!(library_kind("libssl.so.3"), Some(TargetKind::Libssl));
-        assert_eq!(library_kind("libssl.so.1.1"), Some(TargetKind::Libssl));
-        assert_eq!(library_kind("libssl.so"), Some(TargetKind::Libssl));
-        assert_eq!(library_kind("libgnutls.so.30"), Some(TargetKind::Gnutls));
-        assert_eq!(library_kind("libssl3.so"), None);
-        assert_eq!(library_kind("libssl.so3"), None);
-        assert_eq!(library_kind("libgnutls-dane.so.0"), None);
+        assert_eq!(library_name("libssl.so.3"), Some(LibraryName::Libssl));
+        assert_eq!(library_name("libssl.so.1.1"), Some(LibraryName::Libssl));
+        assert_eq!(library_name("libssl.so"), Some(LibraryName::Libssl));
+        assert_eq!(library_name("libgnutls.so.30"), Some(LibraryName::Gnutls));
+        assert_eq!(library_name("libnode.so.108"), Some(LibraryName::Node));
+        assert_eq!(library_name("libssl3.so"), None);
+        assert_eq!(library_name("libssl.so3"), None);
+        assert_eq!(library_name("libgnutls-dane.so.0"), None);
+        assert_eq!(library_name("libnodeps.so.1"), None);
         let lib = TlsTarget {
             path: "/usr/lib/libssl.so.1.1".into(),
             kind: TargetKind::Libssl,

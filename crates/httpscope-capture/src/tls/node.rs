@@ -1,8 +1,8 @@
-//! Node.js executables: where the TLSWrap functions that give Node's SSL objects their
-//! connection lie (see `bpf/node_tls.bpf.h` for why these four). Found by their mangled
-//! names in the symbol tables, with the non-virtual thunks (`_ZThn<N>_…`) through which
-//! virtual calls arrive, each probed with the `this` adjustment its name states. Only
-//! executables are inspected: a Node built as `libnode.so` (Debian's `nodejs`) is not hooked.
+//! Node.js: where the TLSWrap functions that give Node's SSL objects their connection lie
+//! (see `bpf/node_tls.bpf.h` for why these four), in a node executable or in `libnode.so`
+//! (Debian's `nodejs`, which exports them). Found by their mangled names in the symbol
+//! tables, with the non-virtual thunks (`_ZThn<N>_…`) through which virtual calls arrive,
+//! each probed with the `this` adjustment its name states.
 
 use std::fs;
 use std::path::Path;
@@ -34,7 +34,7 @@ pub struct NodeProbe {
     pub cookie: u64,
 }
 
-/// What a Node executable holds.
+/// What a Node executable or libnode holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeBinary {
     /// It defines SSL_write (OpenSSL built in); else it links a shared libssl.
@@ -53,7 +53,7 @@ pub enum NodeInspectError {
     Missing(&'static str),
 }
 
-/// The probes for a Node executable's TLSWrap, one symbol-table read.
+/// The probes for a Node executable's (or libnode's) TLSWrap, one symbol-table read.
 pub fn inspect(path: &Path) -> Result<NodeBinary, NodeInspectError> {
     let handle = fs::File::open(path).map_err(|e| NodeInspectError::Read(e.to_string()))?;
     let cache = object::read::ReadCache::new(handle);

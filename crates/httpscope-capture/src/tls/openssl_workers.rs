@@ -17,6 +17,13 @@
 //! which leaves the stack alone) — the `_ex` probes go on `W`'s push, entry and return, and
 //! the four exported functions are not probed: one cheap pair per call, whichever of them
 //! the program calls. Anything else keeps the probes on the exported functions.
+//!
+//! Node.js with a shared libssl binds an SSL object by who called `SSL_read`/`SSL_write`
+//! (`bpf/node_tls.bpf.h`), a frame above the worker. So the worker probe also learns where
+//! `SSL_read`'s (`SSL_write`'s) call to it returns and how far that wrapper moved the stack
+//! pointer before the call: when the worker's return address is that site, the wrapper's
+//! own return address is found at a fixed distance above it. The loader packs both into the
+//! probe's cookie (`OPENSSL_WORKER_COOKIE_*` in `bpf/httpscope.h`).
 
 use std::path::Path;
 
@@ -30,13 +37,43 @@ use crate::elf::{bytes_at, file_offset};
 const WRAPPER_BYTES: u64 = 128;
 /// Instructions of a wrapper before its call to the worker, at most.
 const WRAPPER_PROLOGUE: usize = 8;
+/// Instructions of `SSL_read`/`SSL_write` before their call to the worker, at most.
+const PLAIN_WRAPPER_PROLOGUE: usize = 16;
 
-/// File offsets of the read and write workers' first push: where both the `_ex` entry
-/// probes and the return probe go.
+/// One worker: where its probes go, and what its cookie tells the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpensslWorker {
+    /// File offset of the worker's first push: the `_ex` entry probe and the return probe.
+    pub offset: u64,
+    /// The plain wrapper's (`SSL_read`'s or `SSL_write`'s) call, seen from the probe.
+    pub plain_caller: Option<WrapperCall>,
+}
+
+/// How a wrapper calls its worker: what the worker's probe finds on the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrapperCall {
+    /// The probed instruction's address minus the call's return address (same file).
+    pub probe_minus_return_site: i32,
+    /// Bytes the wrapper pushed or reserved before the call: its own return address is
+    /// that far above the worker's.
+    pub frame: u16,
+}
+
+impl OpensslWorker {
+    /// The worker probe's attach cookie (`OPENSSL_WORKER_COOKIE_*` in `bpf/httpscope.h`):
+    /// bit 63 says the plain caller is known, bits 32..48 its frame, bits 0..32 the delta.
+    pub fn cookie(&self) -> u64 {
+        self.plain_caller.map_or(0, |call| {
+            1 << 63 | u64::from(call.frame) << 32 | u64::from(call.probe_minus_return_site as u32)
+        })
+    }
+}
+
+/// OpenSSL's read and write workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpensslWorkers {
-    pub read: u64,
-    pub write: u64,
+    pub read: OpensslWorker,
+    pub write: OpensslWorker,
 }
 
 /// The workers of the OpenSSL in the ELF file at `path`, when its code has the shape above.
@@ -63,7 +100,7 @@ fn find_in<'d, R: ReadRef<'d>>(data: R) -> Option<OpensslWorkers> {
         let address = symbol.address();
         Some((address, bytes_at(&file, address..address + len)?))
     };
-    let worker = |ex_name: &str, plain_name: &str| -> Option<u64> {
+    let worker = |ex_name: &str, plain_name: &str| -> Option<OpensslWorker> {
         let (ex_address, ex_code) = code_of(ex_name)?;
         let target = forwarded_call(ex_code, ex_address)?;
         let (plain_address, plain_code) = code_of(plain_name)?;
@@ -71,7 +108,21 @@ fn find_in<'d, R: ReadRef<'d>>(data: R) -> Option<OpensslWorkers> {
             return None;
         }
         let head = bytes_at(&file, target..target + 16)?;
-        file_offset(&file, push_at_entry(head, target)?)
+        let probe = push_at_entry(head, target)?;
+        let plain_caller =
+            wrapper_call(plain_code, plain_address, target).and_then(|(return_site, frame)| {
+                Some(WrapperCall {
+                    probe_minus_return_site: i32::try_from(
+                        i128::from(probe) - i128::from(return_site),
+                    )
+                    .ok()?,
+                    frame,
+                })
+            });
+        Some(OpensslWorker {
+            offset: file_offset(&file, probe)?,
+            plain_caller,
+        })
     };
     Some(OpensslWorkers {
         read: worker("SSL_read_ex", "SSL_read")?,
@@ -101,6 +152,66 @@ fn only_moves_stack(instruction: &Instruction) -> bool {
         Code::Sub_rm64_imm8 | Code::Sub_rm64_imm32 => instruction.op0_register() == Register::RSP,
         _ => false,
     }
+}
+
+/// The return address and stack depth of `code`'s first call, to `target`, when every
+/// instruction before it either leaves the stack pointer alone or is a push or a
+/// `sub rsp, imm` (anything else: None).
+fn wrapper_call(code: &[u8], address: u64, target: u64) -> Option<(u64, u16)> {
+    let mut frame: u64 = 0;
+    let decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    for instruction in decoder.into_iter().take(PLAIN_WRAPPER_PROLOGUE) {
+        match instruction.code() {
+            Code::Call_rel32_64 if instruction.near_branch_target() == target => {
+                return Some((instruction.next_ip(), u16::try_from(frame).ok()?));
+            }
+            Code::Push_r64 => frame += 8,
+            Code::Sub_rm64_imm8 | Code::Sub_rm64_imm32
+                if instruction.op0_register() == Register::RSP =>
+            {
+                frame = frame.checked_add(instruction.immediate64())?;
+            }
+            _ if leaves_stack_pointer(&instruction) => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Instructions a wrapper may run before its call without moving the stack pointer: moves,
+/// arithmetic and tests into other registers or memory, and conditional jumps (whose taken
+/// path skips the call). Anything else, pops and calls included, is refused.
+fn leaves_stack_pointer(instruction: &Instruction) -> bool {
+    use Mnemonic::*;
+    let writes_register = matches!(
+        instruction.mnemonic(),
+        Mov | Movsxd | Movzx | Movsx | Lea | Xor | And | Or | Add | Sub
+    );
+    if writes_register {
+        return !matches!(
+            instruction.op0_register(),
+            Register::RSP | Register::ESP | Register::SP
+        );
+    }
+    matches!(
+        instruction.mnemonic(),
+        Endbr64
+            | Nop
+            | Test
+            | Cmp
+            | Je
+            | Jne
+            | Js
+            | Jns
+            | Jl
+            | Jle
+            | Jg
+            | Jge
+            | Jb
+            | Jbe
+            | Ja
+            | Jae
+    )
 }
 
 /// The target of the first direct call in `code`.
@@ -163,6 +274,45 @@ mod tests {
         );
         // sub rsp, 0x18
         assert_eq!(push_at_entry(&[0x48, 0x83, 0xec, 0x18], 0x2000), None);
+    }
+
+    #[test]
+    fn the_plain_wrappers_frame_at_its_call_is_measured() {
+        // Debian's SSL_read: sub rsp,0x18; mov rax,fs:0x28; mov [rsp+8],rax; xor eax,eax;
+        // test edx,edx; js +0x2f; mov rcx,rsp; movsxd rdx,edx; call 0x2000
+        let mut code = vec![
+            0x48, 0x83, 0xec, 0x18, 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00, 0x48,
+            0x89, 0x44, 0x24, 0x08, 0x31, 0xc0, 0x85, 0xd2, 0x78, 0x2f, 0x48, 0x89, 0xe1, 0x48,
+            0x63, 0xd2, 0xe8,
+        ];
+        code.extend_from_slice(&(0x2000_i32 - 0x1023).to_le_bytes());
+        assert_eq!(wrapper_call(&code, 0x1000, 0x2000), Some((0x1023, 0x18)));
+        // push rbx; sub rsp,0x10; call 0x2000
+        let mut code = vec![0x53, 0x48, 0x83, 0xec, 0x10, 0xe8];
+        code.extend_from_slice(&(0x2000_i32 - 0x100a).to_le_bytes());
+        assert_eq!(wrapper_call(&code, 0x1000, 0x2000), Some((0x100a, 0x18)));
+        // Another target, or `mov rsp, rbp` first: not measured.
+        assert_eq!(wrapper_call(&code, 0x1000, 0x3000), None);
+        let mut code = vec![0x48, 0x89, 0xec, 0xe8];
+        code.extend_from_slice(&(0x2000_i32 - 0x1008).to_le_bytes());
+        assert_eq!(wrapper_call(&code, 0x1000, 0x2000), None);
+    }
+
+    #[test]
+    fn the_worker_cookie_packs_the_callers_call() {
+        let worker = OpensslWorker {
+            offset: 0x35290,
+            plain_caller: Some(WrapperCall {
+                probe_minus_return_site: -0x1c3,
+                frame: 0x18,
+            }),
+        };
+        assert_eq!(worker.cookie(), 1 << 63 | 0x18 << 32 | 0xffff_fe3d);
+        let unknown = OpensslWorker {
+            plain_caller: None,
+            ..worker
+        };
+        assert_eq!(unknown.cookie(), 0);
     }
 
     #[test]
