@@ -67,9 +67,17 @@ fn records_carry_the_container_id_and_container_filters() {
     );
     traffic(&ports);
     let series = format!("container_id=\"{}\"", container.id);
+    // The container's server exchanges reach the duration histogram once paired (a request
+    // counter can show the series earlier, while its response is still on its way).
+    let served_in_container = |metrics: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("http_server_request_duration_seconds_count"))
+            .any(|l| l.contains(&series))
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut metrics = scrape(metrics_port);
-    while !metrics.contains(&series) && Instant::now() < deadline {
+    while !served_in_container(&metrics) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         metrics = scrape(metrics_port);
     }

@@ -142,7 +142,17 @@ fn ring_buffer_overflow_flags_and_never_mispairs() {
         return;
     }
     let (_server, port) = demo_server(&[]);
-    let profiler = Profiler::start(&[port], &["--ring-mb", "1", "--capture-bytes", "32768"]);
+    // Bodies copied whole (no capture budget), so a 1 MiB ring cannot keep up.
+    let profiler = Profiler::start(
+        &[port],
+        &[
+            "--ring-mb",
+            "1",
+            "--capture-bytes",
+            "32768",
+            "--no-capture-budget",
+        ],
+    );
     let out = run_ok(
         Command::new("wrk")
             .args(["-t2", "-c32", "-d2", "-s"])
