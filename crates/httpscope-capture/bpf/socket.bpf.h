@@ -176,6 +176,21 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 		conn->ignored = 1;
 		return 0;
 	}
+	/*
+	 * Ciphertext of a connection already known as TLS, inside an OpenSSL or
+	 * GnuTLS call: only the SSL object's binding matters (the bytes are never
+	 * copied), so the syscall is not looked at.
+	 */
+	if (ssl && conn->tls && !conn->open_pending) {
+		join_ssl_stream(ssl, tgid, conn->conn_id);
+		if (ret > 0) {
+			/* As call_admitted decides for bytes moved inside a TLS call. */
+			if (all_ports)
+				conn->verdict = VERDICT_KEEP;
+			counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
+		}
+		return 0;
+	}
 	describe_sock_call(&call, counters, conn, sk, tgid, direction);
 	if (ssl) {
 		join_ssl_stream(ssl, tgid, conn->conn_id);
