@@ -223,6 +223,39 @@ impl Headers {
         }
     }
 
+    /// Headers from wire fields whose values may not be UTF-8 (values decoded as lossy
+    /// UTF-8): the whole block is validated at once, and decoded field by field only when
+    /// that fails.
+    pub fn from_wire<'a, I>(fields: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+        I::IntoIter: Clone,
+    {
+        let fields = fields.into_iter();
+        let (count, text_bytes) = fields
+            .clone()
+            .fold((0, 0), |(count, bytes), (name, value)| {
+                (count + 1, bytes + name.len() + value.len())
+            });
+        let mut text = Vec::with_capacity(text_bytes);
+        let mut ends = Vec::with_capacity(count);
+        for (name, value) in fields.clone() {
+            text.extend_from_slice(name.as_bytes());
+            let name = text.len();
+            text.extend_from_slice(value);
+            ends.push(HeaderEnds {
+                name,
+                value: text.len(),
+            });
+        }
+        match String::from_utf8(text) {
+            Ok(text) => Headers { text, ends },
+            Err(_) => fields
+                .map(|(name, value)| (name, String::from_utf8_lossy(value)))
+                .collect(),
+        }
+    }
+
     pub fn push(&mut self, name: &str, value: &str) {
         self.text.push_str(name);
         let name = self.text.len();
@@ -335,6 +368,11 @@ mod tests {
         let all: Vec<_> = headers.iter().collect();
         assert_eq!(all, [("Host", ""), ("Cookie", "[hidden]"), ("X", "")]);
         assert_eq!(headers.get(3), None);
+        let wire = Headers::from_wire([("A", &b"1"[..]), ("B", b"\xff2"), ("C", b"")]);
+        let all: Vec<_> = wire.iter().collect();
+        assert_eq!(all, [("A", "1"), ("B", "\u{fffd}2"), ("C", "")]);
+        let wire = Headers::from_wire([("A", &b"1"[..]), ("B", b"caf\xc3\xa9")]);
+        assert_eq!(wire.get(1), Some(("B", "café")));
         assert_eq!(
             format!("{headers:?}"),
             r#"[("Host", ""), ("Cookie", "[hidden]"), ("X", "")]"#

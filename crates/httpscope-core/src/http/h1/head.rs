@@ -164,16 +164,10 @@ fn parse_with<'h, 'b>(
             (len, head, headers)
         }
     };
-    let text_bytes = parsed.iter().map(|h| h.name.len() + h.value.len()).sum();
-    head.headers = Headers::with_capacity(parsed.len(), text_bytes);
     for h in parsed {
         head.note_header(h.name, h.value);
-        // from_utf8 validates ASCII word-at-a-time; the lossy path is for the rare rest.
-        match std::str::from_utf8(h.value) {
-            Ok(value) => head.headers.push(h.name, value),
-            Err(_) => head.headers.push(h.name, &String::from_utf8_lossy(h.value)),
-        }
     }
+    head.headers = Headers::from_wire(parsed.iter().map(|h| (h.name, h.value)));
     Ok(Some((head, len)))
 }
 
