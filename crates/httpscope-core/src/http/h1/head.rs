@@ -86,11 +86,11 @@ pub(super) enum Parsed {
     Invalid,
 }
 
-/// Parses the head at the start of `bytes`.
-pub(super) fn parse(kind: MessageKind, bytes: &[u8]) -> Parsed {
+/// Parses the head at the start of `bytes`; its headers go to `headers` (reused for its room).
+pub(super) fn parse(kind: MessageKind, bytes: &[u8], mut headers: Headers) -> Parsed {
     // Uninitialised slots: initialising 64 headers would cost more than parsing a small head.
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    let res = match parse_with(kind, bytes, &mut stack) {
+    let res = match parse_with(kind, bytes, &mut stack, &mut headers) {
         Err(httparse::Error::TooManyHeaders) => {
             // Rare: size the slots by the lines of this head (each header ends with '\n').
             let end = find_head_end(bytes, 0).unwrap_or(bytes.len());
@@ -100,12 +100,15 @@ pub(super) fn parse(kind: MessageKind, bytes: &[u8]) -> Parsed {
                 .iter()
                 .filter(|&&b| b == b'\n');
             let mut heap = vec![MaybeUninit::uninit(); lines.count()];
-            parse_with(kind, bytes, &mut heap)
+            parse_with(kind, bytes, &mut heap, &mut headers)
         }
         res => res,
     };
     match res {
-        Ok(Some((head, len))) => Parsed::Complete(head, len),
+        Ok(Some((mut head, len))) => {
+            head.headers = headers;
+            Parsed::Complete(head, len)
+        }
         Ok(None) => Parsed::Partial,
         Err(_) => Parsed::Invalid,
     }
@@ -115,6 +118,7 @@ fn parse_with<'h, 'b>(
     kind: MessageKind,
     bytes: &'b [u8],
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
+    headers: &mut Headers,
 ) -> Result<Option<(Head, usize)>, httparse::Error> {
     let mut config = httparse::ParserConfig::default();
     config
@@ -167,7 +171,7 @@ fn parse_with<'h, 'b>(
     for h in parsed {
         head.note_header(h.name, h.value);
     }
-    head.headers = Headers::from_wire(parsed.iter().map(|h| (h.name, h.value)));
+    headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value)));
     Ok(Some((head, len)))
 }
 
@@ -239,7 +243,7 @@ mod tests {
     }
 
     fn complete(kind: MessageKind, bytes: &[u8]) -> Head {
-        match parse(kind, bytes) {
+        match parse(kind, bytes, Headers::default()) {
             Parsed::Complete(head, len) => {
                 assert_eq!(len, bytes.len());
                 head
@@ -271,11 +275,19 @@ mod tests {
         assert_eq!(h.transfer, Transfer::Chunked);
         assert_eq!(h.content_length, ContentLength::Invalid);
         assert!(matches!(
-            parse(MessageKind::Request, b"HTTP/1.1 200 OK\r\n\r\n"),
+            parse(
+                MessageKind::Request,
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                Headers::default()
+            ),
             Parsed::Invalid
         ));
         assert!(matches!(
-            parse(MessageKind::Request, b"GET / HTTP/1.1\r\nHost"),
+            parse(
+                MessageKind::Request,
+                b"GET / HTTP/1.1\r\nHost",
+                Headers::default()
+            ),
             Parsed::Partial
         ));
         assert_eq!(parse_decimal(b"18446744073709551616"), None);

@@ -42,7 +42,7 @@ impl DirParser {
             let parsed = if undecided {
                 Parsed::Partial
             } else {
-                head::parse(kind, window)
+                head::parse(kind, window, cx.out.headers())
             };
             match parsed {
                 Parsed::Complete(head, end) => {
@@ -83,7 +83,7 @@ impl DirParser {
                 let buffered = mem::take(&mut self.head);
                 let bytes = buffered.get(..end).unwrap_or_default();
                 let kind = self.head_kind(cx.link, bytes);
-                match head::parse(kind, bytes) {
+                match head::parse(kind, bytes, cx.out.headers()) {
                     // httparse must end the head at the blank line we found.
                     Parsed::Complete(head, len) if len == end => {
                         self.on_head(kind, head, bytes, cx)
@@ -159,15 +159,16 @@ impl DirParser {
             MessageKind::Response => self.dir.opposite(),
         };
         cx.link.request_dir.get_or_insert(request_dir);
-        let sink = BodySink::new(head.encoding, cx.config.body_limit);
+        let sink = BodySink::new(head.encoding, cx.config.body_limit, cx.out.bytes(0));
         // Size `raw` once for head and body so body bytes do not reallocate it.
         let wire_len = match framing {
             Framing::Length(n) => (bytes.len() as u64).saturating_add(n),
             Framing::Chunked(_) | Framing::Close => u64::MAX,
         };
         let raw_limit = cx.config.raw_limit;
-        let mut raw =
-            Vec::with_capacity(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
+        let mut raw = cx
+            .out
+            .bytes(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
         push_capped(&mut raw, bytes, raw_limit);
         let proto = if head.version_minor == 0 {
             Proto::Http10

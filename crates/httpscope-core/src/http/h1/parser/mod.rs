@@ -14,7 +14,7 @@ use crate::http::h2::Upgraded;
 use crate::http::message::{push_capped, HttpMessage, MessageKind};
 use crate::http::sniff;
 use crate::http::stream::{Placed, StreamPos};
-use crate::http::{HttpConfig, ParseCounters, Protocol};
+use crate::http::{HttpConfig, Outbox, ParseCounters, Protocol};
 
 /// State shared by both directions of a connection.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ impl Link {
 pub(super) struct Ctx<'a> {
     pub config: &'a HttpConfig,
     pub counters: &'a mut ParseCounters,
-    pub out: &'a mut Vec<HttpMessage>,
+    pub out: &'a mut Outbox,
     pub link: &'a mut Link,
     pub ts: u64,
     /// The other direction sits at a message boundary it observed.
