@@ -47,23 +47,25 @@ impl Outbox {
 
     /// Drops the finished messages, keeping their buffers for the next ones.
     pub fn recycle(&mut self) {
-        for mut message in self.messages.drain(..) {
-            for mut bytes in [mem::take(&mut message.raw), mem::take(&mut message.body)] {
+        // Emptied in place: moving a message out copies all of it.
+        for message in &mut self.messages {
+            for bytes in [&mut message.raw, &mut message.body] {
                 if self.spare_bytes.len() < MAX_SPARE
                     && (1..=MAX_SPARE_CAPACITY).contains(&bytes.capacity())
                 {
                     bytes.clear();
-                    self.spare_bytes.push(bytes);
+                    self.spare_bytes.push(mem::take(bytes));
                 }
             }
-            let mut headers = mem::take(&mut message.headers);
+            let headers = &mut message.headers;
             if self.spare_headers.len() < MAX_SPARE
                 && (1..=MAX_SPARE_CAPACITY).contains(&headers.capacity())
             {
                 headers.clear();
-                self.spare_headers.push(headers);
+                self.spare_headers.push(mem::take(headers));
             }
         }
+        self.messages.clear();
     }
 
     /// An empty byte buffer with room for `capacity` bytes.
