@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
-use std::sync::Arc;
 
 use crate::http::body::Encoding;
 use crate::http::message::{borrowed_if_known, Headers, MessageKind, KNOWN_METHODS};
@@ -63,10 +62,11 @@ pub(super) enum Transfer {
 
 /// A parsed head with the header facts that decide framing.
 #[derive(Debug)]
-pub(super) struct Head {
+pub(super) struct Head<'b> {
     pub version_minor: u8,
     pub method: Option<Cow<'static, str>>,
-    pub url: Option<Arc<str>>,
+    /// The request target, borrowed from the parsed bytes.
+    pub url: Option<&'b str>,
     pub status: Option<u16>,
     pub reason: Option<Cow<'static, str>>,
     pub headers: Headers,
@@ -77,9 +77,9 @@ pub(super) struct Head {
 
 /// Outcome of parsing the start of a message.
 #[derive(Debug)]
-pub(super) enum Parsed {
+pub(super) enum Parsed<'b> {
     /// A head of this many bytes (up to and including the blank line).
-    Complete(Head, usize),
+    Complete(Head<'b>, usize),
     /// Valid so far; more bytes needed.
     Partial,
     /// Not valid HTTP/1.x.
@@ -87,7 +87,7 @@ pub(super) enum Parsed {
 }
 
 /// Parses the head at the start of `bytes`; its headers go to `headers` (reused for its room).
-pub(super) fn parse(kind: MessageKind, bytes: &[u8], mut headers: Headers) -> Parsed {
+pub(super) fn parse(kind: MessageKind, bytes: &[u8], mut headers: Headers) -> Parsed<'_> {
     // Uninitialised slots: initialising 64 headers would cost more than parsing a small head.
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
     let res = match parse_with(kind, bytes, &mut stack, &mut headers) {
@@ -119,7 +119,7 @@ fn parse_with<'h, 'b>(
     bytes: &'b [u8],
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
     headers: &mut Headers,
-) -> Result<Option<(Head, usize)>, httparse::Error> {
+) -> Result<Option<(Head<'b>, usize)>, httparse::Error> {
     let mut config = httparse::ParserConfig::default();
     config
         .allow_multiple_spaces_in_request_line_delimiters(true)
@@ -143,7 +143,7 @@ fn parse_with<'h, 'b>(
             } = req;
             let head = Head {
                 method: method.map(|m| borrowed_if_known(m, &KNOWN_METHODS)),
-                url: path.map(Arc::from),
+                url: path,
                 ..Head::new(version)
             };
             (len, head, headers)
@@ -175,7 +175,7 @@ fn parse_with<'h, 'b>(
     Ok(Some((head, len)))
 }
 
-impl Head {
+impl Head<'_> {
     fn new(version: Option<u8>) -> Self {
         Head {
             version_minor: version.unwrap_or(1),
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(find_head_end(b"", 5), None);
     }
 
-    fn complete(kind: MessageKind, bytes: &[u8]) -> Head {
+    fn complete(kind: MessageKind, bytes: &[u8]) -> Head<'_> {
         match parse(kind, bytes, Headers::default()) {
             Parsed::Complete(head, len) => {
                 assert_eq!(len, bytes.len());

@@ -134,7 +134,7 @@ impl DirParser {
     }
 
     /// Handles a parsed head; `bytes` is the head on the wire, blank line included.
-    fn on_head(&mut self, kind: MessageKind, head: Head, bytes: &[u8], cx: &mut Ctx<'_>) {
+    fn on_head(&mut self, kind: MessageKind, head: Head<'_>, bytes: &[u8], cx: &mut Ctx<'_>) {
         let max_trailer = cx.config.max_head_bytes;
         let mut paired = None;
         let framing = match kind {
@@ -178,7 +178,7 @@ impl DirParser {
         let mut msg = HttpMessage {
             last_ts_ns: cx.ts,
             method: head.method,
-            url: head.url,
+            url: head.url.map(|url| self.shared_url(url)),
             status: head.status,
             reason: head.reason,
             headers: head.headers,
@@ -221,6 +221,15 @@ impl DirParser {
             self.emit(fl, true, cx);
         } else {
             self.state = State::Body(Box::new(fl));
+        }
+    }
+
+    /// `url` as shared text: the previous request's when they are the same (a keep-alive
+    /// client repeating a request), so that a repeat allocates nothing.
+    fn shared_url(&mut self, url: &str) -> Arc<str> {
+        match &self.last_url {
+            Some(last) if **last == *url => last.clone(),
+            _ => self.last_url.insert(Arc::from(url)).clone(),
         }
     }
 

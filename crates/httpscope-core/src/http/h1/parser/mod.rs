@@ -4,6 +4,7 @@
 mod heads;
 
 use std::mem;
+use std::sync::Arc;
 
 use crate::direction::Direction;
 
@@ -79,6 +80,8 @@ pub(super) struct DirParser {
     /// Where the search for the end of the buffered head resumes.
     scanned: usize,
     head_ts: u64,
+    /// The target of the last request sent this way, shared with the next when the same.
+    last_url: Option<Arc<str>>,
     /// Bytes after the switch to HTTP/2, for the HTTP/2 engine to take over (at most one
     /// chunk: the engine takes them as soon as the chunk is handled).
     pub handoff: Vec<u8>,
@@ -102,6 +105,7 @@ impl DirParser {
             head: Vec::new(),
             scanned: 0,
             head_ts: 0,
+            last_url: None,
             handoff: Vec::new(),
             handoff_gap: 0,
             handoff_gap_elided: false,
