@@ -46,8 +46,8 @@ impl DirParser {
             };
             match parsed {
                 Parsed::Complete(head, end) => {
-                    self.on_head(kind, head, rest.get(..end).unwrap_or_default(), cx);
-                    return blank + end;
+                    let (bytes, after) = rest.split_at(end.min(rest.len()));
+                    return blank + end + self.on_head(kind, head, bytes, after, cx);
                 }
                 Parsed::Invalid => {
                     self.bad_head(0, cx);
@@ -86,7 +86,7 @@ impl DirParser {
                 match head::parse(kind, bytes, cx.out.headers()) {
                     // httparse must end the head at the blank line we found.
                     Parsed::Complete(head, len) if len == end => {
-                        self.on_head(kind, head, bytes, cx)
+                        self.on_head(kind, head, bytes, &[], cx);
                     }
                     _ => self.bad_head(end, cx),
                 }
@@ -133,8 +133,17 @@ impl DirParser {
         }
     }
 
-    /// Handles a parsed head; `bytes` is the head on the wire, blank line included.
-    fn on_head(&mut self, kind: MessageKind, head: Head<'_>, bytes: &[u8], cx: &mut Ctx<'_>) {
+    /// Handles a parsed head; `bytes` is the head on the wire, blank line included, and `after`
+    /// what follows it in this chunk. Returns the bytes of `after` used: a body of known length
+    /// that is all there completes the message at once.
+    fn on_head(
+        &mut self,
+        kind: MessageKind,
+        head: Head<'_>,
+        bytes: &[u8],
+        after: &[u8],
+        cx: &mut Ctx<'_>,
+    ) -> usize {
         let max_trailer = cx.config.max_head_bytes;
         let mut paired = None;
         let framing = match kind {
@@ -151,7 +160,8 @@ impl DirParser {
             }
         };
         let Some((framing, tunnel_after)) = framing else {
-            return self.bad_head(bytes.len(), cx);
+            self.bad_head(bytes.len(), cx);
+            return 0;
         };
         cx.link.protocol = Protocol::Http1;
         let request_dir = match kind {
@@ -209,18 +219,25 @@ impl DirParser {
                 }
             }
         }
-        let fl = InFlight {
+        let mut fl = InFlight {
             msg,
             framing,
             sink,
             request_ts,
             tunnel_after,
         };
-        if matches!(fl.framing, Framing::Length(0)) {
-            self.state = State::Head;
-            self.emit(fl, true, cx);
-        } else {
-            self.state = State::Body(Box::new(fl));
+        match fl.framing {
+            // Whole here (or empty): emitted without being parked, which costs an allocation.
+            Framing::Length(len) if len <= after.len() as u64 => {
+                let (used, _, _) = fl.take_body(after, cx);
+                self.state = State::Head;
+                self.emit(fl, true, cx);
+                used
+            }
+            _ => {
+                self.state = State::Body(Box::new(fl));
+                0
+            }
         }
     }
 

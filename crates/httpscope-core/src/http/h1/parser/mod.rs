@@ -57,6 +57,42 @@ struct InFlight {
     tunnel_after: bool,
 }
 
+impl InFlight {
+    /// Takes body bytes from the start of `data`: returns how many, whether the body is done,
+    /// and whether its framing broke.
+    fn take_body(&mut self, data: &[u8], cx: &Ctx<'_>) -> (usize, bool, bool) {
+        let (used, done, broken) = match &mut self.framing {
+            Framing::Length(left) => {
+                let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                self.sink.push(data.get(..take).unwrap_or_default());
+                *left -= take as u64;
+                (take, *left == 0, false)
+            }
+            Framing::Close => {
+                self.sink.push(data);
+                (data.len(), false, false)
+            }
+            Framing::Chunked(chunked) => {
+                let sink = &mut self.sink;
+                match chunked.feed(data, |d| sink.push(d)) {
+                    Ok((used, done)) => (used, done, false),
+                    Err(e) => (e.used, false, true),
+                }
+            }
+        };
+        push_capped(
+            &mut self.msg.raw,
+            data.get(..used).unwrap_or_default(),
+            cx.config.raw_limit,
+        );
+        self.msg.wire_bytes = self.msg.wire_bytes.saturating_add(used as u64);
+        if used > 0 {
+            self.msg.last_ts_ns = cx.ts;
+        }
+        (used, done, broken)
+    }
+}
+
 #[derive(Debug)]
 enum State {
     /// Between messages, or accumulating a head in `DirParser::head`.
@@ -237,34 +273,7 @@ impl DirParser {
         let State::Body(fl) = &mut self.state else {
             return 0;
         };
-        let (used, done, broken) = match &mut fl.framing {
-            Framing::Length(left) => {
-                let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                fl.sink.push(data.get(..take).unwrap_or_default());
-                *left -= take as u64;
-                (take, *left == 0, false)
-            }
-            Framing::Close => {
-                fl.sink.push(data);
-                (data.len(), false, false)
-            }
-            Framing::Chunked(chunked) => {
-                let sink = &mut fl.sink;
-                match chunked.feed(data, |d| sink.push(d)) {
-                    Ok((used, done)) => (used, done, false),
-                    Err(e) => (e.used, false, true),
-                }
-            }
-        };
-        push_capped(
-            &mut fl.msg.raw,
-            data.get(..used).unwrap_or_default(),
-            cx.config.raw_limit,
-        );
-        fl.msg.wire_bytes = fl.msg.wire_bytes.saturating_add(used as u64);
-        if used > 0 {
-            fl.msg.last_ts_ns = cx.ts;
-        }
+        let (used, done, broken) = fl.take_body(data, cx);
         if broken {
             cx.counters.parse_errors += 1;
             self.finish(false, cx);
