@@ -185,18 +185,25 @@ impl DirParser {
         } else {
             Proto::Http11
         };
-        let mut msg = HttpMessage {
-            last_ts_ns: cx.ts,
-            method: head.method,
-            url: head.url.map(|url| self.shared_url(url)),
-            status: head.status,
-            reason: head.reason,
-            headers: head.headers,
-            wire_bytes: bytes.len() as u64,
-            raw,
-            ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
+        // Built in place: every move of a message copies all of it.
+        let mut fl = InFlight {
+            msg: HttpMessage {
+                last_ts_ns: cx.ts,
+                method: head.method,
+                url: head.url.map(|url| self.shared_url(url)),
+                status: head.status,
+                reason: head.reason,
+                headers: head.headers,
+                wire_bytes: bytes.len() as u64,
+                raw,
+                ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
+            },
+            framing,
+            sink,
+            request_ts: None,
+            tunnel_after,
         };
-        let mut request_ts = None;
+        let msg = &mut fl.msg;
         match kind {
             MessageKind::Request => {
                 // Cheap copies: a standard method is borrowed and the url is shared.
@@ -215,17 +222,10 @@ impl DirParser {
                     msg.exchange = Some(req.exchange);
                     msg.method = Some(req.method);
                     msg.url = Some(req.url);
-                    request_ts = Some(req.request_first_ts_ns);
+                    fl.request_ts = Some(req.request_first_ts_ns);
                 }
             }
         }
-        let mut fl = InFlight {
-            msg,
-            framing,
-            sink,
-            request_ts,
-            tunnel_after,
-        };
         match fl.framing {
             // Whole here (or empty): emitted without being parked, which costs an allocation.
             Framing::Length(len) if len <= after.len() as u64 => {
