@@ -230,19 +230,14 @@ impl Headers {
     pub fn set_from_wire<'a, I>(&mut self, fields: I)
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
-        I::IntoIter: Clone,
+        I::IntoIter: Clone + ExactSizeIterator,
     {
         let fields = fields.into_iter();
-        let (count, text_bytes) = fields
-            .clone()
-            .fold((0, 0), |(count, bytes), (name, value)| {
-                (count + 1, bytes + name.len() + value.len())
-            });
+        // The text grows as needed: its room is usually reused from an earlier message.
         let mut text = mem::take(&mut self.text).into_bytes();
         text.clear();
-        text.reserve(text_bytes);
         self.ends.clear();
-        self.ends.reserve(count);
+        self.ends.reserve(fields.len());
         for (name, value) in fields.clone() {
             text.extend_from_slice(name.as_bytes());
             let name = text.len();
