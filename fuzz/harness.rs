@@ -10,7 +10,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use httpscope_core::direction::Direction;
 use httpscope_core::eventlog::{EventFileReader, EventRecord};
 use httpscope_core::format::{json, logfmt, Timestamps};
-use httpscope_core::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, ParseCounters};
+use httpscope_core::http::{
+    DataChunk, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters,
+};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::record::ExchangeRecord;
 use httpscope_core::sink::{Sink, SinkError};
@@ -170,7 +172,7 @@ pub fn http_engine(data: &[u8]) {
     };
     let mut conn = HttpConnection::new(input.mid_stream);
     let mut counters = ParseCounters::default();
-    let mut out = Vec::new();
+    let mut out = Outbox::default();
     // Next offset of each direction: [send, recv].
     let mut next = [0u64; 2];
     let mut ts = 1_000u64;
@@ -215,13 +217,14 @@ pub fn http_engine(data: &[u8]) {
             elided: false,
         };
         conn.on_data(&config, &chunk, &mut out, &mut counters);
-        for msg in out.drain(..) {
-            check_message(&msg, config.body_limit, config.raw_limit);
+        for msg in out.messages() {
+            check_message(msg, config.body_limit, config.raw_limit);
         }
+        out.recycle();
     }
     conn.on_close(&config, ts + 1_000, &mut out, &mut counters);
-    for msg in out.drain(..) {
-        check_message(&msg, config.body_limit, config.raw_limit);
+    for msg in out.messages() {
+        check_message(msg, config.body_limit, config.raw_limit);
     }
 }
 
@@ -263,10 +266,10 @@ pub fn h2(data: &[u8]) {
     };
     let mut conn = HttpConnection::new(input.mid_stream);
     let mut counters = ParseCounters::default();
-    let mut out = Vec::new();
+    let mut out = Outbox::default();
     let mut next = [0u64; 2];
     let mut ts = 1_000u64;
-    let mut feed = |send: bool, bytes: &[u8], lost: u64, out: &mut Vec<HttpMessage>| {
+    let mut feed = |send: bool, bytes: &[u8], lost: u64, out: &mut Outbox| {
         ts += 1_000;
         let dir = usize::from(!send);
         let len = bytes.len() as u64 + lost;
@@ -305,14 +308,15 @@ pub fn h2(data: &[u8]) {
         let split = usize::from(frame.split) % (bytes.len() + 1);
         feed(frame.send, &bytes[..split], 0, &mut out);
         feed(frame.send, &bytes[split..], lost as u64, &mut out);
-        for msg in out.drain(..) {
-            check_message(&msg, config.body_limit, config.raw_limit);
+        for msg in out.messages() {
+            check_message(msg, config.body_limit, config.raw_limit);
         }
+        out.recycle();
     }
     let mut sink = CheckingSink;
     let info = httpscope_core::conn::ConnInfo::unknown(1, 1);
     conn.on_close(&config, ts + 1_000, &mut out, &mut counters);
-    for msg in &out {
+    for msg in out.messages() {
         let record = ExchangeRecord {
             unix_ns: 0,
             tid: 1,

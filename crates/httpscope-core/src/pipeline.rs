@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cgroup::CgroupNames;
 use crate::conn::{ConnInfo, ConnTable, Connection};
 use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
-use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, Protocol};
+use crate::http::{DataChunk, HttpConfig, HttpConnection, Outbox, Protocol};
 use crate::record::ExchangeRecord;
 use crate::redact::Redactor;
 use crate::sink::{Sink, SinkError};
@@ -45,7 +45,7 @@ pub struct Pipeline {
     conns: ConnTable,
     sinks: Vec<Box<dyn Sink>>,
     report: Report,
-    messages: Vec<HttpMessage>,
+    messages: Outbox,
     last_flush_ns: u64,
     last_idle_scan_ns: u64,
     latest_ts_ns: u64,
@@ -59,7 +59,7 @@ impl Pipeline {
             config,
             sinks,
             report: Report::default(),
-            messages: Vec::new(),
+            messages: Outbox::default(),
             last_flush_ns: 0,
             last_idle_scan_ns: 0,
             latest_ts_ns: 0,
@@ -327,7 +327,7 @@ fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
 /// Redacts each message, then hands it to every sink; the first sink error is returned.
 fn write_records(
     sinks: &mut [Box<dyn Sink>],
-    messages: &mut Vec<HttpMessage>,
+    messages: &mut Outbox,
     counters: &mut PipelineCounters,
     config: &PipelineConfig,
     conn: &Connection,
@@ -339,7 +339,7 @@ fn write_records(
     };
     let mut result = Ok(());
     // Borrowed in place rather than moved out: a move copies the whole message.
-    for message in messages.iter_mut() {
+    for message in messages.messages_mut() {
         config.redactor.apply(message);
         let record = ExchangeRecord {
             unix_ns: (message.first_ts_ns as i64).saturating_add(config.wall_clock_offset_ns),
@@ -355,6 +355,6 @@ fn write_records(
             }
         }
     }
-    messages.clear();
+    messages.recycle();
     result
 }

@@ -4,7 +4,7 @@
 
 use httpscope_core::direction::Direction;
 use httpscope_core::http::{
-    DataChunk, HttpConfig, HttpConnection, HttpMessage, MessageKind, ParseCounters,
+    DataChunk, HttpConfig, HttpConnection, HttpMessage, MessageKind, Outbox, ParseCounters,
 };
 use proptest::prelude::*;
 
@@ -114,7 +114,7 @@ fn response(x: &Exchange) -> Vec<u8> {
 fn run(segments: &[(Direction, Vec<u8>)], cuts: &[usize]) -> (Vec<HttpMessage>, ParseCounters) {
     let config = HttpConfig::default();
     let mut conn = HttpConnection::new(false);
-    let (mut out, mut counters) = (Vec::new(), ParseCounters::default());
+    let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
     let mut offsets = [0u64; 2];
     let mut sizes = cuts.iter().cycle();
     for (dir, bytes) in segments {
@@ -137,7 +137,7 @@ fn run(segments: &[(Direction, Vec<u8>)], cuts: &[usize]) -> (Vec<HttpMessage>, 
         }
     }
     conn.on_close(&config, 2, &mut out, &mut counters);
-    (out, counters)
+    (out.take(), counters)
 }
 
 fn segments(xs: &[Exchange], server: bool, pipelined: bool) -> Vec<(Direction, Vec<u8>)> {
@@ -256,7 +256,7 @@ proptest! {
     ) {
         let config = HttpConfig { body_limit, raw_limit, max_head_bytes };
         let mut conn = HttpConnection::new(mid_stream);
-        let (mut out, mut counters) = (Vec::new(), ParseCounters::default());
+        let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
         let mut offsets = [0u64; 2];
         for (i, op) in ops.iter().enumerate() {
             let direction = if op.send { Direction::Send } else { Direction::Recv };
@@ -271,6 +271,7 @@ proptest! {
             }
         }
         conn.on_close(&config, u64::MAX, &mut out, &mut counters);
+        let out = out.take();
         prop_assert_eq!(counters.messages, out.len() as u64);
         for m in &out {
             prop_assert!(m.raw.len() <= raw_limit);

@@ -168,13 +168,14 @@ pub(super) struct BodySink {
 }
 
 impl BodySink {
-    pub fn new(encoding: Encoding, limit: usize) -> Self {
+    /// `kept`: an empty buffer for the kept prefix (its room is reused).
+    pub fn new(encoding: Encoding, limit: usize, kept: Vec<u8>) -> Self {
         let inflate = match encoding {
             Encoding::Gzip | Encoding::Deflate if limit > 0 => Inflate::Pending(encoding),
             _ => Inflate::Off,
         };
         BodySink {
-            kept: Vec::new(),
+            kept,
             limit,
             len: 0,
             captured: true,

@@ -5,7 +5,7 @@
 use super::h1::H1Connection;
 use super::h2::{self, H2Connection};
 use super::stream::Placed;
-use super::{DataChunk, HttpConfig, HttpMessage, ParseCounters, Protocol, Role};
+use super::{DataChunk, HttpConfig, Outbox, ParseCounters, Protocol, Role};
 use crate::direction::Direction;
 
 #[derive(Debug)]
@@ -32,7 +32,7 @@ impl HttpConnection {
         &mut self,
         config: &HttpConfig,
         chunk: &DataChunk<'_>,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         if let Some(h2) = &mut self.h2 {
@@ -61,7 +61,7 @@ impl HttpConnection {
         &mut self,
         config: &HttpConfig,
         ts: u64,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         let handoff = self.h1.take_handoff();
@@ -90,7 +90,7 @@ impl HttpConnection {
         &mut self,
         config: &HttpConfig,
         ts_ns: u64,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         self.h1.on_close(config, ts_ns, out, counters);

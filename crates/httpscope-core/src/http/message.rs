@@ -1,6 +1,7 @@
 //! Output records of the HTTP engine: one [`HttpMessage`] per request or response seen.
 
 use std::borrow::Cow;
+use std::mem;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -223,6 +224,51 @@ impl Headers {
         }
     }
 
+    /// Replaces the headers with wire fields whose values may not be UTF-8 (decoded as lossy
+    /// UTF-8), reusing the room already there: the whole block is validated at once, and
+    /// decoded field by field only when that fails.
+    pub fn set_from_wire<'a, I>(&mut self, fields: I)
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+        I::IntoIter: Clone + ExactSizeIterator,
+    {
+        let fields = fields.into_iter();
+        // The text grows as needed: its room is usually reused from an earlier message.
+        let mut text = mem::take(&mut self.text).into_bytes();
+        text.clear();
+        self.ends.clear();
+        self.ends.reserve(fields.len());
+        for (name, value) in fields.clone() {
+            text.extend_from_slice(name.as_bytes());
+            let name = text.len();
+            text.extend_from_slice(value);
+            self.ends.push(HeaderEnds {
+                name,
+                value: text.len(),
+            });
+        }
+        match String::from_utf8(text) {
+            Ok(text) => self.text = text,
+            Err(_) => {
+                self.ends.clear();
+                for (name, value) in fields {
+                    self.push(name, &String::from_utf8_lossy(value));
+                }
+            }
+        }
+    }
+
+    /// Removes every header, keeping the room.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Bytes of room held (text and index).
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * mem::size_of::<HeaderEnds>()
+    }
+
     pub fn push(&mut self, name: &str, value: &str) {
         self.text.push_str(name);
         let name = self.text.len();
@@ -335,6 +381,15 @@ mod tests {
         let all: Vec<_> = headers.iter().collect();
         assert_eq!(all, [("Host", ""), ("Cookie", "[hidden]"), ("X", "")]);
         assert_eq!(headers.get(3), None);
+        let mut wire = headers.clone();
+        wire.set_from_wire([("A", &b"1"[..]), ("B", b"\xff2"), ("C", b"")]);
+        let all: Vec<_> = wire.iter().collect();
+        assert_eq!(all, [("A", "1"), ("B", "\u{fffd}2"), ("C", "")]);
+        wire.set_from_wire([("A", &b"1"[..]), ("B", b"caf\xc3\xa9")]);
+        assert_eq!(wire.len(), 2);
+        assert_eq!(wire.get(1), Some(("B", "café")));
+        wire.clear();
+        assert!(wire.is_empty() && wire.capacity() > 0);
         assert_eq!(
             format!("{headers:?}"),
             r#"[("Host", ""), ("Cookie", "[hidden]"), ("X", "")]"#

@@ -7,11 +7,13 @@ mod connection;
 mod h1;
 mod h2;
 mod message;
+mod outbox;
 mod sniff;
 mod stream;
 
 pub use connection::HttpConnection;
 pub use message::{Extra, GrpcCall, Headers, HttpMessage, MessageKind, Proto};
+pub use outbox::Outbox;
 
 use crate::direction::Direction;
 

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -18,14 +18,67 @@ use crate::stats::Report;
 const MAX_ENDPOINTS: usize = 1000;
 const OTHER_PATH: &str = "(other paths)";
 
-/// role → method → path → stats; looked up by `&str` (one probe per level), so a hit
+/// (role, method, path) → stats; looked up by [`EndpointRef`] (one probe), so a hit
 /// allocates nothing.
-type Endpoints = HashMap<&'static str, HashMap<String, HashMap<String, EndpointStats>>>;
+type Endpoints = HashMap<EndpointKey, EndpointStats>;
+
+#[derive(Hash, PartialEq, Eq)]
+struct EndpointKey {
+    role: &'static str,
+    method: String,
+    path: String,
+}
+
+/// An [`EndpointKey`] borrowed from a record; hashes the same way.
+#[derive(Hash)]
+struct EndpointRef<'a> {
+    role: &'static str,
+    method: &'a str,
+    path: &'a str,
+}
+
+impl Equivalent<EndpointKey> for EndpointRef<'_> {
+    fn equivalent(&self, key: &EndpointKey) -> bool {
+        self.role == key.role && self.method == key.method && self.path == key.path
+    }
+}
+
+impl From<&EndpointRef<'_>> for EndpointKey {
+    fn from(key: &EndpointRef<'_>) -> Self {
+        EndpointKey {
+            role: key.role,
+            method: key.method.to_owned(),
+            path: key.path.to_owned(),
+        }
+    }
+}
 
 struct EndpointStats {
     count: u64,
     status_classes: [u64; 5],
     latency_us: Histogram<u64>,
+}
+
+impl EndpointStats {
+    fn new() -> Self {
+        EndpointStats {
+            count: 0,
+            status_classes: [0; 5],
+            latency_us: latency_histogram(),
+        }
+    }
+
+    fn add(&mut self, status: u16, latency_ns: u64) {
+        self.count += 1;
+        if let Some(slot) = (status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.status_classes.get_mut(usize::from(i)))
+        {
+            *slot += 1;
+        }
+        self.latency_us
+            .saturating_record((latency_ns / 1000).max(1));
+    }
 }
 
 /// One row of the summary table.
@@ -65,19 +118,12 @@ impl<W: Write> SummarySink<W> {
         let mut rows: Vec<EndpointSummary> = self
             .endpoints
             .iter()
-            .flat_map(|(role, methods)| {
-                methods.iter().flat_map(move |(method, paths)| {
-                    paths
-                        .iter()
-                        .map(move |(path, stats)| (*role, method, path, stats))
-                })
-            })
-            .map(|(role, method, path, stats)| {
+            .map(|(key, stats)| {
                 let quantile = |q: f64| stats.latency_us.value_at_quantile(q) as f64 / 1000.0;
                 EndpointSummary {
-                    role: role.to_owned(),
-                    method: method.clone(),
-                    path: path.clone(),
+                    role: key.role.to_owned(),
+                    method: key.method.clone(),
+                    path: key.path.clone(),
                     count: stats.count,
                     status_classes: stats.status_classes,
                     p50_ms: quantile(0.5),
@@ -181,37 +227,24 @@ impl<W: Write> Sink for SummarySink<W> {
         let role = record.role.map_or("-", |r| r.as_str());
         let method = message.method.as_deref().unwrap_or_default();
         let path = record.path().unwrap_or_default();
-        let full = self.endpoint_count >= MAX_ENDPOINTS;
-        let paths = self
-            .endpoints
-            .entry(role)
-            .or_default()
-            .entry_ref(method)
-            .or_default();
-        let path = if full && !paths.contains_key(path) {
-            OTHER_PATH
-        } else {
-            path
-        };
-        let endpoint_count = &mut self.endpoint_count;
-        let stats = paths.entry_ref(path).or_insert_with(|| {
-            *endpoint_count += 1;
-            EndpointStats {
-                count: 0,
-                status_classes: [0; 5],
-                latency_us: latency_histogram(),
-            }
-        });
-        stats.count += 1;
-        if let Some(slot) = (status / 100)
-            .checked_sub(1)
-            .and_then(|i| stats.status_classes.get_mut(usize::from(i)))
-        {
-            *slot += 1;
+        let mut key = EndpointRef { role, method, path };
+        if let Some(stats) = self.endpoints.get_mut(&key) {
+            stats.add(status, latency_ns);
+            return Ok(());
         }
-        stats
-            .latency_us
-            .saturating_record((latency_ns / 1000).max(1));
+        if self.endpoint_count >= MAX_ENDPOINTS {
+            key.path = OTHER_PATH;
+        }
+        let stats = match self.endpoints.get_mut(&key) {
+            Some(stats) => stats,
+            None => {
+                self.endpoint_count += 1;
+                self.endpoints
+                    .entry(EndpointKey::from(&key))
+                    .or_insert_with(EndpointStats::new)
+            }
+        };
+        stats.add(status, latency_ns);
         Ok(())
     }
 

@@ -14,7 +14,7 @@ pub(super) enum Framing {
 }
 
 /// Framing of a request body; None if the head makes it undeterminable.
-pub(super) fn request_framing(head: &Head, max_trailer: usize) -> Option<Framing> {
+pub(super) fn request_framing(head: &Head<'_>, max_trailer: usize) -> Option<Framing> {
     match (head.transfer, head.content_length) {
         (_, ContentLength::Invalid) => None,
         (Transfer::Chunked, _) => Some(Framing::Chunked(Chunked::new(max_trailer))),
@@ -30,7 +30,7 @@ pub(super) fn request_framing(head: &Head, max_trailer: usize) -> Option<Framing
 pub(super) fn response_framing(
     status: u16,
     method: Option<&str>,
-    head: &Head,
+    head: &Head<'_>,
     max_trailer: usize,
 ) -> Option<(Framing, bool)> {
     let connect_ok = method == Some("CONNECT") && (200..300).contains(&status);

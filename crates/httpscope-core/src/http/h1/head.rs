@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
-use std::sync::Arc;
 
 use crate::http::body::Encoding;
 use crate::http::message::{borrowed_if_known, Headers, MessageKind, KNOWN_METHODS};
@@ -63,10 +62,11 @@ pub(super) enum Transfer {
 
 /// A parsed head with the header facts that decide framing.
 #[derive(Debug)]
-pub(super) struct Head {
+pub(super) struct Head<'b> {
     pub version_minor: u8,
     pub method: Option<Cow<'static, str>>,
-    pub url: Option<Arc<str>>,
+    /// The request target, borrowed from the parsed bytes.
+    pub url: Option<&'b str>,
     pub status: Option<u16>,
     pub reason: Option<Cow<'static, str>>,
     pub headers: Headers,
@@ -77,20 +77,20 @@ pub(super) struct Head {
 
 /// Outcome of parsing the start of a message.
 #[derive(Debug)]
-pub(super) enum Parsed {
+pub(super) enum Parsed<'b> {
     /// A head of this many bytes (up to and including the blank line).
-    Complete(Head, usize),
+    Complete(Head<'b>, usize),
     /// Valid so far; more bytes needed.
     Partial,
     /// Not valid HTTP/1.x.
     Invalid,
 }
 
-/// Parses the head at the start of `bytes`.
-pub(super) fn parse(kind: MessageKind, bytes: &[u8]) -> Parsed {
+/// Parses the head at the start of `bytes`; its headers go to `headers` (reused for its room).
+pub(super) fn parse(kind: MessageKind, bytes: &[u8], mut headers: Headers) -> Parsed<'_> {
     // Uninitialised slots: initialising 64 headers would cost more than parsing a small head.
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    let res = match parse_with(kind, bytes, &mut stack) {
+    let res = match parse_with(kind, bytes, &mut stack, &mut headers) {
         Err(httparse::Error::TooManyHeaders) => {
             // Rare: size the slots by the lines of this head (each header ends with '\n').
             let end = find_head_end(bytes, 0).unwrap_or(bytes.len());
@@ -100,12 +100,15 @@ pub(super) fn parse(kind: MessageKind, bytes: &[u8]) -> Parsed {
                 .iter()
                 .filter(|&&b| b == b'\n');
             let mut heap = vec![MaybeUninit::uninit(); lines.count()];
-            parse_with(kind, bytes, &mut heap)
+            parse_with(kind, bytes, &mut heap, &mut headers)
         }
         res => res,
     };
     match res {
-        Ok(Some((head, len))) => Parsed::Complete(head, len),
+        Ok(Some((mut head, len))) => {
+            head.headers = headers;
+            Parsed::Complete(head, len)
+        }
         Ok(None) => Parsed::Partial,
         Err(_) => Parsed::Invalid,
     }
@@ -115,7 +118,8 @@ fn parse_with<'h, 'b>(
     kind: MessageKind,
     bytes: &'b [u8],
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<(Head, usize)>, httparse::Error> {
+    headers: &mut Headers,
+) -> Result<Option<(Head<'b>, usize)>, httparse::Error> {
     let mut config = httparse::ParserConfig::default();
     config
         .allow_multiple_spaces_in_request_line_delimiters(true)
@@ -139,7 +143,7 @@ fn parse_with<'h, 'b>(
             } = req;
             let head = Head {
                 method: method.map(|m| borrowed_if_known(m, &KNOWN_METHODS)),
-                url: path.map(Arc::from),
+                url: path,
                 ..Head::new(version)
             };
             (len, head, headers)
@@ -164,20 +168,14 @@ fn parse_with<'h, 'b>(
             (len, head, headers)
         }
     };
-    let text_bytes = parsed.iter().map(|h| h.name.len() + h.value.len()).sum();
-    head.headers = Headers::with_capacity(parsed.len(), text_bytes);
     for h in parsed {
         head.note_header(h.name, h.value);
-        // from_utf8 validates ASCII word-at-a-time; the lossy path is for the rare rest.
-        match std::str::from_utf8(h.value) {
-            Ok(value) => head.headers.push(h.name, value),
-            Err(_) => head.headers.push(h.name, &String::from_utf8_lossy(h.value)),
-        }
     }
+    headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value)));
     Ok(Some((head, len)))
 }
 
-impl Head {
+impl Head<'_> {
     fn new(version: Option<u8>) -> Self {
         Head {
             version_minor: version.unwrap_or(1),
@@ -244,8 +242,8 @@ mod tests {
         assert_eq!(find_head_end(b"", 5), None);
     }
 
-    fn complete(kind: MessageKind, bytes: &[u8]) -> Head {
-        match parse(kind, bytes) {
+    fn complete(kind: MessageKind, bytes: &[u8]) -> Head<'_> {
+        match parse(kind, bytes, Headers::default()) {
             Parsed::Complete(head, len) => {
                 assert_eq!(len, bytes.len());
                 head
@@ -277,11 +275,19 @@ mod tests {
         assert_eq!(h.transfer, Transfer::Chunked);
         assert_eq!(h.content_length, ContentLength::Invalid);
         assert!(matches!(
-            parse(MessageKind::Request, b"HTTP/1.1 200 OK\r\n\r\n"),
+            parse(
+                MessageKind::Request,
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                Headers::default()
+            ),
             Parsed::Invalid
         ));
         assert!(matches!(
-            parse(MessageKind::Request, b"GET / HTTP/1.1\r\nHost"),
+            parse(
+                MessageKind::Request,
+                b"GET / HTTP/1.1\r\nHost",
+                Headers::default()
+            ),
             Parsed::Partial
         ));
         assert_eq!(parse_decimal(b"18446744073709551616"), None);

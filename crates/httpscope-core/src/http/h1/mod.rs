@@ -28,7 +28,7 @@ mod tests;
 
 use super::h2::Upgraded;
 use super::stream::StreamPos;
-use super::{DataChunk, HttpConfig, HttpMessage, ParseCounters, Protocol, Role};
+use super::{DataChunk, HttpConfig, Outbox, ParseCounters, Protocol, Role};
 use crate::direction::Direction;
 use pairing::Pairing;
 use parser::{Ctx, DirParser, Link};
@@ -65,7 +65,7 @@ impl H1Connection {
         &mut self,
         config: &HttpConfig,
         chunk: &DataChunk<'_>,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         let counter = match self.link.protocol {
@@ -102,7 +102,7 @@ impl H1Connection {
         &mut self,
         config: &HttpConfig,
         ts_ns: u64,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         if std::mem::replace(&mut self.closed, true) {

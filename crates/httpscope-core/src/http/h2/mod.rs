@@ -23,7 +23,7 @@ use hpack::Decoder;
 use streams::{Out, Streams};
 
 use super::stream::{Placed, StreamPos};
-use super::{DataChunk, HttpConfig, HttpMessage, ParseCounters, Role};
+use super::{DataChunk, HttpConfig, Outbox, ParseCounters, Role};
 use crate::direction::Direction;
 
 pub use frame::exact_frames;
@@ -131,7 +131,7 @@ impl H2Connection {
         &mut self,
         config: &HttpConfig,
         chunk: &DataChunk<'_>,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         let placed = self.reader(chunk.direction).pos.place(chunk, counters);
@@ -145,7 +145,7 @@ impl H2Connection {
         dir: Direction,
         placed: Placed<'_>,
         ts: u64,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         let mut cx = Out {
@@ -176,7 +176,7 @@ impl H2Connection {
         &mut self,
         config: &HttpConfig,
         ts: u64,
-        out: &mut Vec<HttpMessage>,
+        out: &mut Outbox,
         counters: &mut ParseCounters,
     ) {
         let mut cx = Out {

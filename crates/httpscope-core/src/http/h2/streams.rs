@@ -11,7 +11,9 @@ use super::hpack::Fields;
 use crate::direction::Direction;
 use crate::http::body::{BodySink, Encoding};
 use crate::http::message::{borrowed_if_known, KNOWN_METHODS};
-use crate::http::{GrpcCall, Headers, HttpConfig, HttpMessage, MessageKind, ParseCounters, Proto};
+use crate::http::{
+    GrpcCall, Headers, HttpConfig, HttpMessage, MessageKind, Outbox, ParseCounters, Proto,
+};
 
 /// Streams tracked at once per connection; a new one beyond this ends the oldest as partial.
 const MAX_STREAMS: usize = 1024;
@@ -20,7 +22,7 @@ const MAX_STREAMS: usize = 1024;
 pub(super) struct Out<'a> {
     pub config: &'a HttpConfig,
     pub counters: &'a mut ParseCounters,
-    pub out: &'a mut Vec<HttpMessage>,
+    pub out: &'a mut Outbox,
     pub ts: u64,
 }
 
@@ -393,7 +395,7 @@ fn new_half(
         }
     }
     Half {
-        body: BodySink::new(encoding, cx.config.body_limit),
+        body: BodySink::new(encoding, cx.config.body_limit, Vec::new()),
         grpc_messages: grpc_call.then(MessageCounter::default),
         msg,
     }

@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::direction::Direction;
-use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, ParseCounters, Proto, Role};
+use crate::http::{
+    DataChunk, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters, Proto, Role,
+};
 
 const SEND: Direction = Direction::Send;
 const RECV: Direction = Direction::Recv;
@@ -10,7 +12,7 @@ const RECV: Direction = Direction::Recv;
 struct Feed {
     conn: HttpConnection,
     config: HttpConfig,
-    out: Vec<HttpMessage>,
+    out: Outbox,
     counters: ParseCounters,
     offsets: [u64; 2],
     ts: u64,
@@ -21,7 +23,7 @@ impl Feed {
         Feed {
             conn: HttpConnection::new(mid_stream),
             config: HttpConfig::default(),
-            out: Vec::new(),
+            out: Outbox::default(),
             counters: ParseCounters::default(),
             offsets: [0; 2],
             ts: 0,
@@ -61,7 +63,7 @@ impl Feed {
     fn close(&mut self) -> Vec<HttpMessage> {
         self.conn
             .on_close(&self.config, self.ts, &mut self.out, &mut self.counters);
-        std::mem::take(&mut self.out)
+        self.out.take()
     }
 }
 

@@ -42,12 +42,12 @@ impl DirParser {
             let parsed = if undecided {
                 Parsed::Partial
             } else {
-                head::parse(kind, window)
+                head::parse(kind, window, cx.out.headers())
             };
             match parsed {
                 Parsed::Complete(head, end) => {
-                    self.on_head(kind, head, rest.get(..end).unwrap_or_default(), cx);
-                    return blank + end;
+                    let (bytes, after) = rest.split_at(end.min(rest.len()));
+                    return blank + end + self.on_head(kind, head, bytes, after, cx);
                 }
                 Parsed::Invalid => {
                     self.bad_head(0, cx);
@@ -83,10 +83,10 @@ impl DirParser {
                 let buffered = mem::take(&mut self.head);
                 let bytes = buffered.get(..end).unwrap_or_default();
                 let kind = self.head_kind(cx.link, bytes);
-                match head::parse(kind, bytes) {
+                match head::parse(kind, bytes, cx.out.headers()) {
                     // httparse must end the head at the blank line we found.
                     Parsed::Complete(head, len) if len == end => {
-                        self.on_head(kind, head, bytes, cx)
+                        self.on_head(kind, head, bytes, &[], cx);
                     }
                     _ => self.bad_head(end, cx),
                 }
@@ -133,8 +133,17 @@ impl DirParser {
         }
     }
 
-    /// Handles a parsed head; `bytes` is the head on the wire, blank line included.
-    fn on_head(&mut self, kind: MessageKind, head: Head, bytes: &[u8], cx: &mut Ctx<'_>) {
+    /// Handles a parsed head; `bytes` is the head on the wire, blank line included, and `after`
+    /// what follows it in this chunk. Returns the bytes of `after` used: a body of known length
+    /// that is all there completes the message at once.
+    fn on_head(
+        &mut self,
+        kind: MessageKind,
+        head: Head<'_>,
+        bytes: &[u8],
+        after: &[u8],
+        cx: &mut Ctx<'_>,
+    ) -> usize {
         let max_trailer = cx.config.max_head_bytes;
         let mut paired = None;
         let framing = match kind {
@@ -151,7 +160,8 @@ impl DirParser {
             }
         };
         let Some((framing, tunnel_after)) = framing else {
-            return self.bad_head(bytes.len(), cx);
+            self.bad_head(bytes.len(), cx);
+            return 0;
         };
         cx.link.protocol = Protocol::Http1;
         let request_dir = match kind {
@@ -159,33 +169,41 @@ impl DirParser {
             MessageKind::Response => self.dir.opposite(),
         };
         cx.link.request_dir.get_or_insert(request_dir);
-        let sink = BodySink::new(head.encoding, cx.config.body_limit);
+        let sink = BodySink::new(head.encoding, cx.config.body_limit, cx.out.bytes(0));
         // Size `raw` once for head and body so body bytes do not reallocate it.
         let wire_len = match framing {
             Framing::Length(n) => (bytes.len() as u64).saturating_add(n),
             Framing::Chunked(_) | Framing::Close => u64::MAX,
         };
         let raw_limit = cx.config.raw_limit;
-        let mut raw =
-            Vec::with_capacity(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
+        let mut raw = cx
+            .out
+            .bytes(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
         push_capped(&mut raw, bytes, raw_limit);
         let proto = if head.version_minor == 0 {
             Proto::Http10
         } else {
             Proto::Http11
         };
-        let mut msg = HttpMessage {
-            last_ts_ns: cx.ts,
-            method: head.method,
-            url: head.url,
-            status: head.status,
-            reason: head.reason,
-            headers: head.headers,
-            wire_bytes: bytes.len() as u64,
-            raw,
-            ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
+        // Built in place: every move of a message copies all of it.
+        let mut fl = InFlight {
+            msg: HttpMessage {
+                last_ts_ns: cx.ts,
+                method: head.method,
+                url: head.url.map(|url| self.shared_url(url)),
+                status: head.status,
+                reason: head.reason,
+                headers: head.headers,
+                wire_bytes: bytes.len() as u64,
+                raw,
+                ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
+            },
+            framing,
+            sink,
+            request_ts: None,
+            tunnel_after,
         };
-        let mut request_ts = None;
+        let msg = &mut fl.msg;
         match kind {
             MessageKind::Request => {
                 // Cheap copies: a standard method is borrowed and the url is shared.
@@ -204,22 +222,31 @@ impl DirParser {
                     msg.exchange = Some(req.exchange);
                     msg.method = Some(req.method);
                     msg.url = Some(req.url);
-                    request_ts = Some(req.request_first_ts_ns);
+                    fl.request_ts = Some(req.request_first_ts_ns);
                 }
             }
         }
-        let fl = InFlight {
-            msg,
-            framing,
-            sink,
-            request_ts,
-            tunnel_after,
-        };
-        if matches!(fl.framing, Framing::Length(0)) {
-            self.state = State::Head;
-            self.emit(fl, true, cx);
-        } else {
-            self.state = State::Body(Box::new(fl));
+        match fl.framing {
+            // Whole here (or empty): emitted without being parked, which costs an allocation.
+            Framing::Length(len) if len <= after.len() as u64 => {
+                let (used, _, _) = fl.take_body(after, cx);
+                self.state = State::Head;
+                self.emit(fl, true, cx);
+                used
+            }
+            _ => {
+                self.state = State::Body(Box::new(fl));
+                0
+            }
+        }
+    }
+
+    /// `url` as shared text: the previous request's when they are the same (a keep-alive
+    /// client repeating a request), so that a repeat allocates nothing.
+    fn shared_url(&mut self, url: &str) -> Arc<str> {
+        match &self.last_url {
+            Some(last) if **last == *url => last.clone(),
+            _ => self.last_url.insert(Arc::from(url)).clone(),
         }
     }
 

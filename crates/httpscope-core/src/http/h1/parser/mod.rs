@@ -4,6 +4,7 @@
 mod heads;
 
 use std::mem;
+use std::sync::Arc;
 
 use crate::direction::Direction;
 
@@ -14,7 +15,7 @@ use crate::http::h2::Upgraded;
 use crate::http::message::{push_capped, HttpMessage, MessageKind};
 use crate::http::sniff;
 use crate::http::stream::{Placed, StreamPos};
-use crate::http::{HttpConfig, ParseCounters, Protocol};
+use crate::http::{HttpConfig, Outbox, ParseCounters, Protocol};
 
 /// State shared by both directions of a connection.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ impl Link {
 pub(super) struct Ctx<'a> {
     pub config: &'a HttpConfig,
     pub counters: &'a mut ParseCounters,
-    pub out: &'a mut Vec<HttpMessage>,
+    pub out: &'a mut Outbox,
     pub link: &'a mut Link,
     pub ts: u64,
     /// The other direction sits at a message boundary it observed.
@@ -54,6 +55,42 @@ struct InFlight {
     request_ts: Option<u64>,
     /// 101 or CONNECT 2xx: bytes after this message are not HTTP/1.
     tunnel_after: bool,
+}
+
+impl InFlight {
+    /// Takes body bytes from the start of `data`: returns how many, whether the body is done,
+    /// and whether its framing broke.
+    fn take_body(&mut self, data: &[u8], cx: &Ctx<'_>) -> (usize, bool, bool) {
+        let (used, done, broken) = match &mut self.framing {
+            Framing::Length(left) => {
+                let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                self.sink.push(data.get(..take).unwrap_or_default());
+                *left -= take as u64;
+                (take, *left == 0, false)
+            }
+            Framing::Close => {
+                self.sink.push(data);
+                (data.len(), false, false)
+            }
+            Framing::Chunked(chunked) => {
+                let sink = &mut self.sink;
+                match chunked.feed(data, |d| sink.push(d)) {
+                    Ok((used, done)) => (used, done, false),
+                    Err(e) => (e.used, false, true),
+                }
+            }
+        };
+        push_capped(
+            &mut self.msg.raw,
+            data.get(..used).unwrap_or_default(),
+            cx.config.raw_limit,
+        );
+        self.msg.wire_bytes = self.msg.wire_bytes.saturating_add(used as u64);
+        if used > 0 {
+            self.msg.last_ts_ns = cx.ts;
+        }
+        (used, done, broken)
+    }
 }
 
 #[derive(Debug)]
@@ -79,6 +116,8 @@ pub(super) struct DirParser {
     /// Where the search for the end of the buffered head resumes.
     scanned: usize,
     head_ts: u64,
+    /// The target of the last request sent this way, shared with the next when the same.
+    last_url: Option<Arc<str>>,
     /// Bytes after the switch to HTTP/2, for the HTTP/2 engine to take over (at most one
     /// chunk: the engine takes them as soon as the chunk is handled).
     pub handoff: Vec<u8>,
@@ -102,6 +141,7 @@ impl DirParser {
             head: Vec::new(),
             scanned: 0,
             head_ts: 0,
+            last_url: None,
             handoff: Vec::new(),
             handoff_gap: 0,
             handoff_gap_elided: false,
@@ -233,34 +273,7 @@ impl DirParser {
         let State::Body(fl) = &mut self.state else {
             return 0;
         };
-        let (used, done, broken) = match &mut fl.framing {
-            Framing::Length(left) => {
-                let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                fl.sink.push(data.get(..take).unwrap_or_default());
-                *left -= take as u64;
-                (take, *left == 0, false)
-            }
-            Framing::Close => {
-                fl.sink.push(data);
-                (data.len(), false, false)
-            }
-            Framing::Chunked(chunked) => {
-                let sink = &mut fl.sink;
-                match chunked.feed(data, |d| sink.push(d)) {
-                    Ok((used, done)) => (used, done, false),
-                    Err(e) => (e.used, false, true),
-                }
-            }
-        };
-        push_capped(
-            &mut fl.msg.raw,
-            data.get(..used).unwrap_or_default(),
-            cx.config.raw_limit,
-        );
-        fl.msg.wire_bytes = fl.msg.wire_bytes.saturating_add(used as u64);
-        if used > 0 {
-            fl.msg.last_ts_ns = cx.ts;
-        }
+        let (used, done, broken) = fl.take_body(data, cx);
         if broken {
             cx.counters.parse_errors += 1;
             self.finish(false, cx);

@@ -51,6 +51,21 @@ fn simple_exchange_fields() {
 }
 
 #[test]
+fn a_repeated_target_is_shared_not_copied() {
+    let mut f = Feed::new();
+    for path in ["/a", "/a", "/b"] {
+        f.send(&get(path)).recv(&response("x"));
+    }
+    let out = f.take();
+    let urls: Vec<_> = out.iter().filter_map(|m| m.url.clone()).collect();
+    assert_eq!(urls.len(), 6);
+    assert!(urls
+        .iter()
+        .all(|url| std::sync::Arc::ptr_eq(url, &urls[0]) == (**url == *"/a")));
+    assert!(std::sync::Arc::ptr_eq(&urls[4], &urls[5]));
+}
+
+#[test]
 fn server_role_and_raw_limit() {
     let config = HttpConfig {
         raw_limit: 8,

@@ -9,7 +9,7 @@ mod pairing;
 mod protocol;
 
 use crate::direction::Direction;
-use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, ParseCounters};
+use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters};
 
 const SEND: Direction = Direction::Send;
 const RECV: Direction = Direction::Recv;
@@ -18,7 +18,7 @@ const RECV: Direction = Direction::Recv;
 struct Feed {
     conn: HttpConnection,
     config: HttpConfig,
-    out: Vec<HttpMessage>,
+    out: Outbox,
     counters: ParseCounters,
     offsets: [u64; 2],
     ts: u64,
@@ -33,7 +33,7 @@ impl Feed {
         Feed {
             conn: HttpConnection::new(mid_stream),
             config,
-            out: Vec::new(),
+            out: Outbox::default(),
             counters: ParseCounters::default(),
             offsets: [0; 2],
             ts: 0,
@@ -97,7 +97,7 @@ impl Feed {
     }
 
     fn take(&mut self) -> Vec<HttpMessage> {
-        std::mem::take(&mut self.out)
+        self.out.take()
     }
 }
 
