@@ -51,7 +51,15 @@ fi
 # another `nodejs` package. Its shared-library and JavaScript dependencies are installed.
 debian_node=/opt/httpscope-test/debian-node
 if (( want_test_tools )) && ! "$debian_node/node" -e 'require("https")' 2>/dev/null; then
-    version=$(apt-cache show nodejs | awk '/^Version:/ { v = $2 } /^Depends:/ && /libnode[0-9]/ { print v; exit }')
+    libnode_nodejs() {
+        apt-cache show nodejs 2>/dev/null |
+            awk '/^Version:/ { v = $2 } /^Depends:/ && /libnode[0-9]/ { print v; exit }'
+    }
+    version=$(libnode_nodejs)
+    if [[ -z "$version" ]]; then
+        apt-get update -q
+        version=$(libnode_nodejs)
+    fi
     libnode=$(apt-cache show "nodejs=$version" | sed -n 's/^Depends:.*\(libnode[0-9][0-9]*\).*/\1/p' | head -n 1)
     if [[ -z "$version" || -z "$libnode" ]]; then
         echo "setup.sh: no nodejs package that uses libnode in the apt sources" >&2
