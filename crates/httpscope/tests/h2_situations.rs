@@ -10,6 +10,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 use hardening::{assert_bounded, garbage};
@@ -30,7 +31,7 @@ fn late_attach_to_an_open_h2_connection() {
     if !require_root("late_attach_to_an_open_h2_connection") {
         return;
     }
-    let (_server, port) = node_h2_server(None);
+    let (_server, port) = node_h2_server(Path::new("node"), None);
     let mut session = NodeH2Session::open(port);
     assert_eq!(session.requests(12, "pre"), 12);
     let profiler = Profiler::start(&[port], &[]);

@@ -1,6 +1,6 @@
 //! Issue #12, HTTP/2 and gRPC against real software: nghttpd (h2c and TLS) with curl
 //! (`--http2-prior-knowledge`; `--http2` over TLS with ALPN, sequential and `--parallel`) and
-//! nghttp as clients; Node.js `http2` client and server (h2c and TLS); grpcio client and server
+//! nghttp as clients; Node.js `http2` client and server (h2c, and TLS with both Node builds); grpcio client and server
 //! (unary, server streaming, bidi, non-zero grpc-status). Every exchange each client completed
 //! is logged once on each side, paired by stream, and nothing else is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,6 +8,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -198,10 +199,10 @@ fn node_http2_h2c_client_and_server() {
     if !require_root("node_http2_h2c_client_and_server") {
         return;
     }
-    let (_server, port) = node_h2_server(None);
+    let (_server, port) = node_h2_server(Path::new("node"), None);
     let profiler = Profiler::start(&[port], &[]);
     let n = 60;
-    assert_eq!(node_h2_client(port, n, "nd", None), n);
+    assert_eq!(node_h2_client(Path::new("node"), port, n, "nd", None), n);
     let (records, _) = stop(profiler);
     check_pair(&records, "node http2 h2c", "node", "node", &ids("nd", n));
     // The server echoes X-Request-Id: every pairing is verified by id, on both sides.
@@ -210,21 +211,15 @@ fn node_http2_h2c_client_and_server() {
     assert_node_posts(&records);
 }
 
-/// Node.js over TLS (`createSecureServer`), with its own client and with curl (ALPN h2).
-/// Node drives OpenSSL through memory BIOs; its SSL objects get their connection from the
-/// TLSWrap probes (`tls_lib=node`) where node has OpenSSL built in (`tests/node_tls.rs`
-/// requires that). Node's sides are checked exact whenever they are logged (Debian's own
-/// nodejs, libnode with a shared libssl, is not bound yet); curl's side always.
-#[test]
-fn node_http2_tls_client_and_server() {
-    if !require_root("node_http2_tls_client_and_server") {
-        return;
-    }
+/// Node.js over TLS (`createSecureServer`), with its own client and with curl (ALPN h2), run
+/// by `node` (`label` in the notes). Node drives OpenSSL through memory BIOs; its SSL objects
+/// get their connection from the TLSWrap probes (`tls_lib=node`): every side exact.
+fn node_http2_tls_client_and_server(node: &Path, label: &str) {
     let certs = Certs::new();
-    let (_server, port) = node_h2_server(Some(&certs));
+    let (_server, port) = node_h2_server(node, Some(&certs));
     let profiler = Profiler::start(&[port], &[]);
     let n = 30;
-    assert_eq!(node_h2_client(port, n, "nd", Some(&certs)), n);
+    assert_eq!(node_h2_client(node, port, n, "nd", Some(&certs)), n);
     let base = format!("https://localhost:{port}");
     let (sequential, multiplexed) = (ids("cs", 10), ids("cp", 10));
     let ca = certs.ca();
@@ -240,28 +235,48 @@ fn node_http2_tls_client_and_server() {
     let (records, _) = stop(profiler);
     let curl_sent = [sequential, multiplexed].concat();
     let paired = assert_h2_side(&records, "client", "curl", &curl_sent);
-    note("node http2 TLS server: curl side", curl_sent.len(), paired);
+    note(
+        &format!("{label} http2 TLS server: curl side"),
+        curl_sent.len(),
+        paired,
+    );
     let node_client = ids("nd", n);
     let all = [node_client.clone(), curl_sent].concat();
     for (role, sent) in [("client", &node_client), ("server", &all)] {
-        let logged = Side::of(&records, role, "node");
-        let paired = if logged.requests.is_empty() && logged.responses.is_empty() {
-            0
-        } else {
-            assert_h2_side(&records, role, "node", sent)
-        };
-        for r in records.iter().filter(|r| r["comm"] == "node") {
-            assert_eq!(r["tls_lib"], "node", "{r}");
-        }
+        let paired = assert_h2_side(&records, role, "node", sent);
         note(
-            &format!("node http2 TLS: node {role} side"),
+            &format!("{label} http2 TLS: node {role} side"),
             sent.len(),
             paired,
         );
     }
+    for r in records.iter().filter(|r| r["comm"] == "node") {
+        assert_eq!(r["tls_lib"], "node", "{r}");
+    }
     assert!(records.iter().all(|r| r["tls"] == true), "tls=true");
     assert_pairing_exact(&records);
     assert_node_posts(&records);
+}
+
+/// The node on PATH (NodeSource's here: OpenSSL built in).
+#[test]
+fn node_http2_tls_client_and_server_built_in_openssl() {
+    if !require_root("node_http2_tls_client_and_server_built_in_openssl") {
+        return;
+    }
+    node_http2_tls_client_and_server(Path::new("node"), "node");
+}
+
+/// Debian's nodejs: libnode with the system's shared libssl.
+#[test]
+fn node_http2_tls_client_and_server_debian_libnode() {
+    let test = "node_http2_tls_client_and_server_debian_libnode";
+    if !require_root(test) {
+        return;
+    }
+    if let Some(node) = support::tls::debian_node(test) {
+        node_http2_tls_client_and_server(&node, "Debian node");
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,25 +22,6 @@ use support::*;
 const N: usize = 10;
 /// The machine's node.
 const NODE: &str = "/usr/bin/node";
-/// Debian's nodejs, unpacked by `scripts/setup.sh --test`: a wrapper that runs its node
-/// with its libnode (`LD_LIBRARY_PATH`).
-const DEBIAN_NODE_DIR: &str = "/opt/httpscope-test/debian-node";
-
-/// Debian's node wrapper, when it is installed; under CI=true a missing one is a failure.
-fn debian_node(test: &str) -> Option<PathBuf> {
-    let wrapper = Path::new(DEBIAN_NODE_DIR).join("node");
-    if wrapper.exists() {
-        return Some(wrapper);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {} is missing (scripts/setup.sh --test unpacks Debian's nodejs), and CI=true forbids skipping", wrapper.display());
-    }
-    eprintln!(
-        "\n*** SKIPPING {test}: Debian's nodejs is not unpacked (scripts/setup.sh --test) ***\n"
-    );
-    None
-}
-
 fn node_client_against_node_server(node: &Path, label: &str) {
     let certs = TempDir::new();
     make_certs(&certs.path);

@@ -18,6 +18,28 @@ use super::Proc;
 
 const T: Duration = Duration::from_secs(60);
 
+/// Debian's nodejs, unpacked by `scripts/setup.sh --test` (it cannot be installed beside
+/// another `nodejs`): `node` there is a wrapper that runs its node with its libnode.
+pub const DEBIAN_NODE_DIR: &str = "/opt/httpscope-test/debian-node";
+
+/// Debian's node wrapper, when it is unpacked; under CI=true a missing one is a failure.
+pub fn debian_node(test: &str) -> Option<PathBuf> {
+    let wrapper = Path::new(DEBIAN_NODE_DIR).join("node");
+    if wrapper.exists() {
+        return Some(wrapper);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "{test}: {} is missing (scripts/setup.sh --test unpacks Debian's nodejs), and CI=true forbids skipping",
+            wrapper.display()
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPING {test}: Debian's nodejs is not unpacked (scripts/setup.sh --test) ***\n"
+    );
+    None
+}
+
 /// A Go toolchain the tests build with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Toolchain {

@@ -182,8 +182,9 @@ pub fn nghttp(urls: &[String], upload: Option<&Path>) -> usize {
 }
 
 /// Node.js `http2` server (`tests/programs/node_h2.js`), h2c or over TLS with `certs`.
-pub fn node_h2_server(certs: Option<&Certs>) -> (Proc, u16) {
-    let mut cmd = Command::new("node");
+/// `node` is the node to run (`Path::new("node")`: the one on PATH).
+pub fn node_h2_server(node: &Path, certs: Option<&Certs>) -> (Proc, u16) {
+    let mut cmd = Command::new(node);
     cmd.arg(program("node_h2.js")).arg("server");
     match certs {
         Some(certs) => cmd.arg("tls").arg(certs.key()).arg(certs.cert()),
@@ -194,8 +195,14 @@ pub fn node_h2_server(certs: Option<&Certs>) -> (Proc, u16) {
 
 /// Node.js `http2` client: `n` requests `prefix<i>` on one session; returns how many were
 /// answered 200 with their own X-Request-Id.
-pub fn node_h2_client(port: u16, n: usize, prefix: &str, certs: Option<&Certs>) -> usize {
-    let mut cmd = Command::new("node");
+pub fn node_h2_client(
+    node: &Path,
+    port: u16,
+    n: usize,
+    prefix: &str,
+    certs: Option<&Certs>,
+) -> usize {
+    let mut cmd = Command::new(node);
     cmd.arg(program("node_h2.js")).arg("client");
     cmd.arg(if certs.is_some() { "tls" } else { "h2c" });
     cmd.arg(port.to_string()).arg(n.to_string()).arg(prefix);
