@@ -1,8 +1,9 @@
 //! Issue #12, HTTP/2 and gRPC against real software: nghttpd (h2c and TLS) with curl
 //! (`--http2-prior-knowledge`; `--http2` over TLS with ALPN, sequential and `--parallel`) and
-//! nghttp as clients; Node.js `http2` client and server (h2c, and TLS with both Node builds); grpcio client and server
-//! (unary, server streaming, bidi, non-zero grpc-status). Every exchange each client completed
-//! is logged once on each side, paired by stream, and nothing else is.
+//! nghttp as clients; Node.js `http2` client and server (h2c, and TLS with both Node builds);
+//! grpcio client and server (unary, server streaming, bidi, non-zero grpc-status). Every
+//! exchange each client completed is logged once on each side, paired by stream, and nothing
+//! else is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
