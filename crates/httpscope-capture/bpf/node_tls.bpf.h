@@ -35,14 +35,14 @@
  * thunks (in Node 20's build OnStreamAlloc's thunk holds its own copy of the
  * body, OnStreamRead's jumps into it): the loader hooks each thunk too, with
  * the this-adjustment its mangled name states (_ZThn<N>_) as cookie, and an
- * entry seen twice for one call is harmless. The binding needs the probe on
- * the exported SSL_read/SSL_write (where the return address is the caller's):
- * a node with OpenSSL built in is hooked there. A libssl (Debian's node:
- * libnode.so with the system's libssl) is hooked at OpenSSL's internal
- * read/write workers instead, whose caller is SSL_read (SSL_write): when the
- * worker's return address is exactly SSL_read's call site, the return address
- * of SSL_read itself lies a fixed frame above it (both from the attach cookie,
- * measured from the machine code), and the same check runs there. A caller
+ * entry seen twice for one call is harmless. On the exported
+ * SSL_read/SSL_write the return address is the caller's. OpenSSL, built into
+ * node or a shared libssl (Debian's node: libnode.so with the system's
+ * libssl), is hooked at its internal read/write workers where the machine
+ * code allows, whose caller is SSL_read (SSL_write): when the worker's return
+ * address is exactly SSL_read's call site, the return address of SSL_read
+ * itself lies a fixed frame above it (both from the attach cookie, measured
+ * from the machine code), and the same check runs there. A caller
  * that cannot be told binds nothing: its plaintext stays counted
  * (tls_fd_unknown), never guessed. A thread that ran
  * a TLSWrap probe also makes its SSL calls ignore socket calls inside them:

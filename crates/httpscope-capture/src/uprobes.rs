@@ -217,16 +217,20 @@ fn attach_at<'a>(
         .map_err(|e| format!("{program}: {e}"))
 }
 
+/// A probe point by file offset, with its attach cookie.
+fn at_offset(offset: u64, cookie: u64) -> UProbeAttachPoint<'static> {
+    UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(offset),
+        cookie: Some(cookie),
+    }
+}
+
 /// OpenSSL: its read and write workers when their machine code allows it (a probe there
 /// costs a fraction of one on the exported functions; see `tls::openssl_workers`), else the
 /// exported read and write functions. Returns how many read/write functions were hooked.
 fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Result<usize, String> {
     let Some(workers) = openssl_workers::find(&target.path) else {
         return attach_by_symbol(ebpf, backend, target, OPENSSL_PROBES, 0);
-    };
-    let point = |offset: u64, cookie: u64| UProbeAttachPoint {
-        location: UProbeAttachLocation::AbsoluteOffset(offset),
-        cookie: Some(cookie),
     };
     for (program, worker) in OPENSSL_WORKER_PROGRAMS
         .into_iter()
@@ -235,10 +239,15 @@ fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Resu
         attach_at(
             ebpf,
             backend.tls_return_program(),
-            point(worker.offset, 0),
+            at_offset(worker.offset, 0),
             target,
         )?;
-        attach_at(ebpf, program, point(worker.offset, worker.cookie()), target)?;
+        attach_at(
+            ebpf,
+            program,
+            at_offset(worker.offset, worker.cookie()),
+            target,
+        )?;
     }
     tracing::debug!(target = %target.describe(), ?workers, "OpenSSL probes on its read/write workers");
     attach_by_symbol(
@@ -295,17 +304,13 @@ fn attach_node(
     target: &TlsTarget,
     binary: &NodeBinary,
 ) -> Result<usize, String> {
-    let point = |offset: u64, cookie: u64| UProbeAttachPoint {
-        location: UProbeAttachLocation::AbsoluteOffset(offset),
-        cookie: Some(cookie),
-    };
     let mut attached = 0;
     for probe in &binary.probes {
         if probe.function == NodeFunction::StreamRead {
             attach_at(
                 ebpf,
                 NODE_STREAM_READ_RETURN,
-                point(probe.offset, 0),
+                at_offset(probe.offset, 0),
                 target,
             )?;
         }
@@ -316,13 +321,14 @@ fn attach_node(
             NodeFunction::StreamRead => NODE_STREAM_READ,
             NodeFunction::ClearIn | NodeFunction::ClearOut => NODE_CLEAR,
         };
-        attach_at(ebpf, program, point(probe.offset, probe.cookie), target)?;
+        attach_at(ebpf, program, at_offset(probe.offset, probe.cookie), target)?;
         attached += 1;
     }
-    // The exported functions, not OpenSSL's workers: the binding checks that SSL_read and
-    // SSL_write are called straight from ClearOut/ClearIn (bpf/node_tls.bpf.h).
+    // Built-in OpenSSL as any other: on its workers where the machine code allows (the
+    // binding then looks through SSL_read's measured frame at its caller, bpf/node_tls.bpf.h),
+    // else on the exported functions.
     if binary.openssl_built_in {
-        attached += attach_by_symbol(ebpf, backend, target, OPENSSL_PROBES, 0)?;
+        attached += attach_openssl(ebpf, backend, target)?;
     }
     Ok(attached)
 }
@@ -331,13 +337,9 @@ fn attach_node(
 /// entry is seen always has its return seen). Returns how many probes were attached.
 fn attach_go(ebpf: &mut Ebpf, target: &TlsTarget, binary: &GoTlsBinary) -> Result<usize, String> {
     let mut attached = 0;
-    let point = |offset: u64, cookie: u64| UProbeAttachPoint {
-        location: UProbeAttachLocation::AbsoluteOffset(offset),
-        cookie: Some(cookie),
-    };
     for probes in &binary.probes {
         for &offset in &probes.returns {
-            attach_at(ebpf, GO_READ_RETURN, point(offset, 0), target)?;
+            attach_at(ebpf, GO_READ_RETURN, at_offset(offset, 0), target)?;
             attached += 1;
         }
     }
@@ -347,7 +349,12 @@ fn attach_go(ebpf: &mut Ebpf, target: &TlsTarget, binary: &GoTlsBinary) -> Resul
             GoTlsFunction::Read => GO_READ_ENTER,
             GoTlsFunction::Handshake => GO_HANDSHAKE_ENTER,
         };
-        attach_at(ebpf, program, point(probes.entry, probes.cookie), target)?;
+        attach_at(
+            ebpf,
+            program,
+            at_offset(probes.entry, probes.cookie),
+            target,
+        )?;
         attached += 1;
     }
     Ok(attached)
