@@ -62,7 +62,9 @@ if (( want_test_tools )) && ! "$debian_node/node" -e 'require("https")' 2>/dev/n
     fi
     libnode=$(apt-cache show "nodejs=$version" | sed -n 's/^Depends:.*\(libnode[0-9][0-9]*\).*/\1/p' | head -n 1)
     if [[ -z "$version" || -z "$libnode" ]]; then
-        echo "setup.sh: no nodejs package that uses libnode in the apt sources" >&2
+        echo "setup.sh: no nodejs package that uses libnode in the apt sources; the Node TLS" \
+             "tests need Debian's or Ubuntu's own nodejs: add the distribution's main archive" \
+             "to /etc/apt/sources.list and run this again" >&2
         exit 1
     fi
     echo "setup.sh: unpacking Debian's nodejs $version ($libnode) into $debian_node" >&2

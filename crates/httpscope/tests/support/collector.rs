@@ -22,10 +22,10 @@ pub fn rotel_binary(test: &str) -> Option<std::path::PathBuf> {
         .map(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("rotel-agent"))
         .filter(|p| p.exists());
     if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: rotel is missing (scripts/setup.sh --test installs it), and CI=true forbids skipping");
-        }
-        eprintln!("\n*** SKIPPING {test}: rotel is not installed (scripts/setup.sh --test) ***\n");
+        super::skip_unless_ci(
+            test,
+            "rotel is missing (scripts/setup.sh --test installs it)",
+        );
     }
     found
 }

@@ -24,11 +24,17 @@ pub fn require_root(test: &str) -> bool {
     if root {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: needs root to load BPF programs, and CI=true forbids skipping");
-    }
-    eprintln!("\n*** SKIPPING {test}: needs root to load BPF programs ***\n");
+    skip_unless_ci(test, "needs root to load BPF programs");
     false
+}
+
+/// `test` cannot run here (`reason`): under CI=true that is a failure, elsewhere the test
+/// is skipped, loudly.
+pub fn skip_unless_ci(test: &str, reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {reason}, and CI=true forbids skipping");
+    }
+    eprintln!("\n*** SKIPPING {test}: {reason} ***\n");
 }
 
 extern "C" {
