@@ -11,7 +11,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 2
 fi
 
-packages=(clang llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
+packages=(clang clang-format llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
 if (( want_test_tools )); then
     packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip
                nghttp2-client nghttp2-server podman runc golang-go gnutls-bin tcpdump)

@@ -5,6 +5,8 @@
  * _dl_debug_state, which it calls after every change to the loaded
  * libraries (start-up, dlopen, dlclose). Userspace looks at that process's
  * executable and mappings, and hooks each new file once.
+ *
+ * Needs conn.bpf.h included before it.
  */
 #ifndef HTTPSCOPE_BINARIES_BPF_H
 #define HTTPSCOPE_BINARIES_BPF_H

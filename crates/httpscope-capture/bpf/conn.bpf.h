@@ -3,6 +3,8 @@
  * What every backend shares: the loader's configuration, the connection
  * state, the ring buffer and counters, the port and process filters, and
  * the connection open/close events.
+ *
+ * Needs kernel.bpf.h (and what it needs) included before it.
  */
 #ifndef HTTPSCOPE_CONN_BPF_H
 #define HTTPSCOPE_CONN_BPF_H
@@ -110,7 +112,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
-
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -2,7 +2,9 @@
 /*
  * Copying what a socket call moved into the ring buffer: the smallest
  * record that holds the capture budget, iovecs through a per-CPU scratch
- * slot, truncations and drops counted.
+ * slot, truncations and drops counted; copy_data decides between a whole
+ * copy and the capture budget (budget*.bpf.h, included after this part).
+ * Needs httpscope.h, kernel.bpf.h, conn.bpf.h and words.bpf.h before it.
  */
 #ifndef HTTPSCOPE_COPY_BPF_H
 #define HTTPSCOPE_COPY_BPF_H
@@ -26,10 +28,6 @@ struct data_call {
 	/* Capture budget: the connection told when this copy starts a HEAD or CONNECT request. */
 	struct conn_state *request_peek;
 };
-
-/* "HEAD " and "CONNECT ", little-endian. */
-#define WORD_HEAD_ 0x2044414548ULL
-#define WORD_CONNECT_ 0x205443454e4e4f43ULL
 
 /* A copy starting a HEAD or CONNECT request: responses on the connection are not framed. */
 static __always_inline void peek_request_method(struct data_call *call, const __u8 *data)
@@ -96,7 +94,8 @@ static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt,
 			break;
 		if (i < batched && i < IOVEC_BATCH)
 			iov = batch[i];
-		else if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))))
+		else if (bpf_probe_read_user(&iov, sizeof(iov),
+					     (void *)(iov_ptr + i * sizeof(iov))))
 			break;
 		n = iov.len;
 		if (n > budget - copied)
@@ -110,8 +109,9 @@ static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt,
 	return copied;
 }
 
-static __always_inline void count_truncation(struct stat_counters *counters, struct data_event *event,
-					     __u8 mode, __u64 len, __u64 captured)
+static __always_inline void count_truncation(struct stat_counters *counters,
+					     struct data_event *event, __u8 mode, __u64 len,
+					     __u64 captured)
 {
 	if (captured >= len)
 		return;
@@ -128,8 +128,8 @@ static __always_inline void count_drop(struct stat_counters *counters, __u64 len
 	counters->values[STAT_DATA_BYTES_DROPPED] += len;
 }
 
-static __always_inline void fill_data(struct data_event *event, struct data_call *call, __u64 conn_id,
-				      __u64 offset, __u64 len)
+static __always_inline void fill_data(struct data_event *event, struct data_call *call,
+				      __u64 conn_id, __u64 offset, __u64 len)
 {
 	fill_header(&event->header, EVENT_KIND_DATA, conn_id);
 	event->stream_offset = offset;
@@ -143,11 +143,11 @@ static __always_inline void fill_data(struct data_event *event, struct data_call
  * Plain copies that fit a fixed-size record go straight into a ring-buffer
  * reservation: no scratch, no second copy. One definition per record size.
  */
-#define DEFINE_EMIT_RESERVED(name, record_type, capacity)                                         \
+#define DEFINE_EMIT_RESERVED(name, record_type, capacity)                                        \
 	static __always_inline void name(struct data_call *call, struct stat_counters *counters, \
-					 __u64 conn_id, __u64 offset, __u64 len, __u64 budget)  \
+					 __u64 conn_id, __u64 offset, __u64 len, __u64 budget)   \
 	{                                                                                        \
-		record_type *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);               \
+		record_type *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);                \
 		__u64 captured = 0;                                                              \
                                                                                                  \
 		if (!rec) {                                                                      \
@@ -236,8 +236,9 @@ static __always_inline int user_buffer_of_syscall(long nr, struct pt_regs___kern
 	case NR_RECVFROM:
 		call->buf = SYSCALL_ARG2(regs);
 		call->mode = COPY_BUFFER;
-		call->direction = nr == NR_READ || nr == NR_RECVFROM ? DIRECTION_RECV : DIRECTION_SEND;
-		call->syscall = nr == NR_READ	   ? SYSCALL_READ
+		call->direction =
+			nr == NR_READ || nr == NR_RECVFROM ? DIRECTION_RECV : DIRECTION_SEND;
+		call->syscall = nr == NR_READ	  ? SYSCALL_READ
 				: nr == NR_WRITE  ? SYSCALL_WRITE
 				: nr == NR_SENDTO ? SYSCALL_SENDTO
 						  : SYSCALL_RECVFROM;
@@ -262,6 +263,32 @@ static __always_inline int user_buffer_of_syscall(long nr, struct pt_regs___kern
 		return 1;
 	}
 	return 0;
+}
+
+/* A capture limit below this copies every call whole: the budget has no room to frame. */
+#define BUDGET_MIN_CAPTURE 256
+
+/* The capture budget's entry (budget_walk.bpf.h). */
+static __always_inline void budget_data(struct data_call *call, struct stat_counters *counters,
+					struct conn_state *conn, __u64 offset, __u64 len);
+
+/* ret bytes moved on a watched connection: one record, unless they are TLS ciphertext. */
+static __always_inline void copy_data(struct stat_counters *counters, struct conn_state *conn,
+				      __s64 ret, struct data_call *call)
+{
+	__u64 len = ret, offset;
+
+	if (conn->tls) {
+		counters->values[STAT_CIPHERTEXT_SUPPRESSED]++;
+		return;
+	}
+	counters->values[STAT_SYSCALLS_TRACED]++;
+	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
+						   : __sync_fetch_and_add(&conn->recvd, len);
+	if (body_limit && capture_bytes >= BUDGET_MIN_CAPTURE)
+		budget_data(call, counters, conn, offset, len);
+	else
+		emit_data(call, counters, conn->conn_id, offset, len);
 }
 
 #endif /* HTTPSCOPE_COPY_BPF_H */

@@ -23,6 +23,8 @@
  *
  * The connection: the syscall backend's fd table, or on the socket backend
  * the sock's entry in go_tls_socks (see tls.bpf.h).
+ *
+ * Needs syscall.bpf.h and tls.bpf.h included before it.
  */
 #ifndef GO_TLS_BPF_H
 #define GO_TLS_BPF_H
@@ -73,9 +75,11 @@ static __always_inline __s64 go_tls_fd(struct pt_regs *ctx)
 				(void *)(iface[0] + GO_COOKIE_ITAB_FUN0(cookie))) ||
 	    close_method != tcp_conn_close)
 		return -1;
-	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(iface[1] + GO_COOKIE_TCP_CONN_FD(cookie))))
+	if (bpf_probe_read_user(&netfd, sizeof(netfd),
+				(void *)(iface[1] + GO_COOKIE_TCP_CONN_FD(cookie))))
 		return -1;
-	if (bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + GO_COOKIE_NETFD_SYSFD(cookie))))
+	if (bpf_probe_read_user(&sysfd, sizeof(sysfd),
+				(void *)(netfd + GO_COOKIE_NETFD_SYSFD(cookie))))
 		return -1;
 	return sysfd >= 0 && sysfd <= 0x7fffffff ? sysfd : -1;
 }
@@ -161,7 +165,8 @@ static __always_inline int go_tls_stream(struct pt_regs *ctx, __u32 tgid, struct
 }
 
 /* len bytes of plaintext at buf on the stream: one record. */
-static __always_inline void go_tls_emit(struct go_tls_stream *stream, __u64 buf, __u64 len, int write)
+static __always_inline void go_tls_emit(struct go_tls_stream *stream, __u64 buf, __u64 len,
+					int write)
 {
 	__u32 zero = 0;
 	struct stat_counters *counters = bpf_map_lookup_elem(&stats, &zero);
@@ -177,7 +182,8 @@ static __always_inline void go_tls_emit(struct go_tls_stream *stream, __u64 buf,
 	if (!counters)
 		return;
 	counters->values[STAT_TLS_CALLS_TRACED]++;
-	offset = write ? __sync_fetch_and_add(stream->sent, len) : __sync_fetch_and_add(stream->recvd, len);
+	offset = write ? __sync_fetch_and_add(stream->sent, len)
+		       : __sync_fetch_and_add(stream->recvd, len);
 	emit_data(&data, counters, stream->conn_id, offset, len);
 }
 

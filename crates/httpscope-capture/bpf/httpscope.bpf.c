@@ -5,8 +5,11 @@
  *   kernel.bpf.h   kernel types and constants, syscall registers
  *   conn.bpf.h     configuration, connection state, ring buffer, counters,
  *                  filters, connection open/close events
+ *   words.bpf.h    ASCII words the HTTP/1 framing compares
  *   copy.bpf.h     copying what a call moved into the ring buffer
- *   budget.bpf.h   the capture budget per HTTP message (heads and body prefixes)
+ *   budget.bpf.h   the capture budget per HTTP message: cursor and records,
+ *   budget_h1.bpf.h  HTTP/1 framing, budget_h2.bpf.h HTTP/2 framing,
+ *   budget_walk.bpf.h  the walk over a call and its entry
  *   verdict.bpf.h  --all-ports: whether a connection carries HTTP
  *   node_tls.bpf.h Node.js TLSWrap uprobes: the connection of Node's SSL objects
  *   tls.bpf.h      TLS library uprobes (plaintext)
@@ -34,8 +37,12 @@ char LICENSE[] SEC("license") = "GPL";
 
 #include "kernel.bpf.h"
 #include "conn.bpf.h"
+#include "words.bpf.h"
 #include "copy.bpf.h"
 #include "budget.bpf.h"
+#include "budget_h1.bpf.h"
+#include "budget_h2.bpf.h"
+#include "budget_walk.bpf.h"
 #include "verdict.bpf.h"
 #include "node_tls.bpf.h"
 #include "tls.bpf.h"
@@ -67,4 +74,3 @@ _Static_assert(sizeof(struct conn_open_event) == 104, "conn_open_event layout");
 _Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
 _Static_assert(sizeof(struct binary_event) == 8, "binary_event layout");
 _Static_assert(STAT_COUNT == 18, "stat ids");
-

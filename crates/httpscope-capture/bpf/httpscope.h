@@ -69,7 +69,7 @@ enum httpscope_syscall {
  * net.TCPConn's fd and netFD's Sysfd, and in the high 32 bits where
  * net.(*TCPConn).Close lies relative to the probed instruction (signed).
  */
-#define GO_COOKIE_TLS_CONN_CONN(c) ((c) & 0xff)
+#define GO_COOKIE_TLS_CONN_CONN(c) ((c)&0xff)
 #define GO_COOKIE_ITAB_FUN0(c) (((c) >> 8) & 0xff)
 #define GO_COOKIE_TCP_CONN_FD(c) (((c) >> 16) & 0xff)
 #define GO_COOKIE_NETFD_SYSFD(c) (((c) >> 24) & 0xff)
@@ -85,7 +85,6 @@ enum httpscope_syscall {
 #define OPENSSL_WORKER_COOKIE_CALLER_KNOWN(c) ((c) >> 63)
 #define OPENSSL_WORKER_COOKIE_FRAME(c) (((c) >> 32) & 0xffff)
 #define OPENSSL_WORKER_COOKIE_RETURN_DELTA(c) ((__s64)(__s32)(c))
-
 
 /* How the kernel first saw a connection. */
 enum httpscope_conn_origin {

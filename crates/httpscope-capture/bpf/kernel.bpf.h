@@ -3,10 +3,11 @@
  * Kernel constants and the few kernel types the programs read (CO-RE
  * relocates each field by name), plus where each architecture keeps a
  * syscall's number and arguments in the registers saved at entry.
+ *
+ * Needs the libbpf headers and httpscope.h included before it.
  */
 #ifndef HTTPSCOPE_KERNEL_BPF_H
 #define HTTPSCOPE_KERNEL_BPF_H
-
 
 #define AF_INET 2
 #define AF_INET6 10

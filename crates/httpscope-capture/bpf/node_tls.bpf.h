@@ -47,6 +47,8 @@
  * (tls_fd_unknown), never guessed. A thread that ran
  * a TLSWrap probe also makes its SSL calls ignore socket calls inside them:
  * those can only come from JavaScript callbacks, never from the memory BIO.
+ *
+ * Needs conn.bpf.h and copy.bpf.h included before it.
  */
 #ifndef HTTPSCOPE_NODE_TLS_BPF_H
 #define HTTPSCOPE_NODE_TLS_BPF_H
@@ -118,7 +120,7 @@ static __always_inline int node_tls_receive(__u64 conn_id, __u32 fd, struct data
 
 /* A client's ClientHello: a Node TLSWrap thread's first send on the connection, a TLS record. */
 static __always_inline int node_tls_first_send(struct conn_state *conn, struct data_call *call,
-					      __s64 ret)
+					       __s64 ret)
 {
 	__u8 bytes[VERDICT_PEEK] = {};
 

@@ -10,6 +10,8 @@
  * io_uring, the *mmsg calls) or whose fd does not hold this socket is
  * counted, never copied. inet_sock_set_state tells accept from connect and
  * tcp_destroy_sock ends the connection. No syscall tracepoint is attached.
+ *
+ * Needs tls.bpf.h, verdict.bpf.h and budget_walk.bpf.h included before it.
  */
 #ifndef HTTPSCOPE_SOCKET_BPF_H
 #define HTTPSCOPE_SOCKET_BPF_H
@@ -72,7 +74,8 @@ static __always_inline int fd_holds_sock(struct conn_state *conn, __u32 tgid, __
  * buffer. Only a read/write-family syscall in the same direction on an fd
  * that holds sk names a buffer; anything else is counted as not copied.
  */
-static __always_inline void describe_sock_call(struct data_call *call, struct stat_counters *counters,
+static __always_inline void describe_sock_call(struct data_call *call,
+					       struct stat_counters *counters,
 					       struct conn_state *conn, struct sock *sk, __u32 tgid,
 					       __u8 direction)
 {
@@ -198,9 +201,9 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	}
 	join_go_tls_sock(sk, conn);
 	/* The ciphertext a Node TLSWrap reads, or a Node client's first flight (node_tls.bpf.h). */
-	if (ret > 0 && (direction == DIRECTION_RECV
-				? node_tls_receive(conn->conn_id, conn->fd, &call, ret)
-				: node_tls_first_send(conn, &call, ret))) {
+	if (ret > 0 &&
+	    (direction == DIRECTION_RECV ? node_tls_receive(conn->conn_id, conn->fd, &call, ret)
+					 : node_tls_first_send(conn, &call, ret))) {
 		conn->tls = 1;
 		node = 1;
 	}

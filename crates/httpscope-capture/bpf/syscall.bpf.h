@@ -6,6 +6,8 @@
  * between entry and exit. Connections live in a table keyed by (tgid, fd)
  * that also remembers the struct file, so fd reuse, dup2 and pid reuse start
  * a new connection id instead of joining two.
+ *
+ * Needs tls.bpf.h, verdict.bpf.h and budget_walk.bpf.h included before it.
  */
 #ifndef HTTPSCOPE_SYSCALL_BPF_H
 #define HTTPSCOPE_SYSCALL_BPF_H
@@ -94,8 +96,9 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	}
 
 	sk = tcp_sock_of_file(file);
-	if (!sk || !port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
-				 bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))) ||
+	if (!sk ||
+	    !port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
+			  bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))) ||
 	    !process_selected(tgid)) {
 		__u64 file_id = (__u64)file;
 
@@ -164,9 +167,9 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 		conn->tls = 1;
 	}
 	/* The ciphertext a Node TLSWrap reads, or a Node client's first flight (node_tls.bpf.h). */
-	if (ret > 0 && (call->direction == DIRECTION_RECV
-				? node_tls_receive(conn->conn_id, fd, call, ret)
-				: node_tls_first_send(conn, call, ret))) {
+	if (ret > 0 &&
+	    (call->direction == DIRECTION_RECV ? node_tls_receive(conn->conn_id, fd, call, ret)
+					       : node_tls_first_send(conn, call, ret))) {
 		conn->tls = 1;
 		node = 1;
 	}

@@ -8,6 +8,8 @@
  * gets its own per-direction stream on that connection, and the connection's
  * ciphertext is no longer logged from then on. Each backend supplies the
  * return probe, which resolves the call's connection its own way.
+ *
+ * Needs node_tls.bpf.h and copy.bpf.h included before it.
  */
 #ifndef HTTPSCOPE_TLS_BPF_H
 #define HTTPSCOPE_TLS_BPF_H
@@ -241,7 +243,8 @@ SEC("uprobe")
 int ssl_write_ex_enter(struct pt_regs *ctx)
 {
 	node_ssl_worker_call(ctx);
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_WRITE_EX);
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx),
+			 SSL_OP_WRITE_EX);
 }
 
 /* SSL_read_ex, or OpenSSL's read worker (cookie: OPENSSL_WORKER_COOKIE_*). */
@@ -249,7 +252,8 @@ SEC("uprobe")
 int ssl_read_ex_enter(struct pt_regs *ctx)
 {
 	node_ssl_worker_call(ctx);
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_READ_EX);
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx),
+			 SSL_OP_READ_EX);
 }
 
 SEC("uprobe")
@@ -331,8 +335,8 @@ static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_cal
 
 /* The plaintext of a returned call, on its own per-direction stream of the connection. */
 static __always_inline void emit_tls_data(struct stat_counters *counters, struct ssl_call *call,
-					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd, __u64 len,
-					  int node)
+					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd,
+					  __u64 len, int node)
 {
 	int gnutls = call->op == SSL_OP_GNUTLS_SEND || call->op == SSL_OP_GNUTLS_RECV;
 	int write = call->op == SSL_OP_WRITE || call->op == SSL_OP_WRITE_EX ||
@@ -346,7 +350,8 @@ static __always_inline void emit_tls_data(struct stat_counters *counters, struct
 		.mode = COPY_BUFFER,
 		.data_flags = DATA_FLAG_TLS,
 	};
-	__u64 offset = write ? __sync_fetch_and_add(tls_sent, len) : __sync_fetch_and_add(tls_recvd, len);
+	__u64 offset =
+		write ? __sync_fetch_and_add(tls_sent, len) : __sync_fetch_and_add(tls_recvd, len);
 
 	counters->values[STAT_TLS_CALLS_TRACED]++;
 	emit_data(&data, counters, conn_id, offset, len);

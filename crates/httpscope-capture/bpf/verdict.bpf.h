@@ -9,6 +9,8 @@
  * close records are never sent. A connection already open at attach time is
  * judged at its next message boundary: its calls are skipped until one starts
  * like an HTTP message, or dropped after VERDICT_MAX_PROBES calls.
+ *
+ * Needs conn.bpf.h and copy.bpf.h included before it.
  */
 #ifndef HTTPSCOPE_VERDICT_BPF_H
 #define HTTPSCOPE_VERDICT_BPF_H
@@ -101,8 +103,8 @@ static __always_inline __u32 peek_call(struct data_call *call, __s64 ret, __u8 *
  * Whether this call's bytes are captured: always without --all-ports; with
  * it, once the connection is judged HTTP. Judges undecided connections.
  */
-static __always_inline int call_admitted(struct conn_state *conn, struct data_call *call,
-					 __s64 ret, int in_tls_call)
+static __always_inline int call_admitted(struct conn_state *conn, struct data_call *call, __s64 ret,
+					 int in_tls_call)
 {
 	__u8 bytes[VERDICT_PEEK] = {};
 	__u32 len;
