@@ -268,9 +268,11 @@ static __always_inline int user_buffer_of_syscall(long nr, struct pt_regs___kern
 /* A capture limit below this copies every call whole: the budget has no room to frame. */
 #define BUDGET_MIN_CAPTURE 256
 
+#if HAVE_BPF_LOOP
 /* The capture budget's entry (budget_walk.bpf.h). */
 static __always_inline void budget_data(struct data_call *call, struct stat_counters *counters,
 					struct conn_state *conn, __u64 offset, __u64 len);
+#endif
 
 /* ret bytes moved on a watched connection: one record, unless they are TLS ciphertext. */
 static __always_inline void copy_data(struct stat_counters *counters, struct conn_state *conn,
@@ -283,12 +285,15 @@ static __always_inline void copy_data(struct stat_counters *counters, struct con
 		return;
 	}
 	counters->values[STAT_SYSCALLS_TRACED]++;
-	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
-						   : __sync_fetch_and_add(&conn->recvd, len);
-	if (body_limit && capture_bytes >= BUDGET_MIN_CAPTURE)
+	offset = call->direction == DIRECTION_SEND ? FETCH_ADD(&conn->sent, len)
+						   : FETCH_ADD(&conn->recvd, len);
+#if HAVE_BPF_LOOP
+	if (body_limit && capture_bytes >= BUDGET_MIN_CAPTURE) {
 		budget_data(call, counters, conn, offset, len);
-	else
-		emit_data(call, counters, conn->conn_id, offset, len);
+		return;
+	}
+#endif
+	emit_data(call, counters, conn->conn_id, offset, len);
 }
 
 #endif /* HTTPSCOPE_COPY_BPF_H */

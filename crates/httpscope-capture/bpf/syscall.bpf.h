@@ -61,8 +61,7 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	struct file *file = file_of_fd(fd);
 	struct conn_state *conn;
 	struct sock *sk;
-	__u32 zero = 0;
-	__u64 *id;
+	__u64 conn_id;
 	__u8 one = 1;
 
 	if (!file)
@@ -106,11 +105,11 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		return NULL;
 	}
 
-	id = bpf_map_lookup_elem(&next_conn_id, &zero);
-	if (!id)
+	conn_id = new_conn_id();
+	if (!conn_id)
 		return NULL;
 	struct conn_state fresh = {
-		.conn_id = __sync_fetch_and_add(id, 1) + 1,
+		.conn_id = conn_id,
 		.file = (__u64)file,
 		.origin = origin,
 		.open_pending = 1,
@@ -232,7 +231,7 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 		return 0;
 	}
 #if defined(__TARGET_ARCH_x86)
-	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT)
+	if (current_task_status() & TS_COMPAT)
 		return 0;
 #endif
 	counters = bpf_map_lookup_elem(&stats, &zero);

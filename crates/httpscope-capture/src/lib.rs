@@ -6,6 +6,7 @@ mod backend;
 mod cgroups;
 pub mod doctor;
 mod elf;
+mod features;
 mod follow;
 pub mod golang;
 mod loader;
@@ -13,7 +14,8 @@ pub mod tls;
 mod tracefs;
 mod uprobes;
 
-pub use backend::{missing_events, Backend, BackendChoice};
+pub use backend::{missing_events, missing_for, Backend, BackendChoice};
+pub use features::{BpfObject, GatedFeature, KernelFeatures};
 pub use cgroups::CgroupScanner;
 pub use loader::{all_ports_loads, CaptureConfig, CaptureError, SyscallCapture};
 pub use tracefs::ensure_tracefs;

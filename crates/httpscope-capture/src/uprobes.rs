@@ -9,6 +9,7 @@ use aya::programs::{TracePoint, UProbe};
 use aya::Ebpf;
 
 use crate::backend::Backend;
+use crate::features::KernelFeatures;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
 use crate::tls::node::{NodeBinary, NodeFunction};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
@@ -59,6 +60,8 @@ const LOADERS: &[&str] = &["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64
 /// The TLS uprobes of one capture: what is hooked, and which files were already seen.
 pub struct TlsHooks {
     backend: Backend,
+    /// Without attach cookies, only what needs none is hooked (OpenSSL by symbol, GnuTLS).
+    attach_cookies: bool,
     hooked: Vec<TlsTarget>,
     seen: HashSet<FileId>,
 }
@@ -66,7 +69,7 @@ pub struct TlsHooks {
 impl TlsHooks {
     /// Loads the uprobe programs. A failure costs HTTPS plaintext only: it is logged and
     /// capture goes on without TLS hooks (`None`).
-    pub fn load(ebpf: &mut Ebpf, backend: Backend) -> Option<Self> {
+    pub fn load(ebpf: &mut Ebpf, backend: Backend, features: KernelFeatures) -> Option<Self> {
         let mut programs: Vec<&str> = OPENSSL_PROBES.iter().map(|&(p, _)| p).collect();
         if backend == Backend::Syscall {
             programs.push(OPENSSL_SET_FD.0);
@@ -75,16 +78,20 @@ impl TlsHooks {
             backend.tls_return_program(),
             GNUTLS_PROBES[0].0,
             GNUTLS_PROBES[1].0,
-            GO_WRITE_ENTER,
-            GO_READ_ENTER,
-            GO_HANDSHAKE_ENTER,
-            GO_READ_RETURN,
-            NODE_STREAM_ALLOC,
-            NODE_STREAM_READ,
-            NODE_STREAM_READ_RETURN,
-            NODE_CLEAR,
             LIBRARIES_CHANGED,
         ]);
+        if features.attach_cookies {
+            programs.extend([
+                GO_WRITE_ENTER,
+                GO_READ_ENTER,
+                GO_HANDSHAKE_ENTER,
+                GO_READ_RETURN,
+                NODE_STREAM_ALLOC,
+                NODE_STREAM_READ,
+                NODE_STREAM_READ_RETURN,
+                NODE_CLEAR,
+            ]);
+        }
         for program in programs {
             if let Err(err) =
                 uprobe(ebpf, program).and_then(|p| p.load().map_err(|e| format!("{program}: {e}")))
@@ -95,6 +102,7 @@ impl TlsHooks {
         }
         Some(Self {
             backend,
+            attach_cookies: features.attach_cookies,
             hooked: Vec::new(),
             seen: HashSet::new(),
         })
@@ -126,6 +134,12 @@ impl TlsHooks {
     /// Attaches the probes for one target; logs the outcome. Returns whether it is hooked.
     pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) -> bool {
         let attached = match &target.kind {
+            TargetKind::Go(_) | TargetKind::Node(_) if !self.attach_cookies => {
+                Err("not hooked: this kernel has no BPF attach cookies (bpf_get_attach_cookie), which its probes need; its HTTPS stays encrypted".into())
+            }
+            TargetKind::Libssl | TargetKind::StaticOpenssl if !self.attach_cookies => {
+                attach_by_symbol(ebpf, self.backend, &target, OPENSSL_PROBES, 0)
+            }
             TargetKind::Libssl | TargetKind::StaticOpenssl => {
                 attach_openssl(ebpf, self.backend, &target)
             }
@@ -217,11 +231,12 @@ fn attach_at<'a>(
         .map_err(|e| format!("{program}: {e}"))
 }
 
-/// A probe point by file offset, with its attach cookie.
+/// A probe point by file offset, with its attach cookie (none for 0, which the programs
+/// read the same: a kernel without cookies still takes such a probe).
 fn at_offset(offset: u64, cookie: u64) -> UProbeAttachPoint<'static> {
     UProbeAttachPoint {
         location: UProbeAttachLocation::AbsoluteOffset(offset),
-        cookie: Some(cookie),
+        cookie: (cookie != 0).then_some(cookie),
     }
 }
 

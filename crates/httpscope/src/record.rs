@@ -191,6 +191,14 @@ pub(crate) fn capture(
             anyhow::bail!("{err:#}; this kernel lacks: {failures}");
         }
     };
+    let (object, features) = capture.object();
+    for gated in features.gated() {
+        tracing::warn!(
+            "this kernel lacks {}: {} (`httpscope doctor` says more)",
+            gated.missing,
+            gated.cost
+        );
+    }
     if !args.no_tls {
         let targets = capture.tls_targets();
         if targets.is_empty() {
@@ -216,6 +224,7 @@ pub(crate) fn capture(
         comm = ?args.comm,
         container = ?args.container,
         backend = capture.backend().name(),
+        bpf_object = object.name(),
         "attached; capturing until SIGINT/SIGTERM{}",
         args.duration.map(|d| format!(" or {d}s")).unwrap_or_default()
     );
