@@ -10,14 +10,16 @@ mod features;
 mod follow;
 pub mod golang;
 mod loader;
+mod refusal;
 pub mod tls;
 mod tracefs;
 mod uprobes;
 
 pub use backend::{missing_events, missing_for, Backend, BackendChoice};
 pub use features::{BpfObject, GatedFeature, KernelFeatures};
+pub use refusal::Refusal;
 pub use cgroups::CgroupScanner;
-pub use loader::{all_ports_loads, CaptureConfig, CaptureError, SyscallCapture};
+pub use loader::{trial_load, CaptureConfig, CaptureError, SyscallCapture, TrialLoad};
 pub use tracefs::ensure_tracefs;
 
 /// Monotonic clock in ns, the clock of the kernel's event timestamps.

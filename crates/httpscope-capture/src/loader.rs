@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::backend::{Backend, BackendChoice};
 use crate::features::{BpfObject, KernelFeatures};
 use crate::follow::Follower;
+use crate::refusal::Refusal;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
 
@@ -66,13 +67,12 @@ pub enum CaptureError {
     Load(#[source] Box<aya::EbpfError>),
     #[error("BPF program {0} is missing from the object")]
     MissingProgram(&'static str),
-    #[error("attaching {program} to {category}/{name}: {source}")]
+    #[error("loading {program} for {category}/{name}: {refusal}")]
     Attach {
         program: &'static str,
         category: &'static str,
         name: &'static str,
-        #[source]
-        source: Box<aya::programs::ProgramError>,
+        refusal: Refusal,
     },
     #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}; httpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (see `httpscope doctor`)")]
     KernelBtf(String),
@@ -387,19 +387,50 @@ impl KernelSetup {
     }
 }
 
-/// Whether the kernel accepts the programs of the backend `auto` picks with
-/// `--all-ports` on: they are loaded (verified) and dropped, never attached.
-pub fn all_ports_loads() -> Result<Backend, CaptureError> {
+/// What a trial load found: the object and backend capture would use here, and whether
+/// the TLS probes load too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialLoad {
+    pub object: BpfObject,
+    pub backend: Backend,
+    pub features: KernelFeatures,
+    pub tls_probes_load: bool,
+}
+
+/// Loads (verifies) the programs a capture with the `auto` backend would run, and drops
+/// them: nothing is attached. `all_ports` turns on the code that judges connections.
+pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
     let kernel = KernelSetup::resolve(BackendChoice::Auto)?;
     let mut ebpf = kernel
         .loader()
-        .override_global("all_ports", &1u8, true)
+        .override_global("all_ports", &u8::from(all_ports), true)
+        .override_global(
+            "socket_backend",
+            &u8::from(kernel.backend == Backend::Socket),
+            true,
+        )
         .load(kernel.object_bytes())
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
     for &(program, event) in kernel.backend.tracepoints() {
         load_btf_tracepoint(&mut ebpf, program, event, &kernel.btf)?;
     }
-    Ok(kernel.backend)
+    for &(program, category, name) in TRACEPOINTS {
+        let tracepoint: &mut TracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, category, name, e))?;
+        tracepoint
+            .load()
+            .map_err(|e| attach_error(program, category, name, e))?;
+    }
+    let tls_probes_load = TlsHooks::load(&mut ebpf, kernel.backend, kernel.features).is_some();
+    Ok(TrialLoad {
+        object: kernel.object,
+        backend: kernel.backend,
+        features: kernel.features,
+        tls_probes_load,
+    })
 }
 
 /// The backend's BTF tracepoint programs; nothing of the other backend is attached.
@@ -452,6 +483,6 @@ fn attach_error(
         program,
         category,
         name,
-        source: Box::new(source),
+        refusal: Refusal::of_program(program, &source),
     }
 }

@@ -248,6 +248,7 @@ pub fn run_checks() -> Vec<Check> {
     });
     // Loading needs the privileges, BTF and program support checked above.
     if checks.iter().all(|c| c.ok || !c.required) {
+        checks.extend(host::programs());
         checks.push(host::all_ports());
     }
     checks.extend(host::checks());
