@@ -191,8 +191,7 @@ static __always_inline int materialize(struct budget_walk *w, __u64 upto)
 	if (w->cur->mode == COPY_IOVEC) {
 		if (read_iovecs(w->cur, at, w->cur->have, n))
 			return -1;
-	} else if (bpf_probe_read_user(w->slot->data + at, n,
-				       (void *)(w->cur->buf + w->cur->have))) {
+	} else if (read_user_bounded(w->slot->data + at, n, w->cur->buf + w->cur->have)) {
 		return -1;
 	}
 	w->cur->have = upto;
@@ -228,9 +227,7 @@ static __always_inline void flush_record(struct budget_walk *w)
 		w->counters->values[STAT_BYTES_ELIDED] += len - captured;
 	}
 	slot->event.captured_len = captured;
-	if (captured > HTTPSCOPE_MAX_CAPTURE)
-		captured = HTTPSCOPE_MAX_CAPTURE;
-	if (bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured, wakeup_flags()))
+	if (output_scratch(slot, captured))
 		count_drop(w->counters, len);
 	else
 		w->counters->values[STAT_EVENTS_SUBMITTED]++;

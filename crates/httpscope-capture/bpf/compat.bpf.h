@@ -31,6 +31,20 @@ static __always_inline __u64 attach_cookie(void *ctx)
 	return attach_cookies ? bpf_get_attach_cookie(ctx) : 0;
 }
 
+/*
+ * bpf_probe_read_user of n <= HTTPSCOPE_MAX_CAPTURE bytes, the bound restated
+ * behind a compiler barrier at the call: the compiler may keep n in a stack
+ * slot spilled before its check, and verifiers before Linux 6.3 do not carry
+ * the check's bound to that slot. Larger n reads nothing (-1).
+ */
+static __always_inline long read_user_bounded(void *dst, __u64 n, __u64 src)
+{
+	barrier_var(n);
+	if (n > HTTPSCOPE_MAX_CAPTURE)
+		return -1;
+	return bpf_probe_read_user(dst, n, (void *)src);
+}
+
 #ifndef HTTPSCOPE_BASELINE
 
 /* Per-thread state, freed by the kernel with the thread. */

@@ -169,6 +169,20 @@ static __always_inline void fill_data(struct data_event *event, struct data_call
 DEFINE_EMIT_RESERVED(emit_tiny, struct tiny_data_record, TINY_RECORD_CAPTURE)
 DEFINE_EMIT_RESERVED(emit_small, struct small_data_record, SMALL_RECORD_CAPTURE)
 
+/*
+ * The scratch slot's record, with captured bytes, into the ring buffer. The
+ * bound is restated behind a compiler barrier: the compiler may have proved it
+ * and dropped the check, and older verifiers lose it on the way.
+ */
+static __always_inline long output_scratch(struct data_scratch *slot, __u64 captured)
+{
+	barrier_var(captured);
+	if (captured > HTTPSCOPE_MAX_CAPTURE)
+		captured = HTTPSCOPE_MAX_CAPTURE;
+	return bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured,
+				  wakeup_flags());
+}
+
 /* Large copies and iovecs are assembled in a per-CPU scratch slot, then copied out. */
 static __always_inline void emit_large(struct data_call *call, struct stat_counters *counters,
 				       __u64 conn_id, __u64 offset, __u64 len, __u64 budget)
@@ -192,7 +206,7 @@ static __always_inline void emit_large(struct data_call *call, struct stat_count
 		captured = HTTPSCOPE_MAX_CAPTURE;
 	count_truncation(counters, &slot->event, call->mode, len, captured);
 	slot->event.captured_len = captured;
-	if (bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured, wakeup_flags()))
+	if (output_scratch(slot, captured))
 		count_drop(counters, len);
 	else
 		counters->values[STAT_EVENTS_SUBMITTED]++;
