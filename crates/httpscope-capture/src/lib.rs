@@ -1,6 +1,6 @@
-//! httpscope's kernel side: loads the BPF programs, attaches them to syscall
-//! tracepoints (and uprobes on TLS libraries) and hands out raw ring-buffer records.
-//! Needs root.
+//! httpscope's kernel side: loads the BPF programs, attaches them to the
+//! tracepoints of the chosen backend (socket or syscall) and to uprobes on TLS
+//! libraries, and hands out raw ring-buffer records. Needs root.
 
 mod backend;
 mod cgroups;
@@ -15,9 +15,9 @@ mod tracefs;
 mod uprobes;
 
 pub use backend::{missing_events, missing_for, Backend, BackendChoice};
-pub use features::{BpfObject, GatedFeature, KernelFeatures};
 pub use cgroups::CgroupScanner;
-pub use loader::{all_ports_loads, CaptureConfig, CaptureError, SyscallCapture};
+pub use features::{BpfObject, GatedFeature, KernelFeatures};
+pub use loader::{all_ports_loads, Capture, CaptureConfig, CaptureError};
 pub use tracefs::ensure_tracefs;
 
 /// Monotonic clock in ns, the clock of the kernel's event timestamps.

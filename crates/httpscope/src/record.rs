@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use httpscope_capture::doctor::{has_capture_privileges, run_checks};
 use httpscope_capture::{
-    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, Backend, BackendChoice, CaptureConfig,
-    CgroupScanner, SyscallCapture,
+    ensure_tracefs, monotonic_ns, wall_clock_offset_ns, Backend, BackendChoice, Capture,
+    CaptureConfig, CgroupScanner,
 };
 use httpscope_core::event::abi::KernelStat;
 use httpscope_core::eventlog::{EventFileHeader, EventFileWriter, FORMAT_VERSION};
@@ -181,7 +181,7 @@ pub(crate) fn capture(
             CaptureBackendArg::Syscall => BackendChoice::Forced(Backend::Syscall),
         },
     };
-    let mut capture = match SyscallCapture::attach(&config) {
+    let mut capture = match Capture::attach(&config) {
         Ok(capture) => capture,
         Err(err) => {
             let failures = describe_failures(&run_checks());
