@@ -84,8 +84,8 @@ pub enum CaptureError {
     Poll(#[source] std::io::Error),
 }
 
-/// Live capture through the chosen backend's programs (and the TLS uprobes).
-/// Dropping it detaches everything.
+/// Live capture through the chosen backend's programs (and the TLS uprobes);
+/// [`Capture::run`] is its loop. Dropping it detaches everything.
 pub struct Capture {
     ebpf: Ebpf,
     backend: Backend,
