@@ -40,6 +40,9 @@ fn main() {
             .unwrap_or_else(|err| {
                 panic!("running {clang}: {err}; install clang and libbpf-dev (see README)")
             });
-        assert!(status.success(), "{clang} failed to compile {SOURCE} into {object}");
+        assert!(
+            status.success(),
+            "{clang} failed to compile {SOURCE} into {object}"
+        );
     }
 }

@@ -84,7 +84,9 @@ pub fn missing_events(backend: Backend, btf: &Btf) -> Vec<&'static str> {
 pub fn missing_for(backend: Backend, btf: &Btf, object: BpfObject) -> Vec<&'static str> {
     let mut missing = missing_events(backend, btf);
     if backend == Backend::Socket && object == BpfObject::Baseline {
-        missing.push("the BPF features of the full object (bpf_loop, task storage, BTF task pointers)");
+        missing.push(
+            "the BPF features of the full object (bpf_loop, task storage, BTF task pointers)",
+        );
     }
     missing
 }

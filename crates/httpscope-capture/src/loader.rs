@@ -48,7 +48,7 @@ pub struct CaptureConfig {
     /// kernel keeps the connections whose first bytes are HTTP or hooked TLS.
     pub all_ports: bool,
     /// Only tasks in these cgroup v2 ids (`--container`; more can be added
-    /// while capturing with [`SyscallCapture::select_cgroups`]); `None`: every cgroup.
+    /// while capturing with [`Capture::select_cgroups`]); `None`: every cgroup.
     pub cgroups: Option<Vec<u64>>,
     pub backend: BackendChoice,
 }
@@ -84,8 +84,9 @@ pub enum CaptureError {
     Poll(#[source] std::io::Error),
 }
 
-/// Live capture from the syscall tracepoints. Dropping it detaches everything.
-pub struct SyscallCapture {
+/// Live capture through the chosen backend's programs (and the TLS uprobes);
+/// [`Capture::run`] is its loop. Dropping it detaches everything.
+pub struct Capture {
     ebpf: Ebpf,
     backend: Backend,
     object: BpfObject,
@@ -100,7 +101,7 @@ pub struct SyscallCapture {
     selected_cgroups: Option<BpfHashMap<MapData, u64, u8>>,
 }
 
-impl SyscallCapture {
+impl Capture {
     pub fn attach(config: &CaptureConfig) -> Result<Self, CaptureError> {
         if (config.ports.is_empty() && !config.all_ports) || config.ports.len() > MAX_PORTS {
             return Err(CaptureError::Ports(config.ports.len()));

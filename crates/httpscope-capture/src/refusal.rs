@@ -38,7 +38,10 @@ impl Refusal {
         let text = format!("{verifier_log:?}");
         Self {
             reason: missing_feature(&text).unwrap_or_else(|| {
-                format!("the verifier rejected it ({io_error}): {}", last_word(&text))
+                format!(
+                    "the verifier rejected it ({io_error}): {}",
+                    last_word(&text)
+                )
             }),
             log: save_log(program, &text),
         }

@@ -10,8 +10,8 @@ use aya::Ebpf;
 
 use crate::backend::Backend;
 use crate::features::KernelFeatures;
-use crate::refusal::Refusal;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
+use crate::refusal::Refusal;
 use crate::tls::node::{NodeBinary, NodeFunction};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
 
@@ -94,12 +94,10 @@ impl TlsHooks {
             ]);
         }
         for program in programs {
-            if let Err(err) =
-                uprobe(ebpf, program).and_then(|p| {
+            if let Err(err) = uprobe(ebpf, program).and_then(|p| {
                 p.load()
                     .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))
-            })
-            {
+            }) {
                 tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
                 return None;
             }

@@ -43,7 +43,11 @@ pub(super) fn programs() -> Vec<Check> {
                  verified here, not attached).",
                 trial.object.name(),
                 trial.backend.name(),
-                if trial.tls_probes_load { " and TLS probes" } else { "; the TLS probes do not load" }
+                if trial.tls_probes_load {
+                    " and TLS probes"
+                } else {
+                    "; the TLS probes do not load"
+                }
             ),
             Err(err) => format!("The kernel refuses the capture programs: {err}."),
         },
