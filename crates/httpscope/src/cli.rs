@@ -39,8 +39,9 @@ pub enum Format {
 /// Where records go and how they look.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
-    /// Output file, appended to; `-` for stdout. [default: output/ebpf_http.log
-    /// when recording, stdout when replaying]
+    /// Output file, appended to; `-` for stdout. When recording, SIGHUP reopens
+    /// it (logrotate's postrotate). [default: output/ebpf_http.log when recording,
+    /// stdout when replaying]
     #[arg(short, long, env = "OUTPUT_PATH")]
     pub output: Option<PathBuf>,
 

@@ -20,7 +20,7 @@ use httpscope_core::stats::Report;
 
 use crate::cli::{CaptureBackendArg, RecordArgs};
 use crate::doctor::describe_failures;
-use crate::output::{http_config, open_output, output_path, redactor, sinks};
+use crate::output::{http_config, open_reopenable_output, output_path, redactor, sinks};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
@@ -38,7 +38,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if !require_privileges() {
         return Ok(ExitCode::from(2));
     }
-    let out = open_output(&output_path(&args.output, "output/ebpf_http.log"))?;
+    let out = open_reopenable_output(&output_path(&args.output, "output/ebpf_http.log"))?;
     capture(args, sinks(&args.output, out), &mut NoHooks)?;
     Ok(ExitCode::SUCCESS)
 }
