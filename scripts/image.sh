@@ -3,6 +3,7 @@
 # (debug info stripped), the C libraries ldd lists for it, and its man page and shell
 # completions are staged as the build context of deploy/Dockerfile (FROM scratch).
 #   scripts/image.sh [--no-build] [TAG]     TAG defaults to localhost/httpscope:VERSION
+# HTTPSCOPE_BINARY picks another binary than target/release/httpscope (with --no-build).
 # Prints the image's name and size. Push it with `podman push TAG REGISTRY/...`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +15,10 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 tag="${1:-localhost/httpscope:$version}"
 
 (( build )) && cargo build --release -p httpscope
-binary=target/release/httpscope
-context=target/image
+binary=${HTTPSCOPE_BINARY:-target/release/httpscope}
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
 rootfs="$context/rootfs"
-rm -rf "$context"
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/tmp"
 chmod 1777 "$rootfs/tmp"
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use httpscope_capture::doctor::{has_capture_privileges, run_checks};
+use httpscope_capture::doctor::{capture_refusal, run_checks, tls_gaps};
 use httpscope_capture::{
     ensure_tracefs, monotonic_ns, wall_clock_offset_ns, Backend, BackendChoice, CaptureConfig,
     CgroupScanner, SyscallCapture,
@@ -45,11 +45,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 
 /// Says what is missing and returns false when this process cannot capture.
 pub(crate) fn require_privileges() -> bool {
-    if !has_capture_privileges() {
-        eprintln!(
-            "httpscope: capturing needs root (or CAP_BPF and CAP_PERFMON): run `sudo httpscope`; \
-             `httpscope doctor` shows what is missing"
-        );
+    if let Some(refusal) = capture_refusal() {
+        eprintln!("httpscope: {refusal}");
         return false;
     }
     true
@@ -192,6 +189,9 @@ pub(crate) fn capture(
         }
     };
     if !args.no_tls {
+        for gap in tls_gaps() {
+            tracing::warn!("TLS: {gap}");
+        }
         let targets = capture.tls_targets();
         if targets.is_empty() {
             tracing::info!(
