@@ -3,6 +3,7 @@
 pub mod cli;
 mod doctor;
 mod generate;
+mod health;
 mod integrations;
 mod otlp;
 mod output;

@@ -147,9 +147,13 @@ fn assert_served(records: &[Value], port: u16, pid: u32, container: Option<&str>
 }
 
 fn scrape(port: u16) -> String {
+    fetch(port, "/metrics")
+}
+
+fn fetch(port: u16, path: &str) -> String {
     exchange_raw(
         port,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
     )
 }
 
@@ -199,6 +203,17 @@ fn the_image_captures_the_node_with_the_manifests_capabilities() {
     }
     curl_https_each(&certs.path.join("ca.pem"), go_port, "c", N);
     let metrics = metrics_counting(metrics_port, &container.id);
+    // The probes the DaemonSet's kubelet would use (ready once the reader reports, within
+    // a second or so of attaching).
+    for probe in ["/healthz", "/readyz"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut answer = fetch(metrics_port, probe);
+        while !answer.starts_with("HTTP/1.1 200") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            answer = fetch(metrics_port, probe);
+        }
+        assert!(answer.starts_with("HTTP/1.1 200"), "{probe}: {answer}");
+    }
     let (records, log) = agent_run.stop();
 
     assert!(!log.contains("panicked"), "{log}");
