@@ -13,8 +13,10 @@ cargo fmt --all --check
 (cd fuzz && cargo fmt --check)
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo build --release --workspace
-# The container image (deploy/Dockerfile), which the DaemonSet test runs.
+# The container image (deploy/Dockerfile), which the DaemonSet test also builds and runs.
 bash scripts/image.sh --no-build
+# The Kubernetes manifests and the systemd unit, offline.
+bash scripts/check-deploy.sh
 # Every test; the root eBPF tests capture with the socket backend (sock_send_length/...).
 HTTPSCOPE_TEST_BACKEND=socket cargo test --release --workspace -- --test-threads=1
 # The capture-sensitive root suites again on the syscall backend (sys_exit), the one

@@ -74,7 +74,7 @@ fn agent(image: &Image, capabilities: &[&str], args: &[&str]) -> Command {
     }
     for (host, mode) in [
         ("/sys/kernel/btf", "ro"),
-        ("/sys/kernel/tracing", "rw"),
+        ("/sys/kernel/tracing", "ro"),
         ("/sys/fs/cgroup", "ro"),
     ] {
         cmd.arg("-v").arg(format!("{host}:{host}:{mode}"));
