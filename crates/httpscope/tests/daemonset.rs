@@ -1,16 +1,18 @@
 //! The image (deploy/Dockerfile, built by scripts/image.sh) run the way the DaemonSet in
 //! deploy/kubernetes/ runs it: host PID and network namespaces, the node's BTF, tracefs
 //! and cgroup tree, a read-only root, and only the capabilities the manifest adds. From
-//! inside, it captures a host demo-server, a demo-server in another container, curl's
-//! HTTPS through the host's libssl and a Go TLS server, each with its pid and container
-//! id; its /metrics is scraped from outside. Without any one of those capabilities it says
-//! which is missing, in a sentence.
+//! inside, it captures a host demo-server, a demo-server in another container, the
+//! HTTPS of host programs through the host's libssl (Python, then curl) and a Go TLS
+//! server, each with its pid and container id; its /metrics, /healthz and /readyz are
+//! fetched from outside. Without any one of those capabilities it says which is
+//! missing, in a sentence.
 //!
 //! Root test; podman, runc and Go come from `scripts/setup.sh --test`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,12 +21,49 @@ use serde_json::Value;
 use support::container::{podman, run, PodmanDemoServer};
 use support::matrix::{free_port, make_certs};
 use support::tls::{check_tls_side, curl_https_each, go_build, go_server, GoBuild, Toolchain};
-use support::tools::{exchange_raw, get, require_tool};
+use support::tools::{fetch, get, require_tool};
 use support::*;
 
 /// The capabilities deploy/kubernetes/daemonset.yaml and deploy/httpscope.service add.
 const CAPABILITIES: [&str; 2] = ["SYS_ADMIN", "SYS_PTRACE"];
 const N: usize = 3;
+
+/// A Python HTTPS client (the host's libssl, through its `_ssl` module) that is running,
+/// libssl mapped, before the agent attaches, and sends its requests when told.
+const PYTHON_CLIENT: &str = r#"
+import http.client, ssl, sys
+ca, port, n, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+context = ssl.create_default_context(cafile=ca)
+print("ready", file=sys.stderr, flush=True)
+sys.stdin.readline()
+for i in range(n):
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context)
+    conn.request("GET", f"/?id={prefix}{i}", headers={"X-Request-Id": f"{prefix}{i}"})
+    conn.getresponse().read()
+    conn.close()
+print("done", file=sys.stderr, flush=True)
+"#;
+
+/// Starts the Python client against `port`; it waits for a line on stdin.
+fn python_client(ca: &Path, port: u16, prefix: &str) -> Proc {
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", PYTHON_CLIENT])
+        .arg(ca)
+        .args([port.to_string(), N.to_string(), prefix.to_owned()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut client = Proc::spawn(&mut cmd);
+    client.wait_for("ready", Duration::from_secs(10));
+    client
+}
+
+/// Tells the Python client to send its requests, and waits for them.
+fn python_requests(client: &mut Proc) {
+    let stdin = client.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    client.wait_for("done", Duration::from_secs(30));
+}
 
 /// The image of this build's httpscope; removed on drop.
 struct Image(String);
@@ -127,16 +166,6 @@ fn tools_present(test: &str) -> bool {
             .all(|tool| require_tool(test, tool))
 }
 
-/// The server-side records of the server on `port`.
-fn served_on(records: &[Value], port: u16) -> Vec<&Value> {
-    let local = format!("127.0.0.1:{port}");
-    records
-        .iter()
-        .filter(|r| r["role"] == "server")
-        .filter(|r| r["dst"] == local.as_str() || r["src"] == local.as_str())
-        .collect()
-}
-
 fn assert_served(records: &[Value], port: u16, pid: u32, container: Option<&str>) {
     let served = served_on(records, port);
     assert_eq!(served.len(), 2 * N, "port {port}: {served:#?}");
@@ -144,17 +173,6 @@ fn assert_served(records: &[Value], port: u16, pid: u32, container: Option<&str>
         assert_eq!(r["pid"], pid, "{r}");
         assert_eq!(r["container_id"].as_str(), container, "{r}");
     }
-}
-
-fn scrape(port: u16) -> String {
-    fetch(port, "/metrics")
-}
-
-fn fetch(port: u16, path: &str) -> String {
-    exchange_raw(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    )
 }
 
 /// Whether `metrics` counts exchanges served by the container `id`'s demo-server.
@@ -170,7 +188,7 @@ fn counts_container(metrics: &str, id: &str) -> bool {
 fn metrics_counting(port: u16, id: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = scrape(port);
+        let metrics = fetch(port, "/metrics");
         if counts_container(&metrics, id) || Instant::now() > deadline {
             return metrics;
         }
@@ -193,6 +211,8 @@ fn the_image_captures_the_node_with_the_manifests_capabilities() {
     let (host_server, host_port) = demo_server(&[]);
     let container = PodmanDemoServer::start();
     let (go_server, go_port) = go_server(&go.plain, &certs.path);
+    let ca = certs.path.join("ca.pem");
+    let mut python = python_client(&ca, go_port, "p");
     let metrics_port = free_port();
 
     let agent_run = Agent::start(&image, metrics_port);
@@ -201,7 +221,8 @@ fn the_image_captures_the_node_with_the_manifests_capabilities() {
             assert_eq!(get(port, "/healthz"), 200);
         }
     }
-    curl_https_each(&certs.path.join("ca.pem"), go_port, "c", N);
+    python_requests(&mut python);
+    curl_https_each(&ca, go_port, "c", N);
     let metrics = metrics_counting(metrics_port, &container.id);
     // The probes the DaemonSet's kubelet would use (ready once the reader reports, within
     // a second or so of attaching).
@@ -224,9 +245,14 @@ fn the_image_captures_the_node_with_the_manifests_capabilities() {
         container.host_pid(),
         Some(&container.id),
     );
-    // curl's side through the host's libssl, the Go server's through its crypto/tls.
+    // The Python client's side through the host's libssl (hooked through
+    // /proc/PID/root), the Go server's through its crypto/tls. curl starts after the
+    // agent attached: its libssl is the same file, hooked already.
+    check_tls_side(&records, "client", "python3", "p", "openssl", N);
     check_tls_side(&records, "client", "curl", "c", "openssl", N);
-    check_tls_side(&records, "server", &GoBuild::comm(&go.plain), "c", "go", N);
+    let go_comm = GoBuild::comm(&go.plain);
+    check_tls_side(&records, "server", &go_comm, "p", "go", N);
+    check_tls_side(&records, "server", &go_comm, "c", "go", N);
     for r in served_on(&records, go_port) {
         assert_eq!(r["pid"], go_server.child.id(), "{r}");
     }
