@@ -8,7 +8,15 @@ bash scripts/setup.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 # The BPF C keeps the style of its .clang-format.
 clang-format --dry-run --Werror crates/httpscope-capture/bpf/*.h crates/httpscope-capture/bpf/*.c
+# Rust style and lints, the workspace and the fuzz crate beside it.
+cargo fmt --all --check
+(cd fuzz && cargo fmt --check)
+cargo clippy --release --workspace --all-targets -- -D warnings
 cargo build --release --workspace
+# The container image (deploy/Dockerfile), which the DaemonSet test also builds and runs.
+bash scripts/image.sh --no-build
+# The Kubernetes manifests and the systemd unit, offline.
+bash scripts/check-deploy.sh
 # Every test; the root eBPF tests capture with the socket backend (sock_send_length/...).
 HTTPSCOPE_TEST_BACKEND=socket cargo test --release --workspace -- --test-threads=1
 # The capture-sensitive root suites again on the syscall backend (sys_exit), the one

@@ -189,19 +189,14 @@ impl TlsHooks {
         if let Err(err) = exec {
             tracing::warn!(%err, "TLS: programs started from now on will not be hooked");
         }
-        let mut loaders = HashSet::new();
-        for loader in LOADERS {
-            let path = std::path::Path::new(loader);
-            if !tls::file_id(path).is_some_and(|id| loaders.insert(id)) {
-                continue;
-            }
+        for path in tls::distinct_files(LOADERS) {
             let attached = uprobe(ebpf, LIBRARIES_CHANGED).and_then(|p| {
-                p.attach(LOADER_HOOK, path, UProbeScope::AllProcesses)
+                p.attach(LOADER_HOOK, &path, UProbeScope::AllProcesses)
                     .map(drop)
                     .map_err(|e| e.to_string())
             });
             if let Err(err) = attached {
-                tracing::warn!(loader, %err, "TLS: libraries loaded from now on will not be hooked");
+                tracing::warn!(loader = %path.display(), %err, "TLS: libraries loaded from now on will not be hooked");
             }
         }
     }

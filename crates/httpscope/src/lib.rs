@@ -1,7 +1,9 @@
-//! The `httpscope` command: record, replay, doctor, top and stats.
+//! The `httpscope` command: record, replay, doctor, top, stats (and generate, for packagers).
 
 pub mod cli;
 mod doctor;
+mod generate;
+mod health;
 mod integrations;
 mod otlp;
 mod output;
@@ -34,5 +36,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Doctor) => Ok(doctor::run()),
         Some(Command::Top(args)) => top::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
+        Some(Command::Generate(args)) => generate::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

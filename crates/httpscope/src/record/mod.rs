@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context;
-use httpscope_capture::doctor::{has_capture_privileges, run_checks};
+use httpscope_capture::doctor::{capture_refusal, run_checks, tls_gaps};
 use httpscope_capture::{
     ensure_tracefs, wall_clock_offset_ns, Capture, CaptureConfig, CgroupScanner, ContainerFilter,
     KernelFeatures,
@@ -21,7 +21,7 @@ use httpscope_core::stats::Report;
 use crate::cli::RecordArgs;
 use crate::doctor::describe_failures;
 use crate::integrations::Integrations;
-use crate::output::{open_output, output_path, sinks};
+use crate::output::{open_reopenable_output, output_path, sinks};
 use handler::Recorder;
 use saver::EventSaver;
 
@@ -29,18 +29,15 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if !require_privileges() {
         return Ok(ExitCode::from(2));
     }
-    let out = open_output(&output_path(&args.output, "output/ebpf_http.log"))?;
+    let out = open_reopenable_output(&output_path(&args.output, "output/ebpf_http.log"))?;
     capture(args, sinks(&args.output, out), &mut NoHooks)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Says what is missing and returns false when this process cannot capture.
 pub(crate) fn require_privileges() -> bool {
-    if !has_capture_privileges() {
-        eprintln!(
-            "httpscope: capturing needs root (or CAP_BPF and CAP_PERFMON): run `sudo httpscope`; \
-             `httpscope doctor` shows what is missing"
-        );
+    if let Some(refusal) = capture_refusal() {
+        eprintln!("httpscope: {refusal}");
         return false;
     }
     true
@@ -81,6 +78,9 @@ pub(crate) fn capture(
     let (object, features) = capture.object();
     warn_gated_features(features);
     if !args.no_tls {
+        for gap in tls_gaps() {
+            tracing::warn!("TLS: {gap}");
+        }
         log_tls_targets(&capture);
     }
     let stop = stop_on_signals()?;

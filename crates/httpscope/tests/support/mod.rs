@@ -277,6 +277,16 @@ pub fn select<'a>(
         .collect()
 }
 
+/// The server-side records of the server listening on 127.0.0.1:`port`.
+pub fn served_on(records: &[Value], port: u16) -> Vec<&Value> {
+    let local = format!("127.0.0.1:{port}");
+    records
+        .iter()
+        .filter(|r| r["role"] == "server")
+        .filter(|r| r["dst"] == local.as_str() || r["src"] == local.as_str())
+        .collect()
+}
+
 pub struct TempDir {
     pub path: PathBuf,
 }
