@@ -32,17 +32,27 @@ static __always_inline __u64 attach_cookie(void *ctx)
 }
 
 /*
- * bpf_probe_read_user of n <= HTTPSCOPE_MAX_CAPTURE bytes, the bound restated
- * behind a compiler barrier at the call: the compiler may keep n in a stack
- * slot spilled before its check, and verifiers before Linux 6.3 do not carry
- * the check's bound to that slot. Larger n reads nothing (-1).
+ * v stays v if it is at most max, else becomes 0, in one register: the
+ * verifier sees the bound on the very register the next use takes, wherever
+ * the compiler kept v before (verifiers before Linux 6.3 forget the bound of
+ * a value checked after it was spilled to the stack).
  */
-static __always_inline long read_user_bounded(void *dst, __u64 n, __u64 src)
+#define CLAMP_IN_REGISTER(v, max) \
+	asm volatile("if %[val] <= %[bound] goto +1; %[val] = 0" : [val] "+r"(v) : [bound] "i"(max))
+
+/*
+ * bpf_probe_read_user(dst + at, n, src) with at <= at_max and n <= n_max,
+ * both bounds held in the registers the call takes. Out of bounds reads
+ * nothing (-1).
+ */
+static __always_inline long read_user_at(__u8 *dst, __u64 at, __u64 at_max, __u64 n, __u64 n_max,
+					 __u64 src)
 {
-	barrier_var(n);
-	if (n > HTTPSCOPE_MAX_CAPTURE)
+	if (at > at_max || n > n_max)
 		return -1;
-	return bpf_probe_read_user(dst, n, (void *)src);
+	CLAMP_IN_REGISTER(at, at_max);
+	CLAMP_IN_REGISTER(n, n_max);
+	return bpf_probe_read_user(dst + at, n, (void *)src);
 }
 
 #ifndef HTTPSCOPE_BASELINE
