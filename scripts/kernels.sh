@@ -81,7 +81,8 @@ debian_mirror() {
     uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
             2>/dev/null | grep -v '^[[:space:]]*#' |
           grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' | head -n 1 | tr -d '[:space:]') || true
-    echo "${uri:-http://deb.debian.org/debian}" | sed 's:/*$::'
+    uri=${uri:-http://deb.debian.org/debian}
+    echo "${uri%/}"
 }
 
 # apt-get/apt-cache on a private sources list, lists and cache: nothing of the host's
@@ -139,7 +140,7 @@ fetch_kernel() {
     say "$name: unpacking $(basename "$deb")"
     dpkg-deb -x "$deb" "$work/root"
     local vmlinuz release
-    vmlinuz=$(ls "$work"/root/boot/vmlinuz-* 2>/dev/null | head -n 1)
+    vmlinuz=$(find "$work/root/boot" -name 'vmlinuz-*' | head -n 1)
     [[ -n "$vmlinuz" ]] || die "$name: $package has no /boot/vmlinuz"
     release=${vmlinuz##*/vmlinuz-}
     # Newer packages ship /usr/lib/modules only: give the tree the /lib of a merged /usr,
@@ -190,6 +191,7 @@ cmd_list() {
     for name in "${vm_kernels[@]}"; do
         local env="$cache/${suite_of[$name]}/kernel.env"
         if [[ -f "$env" ]]; then
+            # shellcheck source=/dev/null
             (source "$env"; printf '%-5s %-9s %-24s %s\n' "$name" "$SUITE" "$RELEASE" "$PACKAGE=$VERSION")
         else
             printf '%-5s %-9s %s\n' "$name" "${suite_of[$name]}" "(not fetched: scripts/kernels.sh fetch $name)"
@@ -211,13 +213,38 @@ passed_env() {
     done
 }
 
+# Runs CMD under a timeout and returns its status. timeout puts CMD in a process group of
+# its own, out of reach of the terminal's Ctrl-C: an INT or TERM here stops it (a VM too).
+supervised_pid=
+interrupted=0
+supervise() {
+    local timeout_s=$1
+    shift
+    timeout --kill-after=10 "$timeout_s" "$@" &
+    supervised_pid=$!
+    trap 'interrupted=1; kill -TERM "$supervised_pid" 2>/dev/null || true' INT TERM
+    local status
+    while :; do
+        status=0
+        wait "$supervised_pid" || status=$?
+        kill -0 "$supervised_pid" 2>/dev/null || break
+    done
+    trap - INT TERM
+    return "$status"
+}
+
 run_host() {
     local timeout_s=$1
     shift
     say "host: running on $(uname -sr) $(uname -v)"
     local start=$SECONDS rc=0
-    HTTPSCOPE_KERNEL=host timeout --kill-after=10 "$timeout_s" "$@" || rc=$?
-    (( rc == 124 )) && say "host: timed out after ${timeout_s}s"
+    HTTPSCOPE_KERNEL=host supervise "$timeout_s" "$@" || rc=$?
+    if (( interrupted )); then
+        say "host: interrupted"
+        rc=130
+    elif (( rc == 124 || rc == 137 )); then
+        say "host: timed out after ${timeout_s}s"
+    fi
     say "host: exit $rc after $(( SECONDS - start ))s"
     return "$rc"
 }
@@ -240,30 +267,41 @@ run_vm() {
     scratch=$(cd "$scratch" && pwd)
     local ctl
     ctl=$(mktemp -d "$scratch/.kernels-run.XXXXXX")
+    # shellcheck disable=SC2064 # this run's folder, now
+    trap "rm -rf '$ctl'" EXIT
     {
         echo '#!/usr/bin/env bash'
         passed_env
         printf 'export HTTPSCOPE_KERNEL=%q HTTPSCOPE_SCRATCH=%q\n' "$name" "$scratch"
-        printf 'echo "kernels.sh: %s: running on $(uname -sr) $(uname -v)" >&2\n' "$name"
-        # virtme-ng mounts /proc, /sys, debugfs and tracefs and brings lo up; the rest
-        # of what httpscope's tests expect of a machine:
-        echo 'ip link set lo up 2>/dev/null || true'
-        echo 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true'
-        printf 'cd %q || exit 125\n' "$PWD"
-        printf '%q ' "$@"
-        echo
-        echo 'rc=$?'
-        printf 'echo "$rc" >%q\n' "$ctl/exit-code"
-        echo 'exit "$rc"'
+        printf 'cwd=%q exit_code=%q\n' "$PWD" "$ctl/exit-code"
+        printf 'cmd=(%s)\n' "$(printf '%q ' "$@")"
+        cat <<'EOF'
+echo "kernels.sh: $HTTPSCOPE_KERNEL: running on $(uname -sr) $(uname -v)" >&2
+# virtme-ng mounts /proc, /sys, debugfs and tracefs and brings lo up; the rest of what
+# httpscope's tests expect of a machine:
+ip link set lo up 2>/dev/null || true
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+cd "$cwd" || exit 125
+"${cmd[@]}"
+rc=$?
+echo "$rc" >"$exit_code"
+exit "$rc"
+EOF
     } >"$ctl/guest.sh"
 
     # The host's root is the guest's, read-only. The repository and $HOME are writable in
     # the guest (tests build and cache there) but the writes stay in the guest's memory;
     # only the scratch folder (and --rwdir folders) are written through to the host.
     local -a vng_args=(--disable-kvm --force-9p --run "$root/boot/vmlinuz-$RELEASE"
-        --cpus "$cpus" --memory "$memory" --overlay-rwdir="$repo" --rwdir="$scratch"
+        --cpus "$cpus" --memory "$memory" --rwdir="$scratch"
         --append "modprobe.blacklist=$(IFS=,; echo "${unneeded_modules[*]}")")
-    [[ -d "$HOME" && "$HOME" != / && "$repo" != "$HOME"* ]] && vng_args+=(--overlay-rwdir="$HOME")
+    if [[ -d "$HOME" && "$HOME" != / ]]; then
+        vng_args+=(--overlay-rwdir="$HOME")
+        [[ "$repo/" == "$HOME/"* ]] || vng_args+=(--overlay-rwdir="$repo")
+    else
+        vng_args+=(--overlay-rwdir="$repo")
+    fi
+    [[ -z "${HTTPSCOPE_KERNELS_VERBOSE:-}" ]] || vng_args+=(--verbose)   # the boot console
     local dir
     for dir in "${extra_dirs[@]}"; do vng_args+=(--rwdir="$dir"); done
 
@@ -271,18 +309,20 @@ run_vm() {
     local start=$SECONDS rc=0
     # qemu opens its stdout and stderr again by path, truncating them if they are files:
     # pipes keep a caller's redirection to a file intact.
-    local err_fd err_pid
+    local out_fd out_pid err_fd err_pid
+    exec {out_fd}> >(cat)
+    out_pid=$!
     exec {err_fd}> >(cat >&2)
     err_pid=$!
-    set +e
-    timeout --kill-after=10 "$timeout_s" vng "${vng_args[@]}" --exec "bash $ctl/guest.sh" \
-        </dev/null 2>&"$err_fd" | cat
-    rc=${PIPESTATUS[0]}
-    set -e
-    exec {err_fd}>&-
-    wait "$err_pid" || true
+    supervise "$timeout_s" vng "${vng_args[@]}" --exec "bash $ctl/guest.sh" \
+        </dev/null 1>&"$out_fd" 2>&"$err_fd" || rc=$?
+    exec {out_fd}>&- {err_fd}>&-
+    wait "$out_pid" "$err_pid" || true
     local elapsed=$(( SECONDS - start ))
-    if [[ -f "$ctl/exit-code" ]]; then
+    if (( interrupted )); then
+        say "$name: interrupted"
+        rc=130
+    elif [[ -f "$ctl/exit-code" ]]; then
         rc=$(cat "$ctl/exit-code")
     elif (( rc == 124 || rc == 137 )); then
         say "$name: timed out after ${timeout_s}s"
