@@ -263,12 +263,17 @@ run_vm() {
     source "$env"
     local root="$cache/$SUITE/root"
 
+    local path
+    for path in "$scratch" "$repo" "$HOME" "$cache" "$PWD" "${extra_dirs[@]}"; do
+        # vng passes them on in a command line of its own, split at whitespace.
+        [[ "$path" != *[[:space:]]* ]] || die "$name: vng cannot share a path with spaces: '$path'"
+    done
     mkdir -p "$scratch"
     scratch=$(cd "$scratch" && pwd)
     local ctl
     ctl=$(mktemp -d "$scratch/.kernels-run.XXXXXX")
     # shellcheck disable=SC2064 # this run's folder, now
-    trap "rm -rf '$ctl'" EXIT
+    trap "rm -rf $(printf %q "$ctl")" EXIT
     {
         echo '#!/usr/bin/env bash'
         passed_env
@@ -294,14 +299,24 @@ EOF
     # only the scratch folder (and --rwdir folders) are written through to the host.
     local -a vng_args=(--disable-kvm --force-9p --run "$root/boot/vmlinuz-$RELEASE"
         --cpus "$cpus" --memory "$memory" --rwdir="$scratch"
-        --append "modprobe.blacklist=$(IFS=,; echo "${unneeded_modules[*]}")")
+        --append "modprobe.blacklist=$(IFS=,; echo "${unneeded_modules[*]}") ${HTTPSCOPE_KERNELS_APPEND:-}")
     if [[ -d "$HOME" && "$HOME" != / ]]; then
         vng_args+=(--overlay-rwdir="$HOME")
         [[ "$repo/" == "$HOME/"* ]] || vng_args+=(--overlay-rwdir="$repo")
     else
         vng_args+=(--overlay-rwdir="$repo")
     fi
-    [[ -z "${HTTPSCOPE_KERNELS_VERBOSE:-}" ]] || vng_args+=(--verbose)   # the boot console
+    # The kernel's messages (from when its virtio console starts: oopses, hung tasks, init's
+    # log) go to a file beside the results; HTTPSCOPE_KERNELS_VERBOSE=1 shows the whole boot
+    # console on stderr instead.
+    local console="$scratch/kernel-console.log"
+    rm -f "$console"
+    if [[ -n "${HTTPSCOPE_KERNELS_VERBOSE:-}" ]]; then
+        vng_args+=(--verbose)
+    else
+        vng_args+=(--qemu-opts="-chardev file,id=kcon,path=$console -device virtio-serial-pci"
+                   --qemu-opts="-device virtconsole,chardev=kcon" --append "console=hvc0 loglevel=7")
+    fi
     local dir
     for dir in "${extra_dirs[@]}"; do vng_args+=(--rwdir="$dir"); done
 
@@ -328,7 +343,8 @@ EOF
         say "$name: timed out after ${timeout_s}s"
         rc=124
     else
-        say "$name: the VM stopped before the command finished (vng exit $rc)"
+        say "$name: the VM stopped before the command finished (vng exit $rc); the end of its console:"
+        [[ -f "$console" ]] && tail -n 40 "$console" >&2
         (( rc != 0 )) || rc=125
     fi
     rm -rf "$ctl"
