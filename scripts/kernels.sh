@@ -63,6 +63,11 @@ install_tools() {
         }
     fi
     if ! command -v vng >/dev/null; then
+        if ! python3 -m pip --version >/dev/null 2>&1; then
+            [[ $(id -u) -eq 0 ]] || die "missing python3-pip: run this as root to install it"
+            say "installing python3-pip"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-pip >&2
+        fi
         say "installing virtme-ng $vng_version (pip)"
         python3 -m pip install --quiet "virtme-ng==$vng_version" >&2 ||
             python3 -m pip install --quiet --break-system-packages "virtme-ng==$vng_version" >&2
@@ -85,8 +90,8 @@ debian_mirror() {
     echo "${uri%/}"
 }
 
-# apt-get/apt-cache on a private sources list, lists and cache: nothing of the host's
-# apt state is read or written, and nothing is installed.
+# apt-get/apt-cache on a private sources list, lists and cache: the host's apt sources
+# and lists are neither read nor changed, and nothing is installed.
 apt_private() {
     local tool=$1 suite=$2
     shift 2
@@ -130,6 +135,8 @@ fetch_kernel() {
     fi
     local work
     work=$(mktemp -d "$cache/.fetch.XXXXXX")
+    # shellcheck disable=SC2064 # this fetch's folder, now
+    trap "rm -rf $(printf %q "$work")" EXIT
     chmod 755 "$work"
     mkdir "$work/download"
     chown _apt "$work/download" 2>/dev/null || true   # apt downloads as _apt when it can
@@ -159,6 +166,7 @@ EOF
     rm -rf "$dir.old"
     [[ -e "$dir" ]] && mv "$dir" "$dir.old"
     mv "$work" "$dir"
+    trap - EXIT
     rm -rf "$dir.old"
     say "$name: cached in $dir ($release)"
 }
@@ -179,6 +187,7 @@ cmd_fetch() {
     mkdir -p "$cache"
     exec 9>"$cache/.lock"
     flock 9
+    rm -rf "$cache"/.fetch.*   # what an interrupted fetch left
     local name
     for name in "${names[@]}"; do fetch_kernel "$name" "$refresh"; done
     exec 9>&-
@@ -264,7 +273,7 @@ run_vm() {
     local root="$cache/$SUITE/root"
 
     local path
-    for path in "$scratch" "$repo" "$HOME" "$cache" "$PWD" "${extra_dirs[@]}"; do
+    for path in "$scratch" "$repo" "${HOME:-}" "$cache" "$PWD" "${extra_dirs[@]}"; do
         # vng passes them on in a command line of its own, split at whitespace.
         [[ "$path" != *[[:space:]]* ]] || die "$name: vng cannot share a path with spaces: '$path'"
     done
@@ -300,7 +309,7 @@ EOF
     local -a vng_args=(--disable-kvm --force-9p --run "$root/boot/vmlinuz-$RELEASE"
         --cpus "$cpus" --memory "$memory" --rwdir="$scratch"
         --append "modprobe.blacklist=$(IFS=,; echo "${unneeded_modules[*]}") ${HTTPSCOPE_KERNELS_APPEND:-}")
-    if [[ -d "$HOME" && "$HOME" != / ]]; then
+    if [[ -d "${HOME:-}" && "$HOME" != / ]]; then
         vng_args+=(--overlay-rwdir="$HOME")
         [[ "$repo/" == "$HOME/"* ]] || vng_args+=(--overlay-rwdir="$repo")
     else
@@ -362,12 +371,13 @@ cmd_run() {
     local scratch=${HTTPSCOPE_KERNELS_SCRATCH:-$repo/target/kernels/$name}
     local -a rwdirs=()
     while (( $# )); do
+        [[ $1 != --?* || $1 == -- || $# -ge 2 ]] || die "run: $1 needs a value"
         case $1 in
             --timeout) timeout_s=$2; shift 2 ;;
             --memory) memory=$2; shift 2 ;;
             --cpus) cpus=$2; shift 2 ;;
             --scratch) scratch=$2; shift 2 ;;
-            --rwdir) rwdirs+=("$2"); shift 2 ;;
+            --rwdir) mkdir -p "$2"; rwdirs+=("$(cd "$2" && pwd)"); shift 2 ;;
             --) shift; break ;;
             *) die "run: unknown option '$1' (the command goes after --)" ;;
         esac
