@@ -5,6 +5,7 @@
 #   scripts/kernels.sh fetch [--refresh] [KERNEL...]   download and cache kernels and tools
 #   scripts/kernels.sh list                            kernels and the versions cached
 #   scripts/kernels.sh run KERNEL [OPTIONS] -- CMD...  run CMD as root on KERNEL
+#   scripts/kernels.sh matrix [--all] [KERNEL...]      scripts/kernel-suite.sh on each kernel
 #
 # KERNEL is 5.10 (bullseye), 6.1 (bookworm), 6.12 (trixie) or host. See scripts/kernels.md.
 set -euo pipefail
@@ -29,7 +30,7 @@ say() { echo "kernels.sh: $*" >&2; }
 die() { say "$*"; exit 2; }
 
 usage() {
-    sed -n '2,9s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,10s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 
@@ -392,10 +393,54 @@ cmd_run() {
     fi
 }
 
+# The root suites scripts/kernel-suite.sh runs on each kernel: built here, run inside.
+# `--all` takes every capture suite; the default is the subset CI runs.
+matrix_suites=(matrix_clients matrix_servers tls go_tls faults all_ports)
+all_suites=(matrix_clients matrix_servers matrix_situations matrix_nonhttp matrix_h2
+    h2_situations tls go_tls gnutls node_tls faults backends all_ports demo_e2e)
+
+build_suites() { # build_suites SUITE... -> target/kernel-tests.list
+    local args=() suite
+    for suite in "$@"; do args+=(--test "$suite"); done
+    say "building the test binaries: $*"
+    (cd "$repo" && cargo build --release --workspace >&2 &&
+        cargo test --release -p httpscope --no-run --message-format=json "${args[@]}" |
+        jq -r 'select(.reason == "compiler-artifact" and .executable != null
+                      and .target.kind == ["test"]) | "\(.target.name) \(.executable)"' \
+            >"$repo/target/kernel-tests.list")
+}
+
+# matrix [--all] [KERNEL...]: scripts/kernel-suite.sh on each kernel (default: all four),
+# one VM at a time; a line per kernel at the end, and the exit code of the worst.
+cmd_matrix() {
+    local suites=("${matrix_suites[@]}") kernels=() k rc=0 start
+    local -a results=()
+    while (( $# )); do
+        case $1 in
+            --all) suites=("${all_suites[@]}"); shift ;;
+            *) is_kernel "$1" || die "matrix: unknown kernel '$1'"; kernels+=("$1"); shift ;;
+        esac
+    done
+    (( ${#kernels[@]} )) || kernels=("${all_kernels[@]}")
+    build_suites "${suites[@]}"
+    for k in "${kernels[@]}"; do
+        start=$SECONDS
+        if cmd_run "$k" -- bash "$repo/scripts/kernel-suite.sh"; then
+            results+=("$k: passed in $((SECONDS - start)) s (boot included)")
+        else
+            rc=1
+            results+=("$k: FAILED after $((SECONDS - start)) s")
+        fi
+    done
+    printf 'kernels.sh: matrix: %s\n' "${results[@]}" >&2
+    return $rc
+}
+
 case ${1:-} in
     fetch) shift; cmd_fetch "$@" ;;
     list) shift; cmd_list ;;
     run) shift; cmd_run "$@" ;;
+    matrix) shift; cmd_matrix "$@" ;;
     -h|--help|help|'') usage ;;
-    *) die "unknown command '$1' (fetch, list, run)" ;;
+    *) die "unknown command '$1' (fetch, list, run, matrix)" ;;
 esac

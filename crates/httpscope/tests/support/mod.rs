@@ -164,6 +164,16 @@ pub struct Profiler {
     _dir: TempDir,
 }
 
+/// How long a profiler may take to attach: `HTTPSCOPE_TEST_ATTACH_SECS` (the kernel
+/// matrix raises it: programs start slowly in an emulated VM), else 30 s.
+pub fn attach_timeout() -> Duration {
+    let secs = std::env::var("HTTPSCOPE_TEST_ATTACH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    Duration::from_secs(secs)
+}
+
 /// The capture backend the root tests run on: `HTTPSCOPE_TEST_BACKEND` (socket or
 /// syscall; scripts/test.sh runs the capture suites once per backend), else `auto`.
 pub fn test_backend() -> String {
@@ -210,7 +220,7 @@ impl Profiler {
             .env_remove("HTTP_PORT")
             .stdout(Stdio::null());
         let mut proc = Proc::spawn(&mut cmd);
-        let attached = proc.wait_for("attached", Duration::from_secs(30));
+        let attached = proc.wait_for("attached", attach_timeout());
         assert_backend_attached(&attached, extra);
         Profiler {
             proc,
