@@ -2,8 +2,8 @@
 # What the kernel matrix runs on each kernel (inside its VM, or on the host):
 #   1. `httpscope doctor` must say it can capture;
 #   2. the seed's demo must be 80/80 on both sides (scripts/demo-check.sh);
-#   3. the root suites listed in target/kernel-tests.list ("name path" per line, built on
-#      the host by scripts/kernels.sh matrix), each binary run whole.
+#   3. the root tests listed in target/kernel-tests.list ("suite binary [test]" per line,
+#      built on the host by scripts/kernels.sh matrix): one test, or the whole suite.
 # A suite that needs a kernel feature this kernel lacks is skipped with a line that says
 # so: Go TLS needs BPF attach cookies, which doctor reports.
 # Prints one result line per step; exits non-zero if any step failed.
@@ -35,13 +35,16 @@ fi
 
 export CI="${CI:-true}" HTTPSCOPE_TEST_ATTACH_SECS="${HTTPSCOPE_TEST_ATTACH_SECS:-240}"
 if [[ -f "$list" ]]; then
-    while read -r name binary; do
-        if [[ "$name" == go_tls ]] && grep -q "lacks BPF attach cookies" <<<"$doctor"; then
+    while read -r suite binary test; do
+        name=$suite${test:+::$test}
+        if [[ "$suite" == go_tls ]] && grep -q "lacks BPF attach cookies" <<<"$doctor"; then
             say "$name: skipped: this kernel has no BPF attach cookies, Go TLS is off (doctor says so)"
             continue
         fi
         suite_started=$SECONDS
-        if output=$("$binary" --test-threads=1 2>&1); then
+        # A named test that matched nothing would pass having run nothing: it must run.
+        if output=$("$binary" --test-threads=1 ${test:+--exact "$test"} 2>&1) &&
+            { [[ -z "$test" ]] || grep -q "^test result: ok. 1 passed" <<<"$output"; }; then
             say "$name: $(grep -E '^test result' <<<"$output" | tail -n 1) ($((SECONDS - suite_started)) s)"
         else
             say "$name: FAILED ($((SECONDS - suite_started)) s)"
