@@ -7,7 +7,7 @@
 #   scripts/kernels.sh run KERNEL [OPTIONS] -- CMD...  run CMD as root on KERNEL
 #   scripts/kernels.sh matrix [--all] [KERNEL...]      scripts/kernel-suite.sh on each kernel
 #
-# KERNEL is 5.10 (bullseye), 6.1 (bookworm), 6.12 (trixie) or host. See scripts/kernels.md.
+# KERNEL is 5.10 (bullseye), 6.1 (bookworm), 6.12 (trixie) or host. See docs/kernels.md.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
