@@ -258,10 +258,14 @@ SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(sock_destroy, struct sock *sk)
 {
 	struct conn_state *conn;
+	__u64 key = (__u64)sk;
 
 	conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
 	if (conn && !conn->ignored && !conn->open_pending)
 		emit_close(conn);
+	/* The next sock at this address is another connection: it must not find this one's entry. */
+	if (go_tls_seen)
+		bpf_map_delete_elem(&go_tls_socks, &key);
 	return 0;
 }
 

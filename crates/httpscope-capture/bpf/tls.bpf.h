@@ -107,7 +107,12 @@ struct {
 /* A Go crypto/tls probe ran: socket events look their sock up in go_tls_socks. */
 __u8 go_tls_seen = 0;
 
-/* Socket backend: a socket event on a sock a Go tls.Conn uses gives it its connection. */
+/*
+ * Socket backend: a socket event on a sock a Go tls.Conn uses gives it its
+ * connection. An entry dies with its sock (sock_destroy), since the next
+ * socket at that address is another connection: one already joined to
+ * another connection outlived its sock and is dropped, never believed.
+ */
 static __always_inline void join_go_tls_sock(void *sk, struct conn_state *conn)
 {
 	__u64 key = (__u64)sk;
@@ -118,12 +123,11 @@ static __always_inline void join_go_tls_sock(void *sk, struct conn_state *conn)
 	stream = bpf_map_lookup_elem(&go_tls_socks, &key);
 	if (!stream)
 		return;
-	if (stream->conn_id != conn->conn_id) {
-		/* A new connection (a sock address can be reused): its streams start at 0. */
-		stream->sent = 0;
-		stream->recvd = 0;
-		stream->conn_id = conn->conn_id;
+	if (stream->conn_id && stream->conn_id != conn->conn_id) {
+		bpf_map_delete_elem(&go_tls_socks, &key);
+		return;
 	}
+	stream->conn_id = conn->conn_id;
 	conn->tls = 1;
 }
 

@@ -1,0 +1,135 @@
+//! A kernel socket's TLS state dies with it. The allocator hands a freed socket's memory to
+//! the next socket at once, so state keyed by a socket's address must go when the socket
+//! goes: a plaintext connection that lands at the address of a closed Go TLS connection's
+//! socket is still plaintext, and every one of its exchanges is logged, on both sides.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::matrix::*;
+use support::tls::*;
+use support::*;
+
+const T: Duration = Duration::from_secs(60);
+
+/// Every request of `comm` as `role` logged and paired, none partial.
+fn assert_all_paired(records: &[serde_json::Value], role: &str, comm: &str, n: usize) {
+    let side = Side::of(records, role, comm);
+    assert_eq!(side.requests.len(), n, "{comm} {role} requests");
+    assert_eq!(side.paired().len(), n, "{comm} {role} paired");
+    assert_eq!(side.partial(), 0, "{comm} {role} partial");
+}
+
+/// Go TLS connections on a watched port close, then new plaintext connections (one per
+/// request) open on another watched port, round after round.
+#[test]
+fn plaintext_connections_after_go_tls_connections_closed() {
+    if !require_root("plaintext_connections_after_go_tls_connections_closed") {
+        return;
+    }
+    let Some(build) = go_build(Toolchain::Debian) else {
+        return;
+    };
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let (_go_server, go_port) = go_server(&build.plain, &certs.path);
+    let (_server, port) = demo_server(&[]);
+    let profiler = Profiler::start(&[go_port, port], &[]);
+    let (rounds, go_clients, per_round) = (10, 4, 40);
+    for round in 0..rounds {
+        let clients: Vec<_> = (0..go_clients)
+            .map(|i| {
+                let (binary, certs) = (build.plain.clone(), certs.path.clone());
+                std::thread::spawn(move || {
+                    go_client(&binary, &certs, go_port, 2, &format!("g{round}x{i}x"), "h1")
+                })
+            })
+            .collect();
+        for client in clients {
+            assert_eq!(client.join().unwrap()["ok"], 2);
+        }
+        let out = run_ok(
+            Command::new("ab")
+                .args(["-q", "-n", &per_round.to_string(), "-c", "2"])
+                .arg(format!("http://127.0.0.1:{port}/healthz")),
+            T,
+        );
+        assert_eq!(ab_complete(&out), per_round);
+    }
+    let (records, stderr) = stop(profiler);
+    assert_eq!(summary(&stderr, "kernel_drops"), 0);
+    let n = rounds * per_round;
+    assert_all_paired(&records, "client", "ab", n);
+    assert_all_paired(&records, "server", "demo-server", n);
+    let go = GoBuild::comm(&build.plain);
+    let go_exchanges = rounds * go_clients * 2;
+    assert_all_paired(&records, "client", &go, go_exchanges);
+    assert_all_paired(&records, "server", &go, go_exchanges);
+    note(
+        "plaintext connections after closed Go TLS connections",
+        n,
+        Side::of(&records, "server", "demo-server").paired().len(),
+    );
+}
+
+/// Go TLS traffic on a port nobody watches, next to 1000 concurrent plaintext connections
+/// on a watched one: the Go sockets are freed and their memory reused all the time.
+#[test]
+fn concurrent_connections_next_to_unwatched_go_tls() {
+    if !require_root("concurrent_connections_next_to_unwatched_go_tls") {
+        return;
+    }
+    let Some(build) = go_build(Toolchain::Debian) else {
+        return;
+    };
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let (_go_server, go_port) = go_server(&build.plain, &certs.path);
+    let (_server, port) = demo_server(&[]);
+    let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let background = {
+        let (stop_flag, binary, certs) =
+            (stop_flag.clone(), build.plain.clone(), certs.path.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop_flag.load(Ordering::Relaxed) {
+                go_client(&binary, &certs, go_port, 1, &format!("bg{runs}x"), "h1");
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let (rounds, n) = (3, 1000);
+    for round in 0..rounds {
+        let prefix = format!("cc{round}x");
+        let out = last_json(&run_ok(
+            &mut pyclient(&[
+                "concurrent",
+                "127.0.0.1",
+                &port.to_string(),
+                &n.to_string(),
+                &prefix,
+            ]),
+            T,
+        ));
+        assert_eq!(out["ok"].as_u64(), Some(n as u64));
+    }
+    stop_flag.store(true, Ordering::Relaxed);
+    let go_runs = background.join().unwrap();
+    assert!(go_runs > 0, "no Go TLS connection ran next to the load");
+    let (records, stderr) = stop(profiler);
+    assert_eq!(summary(&stderr, "kernel_drops"), 0);
+    assert_all_paired(&records, "client", "python3", rounds * n);
+    assert_all_paired(&records, "server", "demo-server", rounds * n);
+    note(
+        &format!("concurrent connections next to {go_runs} unwatched Go TLS connections"),
+        rounds * n,
+        Side::of(&records, "server", "demo-server").paired().len(),
+    );
+}
