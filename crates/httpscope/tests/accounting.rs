@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::h2::{node_h2_client, node_h2_server};
 use support::matrix::*;
-use support::tls::curl_https_each;
+use support::tls::{curl_https_each, nginx_tls};
 use support::*;
 
 const T: Duration = Duration::from_secs(120);
@@ -28,21 +28,6 @@ const NODE_REQUESTS: usize = 10;
 const CURL_CLIENTS: usize = 20;
 const PROBES: usize = 50;
 const RAW_CLIENTS: usize = 20;
-
-/// nginx serving HTTPS (OpenSSL) on a free port with the certificates in `dir`.
-fn nginx_https(dir: &Path) -> (Nginx, u16) {
-    let port = free_port();
-    let d = dir.display();
-    let server = format!(
-        r#"listen 127.0.0.1:{port} ssl;
-        ssl_certificate {d}/server.pem;
-        ssl_certificate_key {d}/server.key;
-        location / {{ return 200 "hello over tls\n"; }}"#
-    );
-    let nginx = Nginx::start(&server, "", &[]);
-    wait_listening(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
-    (nginx, port)
-}
 
 /// The servers' ports: plaintext HTTP/1, h2c, HTTPS.
 struct Ports {
@@ -84,17 +69,7 @@ fn python_clients(port: u16) -> Vec<Group> {
 /// it unused, which its count of requests does not show.
 fn ab_clients(port: u16) -> Vec<Group> {
     (0..AB_CLIENTS)
-        .map(|_| {
-            spawn(move || {
-                let out = run_ok(
-                    Command::new("ab")
-                        .args(["-q", "-n", &AB_REQUESTS.to_string(), "-c", "1"])
-                        .arg(format!("http://127.0.0.1:{port}/healthz")),
-                    T,
-                );
-                ab_complete(&out)
-            })
-        })
+        .map(|_| spawn(move || ab_healthz(port, AB_REQUESTS, 1)))
         .collect()
 }
 
@@ -225,7 +200,10 @@ fn mixed_load(extra: &[&str], not_http: bool) -> (u64, String) {
     make_certs(&certs.path);
     let (_http, http) = demo_server(&[]);
     let (_h2c, h2c) = node_h2_server(Path::new("node"), None);
-    let (_https, https) = nginx_https(&certs.path);
+    let (_https, https) = nginx_tls(
+        &certs.path,
+        r#"location / { return 200 "hello over tls\n"; }"#,
+    );
     let ports = Ports { http, h2c, https };
     let mut args = vec!["--ring-mb", "64"];
     args.extend(extra);

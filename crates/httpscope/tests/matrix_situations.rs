@@ -128,13 +128,7 @@ fn new_connection_per_request_at_high_rate() {
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let n = 3000;
-    let out = run_ok(
-        Command::new("ab")
-            .args(["-q", "-n", &n.to_string(), "-c", "8"])
-            .arg(format!("http://127.0.0.1:{port}/healthz")),
-        T,
-    );
-    assert_eq!(ab_complete(&out), n);
+    assert_eq!(ab_healthz(port, n, 8), n);
     let (records, stderr) = stop(profiler);
     assert_eq!(summary(&stderr, "kernel_drops"), 0);
     for (role, comm) in [("client", "ab"), ("server", "demo-server")] {

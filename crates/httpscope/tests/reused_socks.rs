@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +24,31 @@ fn assert_all_paired(records: &[serde_json::Value], role: &str, comm: &str, n: u
     assert_eq!(side.partial(), 0, "{comm} {role} partial");
 }
 
+/// A Go HTTPS server and a plaintext demo-server, with the Go build and certificates.
+struct Servers {
+    build: GoBuild,
+    certs: TempDir,
+    go_port: u16,
+    port: u16,
+    _procs: [Proc; 2],
+}
+
+/// None (skipped) without the Go toolchain.
+fn servers() -> Option<Servers> {
+    let build = go_build(Toolchain::Debian)?;
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let (go, go_port) = go_server(&build.plain, &certs.path);
+    let (demo, port) = demo_server(&[]);
+    Some(Servers {
+        build,
+        certs,
+        go_port,
+        port,
+        _procs: [go, demo],
+    })
+}
+
 /// Go TLS connections on a watched port close, then new plaintext connections (one per
 /// request) open on another watched port, round after round.
 #[test]
@@ -32,13 +56,15 @@ fn plaintext_connections_after_go_tls_connections_closed() {
     if !require_root("plaintext_connections_after_go_tls_connections_closed") {
         return;
     }
-    let Some(build) = go_build(Toolchain::Debian) else {
+    let Some(servers) = servers() else {
         return;
     };
-    let certs = TempDir::new();
-    make_certs(&certs.path);
-    let (_go_server, go_port) = go_server(&build.plain, &certs.path);
-    let (_server, port) = demo_server(&[]);
+    let (build, certs, go_port, port) = (
+        &servers.build,
+        &servers.certs,
+        servers.go_port,
+        servers.port,
+    );
     let profiler = Profiler::start(&[go_port, port], &[]);
     let (rounds, go_clients, per_round) = (10, 4, 40);
     for round in 0..rounds {
@@ -53,13 +79,7 @@ fn plaintext_connections_after_go_tls_connections_closed() {
         for client in clients {
             assert_eq!(client.join().unwrap()["ok"], 2);
         }
-        let out = run_ok(
-            Command::new("ab")
-                .args(["-q", "-n", &per_round.to_string(), "-c", "2"])
-                .arg(format!("http://127.0.0.1:{port}/healthz")),
-            T,
-        );
-        assert_eq!(ab_complete(&out), per_round);
+        assert_eq!(ab_healthz(port, per_round, 2), per_round);
     }
     let (records, stderr) = stop(profiler);
     assert_eq!(summary(&stderr, "kernel_drops"), 0);
@@ -84,13 +104,15 @@ fn concurrent_connections_next_to_unwatched_go_tls() {
     if !require_root("concurrent_connections_next_to_unwatched_go_tls") {
         return;
     }
-    let Some(build) = go_build(Toolchain::Debian) else {
+    let Some(servers) = servers() else {
         return;
     };
-    let certs = TempDir::new();
-    make_certs(&certs.path);
-    let (_go_server, go_port) = go_server(&build.plain, &certs.path);
-    let (_server, port) = demo_server(&[]);
+    let (build, certs, go_port, port) = (
+        &servers.build,
+        &servers.certs,
+        servers.go_port,
+        servers.port,
+    );
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let stop_flag = Arc::new(AtomicBool::new(false));
     let background = {

@@ -498,6 +498,34 @@ mod tests {
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
+    #[test]
+    fn connection_accounting_is_exported_by_reason() {
+        let mut report = Report::default();
+        for (stat, value) in [
+            (KernelStat::ConnsWatched, 10),
+            (KernelStat::ConnsOpened, 6),
+            (KernelStat::ConnsFiltered, 1),
+            (KernelStat::ConnsNotHttp, 2),
+            (KernelStat::ConnsSilent, 1),
+        ] {
+            report.kernel.values[stat as usize] = value;
+        }
+        assert_eq!(report.kernel.conns_open(), 0);
+        let metrics = Metrics::new();
+        metrics.update_health(&report, 0, None);
+        let text = metrics.encode();
+        for line in [
+            "httpscope_connections_watched_total 10",
+            "httpscope_connections_reported_total 6",
+            "httpscope_connections_skipped_total{reason=\"filtered\"} 1",
+            "httpscope_connections_skipped_total{reason=\"not_http\"} 2",
+            "httpscope_connections_skipped_total{reason=\"silent\"} 1",
+            "httpscope_connections_skipped_total{reason=\"no_slot\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+    }
+
     fn h2_response(grpc: Option<GrpcCall>, status: Option<u16>) -> HttpMessage {
         HttpMessage {
             method: Some("POST".into()),

@@ -459,6 +459,18 @@ pub fn wrk_requests(stdout: &str) -> usize {
         .unwrap_or_else(|| panic!("no request count in wrk output:\n{stdout}"))
 }
 
+/// ab: `n` GETs of `/healthz` on `port`, a new connection each, `concurrency` at a time;
+/// returns how many completed.
+pub fn ab_healthz(port: u16, n: usize, concurrency: usize) -> usize {
+    let out = run_ok(
+        Command::new("ab")
+            .args(["-q", "-n", &n.to_string(), "-c", &concurrency.to_string()])
+            .arg(format!("http://127.0.0.1:{port}/healthz")),
+        Duration::from_secs(120),
+    );
+    ab_complete(&out)
+}
+
 /// ab's "Complete requests:" count.
 pub fn ab_complete(stdout: &str) -> usize {
     stdout
