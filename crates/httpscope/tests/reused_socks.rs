@@ -6,10 +6,13 @@
 
 mod support;
 
+use std::net::TcpStream;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::h2::{node_h2_client, node_h2_server};
 use support::matrix::*;
 use support::tls::*;
 use support::*;
@@ -49,6 +52,22 @@ fn servers() -> Option<Servers> {
     })
 }
 
+/// `clients` Go clients at once, two requests each on its own connection, all answered.
+fn go_round(servers: &Servers, round: usize, clients: usize) {
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            let (binary, certs) = (servers.build.plain.clone(), servers.certs.path.clone());
+            let port = servers.go_port;
+            std::thread::spawn(move || {
+                go_client(&binary, &certs, port, 2, &format!("g{round}x{i}x"), "h1")
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().unwrap()["ok"], 2);
+    }
+}
+
 /// Go TLS connections on a watched port close, then new plaintext connections (one per
 /// request) open on another watched port, round after round.
 #[test]
@@ -59,34 +78,18 @@ fn plaintext_connections_after_go_tls_connections_closed() {
     let Some(servers) = servers() else {
         return;
     };
-    let (build, certs, go_port, port) = (
-        &servers.build,
-        &servers.certs,
-        servers.go_port,
-        servers.port,
-    );
-    let profiler = Profiler::start(&[go_port, port], &[]);
+    let profiler = Profiler::start(&[servers.go_port, servers.port], &[]);
     let (rounds, go_clients, per_round) = (10, 4, 40);
     for round in 0..rounds {
-        let clients: Vec<_> = (0..go_clients)
-            .map(|i| {
-                let (binary, certs) = (build.plain.clone(), certs.path.clone());
-                std::thread::spawn(move || {
-                    go_client(&binary, &certs, go_port, 2, &format!("g{round}x{i}x"), "h1")
-                })
-            })
-            .collect();
-        for client in clients {
-            assert_eq!(client.join().unwrap()["ok"], 2);
-        }
-        assert_eq!(ab_healthz(port, per_round, 2), per_round);
+        go_round(&servers, round, go_clients);
+        assert_eq!(ab_healthz(servers.port, per_round, 2), per_round);
     }
     let (records, stderr) = stop(profiler);
     assert_eq!(summary(&stderr, "kernel_drops"), 0);
     let n = rounds * per_round;
     assert_all_paired(&records, "client", "ab", n);
     assert_all_paired(&records, "server", "demo-server", n);
-    let go = GoBuild::comm(&build.plain);
+    let go = GoBuild::comm(&servers.build.plain);
     let go_exchanges = rounds * go_clients * 2;
     assert_all_paired(&records, "client", &go, go_exchanges);
     assert_all_paired(&records, "server", &go, go_exchanges);
@@ -153,5 +156,36 @@ fn concurrent_connections_next_to_unwatched_go_tls() {
         &format!("concurrent connections next to {go_runs} unwatched Go TLS connections"),
         rounds * n,
         Side::of(&records, "server", "demo-server").paired().len(),
+    );
+}
+
+/// The many-stack run's shape: a Node h2c server started, and its port probed once, before
+/// capture; then, round after round, Go TLS connections close and a new Node h2c client
+/// makes 10 requests on one session.
+#[test]
+fn node_h2c_sessions_after_go_tls_connections_closed() {
+    if !require_root("node_h2c_sessions_after_go_tls_connections_closed") {
+        return;
+    }
+    let Some(servers) = servers() else {
+        return;
+    };
+    let (_h2c, h2c_port) = node_h2_server(Path::new("node"), None);
+    drop(TcpStream::connect(("127.0.0.1", h2c_port)).unwrap());
+    let profiler = Profiler::start(&[servers.go_port, h2c_port], &[]);
+    let (rounds, n) = (5, 10);
+    for round in 0..rounds {
+        go_round(&servers, round, 3);
+        let ok = node_h2_client(Path::new("node"), h2c_port, n, &format!("nd{round}x"), None);
+        assert_eq!(ok, n);
+    }
+    let (records, stderr) = stop(profiler);
+    assert_eq!(summary(&stderr, "kernel_drops"), 0);
+    assert_all_paired(&records, "client", "node", rounds * n);
+    assert_all_paired(&records, "server", "node", rounds * n);
+    note(
+        "Node h2c sessions after closed Go TLS connections",
+        rounds * n,
+        Side::of(&records, "server", "node").paired().len(),
     );
 }
