@@ -10,14 +10,12 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use support::h2::{node_h2_client, node_h2_server};
 use support::matrix::*;
 use support::tls::*;
 use support::*;
 
-const T: Duration = Duration::from_secs(60);
 
 /// Every request of `comm` as `role` logged and paired, none partial.
 fn assert_all_paired(records: &[serde_json::Value], role: &str, comm: &str, n: usize) {
@@ -132,18 +130,7 @@ fn concurrent_connections_next_to_unwatched_go_tls() {
     };
     let (rounds, n) = (3, 1000);
     for round in 0..rounds {
-        let prefix = format!("cc{round}x");
-        let out = last_json(&run_ok(
-            &mut pyclient(&[
-                "concurrent",
-                "127.0.0.1",
-                &port.to_string(),
-                &n.to_string(),
-                &prefix,
-            ]),
-            T,
-        ));
-        assert_eq!(out["ok"].as_u64(), Some(n as u64));
+        py_concurrent(port, n, &format!("cc{round}x"));
     }
     stop_flag.store(true, Ordering::Relaxed);
     let go_runs = background.join().unwrap();
