@@ -57,6 +57,8 @@ def main():
                         help="instead of the workloads: mixed load at about half of saturation with --metrics-addr "
                              "on; profiler RSS every 30 s, drops, capture rate (in results.json and results.md); not in CI")
     parser.add_argument("--soak-seconds", type=int, default=600, help="soak length (default 600)")
+    parser.add_argument("--soak-churn-ms", type=int, default=20,
+                        help="the soak starts a short-lived client process every this many ms (default 20)")
     args = parser.parse_args()
     smoke = args.smoke
     args.pairs = args.pairs or (1 if smoke else 5)
@@ -102,7 +104,7 @@ def main():
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")
         if args.soak:
-            results["soak"] = run_soak(ctx, args.soak_seconds)
+            results["soak"] = run_soak(ctx, args.soak_seconds, args.soak_churn_ms)
             names = []
         for name in names:
             wl = WORKLOADS[name]

@@ -1,5 +1,7 @@
 """--soak: mixed keep-alive and new-connection load at about half of saturation for ten
-minutes, httpscope with --metrics-addr on; its RSS every 30 s, its drops and capture rate."""
+minutes, with short-lived client processes coming and going (churn.py), httpscope with
+--metrics-addr on; its RSS every 30 s, its drops and capture rate, and at the end every
+churn exchange and every watched connection accounted for."""
 
 import math
 import os
@@ -9,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 
+from .churn import CHURN_CLIENT, Churn
 from .common import BENCH, HarnessError, log
 from .loadgen import parse_wrk, run_wrk, wrk_command
 from .procs import PROCS, free_ports, proc_hwm_kib, proc_status_kib, wait4
@@ -25,7 +28,7 @@ NEW_CONN_SHARE = 0.1
 def scrape(metrics_port):
     """Sums of the counters the soak watches, from httpscope's /metrics."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    sums = dict(server=0.0, client=0.0, drops=0.0)
+    sums = dict(server=0.0, client=0.0, churn_client=0.0, drops=0.0)
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         try:
@@ -36,6 +39,8 @@ def scrape(metrics_port):
             sums["server"] += number
         elif name.startswith("http_client_request_duration_seconds_count"):
             sums["client"] += number
+            if f'process="{CHURN_CLIENT}"' in name:
+                sums["churn_client"] += number
         elif name.startswith("httpscope_kernel_dropped_events_total"):
             sums["drops"] += number
     return sums
@@ -68,7 +73,26 @@ def paced_conns(port, rate, extra=()):
     return conns
 
 
-def run_soak(ctx, seconds):
+# Connection counters of the summary: watched = reported + skipped by reason + still open.
+CONN_KEYS = ("conns_watched", "conns_reported", "conns_filtered", "conns_not_http", "conns_silent",
+             "conns_no_slot", "conns_open")
+
+
+def accounting(summary, churn, final, wrk_requests):
+    """What the end of the soak must add up to: every churn process's exchange logged on the
+    client side, every exchange on the server side, every watched connection settled."""
+    conns = {key: summary.get(key) for key in CONN_KEYS}
+    settled = sum(conns[key] or 0 for key in CONN_KEYS[1:6])
+    return dict(
+        churn=churn,
+        churn_client_unaccounted=churn["ok"] - final["churn_client"],
+        server_unaccounted=wrk_requests + churn["ok"] - final["server"],
+        conns=conns,
+        conns_unaccounted=(conns["conns_watched"] or 0) - settled,
+    )
+
+
+def run_soak(ctx, seconds, churn_ms):
     port = ctx.servers["demo"]
     metrics_port, = free_ports(1, start=19400)
     saturation = run_wrk(port, "/", 3)["rps"]
@@ -91,6 +115,8 @@ def run_soak(ctx, seconds):
     time.sleep(1)
     baseline = scrape(metrics_port)
     loads = [paced_wrk(port, keepalive_conns, seconds), paced_wrk(port, new_conn_conns, seconds, close)]
+    churn = Churn(port, churn_ms)
+    churn.start()
     started = time.monotonic()
     samples = []
     while any(proc.poll() is None for _, proc in loads):
@@ -103,7 +129,9 @@ def run_soak(ctx, seconds):
                       **{key: counts[key] - baseline[key] for key in counts})
         samples.append(sample)
         log(f"  soak t={sample['t_s']:>4}s rss={sample['rss_kib'] / 1024:.1f} MiB "
-            f"exchanges server/client={sample['server']:.0f}/{sample['client']:.0f} drops={sample['drops']:.0f}")
+            f"exchanges server/client={sample['server']:.0f}/{sample['client']:.0f} drops={sample['drops']:.0f} "
+            f"churn processes={churn.started}")
+    churned = churn.stop()
     requests = 0
     runs = []
     for cmd, proc in loads:
@@ -113,6 +141,8 @@ def run_soak(ctx, seconds):
         requests += run["requests"]
     time.sleep(2)
     final = {key: value - baseline[key] for key, value in scrape(metrics_port).items()}
+    wrk_requests = requests
+    requests += churned["ok"]
     hwm = proc_hwm_kib(profiler.pid)
     profiler.send_signal(signal.SIGINT)
     code, _ = wait4(profiler, timeout=120)
@@ -129,6 +159,7 @@ def run_soak(ctx, seconds):
         kernel_drops=summary.get("kernel_drops"),
         captured_server=final["server"] / requests, captured_client=final["client"] / requests,
         rss_growth_after_warmup_kib=(after_warmup[-1] - after_warmup[0]) if len(after_warmup) > 1 else None,
+        accounting=accounting(summary, churned, final, wrk_requests),
     )
 
 
@@ -143,9 +174,22 @@ def soak_markdown(soak):
              f"- RSS growth after the first minute: "
              + ("n/a" if soak["rss_growth_after_warmup_kib"] is None
                 else f"{soak['rss_growth_after_warmup_kib'] / 1024:+.1f} MiB")
-             + f"; peak {soak['vmhwm_kib'] / 1024:.1f} MiB", "",
+             + f"; peak {soak['vmhwm_kib'] / 1024:.1f} MiB", *churn_markdown(soak["accounting"]), "",
              "| t (s) | RSS MiB | server exchanges | client exchanges | drops |", "|---:|---:|---:|---:|---:|"]
     for s in soak["samples"]:
         lines.append(f"| {s['t_s']} | {s['rss_kib'] / 1024:.1f} | {s['server']:.0f} | {s['client']:.0f} "
                      f"| {s['drops']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def churn_markdown(acc):
+    churn, conns = acc["churn"], acc["conns"]
+    return [
+        f"- churn: a `{CHURN_CLIENT}` process every {churn['every_ms']:.0f} ms, {churn['started']} started, "
+        f"{churn['ok']} answered, {churn['failed']} failed; their exchanges not logged on the client side: "
+        f"{acc['churn_client_unaccounted']:.0f}",
+        f"- exchanges (wrk + churn) not logged on the server side: {acc['server_unaccounted']:.0f} "
+        "(wrk's count leaves out requests in flight when it stops)",
+        "- watched connections: " + ", ".join(f"{key.removeprefix('conns_')}={value}" for key, value in conns.items())
+        + f"; unaccounted: {acc['conns_unaccounted']}",
+    ]

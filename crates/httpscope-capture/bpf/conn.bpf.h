@@ -286,7 +286,10 @@ static __always_inline int emit_open(struct conn_state *conn, __u32 fd, struct s
 	}
 	BPF_CORE_READ_STR_INTO(&event.comm, task, group_leader, comm);
 	event.cgroup_id = bpf_get_current_cgroup_id();
-	return submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED);
+	if (submit(&event, sizeof(event), STAT_CONTROL_EVENTS_DROPPED))
+		return -1;
+	stat_add(STAT_CONNS_OPENED, 1);
+	return 0;
 }
 
 static __always_inline void emit_close(struct conn_state *conn)

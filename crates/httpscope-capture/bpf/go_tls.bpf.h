@@ -121,7 +121,9 @@ static __always_inline int go_tls_sock_stream(__u32 fd, struct go_tls_stream *ou
 	struct tls_stream fresh = {}, *stream;
 	__u64 key = (__u64)sk;
 
-	if (!sk)
+	/* An unwatched sock never gets a connection to join: no entry. */
+	if (!sk || !port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
+				 bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
 		return 0;
 	stream = bpf_map_lookup_elem(&go_tls_socks, &key);
 	if (!stream) {

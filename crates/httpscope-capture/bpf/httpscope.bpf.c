@@ -84,4 +84,4 @@ _Static_assert(sizeof(struct data_event) == 56, "data_event layout");
 _Static_assert(sizeof(struct conn_open_event) == 104, "conn_open_event layout");
 _Static_assert(sizeof(struct conn_close_event) == 48, "conn_close_event layout");
 _Static_assert(sizeof(struct binary_event) == 8, "binary_event layout");
-_Static_assert(STAT_COUNT == 18, "stat ids");
+_Static_assert(STAT_COUNT == 23, "stat ids");

@@ -122,6 +122,7 @@ enum httpscope_stat {
 	STAT_CALL_TABLE_FULL = 8,
 	/* Socket backend: the syscall's fd did not hold the socket; its bytes were not copied. */
 	STAT_FD_LOOKUP_FAILED = 9,
+	/* Connections reported: their open record went out (once per connection). */
 	STAT_CONNS_OPENED = 10,
 	STAT_SYSCALLS_TRACED = 11,
 	/* Plaintext records from TLS library calls. */
@@ -136,7 +137,21 @@ enum httpscope_stat {
 	STAT_BUDGET_FALLBACKS = 16,
 	/* Capture budget: body bytes counted, not copied (DATA_FLAG_ELIDED). */
 	STAT_BYTES_ELIDED = 17,
-	STAT_COUNT = 18,
+	/*
+	 * The connection accounting: every connection on a watched port that got
+	 * its state ends up reported (STAT_CONNS_OPENED) or skipped by one of the
+	 * reasons below, once; the rest were still open when capture stopped.
+	 */
+	STAT_CONNS_WATCHED = 18,
+	/* Skipped: its process is not selected (--pid, --comm, --container). */
+	STAT_CONNS_FILTERED = 19,
+	/* Skipped: --all-ports judged it not HTTP. */
+	STAT_CONNS_NOT_HTTP = 20,
+	/* Skipped: it ended before its open record went out (no byte moved, still undecided, or the record dropped). */
+	STAT_CONNS_SILENT = 21,
+	/* A TLS library call entered inside another on the same thread: the outer call's plaintext is lost. */
+	STAT_NESTED_TLS_CALLS = 22,
+	STAT_COUNT = 23,
 };
 
 struct event_header {

@@ -47,8 +47,7 @@ static __always_inline struct conn_state *sock_conn_create(struct sock *sk, __u1
 		.fd = HTTPSCOPE_FD_UNKNOWN,
 	};
 	conn = bpf_sk_storage_get(&sock_conns, sk, &fresh, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!conn)
-		stat_add(STAT_CONN_TABLE_FULL, 1);
+	stat_add(conn ? STAT_CONNS_WATCHED : STAT_CONN_TABLE_FULL, 1);
 	return conn;
 }
 
@@ -160,8 +159,6 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	if (ret <= 0 && !ssl)
 		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
-	if (filter_tgid && filter_tgid != tgid)
-		return 0;
 	if (!conn)
 		conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
 	if (!conn) {
@@ -176,6 +173,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 		return 0;
 	if (conn->open_pending && !process_selected(tgid)) {
 		conn->ignored = 1;
+		counters->values[STAT_CONNS_FILTERED]++;
 		return 0;
 	}
 	/*
@@ -212,7 +210,6 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	if (conn->open_pending) {
 		if (!emit_open(conn, conn->fd, sk))
 			conn->open_pending = 0;
-		counters->values[STAT_CONNS_OPENED]++;
 		bpf_map_update_elem(&traced_processes, &tgid, &one, BPF_ANY);
 	}
 	copy_data(counters, conn, ret, &call);
@@ -257,10 +254,17 @@ SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(sock_destroy, struct sock *sk)
 {
 	struct conn_state *conn;
+	__u64 key = (__u64)sk;
 
 	conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
-	if (conn && !conn->ignored && !conn->open_pending)
-		emit_close(conn);
+	if (conn && !conn->ignored) {
+		if (!conn->open_pending)
+			emit_close(conn);
+		count_silent_end(conn);
+	}
+	/* The next sock at this address is another connection: it must not find this one's entry. */
+	if (go_tls_seen)
+		bpf_map_delete_elem(&go_tls_socks, &key);
 	return 0;
 }
 

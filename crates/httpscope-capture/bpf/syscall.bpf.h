@@ -75,6 +75,7 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	__u64 conn_id;
 	__u32 zero = 0;
 	__u8 one = 1;
+	int watched;
 
 	if (!file)
 		return NULL;
@@ -91,6 +92,7 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		/* The fd now holds another file: the old connection is over. */
 		if (conn_reported(conn))
 			emit_close(conn);
+		count_silent_end(conn);
 		bpf_map_delete_elem(&conns, &key);
 	}
 	/* accept and connect always classify: their sockets are new. */
@@ -107,12 +109,13 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	}
 
 	sk = tcp_sock_of_file(file);
-	if (!sk ||
-	    !port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
-			  bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))) ||
-	    !process_selected(tgid)) {
+	watched = sk && port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
+				     bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
+	if (!watched || !process_selected(tgid)) {
 		__u64 file_id = (__u64)file;
 
+		if (watched)
+			stat_add(STAT_CONNS_FILTERED, 1);
 		bpf_map_update_elem(&unwatched_fds, &key, &file_id, BPF_ANY);
 		return NULL;
 	}
@@ -133,7 +136,7 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return NULL;
-	stat_add(STAT_CONNS_OPENED, 1);
+	stat_add(STAT_CONNS_WATCHED, 1);
 	bpf_map_update_elem(&traced_processes, &tgid, &one, BPF_ANY);
 	if (conn_reported(conn) && !emit_open(conn, fd, sk))
 		conn->open_pending = 0;
@@ -205,7 +208,30 @@ static __always_inline void on_close(__u32 tgid, __u32 fd)
 		return;
 	if (conn_reported(conn))
 		emit_close(conn);
+	count_silent_end(conn);
 	bpf_map_delete_elem(&conns, &key);
+}
+
+/*
+ * --pid: another process's new connection on a watched port is counted as
+ * filtered; its other syscalls are not looked at.
+ */
+static __always_inline void count_filtered_open(long nr, long ret, __u32 fd)
+{
+	struct file *file;
+	struct sock *sk;
+
+	if ((nr == NR_ACCEPT || nr == NR_ACCEPT4) && ret >= 0)
+		fd = ret;
+	else if (nr != NR_CONNECT || (ret != 0 && ret != -EINPROGRESS))
+		return;
+	file = file_of_fd(fd);
+	sk = file ? tcp_sock_of_file(file) : NULL;
+	if (!sk)
+		return;
+	if (port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
+			 bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
+		stat_add(STAT_CONNS_FILTERED, 1);
 }
 
 /*
@@ -252,9 +278,11 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 	counters->values[STAT_HOOKED_SYSCALLS]++;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
-	if (filter_tgid && filter_tgid != tgid)
-		return 0;
 	fd = SYSCALL_ARG1(regs);
+	if (filter_tgid && filter_tgid != tgid) {
+		count_filtered_open(nr, ret, fd);
+		return 0;
+	}
 
 	switch (nr) {
 	case NR_READ:

@@ -29,6 +29,8 @@ enum ssl_op {
 /* A TLS library call in flight on this thread. */
 struct ssl_call {
 	__u64 ssl;
+	/* The stack pointer at the call's entry: a call entered inside it runs below. */
+	__u64 sp;
 	__u64 buf;
 	/* SSL_read_ex/SSL_write_ex: where the library stores the byte count. */
 	__u64 count_ptr;
@@ -47,8 +49,17 @@ struct ssl_key {
 	__u64 ssl;
 };
 
-/* Per-thread TLS library call in flight. */
-DEFINE_THREAD_STORAGE(ssl_calls, struct ssl_call);
+/*
+ * Per thread: the TLS library call in flight, and the one it was entered
+ * inside (a BIO callback, or a library calling another): each level returns
+ * with its own arguments.
+ */
+struct ssl_thread {
+	struct ssl_call call;
+	struct ssl_call outer;
+};
+
+DEFINE_THREAD_STORAGE(ssl_calls, struct ssl_thread);
 
 /* Syscall backend: an SSL object's socket fd, and whether Node's TLSWrap bound it. */
 struct ssl_fd {
@@ -102,7 +113,12 @@ struct {
 /* A Go crypto/tls probe ran: socket events look their sock up in go_tls_socks. */
 __u8 go_tls_seen = 0;
 
-/* Socket backend: a socket event on a sock a Go tls.Conn uses gives it its connection. */
+/*
+ * Socket backend: a socket event on a sock a Go tls.Conn uses gives it its
+ * connection. An entry dies with its sock (sock_destroy), since the next
+ * socket at that address is another connection: one already joined to
+ * another connection outlived its sock and is dropped, never believed.
+ */
 static __always_inline void join_go_tls_sock(void *sk, struct conn_state *conn)
 {
 	__u64 key = (__u64)sk;
@@ -113,12 +129,11 @@ static __always_inline void join_go_tls_sock(void *sk, struct conn_state *conn)
 	stream = bpf_map_lookup_elem(&go_tls_socks, &key);
 	if (!stream)
 		return;
-	if (stream->conn_id != conn->conn_id) {
-		/* A new connection (a sock address can be reused): its streams start at 0. */
-		stream->sent = 0;
-		stream->recvd = 0;
-		stream->conn_id = conn->conn_id;
+	if (stream->conn_id && stream->conn_id != conn->conn_id) {
+		bpf_map_delete_elem(&go_tls_socks, &key);
+		return;
 	}
+	stream->conn_id = conn->conn_id;
 	conn->tls = 1;
 }
 
@@ -132,12 +147,12 @@ __u64 ssl_calls_in_flight = 0;
 /* The TLS library call in flight on this thread, or NULL. */
 static __always_inline struct ssl_call *active_ssl_call(void)
 {
-	struct ssl_call *ssl;
+	struct ssl_thread *thread;
 
 	if (!tls_probes || !ssl_calls_in_flight)
 		return NULL;
-	ssl = THREAD_SLOT(ssl_calls, struct ssl_call, 0);
-	return ssl && ssl->active && !ssl->memory_bio ? ssl : NULL;
+	thread = THREAD_SLOT(ssl_calls, struct ssl_thread, 0);
+	return thread && thread->call.active && !thread->call.memory_bio ? &thread->call : NULL;
 }
 
 /* A socket syscall inside that TLS library call: the call's connection is this fd. */
@@ -174,23 +189,44 @@ static __always_inline void bind_node_ssl(__u32 tgid, __u64 ssl, struct node_tls
 
 /* TLS library calls (uprobes on SSL_read/SSL_write(_ex), SSL_do_handshake, SSL_set_fd). */
 
-static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8 op)
+/*
+ * Whether the call in flight in slot is still running around a call entered
+ * with stack pointer sp: else its return was missed and it is over.
+ */
+static __always_inline int ssl_call_encloses(struct ssl_call *slot, __u64 sp)
+{
+	return slot->active && sp < slot->sp;
+}
+
+static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 buf, __u64 count_ptr, __u8 op)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 sp = PT_REGS_SP(ctx);
+	struct ssl_thread *thread;
 	struct ssl_call *slot;
 
 	if (filter_tgid && filter_tgid != tgid)
 		return 0;
-	slot = THREAD_SLOT(ssl_calls, struct ssl_call, 1);
-	if (!slot) {
+	thread = THREAD_SLOT(ssl_calls, struct ssl_thread, 1);
+	if (!thread) {
 		stat_add(STAT_CALL_TABLE_FULL, 1);
 		return 0;
 	}
-	slot->ssl = ssl;
+	slot = &thread->call;
+	if (ssl_call_encloses(slot, sp)) {
+		/* Two levels are kept: a third loses the outermost call, counted. */
+		if (ssl_call_encloses(&thread->outer, sp))
+			stat_add(STAT_NESTED_TLS_CALLS, 1);
+		else
+			__sync_fetch_and_add(&ssl_calls_in_flight, 1);
+		thread->outer = *slot;
+	} else if (!slot->active) {
+		__sync_fetch_and_add(&ssl_calls_in_flight, 1);
+	}
+	slot->ssl = PT_REGS_PARM1(ctx);
+	slot->sp = sp;
 	slot->buf = buf;
 	slot->count_ptr = count_ptr;
-	if (!slot->active)
-		__sync_fetch_and_add(&ssl_calls_in_flight, 1);
 	slot->fd = 0;
 	slot->op = op;
 	slot->fd_known = 0;
@@ -222,14 +258,14 @@ SEC("uprobe")
 int ssl_write_enter(struct pt_regs *ctx)
 {
 	node_ssl_call(ctx, PT_REGS_SP(ctx));
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_WRITE);
+	return ssl_enter(ctx, PT_REGS_PARM2(ctx), 0, SSL_OP_WRITE);
 }
 
 SEC("uprobe")
 int ssl_read_enter(struct pt_regs *ctx)
 {
 	node_ssl_call(ctx, PT_REGS_SP(ctx));
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_READ);
+	return ssl_enter(ctx, PT_REGS_PARM2(ctx), 0, SSL_OP_READ);
 }
 
 /* SSL_write_ex, or OpenSSL's write worker (cookie: OPENSSL_WORKER_COOKIE_*). */
@@ -237,8 +273,7 @@ SEC("uprobe")
 int ssl_write_ex_enter(struct pt_regs *ctx)
 {
 	node_ssl_worker_call(ctx);
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx),
-			 SSL_OP_WRITE_EX);
+	return ssl_enter(ctx, PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_WRITE_EX);
 }
 
 /* SSL_read_ex, or OpenSSL's read worker (cookie: OPENSSL_WORKER_COOKIE_*). */
@@ -246,26 +281,25 @@ SEC("uprobe")
 int ssl_read_ex_enter(struct pt_regs *ctx)
 {
 	node_ssl_worker_call(ctx);
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx),
-			 SSL_OP_READ_EX);
+	return ssl_enter(ctx, PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), SSL_OP_READ_EX);
 }
 
 SEC("uprobe")
 int gnutls_send_enter(struct pt_regs *ctx)
 {
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_GNUTLS_SEND);
+	return ssl_enter(ctx, PT_REGS_PARM2(ctx), 0, SSL_OP_GNUTLS_SEND);
 }
 
 SEC("uprobe")
 int gnutls_recv_enter(struct pt_regs *ctx)
 {
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, SSL_OP_GNUTLS_RECV);
+	return ssl_enter(ctx, PT_REGS_PARM2(ctx), 0, SSL_OP_GNUTLS_RECV);
 }
 
 SEC("uprobe")
 int ssl_handshake_enter(struct pt_regs *ctx)
 {
-	return ssl_enter(PT_REGS_PARM1(ctx), 0, 0, SSL_OP_HANDSHAKE);
+	return ssl_enter(ctx, 0, 0, SSL_OP_HANDSHAKE);
 }
 
 SEC("uprobe")
@@ -305,14 +339,16 @@ static __always_inline void join_ssl_stream(struct ssl_call *ssl, __u32 tgid, __
  */
 static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_call *call, __u64 *len)
 {
-	struct ssl_call *slot = THREAD_SLOT(ssl_calls, struct ssl_call, 0);
+	struct ssl_thread *thread = THREAD_SLOT(ssl_calls, struct ssl_thread, 0);
 	__s32 ret = (__s32)PT_REGS_RC(ctx);
 
 	*len = 0;
-	if (!slot || !slot->active)
+	if (!thread || !thread->call.active)
 		return 0;
-	*call = *slot;
-	slot->active = 0;
+	*call = thread->call;
+	/* The call this one was entered inside is in flight again. */
+	thread->call = thread->outer;
+	thread->outer.active = 0;
 	__sync_fetch_and_add(&ssl_calls_in_flight, -1);
 	if (call->op == SSL_OP_HANDSHAKE)
 		return 0;

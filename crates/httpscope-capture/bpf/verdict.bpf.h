@@ -125,8 +125,10 @@ static __always_inline int call_admitted(struct conn_state *conn, struct data_ca
 	}
 	/* Unreadable bytes say nothing. A new connection's first bytes said no;
 	 * an old one gets more chances to show a message start. */
-	if (len && (conn->origin != ORIGIN_EXISTING || ++conn->probes >= VERDICT_MAX_PROBES))
+	if (len && (conn->origin != ORIGIN_EXISTING || ++conn->probes >= VERDICT_MAX_PROBES)) {
 		conn->verdict = VERDICT_DROP;
+		stat_add(STAT_CONNS_NOT_HTTP, 1);
+	}
 	return 0;
 }
 
@@ -137,6 +139,13 @@ static __always_inline int call_admitted(struct conn_state *conn, struct data_ca
 static __always_inline int conn_reported(struct conn_state *conn)
 {
 	return !all_ports || conn->verdict == VERDICT_KEEP;
+}
+
+/* A connection ends before its open record went out, and no skip reason was counted for it. */
+static __always_inline void count_silent_end(struct conn_state *conn)
+{
+	if (conn->open_pending && conn->verdict != VERDICT_DROP)
+		stat_add(STAT_CONNS_SILENT, 1);
 }
 
 #endif /* HTTPSCOPE_VERDICT_BPF_H */

@@ -128,13 +128,7 @@ fn new_connection_per_request_at_high_rate() {
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let n = 3000;
-    let out = run_ok(
-        Command::new("ab")
-            .args(["-q", "-n", &n.to_string(), "-c", "8"])
-            .arg(format!("http://127.0.0.1:{port}/healthz")),
-        T,
-    );
-    assert_eq!(ab_complete(&out), n);
+    assert_eq!(ab_healthz(port, n, 8), n);
     let (records, stderr) = stop(profiler);
     assert_eq!(summary(&stderr, "kernel_drops"), 0);
     for (role, comm) in [("client", "ab"), ("server", "demo-server")] {
@@ -165,17 +159,7 @@ fn thousand_concurrent_connections() {
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let n = 1000;
-    let out = last_json(&run_ok(
-        &mut pyclient(&[
-            "concurrent",
-            "127.0.0.1",
-            &port.to_string(),
-            &n.to_string(),
-            "cc",
-        ]),
-        T,
-    ));
-    assert_eq!(out["ok"].as_u64(), Some(n as u64));
+    py_concurrent(port, n, "cc");
     let (records, stderr) = stop(profiler);
     assert_eq!(summary(&stderr, "kernel_drops"), 0);
     assert_exact(&records, "client", "python3", "cc", n);

@@ -161,22 +161,11 @@ fn note(pair: &str, records: &[Value]) {
     );
 }
 
-fn nginx_tls(dir: &Path) -> (Nginx, u16) {
-    let port = free_port();
-    let d = dir.display();
-    let server = format!(
-        r#"listen 127.0.0.1:{port} ssl;
-        ssl_certificate {d}/server.pem;
-        ssl_certificate_key {d}/server.key;
-        location /curl-get {{ return 200 "hello from nginx tls\n"; }}
-        location /py-get {{ return 200 "hello from nginx tls\n"; }}
-        location /curl-post {{ client_body_buffer_size 64k; return 200 "posted to nginx\n"; }}
-        location /py-post {{ client_body_buffer_size 64k; return 200 "posted to nginx\n"; }}"#
-    );
-    let nginx = Nginx::start(&server, "", &[]);
-    wait_listening(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
-    (nginx, port)
-}
+const NGINX_TLS_LOCATIONS: &str = r#"
+        location /curl-get { return 200 "hello from nginx tls\n"; }
+        location /py-get { return 200 "hello from nginx tls\n"; }
+        location /curl-post { client_body_buffer_size 64k; return 200 "posted to nginx\n"; }
+        location /py-post { client_body_buffer_size 64k; return 200 "posted to nginx\n"; }"#;
 
 fn python_tls_server(dir: &Path) -> (Proc, u16) {
     let mut cmd = Command::new("python3");
@@ -195,7 +184,7 @@ fn curl_and_python_against_nginx_tls() {
     let certs = TempDir::new();
     make_certs(&certs.path);
     let ca = certs.path.join("ca.pem");
-    let (_nginx, port) = nginx_tls(&certs.path);
+    let (_nginx, port) = support::tls::nginx_tls(&certs.path, NGINX_TLS_LOCATIONS);
     let profiler = Profiler::start(&[port], &[]);
     curl(&ca, port);
     python_client(&ca, port);

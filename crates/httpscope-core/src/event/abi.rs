@@ -123,10 +123,18 @@ pub enum KernelStat {
     HookedSyscalls = 15,
     BudgetFallbacks = 16,
     BytesElided = 17,
+    ConnsWatched = 18,
+    ConnsFiltered = 19,
+    ConnsNotHttp = 20,
+    ConnsSilent = 21,
+    NestedTlsCalls = 22,
 }
 
+const _: () = assert!(KernelStat::NestedTlsCalls as usize + 1 == KernelStat::COUNT);
+
 impl KernelStat {
-    pub const COUNT: usize = 18;
+    /// `STAT_COUNT`: the size of the kernel's counter array.
+    pub const COUNT: usize = 23;
     pub const ALL: [KernelStat; Self::COUNT] = [
         KernelStat::EventsSubmitted,
         KernelStat::DataEventsDropped,
@@ -146,6 +154,11 @@ impl KernelStat {
         KernelStat::HookedSyscalls,
         KernelStat::BudgetFallbacks,
         KernelStat::BytesElided,
+        KernelStat::ConnsWatched,
+        KernelStat::ConnsFiltered,
+        KernelStat::ConnsNotHttp,
+        KernelStat::ConnsSilent,
+        KernelStat::NestedTlsCalls,
     ];
 
     pub fn name(self) -> &'static str {
@@ -168,6 +181,11 @@ impl KernelStat {
             KernelStat::HookedSyscalls => "hooked_syscalls",
             KernelStat::BudgetFallbacks => "budget_fallbacks",
             KernelStat::BytesElided => "bytes_elided",
+            KernelStat::ConnsWatched => "conns_watched",
+            KernelStat::ConnsFiltered => "conns_filtered",
+            KernelStat::ConnsNotHttp => "conns_not_http",
+            KernelStat::ConnsSilent => "conns_silent",
+            KernelStat::NestedTlsCalls => "nested_tls_calls",
         }
     }
 }

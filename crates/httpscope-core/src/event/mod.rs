@@ -252,6 +252,28 @@ impl KernelCounters {
     pub fn dropped_events(&self) -> u64 {
         self.get(KernelStat::DataEventsDropped) + self.get(KernelStat::ControlEventsDropped)
     }
+
+    /// Watched connections the kernel stopped looking at, by reason: (name, count).
+    /// `no_slot` counts attempts (a socket tried again on its next call counts again).
+    pub fn conns_skipped(&self) -> [(&'static str, u64); 4] {
+        [
+            ("filtered", self.get(KernelStat::ConnsFiltered)),
+            ("not_http", self.get(KernelStat::ConnsNotHttp)),
+            ("silent", self.get(KernelStat::ConnsSilent)),
+            ("no_slot", self.get(KernelStat::ConnTableFull)),
+        ]
+    }
+
+    /// Watched connections neither reported nor skipped: still open when the counters were
+    /// read. Negative would mean a connection counted twice.
+    pub fn conns_open(&self) -> i64 {
+        let watched = self.get(KernelStat::ConnsWatched);
+        let settled = self.get(KernelStat::ConnsOpened)
+            + self.get(KernelStat::ConnsFiltered)
+            + self.get(KernelStat::ConnsNotHttp)
+            + self.get(KernelStat::ConnsSilent);
+        i64::try_from(watched).unwrap_or(i64::MAX) - i64::try_from(settled).unwrap_or(i64::MAX)
+    }
 }
 
 fn counters_prefix<'de, D: serde::Deserializer<'de>>(

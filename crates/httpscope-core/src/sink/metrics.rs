@@ -82,6 +82,11 @@ struct RequestLabels {
     container_id: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SkipLabels {
+    reason: &'static str,
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS.iter().copied())
 }
@@ -109,6 +114,9 @@ pub struct Metrics {
     elided_bytes: Counter,
     budget_fallbacks: Counter,
     records: Counter,
+    connections_watched: Counter,
+    connections_reported: Counter,
+    connections_skipped: Family<SkipLabels, Counter>,
     connections_tracked: Gauge,
     ring_fill: Gauge<f64, AtomicU64>,
 }
@@ -173,11 +181,14 @@ impl Metrics {
             elided_bytes: Counter::default(),
             budget_fallbacks: Counter::default(),
             records: Counter::default(),
+            connections_watched: Counter::default(),
+            connections_reported: Counter::default(),
+            connections_skipped: Family::default(),
             connections_tracked: Gauge::default(),
             ring_fill: Gauge::default(),
             registry: Arc::new(Registry::default()),
         };
-        let counters: [(&str, &str, &Counter); 11] = [
+        let counters: [(&str, &str, &Counter); 13] = [
             ("httpscope_events", "Kernel events processed", &this.events),
             (
                 "httpscope_kernel_dropped_events",
@@ -225,10 +236,25 @@ impl Metrics {
                 &this.budget_fallbacks,
             ),
             ("httpscope_records", "HTTP messages emitted", &this.records),
+            (
+                "httpscope_connections_watched",
+                "Connections on watched ports the kernel kept state for",
+                &this.connections_watched,
+            ),
+            (
+                "httpscope_connections_reported",
+                "Watched connections whose open record the kernel sent",
+                &this.connections_reported,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
+        registry.register(
+            "httpscope_connections_skipped",
+            "Watched connections the kernel stopped looking at, by reason (filtered: process not selected; not_http: --all-ports verdict; silent: ended before anything was reported; no_slot: no state slot, per attempt)",
+            this.connections_skipped.clone(),
+        );
         registry.register(
             "httpscope_connections_tracked",
             "Connections currently in httpscope's table",
@@ -276,6 +302,22 @@ impl Metrics {
             report.kernel.get(KernelStat::BudgetFallbacks),
         );
         set(&self.records, report.pipeline.records);
+        set(
+            &self.connections_watched,
+            report.kernel.get(KernelStat::ConnsWatched),
+        );
+        set(
+            &self.connections_reported,
+            report.kernel.get(KernelStat::ConnsOpened),
+        );
+        for (reason, value) in report.kernel.conns_skipped() {
+            set(
+                &self
+                    .connections_skipped
+                    .get_or_create(&SkipLabels { reason }),
+                value,
+            );
+        }
         self.connections_tracked
             .set(i64::try_from(connections).unwrap_or(i64::MAX));
         if let Some(fill) = ring_fill {
@@ -454,6 +496,34 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn connection_accounting_is_exported_by_reason() {
+        let mut report = Report::default();
+        for (stat, value) in [
+            (KernelStat::ConnsWatched, 10),
+            (KernelStat::ConnsOpened, 6),
+            (KernelStat::ConnsFiltered, 1),
+            (KernelStat::ConnsNotHttp, 2),
+            (KernelStat::ConnsSilent, 1),
+        ] {
+            report.kernel.values[stat as usize] = value;
+        }
+        assert_eq!(report.kernel.conns_open(), 0);
+        let metrics = Metrics::new();
+        metrics.update_health(&report, 0, None);
+        let text = metrics.encode();
+        for line in [
+            "httpscope_connections_watched_total 10",
+            "httpscope_connections_reported_total 6",
+            "httpscope_connections_skipped_total{reason=\"filtered\"} 1",
+            "httpscope_connections_skipped_total{reason=\"not_http\"} 2",
+            "httpscope_connections_skipped_total{reason=\"silent\"} 1",
+            "httpscope_connections_skipped_total{reason=\"no_slot\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
     }
 
     fn h2_response(grpc: Option<GrpcCall>, status: Option<u16>) -> HttpMessage {

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{Sink, SinkError};
+use crate::event::abi::KernelStat;
 use crate::event::TlsLib;
 use crate::http::MessageKind;
 use crate::record::ExchangeRecord;
@@ -178,10 +179,12 @@ impl<W: Write> SummarySink<W> {
              non_http_bytes={} gap_bytes={} unpaired_responses={} unanswered_requests={} \
              partial_messages={} records={} http2_conns={} tls_conns={} other_conns={} \
              h2_unknown_headers={} h2_hpack_errors={} h2_rst_streams={} h2_push_promises={} \
-             elided_bytes={} budget_fallbacks={}",
+             elided_bytes={} budget_fallbacks={} conns_watched={} conns_reported={} \
+             conns_filtered={} conns_not_http={} conns_silent={} conns_no_slot={} conns_open={} \
+             nested_tls_calls={}",
             pipeline.events,
             kernel.dropped_events(),
-            kernel.get(crate::event::abi::KernelStat::SyscallsTruncated),
+            kernel.get(KernelStat::SyscallsTruncated),
             pipeline.decode_errors,
             parse.parse_errors,
             parse.non_http_bytes,
@@ -198,7 +201,15 @@ impl<W: Write> SummarySink<W> {
             parse.h2_rst_streams,
             parse.h2_push_promises,
             parse.elided_bytes,
-            kernel.get(crate::event::abi::KernelStat::BudgetFallbacks),
+            kernel.get(KernelStat::BudgetFallbacks),
+            kernel.get(KernelStat::ConnsWatched),
+            kernel.get(KernelStat::ConnsOpened),
+            kernel.get(KernelStat::ConnsFiltered),
+            kernel.get(KernelStat::ConnsNotHttp),
+            kernel.get(KernelStat::ConnsSilent),
+            kernel.get(KernelStat::ConnTableFull),
+            kernel.conns_open(),
+            kernel.get(KernelStat::NestedTlsCalls),
         );
         text
     }

@@ -459,6 +459,32 @@ pub fn wrk_requests(stdout: &str) -> usize {
         .unwrap_or_else(|| panic!("no request count in wrk output:\n{stdout}"))
 }
 
+/// pyclient `concurrent`: `n` connections open at once, one request each (ids `prefix0..`),
+/// every one answered.
+pub fn py_concurrent(port: u16, n: usize, prefix: &str) {
+    let args = [
+        "concurrent",
+        "127.0.0.1",
+        &port.to_string(),
+        &n.to_string(),
+        prefix,
+    ];
+    let out = last_json(&run_ok(&mut pyclient(&args), Duration::from_secs(120)));
+    assert_eq!(out["ok"].as_u64(), Some(n as u64), "{out}");
+}
+
+/// ab: `n` GETs of `/healthz` on `port`, a new connection each, `concurrency` at a time;
+/// returns how many completed.
+pub fn ab_healthz(port: u16, n: usize, concurrency: usize) -> usize {
+    let out = run_ok(
+        Command::new("ab")
+            .args(["-q", "-n", &n.to_string(), "-c", &concurrency.to_string()])
+            .arg(format!("http://127.0.0.1:{port}/healthz")),
+        Duration::from_secs(120),
+    );
+    ab_complete(&out)
+}
+
 /// ab's "Complete requests:" count.
 pub fn ab_complete(stdout: &str) -> usize {
     stdout

@@ -293,6 +293,21 @@ pub fn hooked_late(stderr: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} was not hooked: {stderr}"))
 }
 
+/// nginx serving HTTPS (OpenSSL) on a free port with the certificates in `dir`, with the
+/// `locations` given (nginx configuration).
+pub fn nginx_tls(dir: &Path, locations: &str) -> (super::matrix::Nginx, u16) {
+    let port = super::matrix::free_port();
+    let d = dir.display();
+    let server = format!(
+        "listen 127.0.0.1:{port} ssl;\n\
+         ssl_certificate {d}/server.pem;\n\
+         ssl_certificate_key {d}/server.key;\n{locations}"
+    );
+    let nginx = super::matrix::Nginx::start(&server, "", &[]);
+    super::matrix::wait_listening(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
+    (nginx, port)
+}
+
 /// One curl per request (a new connection each) to an HTTPS test server, HTTP/1.1, with ids
 /// `prefix0..` in the X-Request-Id header and the URL.
 pub fn curl_https_each(ca: &Path, port: u16, prefix: &str, n: usize) {
