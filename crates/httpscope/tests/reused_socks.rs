@@ -16,7 +16,6 @@ use support::matrix::*;
 use support::tls::*;
 use support::*;
 
-
 /// Every request of `comm` as `role` logged and paired, none partial.
 fn assert_all_paired(records: &[serde_json::Value], role: &str, comm: &str, n: usize) {
     let side = Side::of(records, role, comm);
