@@ -11,6 +11,7 @@ use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
 use crate::http::{DataChunk, HttpConfig, HttpConnection, Outbox, Protocol};
 use crate::record::ExchangeRecord;
 use crate::redact::Redactor;
+use crate::route::{RouteRules, Routes};
 use crate::sink::{Sink, SinkError};
 use crate::stats::{KernelCounters, PipelineCounters, Report};
 
@@ -24,6 +25,8 @@ pub struct PipelineConfig {
     pub wall_clock_offset_ns: i64,
     /// Applied to every message before any sink sees it.
     pub redactor: Redactor,
+    /// How each message's route is made (user templates, cap).
+    pub routes: RouteRules,
 }
 
 impl Default for PipelineConfig {
@@ -34,6 +37,7 @@ impl Default for PipelineConfig {
             idle_timeout: Duration::from_secs(300),
             wall_clock_offset_ns: 0,
             redactor: Redactor::default(),
+            routes: RouteRules::default(),
         }
     }
 }
@@ -46,6 +50,7 @@ pub struct Pipeline {
     sinks: Vec<Box<dyn Sink>>,
     report: Report,
     messages: Outbox,
+    routes: Routes,
     last_flush_ns: u64,
     last_idle_scan_ns: u64,
     latest_ts_ns: u64,
@@ -56,6 +61,7 @@ impl Pipeline {
     pub fn new(config: PipelineConfig, sinks: Vec<Box<dyn Sink>>) -> Self {
         Self {
             conns: ConnTable::new(config.max_connections),
+            routes: Routes::new(&config.routes),
             config,
             sinks,
             report: Report::default(),
@@ -212,6 +218,7 @@ impl Pipeline {
             &mut self.messages,
             &mut self.report.pipeline,
             &self.config,
+            &mut self.routes,
             conn,
             header.tid,
         )
@@ -240,6 +247,7 @@ impl Pipeline {
             &mut self.messages,
             &mut self.report.pipeline,
             &self.config,
+            &mut self.routes,
             &conn,
             conn.last_tid,
         );
@@ -324,12 +332,14 @@ fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
     );
 }
 
-/// Redacts each message, then hands it to every sink; the first sink error is returned.
+/// Redacts each message and finds its route, then hands it to every sink; the first sink
+/// error is returned.
 fn write_records(
     sinks: &mut [Box<dyn Sink>],
     messages: &mut Outbox,
     counters: &mut PipelineCounters,
     config: &PipelineConfig,
+    routes: &mut Routes,
     conn: &Connection,
     tid: u32,
 ) -> Result<(), SinkError> {
@@ -341,12 +351,17 @@ fn write_records(
     // Borrowed in place rather than moved out: a move copies the whole message.
     for message in messages.messages_mut() {
         config.redactor.apply(message);
+        let route = message
+            .url
+            .as_deref()
+            .map(|url| routes.route(url, message.grpc.is_some()));
         let record = ExchangeRecord {
             unix_ns: (message.first_ts_ns as i64).saturating_add(config.wall_clock_offset_ns),
             tid,
             conn: &conn.info,
             role,
             message,
+            route: route.as_deref(),
         };
         counters.records += 1;
         for sink in sinks.iter_mut() {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use httpscope_core::route::{RouteRules, DEFAULT_MAX_ROUTES};
 
 /// See every HTTP exchange this machine's processes make or serve, from their socket syscalls.
 #[derive(Debug, Parser)]
@@ -75,6 +76,29 @@ pub struct OutputArgs {
     /// Prometheus metrics and pcapng output.
     #[command(flatten)]
     pub integrations: crate::integrations::IntegrationArgs,
+}
+
+/// How paths become routes, in every output.
+#[derive(Debug, Clone, Args)]
+pub struct RouteArgs {
+    /// Route template, e.g. '/users/{name}/repos' (a {…} segment matches any one
+    /// segment; repeatable); tried before inference, which turns ids, UUIDs, hex,
+    /// tokens, dates, e-mail and IP addresses in paths into {id} anyway.
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub templates: Vec<String>,
+
+    /// Distinct routes kept; later new ones are reported as {other}.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROUTES)]
+    pub max_routes: usize,
+}
+
+impl RouteArgs {
+    pub fn rules(&self) -> RouteRules {
+        RouteRules {
+            templates: self.templates.clone(),
+            max_routes: self.max_routes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -164,6 +188,9 @@ pub struct StatsArgs {
     /// Only endpoints in the container whose id starts with this (1 to 64 hex digits).
     #[arg(long, value_name = "ID_OR_PREFIX", value_parser = parse_container_prefix)]
     pub container: Option<String>,
+
+    #[command(flatten)]
+    pub routes: RouteArgs,
 }
 
 impl RecordArgs {

@@ -223,6 +223,7 @@ pub(crate) fn capture(
     let pipeline_config = PipelineConfig {
         http: http_config(&args.output),
         redactor: redactor(&args.output),
+        routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns,
         ..PipelineConfig::default()
     };

@@ -90,7 +90,7 @@ fn json_output_file_matches_event_file() {
     assert!(from_events["report"]["kernel"].is_object());
     let slow = endpoints
         .iter()
-        .find(|e| e["path"] == "/slow" && e["role"] == "server")
+        .find(|e| e["route"] == "/slow" && e["role"] == "server")
         .unwrap();
     assert_eq!(
         (slow["count"].as_u64(), slow["errors"].as_u64()),
@@ -111,7 +111,7 @@ fn json_output_file_matches_event_file() {
         for field in [
             "role",
             "method",
-            "path",
+            "route",
             "process",
             "port",
             "count",

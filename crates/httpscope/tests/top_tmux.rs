@@ -68,7 +68,7 @@ impl Drop for Tmux {
     }
 }
 
-/// The row of an HTTP/1.1 endpoint: ROLE, PROTO, METHOD and PATH side by side.
+/// The row of an HTTP/1.1 endpoint: ROLE, PROTO, METHOD and ROUTE side by side.
 fn row<'a>(screen: &'a str, role: &str, method: &str, path: &str) -> Option<&'a str> {
     screen.lines().find(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();

@@ -14,5 +14,5 @@ pub use observation::{parse_rfc3339_ns, Observation};
 pub use sink::{EndpointSink, SharedTable};
 pub use table::{
     EndpointKey, EndpointStats, EndpointTable, ExchangeView, MessageView, LATEST_EXCHANGES,
-    MAX_ENDPOINTS, OTHER_PATH, RATE_WINDOW_SECS,
+    MAX_ENDPOINTS, OTHER_ROUTES, RATE_WINDOW_SECS,
 };

@@ -1,4 +1,4 @@
-//! The endpoint table: per (role, protocol, method, path, process, port) counts,
+//! The endpoint table: per (role, protocol, method, route, process, port) counts,
 //! errors, bytes, a sliding-window rate, latency histograms and the latest exchanges.
 
 use std::collections::{HashMap, VecDeque};
@@ -7,9 +7,9 @@ use hdrhistogram::Histogram;
 
 use super::observation::Observation;
 
-/// Endpoints kept at most; later ones are summed under [`OTHER_PATH`].
+/// Endpoints kept at most; later ones are summed under [`OTHER_ROUTES`].
 pub const MAX_ENDPOINTS: usize = 1000;
-pub const OTHER_PATH: &str = "(other paths)";
+pub const OTHER_ROUTES: &str = "(other routes)";
 /// Latest exchanges kept per endpoint.
 pub const LATEST_EXCHANGES: usize = 8;
 /// Width of the sliding rate window, in seconds.
@@ -24,7 +24,8 @@ pub struct EndpointKey {
     /// `1.0`, `1.1`, `h2`, or `grpc` for gRPC calls (over h2).
     pub proto: &'static str,
     pub method: String,
-    pub path: String,
+    /// The route (the path when the observation has none).
+    pub route: String,
     pub comm: String,
     /// The container's full id; empty outside containers.
     pub container: String,
@@ -224,18 +225,26 @@ impl EndpointTable {
         let request = obs
             .exchange
             .and_then(|exchange| self.pending.remove(&(obs.conn, exchange)));
-        let path = obs.url.split(['?', '#']).next().unwrap_or_default();
+        let route = if obs.route.is_empty() {
+            obs.url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            obs.route
+        };
         let mut key = EndpointKey {
             role: obs.role,
             proto: proto_label(&obs.proto, obs.grpc),
             method: obs.method,
-            path: path.to_owned(),
+            route,
             comm: obs.comm,
             container: obs.container,
             port: obs.port,
         };
         if self.endpoints.len() >= MAX_ENDPOINTS && !self.endpoints.contains_key(&key) {
-            key.path = OTHER_PATH.to_owned();
+            key.route = OTHER_ROUTES.to_owned();
         }
         let stats = self.endpoints.entry(key).or_insert_with(EndpointStats::new);
         stats.count += 1;

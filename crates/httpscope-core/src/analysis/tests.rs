@@ -46,7 +46,7 @@ fn aggregates_counts_errors_bytes_and_percentiles() {
     assert_eq!(rows.len(), 2);
     let (key, a) = rows[0];
     assert_eq!(
-        (key.path.as_str(), key.port, key.comm.as_str()),
+        (key.route.as_str(), key.port, key.comm.as_str()),
         ("/a", 8080, "srv")
     );
     assert_eq!(
@@ -124,7 +124,7 @@ fn endpoints_and_pending_requests_are_bounded() {
     let other = table
         .rows()
         .into_iter()
-        .find(|(k, _)| k.path == OTHER_PATH)
+        .find(|(k, _)| k.route == OTHER_ROUTES)
         .unwrap();
     assert_eq!(other.1.count, 10);
     for i in 0..20_000u64 {
@@ -134,7 +134,7 @@ fn endpoints_and_pending_requests_are_bounded() {
     let p = table
         .rows()
         .into_iter()
-        .find(|(k, _)| k.path == OTHER_PATH)
+        .find(|(k, _)| k.route == OTHER_ROUTES)
         .unwrap();
     assert!(p.1.latest.back().unwrap().request.is_some());
 }

@@ -48,7 +48,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, table: &EndpointTable, report: &Re
             let mut lines = vec![Line::styled(
                 format!(
                     "{} {} {} {}:{}  (latest first; Esc back, ↑/↓ scroll)",
-                    key.role, key.method, key.path, key.comm, key.port
+                    key.role, key.method, key.route, key.comm, key.port
                 ),
                 Style::default().add_modifier(Modifier::BOLD),
             )];
@@ -90,9 +90,9 @@ fn draw_table(
             row
         }
     });
-    let path_column = columns.path_column();
+    let route_column = columns.route_column();
     let widths = columns.widths().into_iter().enumerate().map(|(i, w)| {
-        if i == path_column {
+        if i == route_column {
             Constraint::Min(w)
         } else {
             Constraint::Length(w)
@@ -135,7 +135,7 @@ fn draw_status(
         Style::default()
     };
     let help = if app.editing_filter {
-        " filter: type process, port or path words; Enter apply, Esc clear"
+        " filter: type process, port or route words; Enter apply, Esc clear"
     } else {
         " q quit  s/S sort  / filter  ↑/↓ select  Enter details  Esc back"
     };
