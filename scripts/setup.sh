@@ -14,7 +14,8 @@ fi
 packages=(clang clang-format llvm libbpf-dev linux-libc-dev pkg-config curl ca-certificates python3 procps iproute2)
 if (( want_test_tools )); then
     packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip
-               nghttp2-client nghttp2-server podman runc golang-go gnutls-bin tcpdump)
+               nghttp2-client nghttp2-server podman runc golang-go gnutls-bin tcpdump
+               chromium fonts-dejavu-core)
 fi
 
 missing=()

@@ -29,6 +29,9 @@ pub enum Command {
     Top(RecordArgs),
     /// Endpoint table and latency histograms of a JSON output file or a saved event file.
     Stats(StatsArgs),
+    /// A self-contained HTML report (inline SVG and CSS: works offline, can be mailed) of a
+    /// JSON output file or a saved event file.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,6 +191,23 @@ pub struct StatsArgs {
     /// Only endpoints in the container whose id starts with this (1 to 64 hex digits).
     #[arg(long, value_name = "ID_OR_PREFIX", value_parser = parse_container_prefix)]
     pub container: Option<String>,
+
+    #[command(flatten)]
+    pub routes: RouteArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A `--format json` output file or a `--save-events` event file.
+    pub file: PathBuf,
+
+    /// The HTML file to write (replaced if it exists).
+    #[arg(short, long, default_value = "report.html")]
+    pub output: PathBuf,
+
+    /// Routes drawn over time: the busiest this many.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub top: u8,
 
     #[command(flatten)]
     pub routes: RouteArgs,

@@ -1,4 +1,4 @@
-//! The `httpscope` command: record, replay, doctor, top and stats.
+//! The `httpscope` command: record, replay, doctor, top, stats and report.
 
 pub mod cli;
 mod doctor;
@@ -7,6 +7,7 @@ mod otlp;
 mod output;
 mod record;
 mod replay;
+mod report;
 mod stats;
 mod top;
 
@@ -34,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Doctor) => Ok(doctor::run()),
         Some(Command::Top(args)) => top::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
+        Some(Command::Report(args)) => report::run(&args),
     }
 }

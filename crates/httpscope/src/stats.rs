@@ -11,7 +11,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use httpscope_core::analysis::{latency_buckets, EndpointSink, EndpointTable, Observation};
+use httpscope_core::analysis::{
+    latency_buckets, EndpointSink, EndpointTable, Observation, Observer,
+};
 use httpscope_core::eventlog::{EventFileReader, EventRecord, MAGIC};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::route::{RouteRules, Routes};
@@ -21,9 +23,9 @@ use serde_json::{json, Value};
 use crate::cli::StatsArgs;
 use crate::top::columns::{human_bytes, in_container, Columns};
 
-/// A file loaded into an endpoint table.
-pub struct Loaded {
-    pub table: EndpointTable,
+/// A file loaded into an endpoint table (or the report's data).
+pub struct Loaded<T = EndpointTable> {
+    pub table: T,
     /// Counters of the replay (event files only).
     pub report: Option<Report>,
     /// JSON lines that were not httpscope records.
@@ -32,7 +34,7 @@ pub struct Loaded {
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let progress = io::stderr().is_terminal();
-    let mut loaded = load(&args.file, &args.routes.rules(), progress)?;
+    let mut loaded: Loaded = load(&args.file, &args.routes.rules(), progress)?;
     if let Some(prefix) = &args.container {
         loaded
             .table
@@ -51,7 +53,11 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads an event file (by its magic) or JSON lines, grouping by route as `rules` say;
 /// `progress` shows a percentage on stderr.
-pub fn load(path: &Path, rules: &RouteRules, progress: bool) -> anyhow::Result<Loaded> {
+pub fn load<T: Observer + Default + 'static>(
+    path: &Path,
+    rules: &RouteRules,
+    progress: bool,
+) -> anyhow::Result<Loaded<T>> {
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
     let mut magic = [0u8; 16];
     let is_events = open()?.read_exact(&mut magic).is_ok() && &magic == MAGIC;
@@ -71,7 +77,7 @@ pub fn load(path: &Path, rules: &RouteRules, progress: bool) -> anyhow::Result<L
     }
     let mut reader = EventFileReader::new(BufReader::new(input))
         .with_context(|| format!("reading {}", path.display()))?;
-    let shared = Rc::new(RefCell::new(EndpointTable::new()));
+    let shared = Rc::new(RefCell::new(T::default()));
     let config = PipelineConfig {
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
         routes: rules.clone(),
@@ -90,7 +96,7 @@ pub fn load(path: &Path, rules: &RouteRules, progress: bool) -> anyhow::Result<L
     }
     meter.done();
     let report = pipeline.finish()?;
-    let table = shared.replace(EndpointTable::new());
+    let table = shared.take();
     Ok(Loaded {
         table,
         report: Some(report),
@@ -100,8 +106,12 @@ pub fn load(path: &Path, rules: &RouteRules, progress: bool) -> anyhow::Result<L
 
 /// JSON lines keep the route they were written with, unless `rules` bring templates (or the
 /// lines predate routes): then it is found again from the url.
-fn load_json_lines(path: &Path, input: impl BufRead, rules: &RouteRules) -> anyhow::Result<Loaded> {
-    let mut table = EndpointTable::new();
+fn load_json_lines<T: Observer + Default>(
+    path: &Path,
+    input: impl BufRead,
+    rules: &RouteRules,
+) -> anyhow::Result<Loaded<T>> {
+    let mut table = T::default();
     let mut routes = Routes::new(rules);
     let mut skipped_lines = 0;
     for line in input.lines() {

@@ -1,6 +1,7 @@
 //! The endpoint table: per (role, protocol, method, route, process, port) counts,
 //! errors, bytes, a sliding-window rate, latency histograms and the latest exchanges.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use hdrhistogram::Histogram;
@@ -71,11 +72,14 @@ pub struct EndpointStats {
     /// Responses per second slot: (second, count), indexed by second % window.
     buckets: [(i64, u32); RATE_WINDOW_SECS as usize],
     pub latest: VecDeque<ExchangeView>,
+    /// The endpoint these are the stats of (so that [`EndpointTable::observe`] can say).
+    key: EndpointKey,
 }
 
 impl EndpointStats {
-    fn new() -> Self {
+    fn new(key: EndpointKey) -> Self {
         Self {
+            key,
             count: 0,
             errors: 0,
             status_classes: [0; 5],
@@ -127,6 +131,15 @@ impl EndpointStats {
 
     pub fn bytes(&self) -> u64 {
         self.request_bytes.saturating_add(self.response_bytes)
+    }
+}
+
+/// Whether an exchange failed: 4xx and 5xx; for gRPC, a `grpc-status` other than 0 (or none).
+pub fn is_failure(grpc: bool, status: u16, grpc_status: Option<u32>) -> bool {
+    if grpc {
+        grpc_status != Some(0)
+    } else {
+        status >= 400
     }
 }
 
@@ -188,7 +201,9 @@ impl EndpointTable {
         rows
     }
 
-    pub fn observe(&mut self, obs: Observation) {
+    /// Takes in one message; for a final response, returns the exchange it completed and
+    /// the endpoint it was counted under.
+    pub fn observe(&mut self, obs: Observation) -> Option<(&EndpointKey, &ExchangeView)> {
         self.messages += 1;
         self.latest_ns = self.latest_ns.max(obs.unix_ns);
         self.partial_messages += u64::from(obs.partial);
@@ -203,25 +218,19 @@ impl EndpointTable {
             if let Some(exchange) = obs.exchange {
                 self.remember_request((obs.conn, exchange), view);
             }
-            return;
+            return None;
         }
         if obs.interim {
-            return;
+            return None;
         }
-        let Some(latency_ns) = obs.latency_ns else {
-            return;
-        };
+        let latency_ns = obs.latency_ns?;
         // A gRPC call reset before its response head has no HTTP status, and is still a call.
         let status = match (obs.status, obs.grpc) {
             (Some(status), _) => status,
             (None, true) => 0,
-            (None, false) => return,
+            (None, false) => return None,
         };
-        let failed = if obs.grpc {
-            obs.grpc_status != Some(0)
-        } else {
-            status >= 400
-        };
+        let failed = is_failure(obs.grpc, status, obs.grpc_status);
         let request = obs
             .exchange
             .and_then(|exchange| self.pending.remove(&(obs.conn, exchange)));
@@ -246,7 +255,13 @@ impl EndpointTable {
         if self.endpoints.len() >= MAX_ENDPOINTS && !self.endpoints.contains_key(&key) {
             key.route = OTHER_ROUTES.to_owned();
         }
-        let stats = self.endpoints.entry(key).or_insert_with(EndpointStats::new);
+        let stats = match self.endpoints.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let key = entry.key().clone();
+                entry.insert(EndpointStats::new(key))
+            }
+        };
         stats.count += 1;
         stats.errors += u64::from(failed);
         if let Some(slot) = (status / 100)
@@ -282,6 +297,8 @@ impl EndpointTable {
             request,
             response: view,
         });
+        let exchange = stats.latest.back()?;
+        Some((&stats.key, exchange))
     }
 
     fn remember_request(&mut self, id: (u64, u64), view: MessageView) {
