@@ -153,10 +153,14 @@ impl ReportData {
         let bins = (span + bin_ticks - 1) / bin_ticks;
         let bin_secs = (bin_ticks * TICK_NS) as f64 / 1e9;
         let mut points = vec![(0.0, 0.0); bins as usize];
+        // The last bin may cover fewer ticks: its rate is over what it covers.
+        let last_secs = ((span - (bins - 1) * bin_ticks) * TICK_NS) as f64 / 1e9;
         for (tick, (requests, errors)) in &series.per_tick {
-            let bin = ((tick - start) / bin_ticks).clamp(0, bins - 1) as usize;
-            points[bin].0 += *requests as f64 / bin_secs;
-            points[bin].1 += *errors as f64 / bin_secs;
+            let bin = ((tick - start) / bin_ticks).clamp(0, bins - 1);
+            let secs = if bin == bins - 1 { last_secs } else { bin_secs };
+            let point = &mut points[bin as usize];
+            point.0 += *requests as f64 / secs;
+            point.1 += *errors as f64 / secs;
         }
         Binned {
             start_ns: start * TICK_NS,
@@ -212,6 +216,9 @@ mod tests {
         let (requests, errors) = binned.points[0];
         assert!((requests - 20.0 / 1.9).abs() < 1e-9 && (errors - 5.0 / 1.9).abs() < 1e-9);
         assert_eq!(data.binned(top[0], 1000).points.len(), 91);
+        // The last bin covers 15 ticks (7.6 s to 9.0 s): the 20 requests of seconds 8 and 9.
+        let (last, _) = binned.points[4];
+        assert!((last - 20.0 / 1.5).abs() < 1e-9, "{last}");
         let slow: Vec<u64> = data
             .slowest
             .iter()
