@@ -76,6 +76,28 @@ fn row<'a>(screen: &'a str, role: &str, method: &str, path: &str) -> Option<&'a 
     })
 }
 
+/// COUNT: the row's last whole number (the sparkline after it has no digits).
+fn count(row: &str) -> Option<u64> {
+    row.split_whitespace().rev().find_map(|w| w.parse().ok())
+}
+
+/// The details view's histogram rows (`≤    0.25 ms      12 ████`): (count, bar length).
+fn histogram_rows(screen: &str) -> Vec<(u64, usize)> {
+    screen
+        .lines()
+        .filter(|l| l.starts_with('≤') || l.starts_with("     more"))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(" ms ")?;
+            let mut words = rest.split_whitespace();
+            let n = words.next()?.parse().ok()?;
+            let bar = words
+                .next()
+                .map_or(0, |w| w.chars().filter(|c| *c == '█').count());
+            Some((n, bar))
+        })
+        .collect()
+}
+
 #[test]
 fn top_shows_live_endpoints_and_restores_the_terminal() {
     if !require_root("top_shows_live_endpoints_and_restores_the_terminal") {
@@ -130,14 +152,17 @@ fn top_shows_live_endpoints_and_restores_the_terminal() {
                 ("POST", "/echo"),
             ]
             .iter()
-            .all(|(m, p)| row(s, role, m, p).is_some_and(|r| r.trim_end().ends_with(" 20")))
+            .all(|(m, p)| row(s, role, m, p).is_some_and(|r| count(r) == Some(20)))
         })
     });
     eprintln!("captured top screen:\n{screen}");
     assert!(screen.contains("kernel_drops=0"), "{screen}");
-    assert!(row(&screen, "server", "GET", "/slow")
-        .unwrap()
-        .contains("demo-server"));
+    let slow = row(&screen, "server", "GET", "/slow").unwrap();
+    assert!(slow.contains("demo-server"), "{slow}");
+    // The rate sparkline after COUNT: the last minute's traffic, in block characters.
+    assert!(screen.contains("LAST 60s"), "{screen}");
+    let spark = slow.rsplit(" 20 ").next().unwrap();
+    assert!(spark.chars().any(|c| ('▁'..='█').contains(&c)), "{slow}");
     std::fs::write(dir.path.join("screen.txt"), &screen).unwrap();
 
     tmux.keys(&["s"]);
@@ -156,6 +181,15 @@ fn top_shows_live_endpoints_and_restores_the_terminal() {
     );
     assert!(
         details.contains("< content-type: application/json"),
+        "{details}"
+    );
+    // The latency histogram beside the exchanges: a bar per bucket, counting all 20.
+    assert!(details.contains("latency, n=20"), "{details}");
+    let bars = histogram_rows(&details);
+    assert!(!bars.is_empty(), "{details}");
+    assert_eq!(bars.iter().map(|(n, _)| n).sum::<u64>(), 20, "{details}");
+    assert!(
+        bars.iter().all(|(n, bar)| (*n > 0) == (*bar > 0)),
         "{details}"
     );
     tmux.keys(&["Escape"]);

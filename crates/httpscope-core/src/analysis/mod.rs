@@ -15,6 +15,6 @@ pub use observation::{parse_rfc3339_ns, Observation};
 pub use report::{Binned, ReportData, Series, SlowExchange, SLOWEST};
 pub use sink::{EndpointSink, Observer, SharedTable};
 pub use table::{
-    is_failure, EndpointKey, EndpointStats, EndpointTable, ExchangeView, MessageView,
+    is_failure, EndpointKey, EndpointStats, EndpointTable, ExchangeView, MessageView, HISTORY_SECS,
     LATEST_EXCHANGES, MAX_ENDPOINTS, OTHER_ROUTES, RATE_WINDOW_SECS,
 };

@@ -15,6 +15,8 @@ pub const OTHER_ROUTES: &str = "(other routes)";
 pub const LATEST_EXCHANGES: usize = 8;
 /// Width of the sliding rate window, in seconds.
 pub const RATE_WINDOW_SECS: i64 = 10;
+/// Seconds of per-second counts kept (for sparklines); the rate window is their end.
+pub const HISTORY_SECS: i64 = 60;
 /// Requests awaiting their response, at most (then the oldest are forgotten).
 const MAX_PENDING: usize = 4096;
 
@@ -69,8 +71,8 @@ pub struct EndpointStats {
     pub latency_us: Histogram<u64>,
     pub first_ns: i64,
     pub last_ns: i64,
-    /// Responses per second slot: (second, count), indexed by second % window.
-    buckets: [(i64, u32); RATE_WINDOW_SECS as usize],
+    /// Responses per second slot: (second, count), indexed by second % history.
+    buckets: [(i64, u32); HISTORY_SECS as usize],
     pub latest: VecDeque<ExchangeView>,
     /// The endpoint these are the stats of (so that [`EndpointTable::observe`] can say).
     key: EndpointKey,
@@ -88,7 +90,7 @@ impl EndpointStats {
             latency_us: latency_histogram(),
             first_ns: i64::MAX,
             last_ns: i64::MIN,
-            buckets: [(i64::MIN, 0); RATE_WINDOW_SECS as usize],
+            buckets: [(i64::MIN, 0); HISTORY_SECS as usize],
             latest: VecDeque::new(),
         }
     }
@@ -103,6 +105,19 @@ impl EndpointStats {
             .map(|(_, n)| u64::from(*n))
             .sum();
         sum as f64 / RATE_WINDOW_SECS as f64
+    }
+
+    /// Responses in each of the [`HISTORY_SECS`] seconds ending at `now_ns`, oldest first.
+    pub fn history(&self, now_ns: i64) -> [u32; HISTORY_SECS as usize] {
+        let now = now_ns.div_euclid(1_000_000_000);
+        let mut counts = [0; HISTORY_SECS as usize];
+        for (sec, n) in &self.buckets {
+            let age = now - sec;
+            if (0..HISTORY_SECS).contains(&age) {
+                counts[(HISTORY_SECS - 1 - age) as usize] = *n;
+            }
+        }
+        counts
     }
 
     /// Responses per second from the first to the last one seen (offline view).
@@ -278,7 +293,7 @@ impl EndpointTable {
         stats.first_ns = stats.first_ns.min(obs.unix_ns);
         stats.last_ns = stats.last_ns.max(obs.unix_ns);
         let sec = obs.unix_ns.div_euclid(1_000_000_000);
-        let slot = &mut stats.buckets[sec.rem_euclid(RATE_WINDOW_SECS) as usize];
+        let slot = &mut stats.buckets[sec.rem_euclid(HISTORY_SECS) as usize];
         if slot.0 == sec {
             slot.1 = slot.1.saturating_add(1);
         } else if slot.0 < sec {

@@ -100,6 +100,11 @@ fn rate_is_a_sliding_window() {
     assert!((stats.rate(now + 5_000_000_000) - 2.5).abs() < 1e-9);
     assert_eq!(stats.rate(now + 60_000_000_000), 0.0);
     assert!((stats.mean_rate() - 150.0 / 29.0).abs() < 1e-9);
+    let history = stats.history(now);
+    assert_eq!(history[..30], [0; 30]);
+    assert_eq!(history[30..], [5; 30]);
+    assert_eq!(stats.history(now + 40_000_000_000)[..20], [5; 20]);
+    assert_eq!(stats.history(now + 40_000_000_000)[20..], [0; 40]);
 }
 
 #[test]

@@ -95,7 +95,7 @@ fn table_of_every_fixture() {
         let app = App::new("ports 18080".into());
         check(
             &format!("top_{name}"),
-            &screen(&app, &table, &report, 130, 16),
+            &screen(&app, &table, &report, 150, 16),
         );
     }
 }
@@ -134,7 +134,7 @@ fn h2_and_grpc_endpoints() {
         let app = App::new("ports 18930".into());
         check(
             &format!("top_{name}"),
-            &screen(&app, &table, &report, 130, 16),
+            &screen(&app, &table, &report, 150, 16),
         );
     }
     let (table, report) = replay("grpc-python");
