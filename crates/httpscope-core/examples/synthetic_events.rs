@@ -12,23 +12,17 @@ use httpscope_core::direction::Direction;
 use httpscope_core::event::{encode, ConnOrigin, EventHeader};
 use httpscope_core::eventlog::{EventFileHeader, EventFileWriter, FORMAT_VERSION};
 
+#[path = "../tests/common/rng.rs"]
+mod rng;
+
+use rng::Rng;
+
 const CONNECTIONS: u64 = 64;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 fn url(rng: &mut Rng) -> String {
-    let id = rng.next() % 1_000_000;
+    let id = rng.below(1_000_000);
     let hex = rng.next();
-    match rng.next() % 12 {
+    match rng.below(12) {
         0 => format!("/api/v1/users/{id}"),
         1 => "/api/v1/users/me".into(),
         2 => format!("/api/v1/users/{id}/orders"),
@@ -89,8 +83,8 @@ fn main() {
         let conn = i % CONNECTIONS;
         let start = 1_000 + i * step;
         // Mostly fast, a long tail: 0.2 ms × 2^(0…12).
-        let latency = 200_000u64 << ((rng.next() % 1000).pow(2) / 80_000);
-        let status = match rng.next() % 100 {
+        let latency = 200_000u64 << (rng.below(1000).pow(2) / 80_000);
+        let status = match rng.below(100) {
             0..=1 => "500 Internal Server Error",
             2..=4 => "404 Not Found",
             _ => "200 OK",

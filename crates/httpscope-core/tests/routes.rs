@@ -8,27 +8,22 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::rng::Rng;
 use common::{replay_fixture, Collector};
 use httpscope_core::direction::Direction;
 use httpscope_core::event::{encode, ConnOrigin, EventHeader};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::route::RouteRules;
 
-/// A small deterministic generator (xorshift64*), so that failures reproduce.
-struct Rng(u64);
+/// What the generated URLs are made of.
+trait Pieces {
+    fn from(&mut self, alphabet: &[u8], len: usize) -> String;
+    fn hex(&mut self, len: usize) -> String;
+    fn uuid(&mut self) -> String;
+    fn date(&mut self) -> String;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
+impl Pieces for Rng {
     fn from(&mut self, alphabet: &[u8], len: usize) -> String {
         (0..len)
             .map(|_| char::from(alphabet[self.below(alphabet.len() as u64) as usize]))

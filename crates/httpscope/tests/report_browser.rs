@@ -5,34 +5,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::matrix::run;
-use support::{skip_unless_ci, TempDir};
+use support::{httpscope_ok, skip_unless_ci, TempDir};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 1600;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../httpscope-core/tests/fixtures/{name}.events"))
-}
-
-fn httpscope(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_httpscope"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser"].into_iter().find(|name| {
@@ -82,10 +64,10 @@ fn attributes<'a>(html: &'a str, tag: &str, name: &str) -> Vec<&'a str> {
 }
 
 fn check_dom(dom: &str, fixture: &str) {
-    let stats: Value = serde_json::from_str(&httpscope(&[
+    let stats: Value = serde_json::from_str(&httpscope_ok(&[
         "stats",
         "--json",
-        self::fixture(fixture).to_str().unwrap(),
+        support::fixture(fixture).to_str().unwrap(),
     ]))
     .unwrap();
     let endpoints = stats["endpoints"].as_array().unwrap();
@@ -152,9 +134,9 @@ fn report_renders_in_headless_chromium() {
     let dir = TempDir::new();
     for fixture in ["demo-traffic", "curl-bodies", "grpc-python"] {
         let page = dir.path.join(format!("{fixture}.html"));
-        httpscope(&[
+        httpscope_ok(&[
             "report",
-            self::fixture(fixture).to_str().unwrap(),
+            support::fixture(fixture).to_str().unwrap(),
             "-o",
             page.to_str().unwrap(),
         ]);

@@ -1,6 +1,8 @@
 //! Shared by the pipeline and replay tests: a sink that keeps what it is given.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod rng;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
