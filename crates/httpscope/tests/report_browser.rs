@@ -164,4 +164,26 @@ fn report_renders_in_headless_chromium() {
             "{fixture}: the screenshot is blank ({ink:.4} inked)"
         );
     }
+
+    // From the JSON lines `replay --format json` writes: the same endpoints.
+    let lines = dir.path.join("curl-bodies.jsonl");
+    httpscope_ok(&[
+        "replay",
+        support::fixture("curl-bodies").to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-summary",
+        "--output",
+        lines.to_str().unwrap(),
+    ]);
+    let page = dir.path.join("from-json.html");
+    httpscope_ok(&[
+        "report",
+        lines.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    let profile = dir.path.join("profile-json");
+    let dom = browse(browser, &profile, &page, &["--dump-dom".to_owned()]);
+    check_dom(&dom, "curl-bodies");
 }
