@@ -3,6 +3,7 @@
 //! Time comes only from event timestamps (and `tick`), so replaying a trace
 //! is deterministic and tests need no sleeps.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cgroup::CgroupNames;
@@ -158,6 +159,7 @@ impl Pipeline {
             last_seen_ns: ts_ns,
             last_tid: 0,
             protocol_reported: false,
+            last_route: None,
         });
         Ok(())
     }
@@ -242,14 +244,15 @@ impl Pipeline {
                 &mut self.report.parse,
             );
         }
+        let last_tid = conn.last_tid;
         let result = write_records(
             &mut self.sinks,
             &mut self.messages,
             &mut self.report.pipeline,
             &self.config,
             &mut self.routes,
-            &conn,
-            conn.last_tid,
+            &mut conn,
+            last_tid,
         );
         let unix_ns = (ts_ns as i64).saturating_add(self.config.wall_clock_offset_ns);
         for sink in &mut self.sinks {
@@ -340,7 +343,7 @@ fn write_records(
     counters: &mut PipelineCounters,
     config: &PipelineConfig,
     routes: &mut Routes,
-    conn: &Connection,
+    conn: &mut Connection,
     tid: u32,
 ) -> Result<(), SinkError> {
     let role = match &conn.tls_http {
@@ -351,10 +354,14 @@ fn write_records(
     // Borrowed in place rather than moved out: a move copies the whole message.
     for message in messages.messages_mut() {
         config.redactor.apply(message);
-        let route = message
-            .url
-            .as_deref()
-            .map(|url| routes.route(url, message.grpc.is_some()));
+        let route = message.url.as_ref().map(|url| match &conn.last_route {
+            Some((seen, route)) if Arc::ptr_eq(seen, url) => Arc::clone(route),
+            _ => {
+                let route = routes.route(url, message.grpc.is_some());
+                conn.last_route = Some((Arc::clone(url), Arc::clone(&route)));
+                route
+            }
+        });
         let record = ExchangeRecord {
             unix_ns: (message.first_ts_ns as i64).saturating_add(config.wall_clock_offset_ns),
             tid,

@@ -9,8 +9,9 @@
 
 mod segment;
 
-use std::collections::HashSet;
 use std::sync::Arc;
+
+use hashbrown::HashSet;
 
 pub use segment::is_variable;
 

@@ -17,7 +17,17 @@ const MIN_TOKEN_LEN: usize = 16;
 /// base64-url token, a date, an e-mail address or an IP address; also
 /// `prefix_value` forms like `ord_12345`.
 pub fn is_variable(segment: &str) -> bool {
-    if segment.len() > MAX_NAME_LEN || is_value(segment) {
+    if segment.len() > MAX_NAME_LEN {
+        return true;
+    }
+    // Most segments are lower-case words: every value has a digit, a capital, `@`, `%` or `:`.
+    if segment
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b"-_.".contains(&b))
+    {
+        return false;
+    }
+    if is_value(segment) {
         return true;
     }
     // Prefixed ids (`cus_9a8b7c6d5e4f`, `order-12345`): the part after the last separator.
@@ -33,7 +43,7 @@ fn is_value(segment: &str) -> bool {
         || is_hex_id(segment)
         || is_date(segment)
         || is_email(segment)
-        || segment.parse::<IpAddr>().is_ok()
+        || is_ip(segment)
         || is_ulid(segment)
         || is_token(segment)
 }
@@ -83,8 +93,16 @@ fn is_date(s: &str) -> bool {
         && bytes.iter().filter(|b| b.is_ascii_digit()).count() >= 6
 }
 
+/// IPv4 or IPv6; only parsed when it has the punctuation of one.
+fn is_ip(s: &str) -> bool {
+    s.bytes().any(|b| b == b'.' || b == b':') && s.parse::<IpAddr>().is_ok()
+}
+
 /// `someone@example.com` (also percent-encoded: `someone%40example.com`).
 fn is_email(s: &str) -> bool {
+    if !s.bytes().any(|b| b == b'@' || b == b'%') {
+        return false;
+    }
     let (local, domain) = match s.split_once('@') {
         Some(parts) => parts,
         None => match s.split_once("%40") {
