@@ -15,7 +15,7 @@ packages=(clang clang-format llvm libbpf-dev linux-libc-dev pkg-config curl ca-c
 if (( want_test_tools )); then
     packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip
                nghttp2-client nghttp2-server podman runc golang-go gnutls-bin tcpdump
-               chromium fonts-dejavu-core)
+               systemd binutils chromium fonts-dejavu-core)
 fi
 
 missing=()
@@ -33,6 +33,13 @@ if (( want_test_tools )) && ! python3 -c 'import rotel' 2>/dev/null; then
     # An OpenTelemetry collector (a binary inside the PyPI package) for the OTLP test.
     echo "setup.sh: installing rotel (pip)" >&2
     python3 -m pip install --quiet rotel || python3 -m pip install --quiet --break-system-packages rotel
+fi
+
+if (( want_test_tools )) && ! command -v kubernetes-validate >/dev/null; then
+    # Validates the Kubernetes manifests in deploy/ offline, against the API's schema.
+    echo "setup.sh: installing kubernetes-validate (pip)" >&2
+    python3 -m pip install --quiet kubernetes-validate ||
+        python3 -m pip install --quiet --break-system-packages kubernetes-validate
 fi
 
 if (( want_test_tools )) && ! python3 -c 'import grpc' 2>/dev/null; then

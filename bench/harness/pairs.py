@@ -136,6 +136,8 @@ def summarize_pairs(runs):
         rss_mib=max((r["tracer"]["vmhwm_kib"] or 0) for r in traced) / 1024 if traced else None,
         runs_with_other_httpscope=sum(1 for r in runs if r.get("other_httpscope_instances")),
         tracer_attach_s=median([r["tracer"]["attach_s"] for r in traced]),
+        # From SIGINT to exit: drain, write, detach.
+        tracer_stop_s=median([r["tracer"].get("drain_s") for r in traced]),
     )
     if all("side_load_rate" in r for r in untraced + traced) and pairs:
         # The non-HTTP load's own throughput, traced/untraced.

@@ -123,6 +123,13 @@ def markdown(results):
             f"| {fmt(s.get('p50_ratio'), '{:.2f}')} | {fmt(s.get('p99_ratio'), '{:.2f}')} | {cap} | {drops} "
             f"| {fmt(s.get('cpu_us_per_exchange'), '{:.2f}')} | {fmt(s.get('bpf_ns_per_syscall'))} "
             f"| {fmt(s.get('rss_mib'), '{:.1f}')} |")
+    times = [f"{n} {fmt(w['summary'].get('tracer_attach_s'), '{:.2f}', ' s')} / "
+             f"{fmt(w['summary'].get('tracer_stop_s'), '{:.2f}', ' s')}"
+             for n, w in results["workloads"].items()
+             if w["status"] == "ok" and w["summary"].get("tracer_stop_s") is not None]
+    if times:
+        lines += ["", "Profiler start to `attached` / SIGINT to exit (median of the traced runs): "
+                  + ", ".join(times) + "."]
     noisy = [f"{n} {w['summary']['runs_with_other_httpscope']}/{len(w['runs'])}"
              for n, w in results["workloads"].items()
              if w["status"] == "ok" and w["summary"].get("runs_with_other_httpscope")]

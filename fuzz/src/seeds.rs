@@ -11,16 +11,25 @@ const MAX_SEED: usize = 8 * 1024;
 
 fn main() -> std::io::Result<()> {
     let corpus = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/httpscope-core/tests/fixtures");
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/httpscope-core/tests/fixtures");
     let mut seeds = 0;
     for entry in fs::read_dir(&fixtures)? {
         let path = entry?.path();
         if path.extension().is_none_or(|e| e != "events") {
             continue;
         }
-        let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let bytes = fs::read(&path)?;
-        write(&corpus.join("eventlog"), &name, &bytes[..bytes.len().min(MAX_SEED)])?;
+        write(
+            &corpus.join("eventlog"),
+            &name,
+            &bytes[..bytes.len().min(MAX_SEED)],
+        )?;
         // decode: groups of consecutive records, each behind a u16 length prefix.
         let Ok(mut reader) = EventFileReader::new(bytes.as_slice()) else {
             continue;

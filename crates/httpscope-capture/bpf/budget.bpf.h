@@ -152,9 +152,9 @@ static long budget_read_iovec(__u64 i, void *ctx)
 		take = cur->iov_n - cur->iov_done;
 	if (take > HTTPSCOPE_MAX_CAPTURE)
 		return WALK_DONE;
-	if (bpf_probe_read_user(
-		    slot->data + ((cur->iov_at + cur->iov_done) & (HTTPSCOPE_MAX_CAPTURE - 1)),
-		    take, (void *)(iov.base + cur->iov_skip)))
+	if (read_user_at(slot->data, (cur->iov_at + cur->iov_done) & (HTTPSCOPE_MAX_CAPTURE - 1),
+			 HTTPSCOPE_MAX_CAPTURE - 1, take, HTTPSCOPE_MAX_CAPTURE,
+			 iov.base + cur->iov_skip))
 		return WALK_DONE;
 	cur->iov_done += take;
 	cur->iov_skip = 0;
@@ -191,8 +191,8 @@ static __always_inline int materialize(struct budget_walk *w, __u64 upto)
 	if (w->cur->mode == COPY_IOVEC) {
 		if (read_iovecs(w->cur, at, w->cur->have, n))
 			return -1;
-	} else if (bpf_probe_read_user(w->slot->data + at, n,
-				       (void *)(w->cur->buf + w->cur->have))) {
+	} else if (read_user_at(w->slot->data, at, HTTPSCOPE_MAX_CAPTURE - 1, n,
+				HTTPSCOPE_MAX_CAPTURE, w->cur->buf + w->cur->have)) {
 		return -1;
 	}
 	w->cur->have = upto;
@@ -228,9 +228,7 @@ static __always_inline void flush_record(struct budget_walk *w)
 		w->counters->values[STAT_BYTES_ELIDED] += len - captured;
 	}
 	slot->event.captured_len = captured;
-	if (captured > HTTPSCOPE_MAX_CAPTURE)
-		captured = HTTPSCOPE_MAX_CAPTURE;
-	if (bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured, wakeup_flags()))
+	if (output_scratch(slot, captured))
 		count_drop(w->counters, len);
 	else
 		w->counters->values[STAT_EVENTS_SUBMITTED]++;

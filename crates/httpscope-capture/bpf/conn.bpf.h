@@ -136,12 +136,41 @@ struct {
 	__type(value, struct stat_counters);
 } stats SEC(".maps");
 
+#ifndef HTTPSCOPE_BASELINE
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } next_conn_id SEC(".maps");
+
+/* A new connection id: unique for the life of the profiler, 0 when none could be drawn. */
+static __always_inline __u64 new_conn_id(void)
+{
+	__u32 zero = 0;
+	__u64 *id = bpf_map_lookup_elem(&next_conn_id, &zero);
+
+	return id ? __sync_fetch_and_add(id, 1) + 1 : 0;
+}
+#else
+/* Baseline: ids drawn per CPU, interleaved (no fetching atomics to share one counter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} next_conn_id SEC(".maps");
+
+static __always_inline __u64 new_conn_id(void)
+{
+	__u32 zero = 0;
+	__u64 *drawn = bpf_map_lookup_elem(&next_conn_id, &zero);
+
+	if (!drawn)
+		return 0;
+	return (*drawn)++ * possible_cpus + bpf_get_smp_processor_id() + 1;
+}
+#endif
 
 static __always_inline void stat_add(__u32 idx, __u64 value)
 {
@@ -195,25 +224,6 @@ static __always_inline void fill_header(struct event_header *header, __u32 kind,
 	header->reserved = 0;
 	header->ts_ns = bpf_ktime_get_ns();
 	header->conn_id = conn_id;
-}
-
-/* Direct loads through the BTF task pointer: no helper call per hop. */
-static __always_inline struct file *file_of_fd(__u32 fd)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct files_struct *files = task->files;
-	struct fdtable *fdt;
-	struct file **fds;
-	struct file *file = NULL;
-
-	if (!files)
-		return NULL;
-	fdt = files->fdt;
-	if (!fdt || fd >= fdt->max_fds)
-		return NULL;
-	fds = fdt->fd;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	return file;
 }
 
 static __always_inline int port_watched(__u16 local_port, __u16 remote_port)

@@ -75,8 +75,12 @@ struct {
 	__type(value, struct data_scratch);
 } scratch SEC(".maps");
 
-/* iovec headers read in one go; a call with more reads the rest one at a time. */
-#define IOVEC_BATCH 8
+/*
+ * iovec headers read in one go (a typical writev has two or three); a call
+ * with more reads the rest one at a time. Four keeps the syscall program within
+ * the 512-byte stack that it shares with the capture budget's walk.
+ */
+#define IOVEC_BATCH 4
 
 static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt, __u64 budget)
 {
@@ -84,7 +88,7 @@ static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt,
 	__u64 copied = 0, batched = iovcnt < IOVEC_BATCH ? iovcnt : IOVEC_BATCH;
 
 	/* One read for the first headers (a typical writev has two or three); 0 if it faults. */
-	if (bpf_probe_read_user(batch, batched * sizeof(batch[0]), (void *)iov_ptr))
+	if (read_user_at((__u8 *)batch, 0, 0, batched * sizeof(batch[0]), sizeof(batch), iov_ptr))
 		batched = 0;
 	for (int i = 0; i < HTTPSCOPE_MAX_IOVECS; i++) {
 		struct user_iovec iov;
@@ -102,7 +106,8 @@ static __always_inline __u64 copy_iovecs(__u8 *dst, __u64 iov_ptr, __u64 iovcnt,
 			n = budget - copied;
 		if (n > HTTPSCOPE_MAX_CAPTURE)
 			n = HTTPSCOPE_MAX_CAPTURE;
-		if (bpf_probe_read_user(dst + copied, n, (void *)iov.base))
+		if (read_user_at(dst, copied, HTTPSCOPE_MAX_CAPTURE - 1, n, HTTPSCOPE_MAX_CAPTURE,
+				 iov.base))
 			break;
 		copied += n;
 	}
@@ -156,7 +161,7 @@ static __always_inline void fill_data(struct data_event *event, struct data_call
 		}                                                                                \
 		fill_data(&rec->event, call, conn_id, offset, len);                              \
 		if (budget <= (capacity) &&                                                      \
-		    !bpf_probe_read_user(rec->data, budget, (void *)call->buf))                  \
+		    !read_user_at(rec->data, 0, 0, budget, (capacity), call->buf))               \
 			captured = budget;                                                       \
 		if (captured >= 8)                                                               \
 			peek_request_method(call, rec->data);                                    \
@@ -168,6 +173,19 @@ static __always_inline void fill_data(struct data_event *event, struct data_call
 
 DEFINE_EMIT_RESERVED(emit_tiny, struct tiny_data_record, TINY_RECORD_CAPTURE)
 DEFINE_EMIT_RESERVED(emit_small, struct small_data_record, SMALL_RECORD_CAPTURE)
+
+/*
+ * The scratch slot's record, with captured bytes, into the ring buffer; the
+ * bound is held in the register the call takes (CLAMP_IN_REGISTER).
+ */
+static __always_inline long output_scratch(struct data_scratch *slot, __u64 captured)
+{
+	if (captured > HTTPSCOPE_MAX_CAPTURE)
+		captured = HTTPSCOPE_MAX_CAPTURE;
+	CLAMP_IN_REGISTER(captured, HTTPSCOPE_MAX_CAPTURE);
+	return bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured,
+				  wakeup_flags());
+}
 
 /* Large copies and iovecs are assembled in a per-CPU scratch slot, then copied out. */
 static __always_inline void emit_large(struct data_call *call, struct stat_counters *counters,
@@ -181,7 +199,7 @@ static __always_inline void emit_large(struct data_call *call, struct stat_count
 		return;
 	fill_data(&slot->event, call, conn_id, offset, len);
 	if (call->mode == COPY_BUFFER) {
-		if (!bpf_probe_read_user(slot->data, budget, (void *)call->buf))
+		if (!read_user_at(slot->data, 0, 0, budget, HTTPSCOPE_MAX_CAPTURE, call->buf))
 			captured = budget;
 	} else if (call->mode == COPY_IOVEC) {
 		captured = copy_iovecs(slot->data, call->buf, call->iovcnt, budget);
@@ -192,7 +210,7 @@ static __always_inline void emit_large(struct data_call *call, struct stat_count
 		captured = HTTPSCOPE_MAX_CAPTURE;
 	count_truncation(counters, &slot->event, call->mode, len, captured);
 	slot->event.captured_len = captured;
-	if (bpf_ringbuf_output(&events, slot, sizeof(struct data_event) + captured, wakeup_flags()))
+	if (output_scratch(slot, captured))
 		count_drop(counters, len);
 	else
 		counters->values[STAT_EVENTS_SUBMITTED]++;
@@ -268,9 +286,11 @@ static __always_inline int user_buffer_of_syscall(long nr, struct pt_regs___kern
 /* A capture limit below this copies every call whole: the budget has no room to frame. */
 #define BUDGET_MIN_CAPTURE 256
 
+#if HAVE_BPF_LOOP
 /* The capture budget's entry (budget_walk.bpf.h). */
 static __always_inline void budget_data(struct data_call *call, struct stat_counters *counters,
 					struct conn_state *conn, __u64 offset, __u64 len);
+#endif
 
 /* ret bytes moved on a watched connection: one record, unless they are TLS ciphertext. */
 static __always_inline void copy_data(struct stat_counters *counters, struct conn_state *conn,
@@ -283,12 +303,15 @@ static __always_inline void copy_data(struct stat_counters *counters, struct con
 		return;
 	}
 	counters->values[STAT_SYSCALLS_TRACED]++;
-	offset = call->direction == DIRECTION_SEND ? __sync_fetch_and_add(&conn->sent, len)
-						   : __sync_fetch_and_add(&conn->recvd, len);
-	if (body_limit && capture_bytes >= BUDGET_MIN_CAPTURE)
+	offset = call->direction == DIRECTION_SEND ? FETCH_ADD(&conn->sent, len)
+						   : FETCH_ADD(&conn->recvd, len);
+#if HAVE_BPF_LOOP
+	if (body_limit && capture_bytes >= BUDGET_MIN_CAPTURE) {
 		budget_data(call, counters, conn, offset, len);
-	else
-		emit_data(call, counters, conn->conn_id, offset, len);
+		return;
+	}
+#endif
+	emit_data(call, counters, conn->conn_id, offset, len);
 }
 
 #endif /* HTTPSCOPE_COPY_BPF_H */

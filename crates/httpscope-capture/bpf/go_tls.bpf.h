@@ -63,7 +63,7 @@ struct {
 /* The socket fd of the *tls.Conn in the receiver register; -1 when not a *net.TCPConn. */
 static __always_inline __s64 go_tls_fd(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 cookie = attach_cookie(ctx);
 	__u64 tcp_conn_close = GO_REG_IP(ctx) + GO_COOKIE_CLOSE_DELTA(cookie);
 	__u64 iface[2], close_method, netfd;
 	__s64 sysfd;
@@ -182,8 +182,7 @@ static __always_inline void go_tls_emit(struct go_tls_stream *stream, __u64 buf,
 	if (!counters)
 		return;
 	counters->values[STAT_TLS_CALLS_TRACED]++;
-	offset = write ? __sync_fetch_and_add(stream->sent, len)
-		       : __sync_fetch_and_add(stream->recvd, len);
+	offset = write ? FETCH_ADD(stream->sent, len) : FETCH_ADD(stream->recvd, len);
 	emit_data(&data, counters, stream->conn_id, offset, len);
 }
 

@@ -3,6 +3,7 @@
  * Socket capture for httpscope: one compilation unit, split by concern.
  *
  *   kernel.bpf.h   kernel types and constants, syscall registers
+ *   compat.bpf.h   what the full and the baseline object differ in
  *   conn.bpf.h     configuration, connection state, ring buffer, counters,
  *                  filters, connection open/close events
  *   words.bpf.h    ASCII words the HTTP/1 framing compares
@@ -36,13 +37,16 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #include "kernel.bpf.h"
+#include "compat.bpf.h"
 #include "conn.bpf.h"
 #include "words.bpf.h"
 #include "copy.bpf.h"
+#if HAVE_BPF_LOOP
 #include "budget.bpf.h"
 #include "budget_h1.bpf.h"
 #include "budget_h2.bpf.h"
 #include "budget_walk.bpf.h"
+#endif
 #include "verdict.bpf.h"
 #include "node_tls.bpf.h"
 #include "tls.bpf.h"
@@ -51,7 +55,10 @@ char LICENSE[] SEC("license") = "GPL";
 #include "go_tls.bpf.h"
 #include "binaries.bpf.h"
 
-/* Every backend: a traced process exited, its connections are gone. */
+/*
+ * Every backend: a traced process exited, its connections are gone. It runs
+ * for every exiting thread: the baseline object's per-thread state goes too.
+ */
 SEC("tracepoint/sched/sched_process_exit")
 int process_exit(void *ctx)
 {
@@ -59,6 +66,10 @@ int process_exit(void *ctx)
 	__u32 tgid = pid_tgid >> 32;
 	struct process_exit_event event = {};
 
+#ifdef HTTPSCOPE_BASELINE
+	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+	bpf_map_delete_elem(&node_tls_threads, &pid_tgid);
+#endif
 	if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&traced_processes, &tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_processes, &tgid);

@@ -79,12 +79,7 @@ struct node_tls_thread {
 	__u64 clear_end;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct node_tls_thread);
-} node_tls_threads SEC(".maps");
+DEFINE_THREAD_STORAGE(node_tls_threads, struct node_tls_thread);
 
 /* A TLSWrap probe ran: socket receives and SSL calls look at their thread's state. */
 __u8 node_tls_seen = 0;
@@ -93,8 +88,7 @@ static __always_inline struct node_tls_thread *node_tls_thread(int create)
 {
 	if (!create && !node_tls_seen)
 		return NULL;
-	return bpf_task_storage_get(&node_tls_threads, bpf_get_current_task_btf(), 0,
-				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	return THREAD_SLOT(node_tls_threads, struct node_tls_thread, create);
 }
 
 /*
@@ -155,7 +149,7 @@ int node_stream_alloc(struct pt_regs *ctx)
 
 	if (!thread)
 		return 0;
-	thread->alloc_wrap = PT_REGS_PARM1(ctx) - bpf_get_attach_cookie(ctx);
+	thread->alloc_wrap = PT_REGS_PARM1(ctx) - attach_cookie(ctx);
 	return 0;
 }
 
@@ -163,7 +157,7 @@ int node_stream_alloc(struct pt_regs *ctx)
 SEC("uprobe")
 int node_stream_read(struct pt_regs *ctx)
 {
-	__u64 wrap = PT_REGS_PARM1(ctx) - bpf_get_attach_cookie(ctx);
+	__u64 wrap = PT_REGS_PARM1(ctx) - attach_cookie(ctx);
 	__s64 nread = PT_REGS_PARM2(ctx);
 	struct node_tls_thread *thread = node_tls_thread(0);
 	__u64 base = 0;
@@ -205,7 +199,7 @@ int node_clear(struct pt_regs *ctx)
 	thread->clear_wrap = PT_REGS_PARM1(ctx);
 	thread->clear_sp = PT_REGS_SP(ctx);
 	thread->clear_start = PT_REGS_IP(ctx);
-	thread->clear_end = PT_REGS_IP(ctx) + bpf_get_attach_cookie(ctx);
+	thread->clear_end = PT_REGS_IP(ctx) + attach_cookie(ctx);
 	return 0;
 }
 
@@ -237,7 +231,7 @@ static __always_inline struct node_tls_thread *node_tls_reader(__u64 sp)
  */
 static __always_inline __u64 openssl_worker_wrapper_sp(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx), sp = PT_REGS_SP(ctx), return_address;
+	__u64 cookie = attach_cookie(ctx), sp = PT_REGS_SP(ctx), return_address;
 
 	if (!OPENSSL_WORKER_COOKIE_CALLER_KNOWN(cookie))
 		return 0;

@@ -33,16 +33,15 @@ static __always_inline struct conn_state *sock_conn_create(struct sock *sk, __u1
 {
 	unsigned short family = sk->__sk_common.skc_family;
 	struct conn_state *conn;
-	__u32 zero = 0;
-	__u64 *id;
+	__u64 conn_id;
 
 	if (sk->sk_protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6))
 		return NULL;
-	id = bpf_map_lookup_elem(&next_conn_id, &zero);
-	if (!id)
+	conn_id = new_conn_id();
+	if (!conn_id)
 		return NULL;
 	struct conn_state fresh = {
-		.conn_id = __sync_fetch_and_add(id, 1) + 1,
+		.conn_id = conn_id,
 		.origin = origin,
 		.open_pending = 1,
 		.fd = HTTPSCOPE_FD_UNKNOWN,

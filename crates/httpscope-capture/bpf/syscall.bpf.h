@@ -19,6 +19,17 @@ struct {
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
+/*
+ * A new connection's state is built here, not on the stack: the syscall
+ * program shares its 512 bytes of stack with the capture budget's walk.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn_state);
+} fresh_conns SEC(".maps");
+
 /* (tgid, fd) -> the socket found not to be watched: skips the socket walk. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -59,10 +70,10 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 {
 	__u64 key = ((__u64)tgid << 32) | fd;
 	struct file *file = file_of_fd(fd);
-	struct conn_state *conn;
+	struct conn_state *conn, *fresh;
 	struct sock *sk;
+	__u64 conn_id;
 	__u32 zero = 0;
-	__u64 *id;
 	__u8 one = 1;
 
 	if (!file)
@@ -106,16 +117,16 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		return NULL;
 	}
 
-	id = bpf_map_lookup_elem(&next_conn_id, &zero);
-	if (!id)
+	conn_id = new_conn_id();
+	fresh = bpf_map_lookup_elem(&fresh_conns, &zero);
+	if (!conn_id || !fresh)
 		return NULL;
-	struct conn_state fresh = {
-		.conn_id = __sync_fetch_and_add(id, 1) + 1,
-		.file = (__u64)file,
-		.origin = origin,
-		.open_pending = 1,
-	};
-	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY)) {
+	__builtin_memset(fresh, 0, sizeof(*fresh));
+	fresh->conn_id = conn_id;
+	fresh->file = (__u64)file;
+	fresh->origin = origin;
+	fresh->open_pending = 1;
+	if (bpf_map_update_elem(&conns, &key, fresh, BPF_ANY)) {
 		stat_add(STAT_CONN_TABLE_FULL, 1);
 		return NULL;
 	}
@@ -232,7 +243,7 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 		return 0;
 	}
 #if defined(__TARGET_ARCH_x86)
-	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT)
+	if (current_task_status() & TS_COMPAT)
 		return 0;
 #endif
 	counters = bpf_map_lookup_elem(&stats, &zero);

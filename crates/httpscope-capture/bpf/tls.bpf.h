@@ -48,12 +48,7 @@ struct ssl_key {
 };
 
 /* Per-thread TLS library call in flight. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ssl_call);
-} ssl_calls SEC(".maps");
+DEFINE_THREAD_STORAGE(ssl_calls, struct ssl_call);
 
 /* Syscall backend: an SSL object's socket fd, and whether Node's TLSWrap bound it. */
 struct ssl_fd {
@@ -141,7 +136,7 @@ static __always_inline struct ssl_call *active_ssl_call(void)
 
 	if (!tls_probes || !ssl_calls_in_flight)
 		return NULL;
-	ssl = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	ssl = THREAD_SLOT(ssl_calls, struct ssl_call, 0);
 	return ssl && ssl->active && !ssl->memory_bio ? ssl : NULL;
 }
 
@@ -181,13 +176,12 @@ static __always_inline void bind_node_ssl(__u32 tgid, __u64 ssl, struct node_tls
 
 static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 count_ptr, __u8 op)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct ssl_call *slot;
 
 	if (filter_tgid && filter_tgid != tgid)
 		return 0;
-	slot = bpf_task_storage_get(&ssl_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	slot = THREAD_SLOT(ssl_calls, struct ssl_call, 1);
 	if (!slot) {
 		stat_add(STAT_CALL_TABLE_FULL, 1);
 		return 0;
@@ -311,7 +305,7 @@ static __always_inline void join_ssl_stream(struct ssl_call *ssl, __u32 tgid, __
  */
 static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_call *call, __u64 *len)
 {
-	struct ssl_call *slot = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	struct ssl_call *slot = THREAD_SLOT(ssl_calls, struct ssl_call, 0);
 	__s32 ret = (__s32)PT_REGS_RC(ctx);
 
 	*len = 0;
@@ -350,8 +344,7 @@ static __always_inline void emit_tls_data(struct stat_counters *counters, struct
 		.mode = COPY_BUFFER,
 		.data_flags = DATA_FLAG_TLS,
 	};
-	__u64 offset =
-		write ? __sync_fetch_and_add(tls_sent, len) : __sync_fetch_and_add(tls_recvd, len);
+	__u64 offset = write ? FETCH_ADD(tls_sent, len) : FETCH_ADD(tls_recvd, len);
 
 	counters->values[STAT_TLS_CALLS_TRACED]++;
 	emit_data(&data, counters, conn_id, offset, len);

@@ -3,6 +3,8 @@
 use aya::Btf;
 use aya_obj::btf::BtfKind;
 
+use crate::features::BpfObject;
+
 /// Where the BPF programs see socket traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -76,19 +78,36 @@ pub fn missing_events(backend: Backend, btf: &Btf) -> Vec<&'static str> {
         .collect()
 }
 
+/// What a backend needs that this kernel lacks, with the object it would load (the
+/// socket backend reads the task's syscall registers through BTF task pointers, which
+/// only the full object uses).
+pub fn missing_for(backend: Backend, btf: &Btf, object: BpfObject) -> Vec<&'static str> {
+    let mut missing = missing_events(backend, btf);
+    if backend == Backend::Socket && object == BpfObject::Baseline {
+        missing.push(
+            "the BPF features of the full object (bpf_loop, task storage, BTF task pointers)",
+        );
+    }
+    missing
+}
+
 impl BackendChoice {
-    /// The backend to load, or the forced one with the events it misses.
-    pub fn resolve(self, btf: &Btf) -> Result<Backend, (Backend, Vec<&'static str>)> {
+    /// The backend to load, or the forced one with what it misses.
+    pub fn resolve(
+        self,
+        btf: &Btf,
+        object: BpfObject,
+    ) -> Result<Backend, (Backend, Vec<&'static str>)> {
         match self {
             BackendChoice::Forced(backend) => {
-                let missing = missing_events(backend, btf);
+                let missing = missing_for(backend, btf, object);
                 if missing.is_empty() {
                     Ok(backend)
                 } else {
                     Err((backend, missing))
                 }
             }
-            BackendChoice::Auto if missing_events(Backend::Socket, btf).is_empty() => {
+            BackendChoice::Auto if missing_for(Backend::Socket, btf, object).is_empty() => {
                 Ok(Backend::Socket)
             }
             BackendChoice::Auto => Ok(Backend::Syscall),

@@ -112,6 +112,37 @@ impl CgroupNames for CgroupScanner {
     }
 }
 
+/// `--container`: the cgroups of the containers whose id starts with a prefix.
+pub struct ContainerFilter {
+    prefix: String,
+    scanner: CgroupScanner,
+}
+
+impl ContainerFilter {
+    /// Scans the hierarchy once, and warns when no container matches yet.
+    pub fn new(prefix: String) -> Self {
+        let mut scanner = CgroupScanner::new();
+        scanner.rescan();
+        let filter = Self { prefix, scanner };
+        if filter.cgroups().is_empty() {
+            tracing::warn!(
+                container = %filter.prefix,
+                "--container: no running container's id starts with this yet; watching for one"
+            );
+        }
+        filter
+    }
+
+    pub(crate) fn rescan(&mut self) {
+        self.scanner.rescan();
+    }
+
+    /// The matching cgroups found by the last scan.
+    pub fn cgroups(&self) -> Vec<u64> {
+        self.scanner.container_cgroups(&self.prefix)
+    }
+}
+
 /// `dir` below `root`, as the kernel writes cgroup paths: `/` for the root.
 fn relative(root: &Path, dir: &Path) -> String {
     let below = dir.strip_prefix(root).unwrap_or(dir);

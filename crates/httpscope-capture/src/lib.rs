@@ -1,21 +1,29 @@
-//! httpscope's kernel side: loads the BPF programs, attaches them to syscall
-//! tracepoints (and uprobes on TLS libraries) and hands out raw ring-buffer records.
-//! Needs root.
+//! httpscope's kernel side: loads the BPF programs, attaches them to the
+//! tracepoints of the chosen backend (socket or syscall) and to uprobes on TLS
+//! libraries, and runs the capture loop that hands raw ring-buffer records to a
+//! [`CaptureHandler`]. Needs root.
 
 mod backend;
+mod capture_loop;
 mod cgroups;
 pub mod doctor;
 mod elf;
+mod features;
 mod follow;
 pub mod golang;
 mod loader;
+mod pacer;
+mod refusal;
 pub mod tls;
 mod tracefs;
 mod uprobes;
 
-pub use backend::{missing_events, Backend, BackendChoice};
-pub use cgroups::CgroupScanner;
-pub use loader::{all_ports_loads, CaptureConfig, CaptureError, SyscallCapture};
+pub use backend::{missing_events, missing_for, Backend, BackendChoice};
+pub use capture_loop::{CaptureHandler, RunOptions};
+pub use cgroups::{CgroupScanner, ContainerFilter};
+pub use features::{BpfObject, GatedFeature, KernelFeatures};
+pub use loader::{trial_load, Capture, CaptureConfig, CaptureError, TrialLoad};
+pub use refusal::Refusal;
 pub use tracefs::ensure_tracefs;
 
 /// Monotonic clock in ns, the clock of the kernel's event timestamps.

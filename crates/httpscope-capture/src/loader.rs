@@ -13,12 +13,16 @@ use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
 use crate::backend::{Backend, BackendChoice};
+use crate::features::{BpfObject, KernelFeatures};
 use crate::follow::Follower;
+use crate::refusal::Refusal;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
 
 static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
+static BPF_OBJECT_BASELINE: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope-baseline.bpf.o"));
 
 /// Classic tracepoints, for every backend: (program, category, event).
 const TRACEPOINTS: &[(&str, &str, &str)] = &[("process_exit", "sched", "sched_process_exit")];
@@ -44,7 +48,7 @@ pub struct CaptureConfig {
     /// kernel keeps the connections whose first bytes are HTTP or hooked TLS.
     pub all_ports: bool,
     /// Only tasks in these cgroup v2 ids (`--container`; more can be added
-    /// while capturing with [`SyscallCapture::select_cgroups`]); `None`: every cgroup.
+    /// while capturing with [`Capture::select_cgroups`]); `None`: every cgroup.
     pub cgroups: Option<Vec<u64>>,
     pub backend: BackendChoice,
 }
@@ -63,13 +67,12 @@ pub enum CaptureError {
     Load(#[source] Box<aya::EbpfError>),
     #[error("BPF program {0} is missing from the object")]
     MissingProgram(&'static str),
-    #[error("attaching {program} to {category}/{name}: {source}")]
+    #[error("loading {program} for {category}/{name}: {refusal}")]
     Attach {
         program: &'static str,
         category: &'static str,
         name: &'static str,
-        #[source]
-        source: Box<aya::programs::ProgramError>,
+        refusal: Refusal,
     },
     #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}; httpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (see `httpscope doctor`)")]
     KernelBtf(String),
@@ -81,10 +84,13 @@ pub enum CaptureError {
     Poll(#[source] std::io::Error),
 }
 
-/// Live capture from the syscall tracepoints. Dropping it detaches everything.
-pub struct SyscallCapture {
+/// Live capture through the chosen backend's programs (and the TLS uprobes);
+/// [`Capture::run`] is its loop. Dropping it detaches everything.
+pub struct Capture {
     ebpf: Ebpf,
     backend: Backend,
+    object: BpfObject,
+    features: KernelFeatures,
     tls: Option<TlsHooks>,
     /// Processes that exec'd or loaded libraries (with TLS hooks on), and the thread
     /// that inspects them.
@@ -95,7 +101,7 @@ pub struct SyscallCapture {
     selected_cgroups: Option<BpfHashMap<MapData, u64, u8>>,
 }
 
-impl SyscallCapture {
+impl Capture {
     pub fn attach(config: &CaptureConfig) -> Result<Self, CaptureError> {
         if (config.ports.is_empty() && !config.all_ports) || config.ports.len() > MAX_PORTS {
             return Err(CaptureError::Ports(config.ports.len()));
@@ -118,6 +124,11 @@ impl SyscallCapture {
         let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
         let kernel = KernelSetup::resolve(config.backend)?;
         let (btf, backend) = (&kernel.btf, kernel.backend);
+        // The baseline object has no budget: bodies are copied whole, as with the budget off.
+        let body_budget = match kernel.object {
+            BpfObject::Full => config.body_budget,
+            BpfObject::Baseline => 0,
+        };
         let mut loader = kernel.loader();
         let mut ebpf = loader
             .override_global("watched_ports", &ports, true)
@@ -125,7 +136,7 @@ impl SyscallCapture {
             .override_global("filter_tgid", &filter_tgid, true)
             .override_global("filter_comm", &comm, true)
             .override_global("capture_bytes", &capture_bytes, true)
-            .override_global("body_limit", &config.body_budget, true)
+            .override_global("body_limit", &body_budget, true)
             .override_global("wakeup_bytes", &config.wakeup_bytes, true)
             .override_global("tls_probes", &u8::from(config.tls), true)
             .override_global("all_ports", &u8::from(config.all_ports), true)
@@ -136,7 +147,7 @@ impl SyscallCapture {
                 true,
             )
             .map_max_entries("events", config.ring_bytes)
-            .load(BPF_OBJECT)
+            .load(kernel.object_bytes())
             .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
         // Selected before anything is attached: no connection is judged without them.
@@ -169,7 +180,7 @@ impl SyscallCapture {
         }
 
         let tls = if config.tls {
-            TlsHooks::load(&mut ebpf, backend).map(|mut hooks| {
+            TlsHooks::load(&mut ebpf, backend, kernel.features).map(|mut hooks| {
                 // Watch first: a program started during the scan is seen by one or the other.
                 hooks.watch_new_binaries(&mut ebpf);
                 hooks.attach_running(&mut ebpf, config.pid);
@@ -199,6 +210,8 @@ impl SyscallCapture {
         Ok(Self {
             ebpf,
             backend,
+            object: kernel.object,
+            features: kernel.features,
             tls,
             binaries,
             ring,
@@ -218,6 +231,11 @@ impl SyscallCapture {
     /// The backend that was attached.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The BPF object that was loaded, and the kernel features that chose it.
+    pub fn object(&self) -> (BpfObject, KernelFeatures) {
+        (self.object, self.features)
     }
 
     /// The TLS libraries and executables whose read/write functions are hooked.
@@ -313,10 +331,15 @@ fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result
     Ok(())
 }
 
-/// What every load needs from the kernel: its CPUs, its BTF and the backend to use.
+/// What every load needs from the kernel: its CPUs, its BTF, what its BPF offers, and
+/// so the object and the backend to use.
 struct KernelSetup {
     cpus: u32,
     btf: Btf,
+    features: KernelFeatures,
+    /// `features.attach_cookies`, as the programs' global reads it.
+    attach_cookies: u8,
+    object: BpfObject,
     backend: Backend,
 }
 
@@ -325,14 +348,26 @@ impl KernelSetup {
         let cpus = aya::util::nr_cpus()
             .map_err(|(what, err)| CaptureError::Cpus(format!("{what}: {err}")))?;
         let btf = Btf::from_sys_fs().map_err(|e| CaptureError::KernelBtf(e.to_string()))?;
+        let features = KernelFeatures::probe();
+        let object = features.object();
         let backend = choice
-            .resolve(&btf)
+            .resolve(&btf, object)
             .map_err(|(backend, missing)| CaptureError::BackendUnsupported(backend, missing))?;
         Ok(Self {
             cpus: cpus as u32,
             btf,
+            features,
+            attach_cookies: u8::from(features.attach_cookies),
+            object,
             backend,
         })
+    }
+
+    fn object_bytes(&self) -> &'static [u8] {
+        match self.object {
+            BpfObject::Full => BPF_OBJECT,
+            BpfObject::Baseline => BPF_OBJECT_BASELINE,
+        }
     }
 
     /// A loader for this kernel: the other backend's maps at their smallest.
@@ -346,24 +381,57 @@ impl KernelSetup {
         loader
             // Task storage has no typed aya wrapper; the kernel creates it from BTF.
             .allow_unsupported_maps()
-            .map_max_entries("scratch", self.cpus);
+            .map_max_entries("scratch", self.cpus)
+            .override_global("possible_cpus", &self.cpus, true)
+            .override_global("attach_cookies", &self.attach_cookies, true);
         loader
     }
 }
 
-/// Whether the kernel accepts the programs of the backend `auto` picks with
-/// `--all-ports` on: they are loaded (verified) and dropped, never attached.
-pub fn all_ports_loads() -> Result<Backend, CaptureError> {
+/// What a trial load found: the object and backend capture would use here, and whether
+/// the TLS probes load too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialLoad {
+    pub object: BpfObject,
+    pub backend: Backend,
+    pub features: KernelFeatures,
+    pub tls_probes_load: bool,
+}
+
+/// Loads (verifies) the programs a capture with the `auto` backend would run, and drops
+/// them: nothing is attached. `all_ports` turns on the code that judges connections.
+pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
     let kernel = KernelSetup::resolve(BackendChoice::Auto)?;
     let mut ebpf = kernel
         .loader()
-        .override_global("all_ports", &1u8, true)
-        .load(BPF_OBJECT)
+        .override_global("all_ports", &u8::from(all_ports), true)
+        .override_global(
+            "socket_backend",
+            &u8::from(kernel.backend == Backend::Socket),
+            true,
+        )
+        .load(kernel.object_bytes())
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
     for &(program, event) in kernel.backend.tracepoints() {
         load_btf_tracepoint(&mut ebpf, program, event, &kernel.btf)?;
     }
-    Ok(kernel.backend)
+    for &(program, category, name) in TRACEPOINTS {
+        let tracepoint: &mut TracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, category, name, e))?;
+        tracepoint
+            .load()
+            .map_err(|e| attach_error(program, category, name, e))?;
+    }
+    let tls_probes_load = TlsHooks::load(&mut ebpf, kernel.backend, kernel.features).is_some();
+    Ok(TrialLoad {
+        object: kernel.object,
+        backend: kernel.backend,
+        features: kernel.features,
+        tls_probes_load,
+    })
 }
 
 /// The backend's BTF tracepoint programs; nothing of the other backend is attached.
@@ -416,6 +484,6 @@ fn attach_error(
         program,
         category,
         name,
-        source: Box::new(source),
+        refusal: Refusal::of_program(program, &source),
     }
 }

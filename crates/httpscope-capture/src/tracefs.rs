@@ -1,4 +1,4 @@
-//! Makes sure tracefs is mounted: syscall tracepoints are attached through it.
+//! Makes sure tracefs is mounted: classic tracepoints (process exit) are attached through it.
 
 use std::io;
 use std::path::Path;

@@ -9,7 +9,9 @@ use aya::programs::{TracePoint, UProbe};
 use aya::Ebpf;
 
 use crate::backend::Backend;
+use crate::features::KernelFeatures;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
+use crate::refusal::Refusal;
 use crate::tls::node::{NodeBinary, NodeFunction};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
 
@@ -59,6 +61,8 @@ const LOADERS: &[&str] = &["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64
 /// The TLS uprobes of one capture: what is hooked, and which files were already seen.
 pub struct TlsHooks {
     backend: Backend,
+    /// Without attach cookies, only what needs none is hooked (OpenSSL by symbol, GnuTLS).
+    attach_cookies: bool,
     hooked: Vec<TlsTarget>,
     seen: HashSet<FileId>,
 }
@@ -66,7 +70,7 @@ pub struct TlsHooks {
 impl TlsHooks {
     /// Loads the uprobe programs. A failure costs HTTPS plaintext only: it is logged and
     /// capture goes on without TLS hooks (`None`).
-    pub fn load(ebpf: &mut Ebpf, backend: Backend) -> Option<Self> {
+    pub fn load(ebpf: &mut Ebpf, backend: Backend, features: KernelFeatures) -> Option<Self> {
         let mut programs: Vec<&str> = OPENSSL_PROBES.iter().map(|&(p, _)| p).collect();
         if backend == Backend::Syscall {
             programs.push(OPENSSL_SET_FD.0);
@@ -75,26 +79,32 @@ impl TlsHooks {
             backend.tls_return_program(),
             GNUTLS_PROBES[0].0,
             GNUTLS_PROBES[1].0,
-            GO_WRITE_ENTER,
-            GO_READ_ENTER,
-            GO_HANDSHAKE_ENTER,
-            GO_READ_RETURN,
-            NODE_STREAM_ALLOC,
-            NODE_STREAM_READ,
-            NODE_STREAM_READ_RETURN,
-            NODE_CLEAR,
             LIBRARIES_CHANGED,
         ]);
+        if features.attach_cookies {
+            programs.extend([
+                GO_WRITE_ENTER,
+                GO_READ_ENTER,
+                GO_HANDSHAKE_ENTER,
+                GO_READ_RETURN,
+                NODE_STREAM_ALLOC,
+                NODE_STREAM_READ,
+                NODE_STREAM_READ_RETURN,
+                NODE_CLEAR,
+            ]);
+        }
         for program in programs {
-            if let Err(err) =
-                uprobe(ebpf, program).and_then(|p| p.load().map_err(|e| format!("{program}: {e}")))
-            {
+            if let Err(err) = uprobe(ebpf, program).and_then(|p| {
+                p.load()
+                    .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))
+            }) {
                 tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
                 return None;
             }
         }
         Some(Self {
             backend,
+            attach_cookies: features.attach_cookies,
             hooked: Vec::new(),
             seen: HashSet::new(),
         })
@@ -126,6 +136,12 @@ impl TlsHooks {
     /// Attaches the probes for one target; logs the outcome. Returns whether it is hooked.
     pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) -> bool {
         let attached = match &target.kind {
+            TargetKind::Go(_) | TargetKind::Node(_) if !self.attach_cookies => {
+                Err("not hooked: this kernel has no BPF attach cookies (bpf_get_attach_cookie), which its probes need; its HTTPS stays encrypted".into())
+            }
+            TargetKind::Libssl | TargetKind::StaticOpenssl if !self.attach_cookies => {
+                attach_by_symbol(ebpf, self.backend, &target, OPENSSL_PROBES, 0)
+            }
             TargetKind::Libssl | TargetKind::StaticOpenssl => {
                 attach_openssl(ebpf, self.backend, &target)
             }
@@ -173,19 +189,14 @@ impl TlsHooks {
         if let Err(err) = exec {
             tracing::warn!(%err, "TLS: programs started from now on will not be hooked");
         }
-        let mut loaders = HashSet::new();
-        for loader in LOADERS {
-            let path = std::path::Path::new(loader);
-            if !tls::file_id(path).is_some_and(|id| loaders.insert(id)) {
-                continue;
-            }
+        for path in tls::distinct_files(LOADERS) {
             let attached = uprobe(ebpf, LIBRARIES_CHANGED).and_then(|p| {
-                p.attach(LOADER_HOOK, path, UProbeScope::AllProcesses)
+                p.attach(LOADER_HOOK, &path, UProbeScope::AllProcesses)
                     .map(drop)
                     .map_err(|e| e.to_string())
             });
             if let Err(err) = attached {
-                tracing::warn!(loader, %err, "TLS: libraries loaded from now on will not be hooked");
+                tracing::warn!(loader = %path.display(), %err, "TLS: libraries loaded from now on will not be hooked");
             }
         }
     }
@@ -217,11 +228,12 @@ fn attach_at<'a>(
         .map_err(|e| format!("{program}: {e}"))
 }
 
-/// A probe point by file offset, with its attach cookie.
+/// A probe point by file offset, with its attach cookie (none for 0, which the programs
+/// read the same: a kernel without cookies still takes such a probe).
 fn at_offset(offset: u64, cookie: u64) -> UProbeAttachPoint<'static> {
     UProbeAttachPoint {
         location: UProbeAttachLocation::AbsoluteOffset(offset),
-        cookie: Some(cookie),
+        cookie: (cookie != 0).then_some(cookie),
     }
 }
 

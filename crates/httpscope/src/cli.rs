@@ -32,6 +32,36 @@ pub enum Command {
     /// A self-contained HTML report (inline SVG and CSS: works offline, can be mailed) of a
     /// JSON output file or a saved event file.
     Report(ReportArgs),
+    /// Man pages and shell completions, for packagers.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub target: GenerateTarget,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum GenerateTarget {
+    /// Man pages: httpscope.1 and one per subcommand.
+    Man {
+        /// Directory to write them into (e.g. /usr/local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Shell completions: one shell's on stdout, or bash, zsh and fish under a `share` directory.
+    #[command(group = clap::ArgGroup::new("where").required(true))]
+    Completions {
+        /// Print this shell's completions on stdout.
+        #[arg(group = "where")]
+        shell: Option<clap_complete::Shell>,
+        /// Write bash, zsh and fish completions at their usual places under this
+        /// directory (e.g. /usr/local/share).
+        #[arg(long, value_name = "SHARE_DIR", group = "where")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,8 +73,9 @@ pub enum Format {
 /// Where records go and how they look.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
-    /// Output file, appended to; `-` for stdout. [default: output/ebpf_http.log
-    /// when recording, stdout when replaying]
+    /// Output file, appended to; `-` for stdout. When recording, SIGHUP reopens
+    /// it (logrotate's postrotate). [default: output/ebpf_http.log when recording,
+    /// stdout when replaying]
     #[arg(short, long, env = "OUTPUT_PATH")]
     pub output: Option<PathBuf>,
 

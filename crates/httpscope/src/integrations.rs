@@ -2,26 +2,30 @@
 //! (see [`crate::otlp`]).
 //!
 //! The metrics endpoint is a small std-only HTTP server on its own thread: it
-//! answers `GET /metrics` with the registry as OpenMetrics text and anything
-//! else with 404. The pcapng file gets the raw captured bytes of each
+//! answers `GET /metrics` with the registry as OpenMetrics text, `/healthz` and
+//! `/readyz` with whether capture is alive and draining (see [`Health`]), and
+//! anything else with 404. The pcapng file gets the raw captured bytes of each
 //! connection (before redaction), so it is created with mode 0600.
 
 use std::io::{BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use httpscope_core::sink::{Metrics, MetricsSink, PcapSink, Sink};
 use httpscope_core::stats::Report;
 
+use crate::health::Health;
 use crate::otlp::{OtlpProtocol, OtlpSink, OtlpTargets};
 
 /// Prometheus metrics, pcapng output and OTLP export.
 #[derive(Debug, Clone, Args)]
 pub struct IntegrationArgs {
-    /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464),
+    /// and /healthz and /readyz (whether capture is attached and draining) beside it.
     #[arg(long, value_name = "ADDR", env = "HTTPSCOPE_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
@@ -52,11 +56,13 @@ pub struct IntegrationArgs {
 pub struct Integrations {
     metrics: Option<Metrics>,
     otlp: Option<OtlpSink>,
+    health: Arc<Health>,
 }
 
 impl Integrations {
     /// Binds the metrics port (before capture starts, so a bad address fails early).
     pub fn start(args: &IntegrationArgs) -> anyhow::Result<Self> {
+        let health = Arc::new(Health::new());
         let metrics = match args.metrics_addr {
             Some(addr) => {
                 let metrics = Metrics::new();
@@ -64,9 +70,10 @@ impl Integrations {
                     .with_context(|| format!("binding the metrics address {addr}"))?;
                 let bound = listener.local_addr().unwrap_or(addr);
                 let served = metrics.clone();
+                let health = Arc::clone(&health);
                 std::thread::Builder::new()
                     .name("metrics".into())
-                    .spawn(move || serve(&listener, &served))
+                    .spawn(move || serve(&listener, &served, &health))
                     .context("starting the metrics thread")?;
                 tracing::info!("serving metrics on http://{bound}/metrics");
                 Some(metrics)
@@ -83,7 +90,11 @@ impl Integrations {
         } else {
             None
         };
-        Ok(Self { metrics, otlp })
+        Ok(Self {
+            metrics,
+            otlp,
+            health,
+        })
     }
 
     /// The sinks these integrations add (the OTLP sink is handed over once).
@@ -109,19 +120,27 @@ impl Integrations {
         Ok(sinks)
     }
 
-    /// Publishes httpscope's own health (called about once a second).
+    /// Publishes httpscope's own health (called about once a second, after a drain).
     pub fn update_health(&self, report: &Report, connections: usize, ring_fill: Option<f64>) {
+        self.health.drained();
         if let Some(metrics) = &self.metrics {
             metrics.update_health(report, connections, ring_fill);
         }
     }
 }
 
-fn serve(listener: &TcpListener, metrics: &Metrics) {
+impl Drop for Integrations {
+    /// Capture ends with the integrations: from now on the agent is not ready.
+    fn drop(&mut self) {
+        self.health.detached();
+    }
+}
+
+fn serve(listener: &TcpListener, metrics: &Metrics, health: &Health) {
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
-                if let Err(err) = answer(stream, metrics) {
+                if let Err(err) = answer(stream, metrics, health) {
                     tracing::debug!(%err, "metrics request failed");
                 }
             }
@@ -134,7 +153,7 @@ fn serve(listener: &TcpListener, metrics: &Metrics) {
 }
 
 /// Answers one request and closes the connection.
-fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+fn answer(mut stream: TcpStream, metrics: &Metrics, health: &Health) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut head = Vec::with_capacity(1024);
@@ -151,16 +170,23 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    let text = "text/plain; charset=utf-8";
+    let probe = |state: Result<String, String>| match state {
+        Ok(state) => ("200 OK", text, format!("{state}\n")),
+        Err(state) => ("503 Service Unavailable", text, format!("{state}\n")),
+    };
     let (status, content_type, body) = match (method, path) {
         ("GET" | "HEAD", "/metrics") => (
             "200 OK",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.encode(),
         ),
+        ("GET" | "HEAD", "/healthz") => probe(health.liveness(Instant::now())),
+        ("GET" | "HEAD", "/readyz") => probe(health.readiness(Instant::now())),
         _ => (
             "404 Not Found",
-            "text/plain; charset=utf-8",
-            "try /metrics\n".to_string(),
+            text,
+            "try /metrics, /healthz or /readyz\n".to_string(),
         ),
     };
     let mut response = format!(

@@ -1,7 +1,10 @@
-//! The `httpscope` command: record, replay, doctor, top, stats and report.
+//! The `httpscope` command: record, replay, doctor, top, stats, report (and generate,
+//! for packagers).
 
 pub mod cli;
 mod doctor;
+mod generate;
+mod health;
 mod integrations;
 mod otlp;
 mod output;
@@ -36,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Top(args)) => top::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
         Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Generate(args)) => generate::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -1,9 +1,11 @@
 //! Opens the output and builds the sinks both record and replay feed.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use httpscope_core::http::HttpConfig;
@@ -17,6 +19,26 @@ pub fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     if path == Path::new("-") {
         return Ok(Box::new(io::stdout()));
     }
+    Ok(Box::new(open_append(path)?))
+}
+
+/// Like [`open_output`], and a file is reopened at its path after SIGHUP: logrotate's
+/// `postrotate` convention, for the long-running capture.
+pub fn open_reopenable_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(io::stdout()));
+    }
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
+        .context("installing the SIGHUP handler")?;
+    Ok(Box::new(ReopeningFile {
+        file: open_append(path)?,
+        path: path.to_owned(),
+        hangup,
+    }))
+}
+
+fn open_append(path: &Path) -> anyhow::Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| {
             format!(
@@ -26,7 +48,7 @@ pub fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
             )
         })?;
     }
-    let file = OpenOptions::new()
+    OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
@@ -36,8 +58,43 @@ pub fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
                 "cannot write output {}: opening it for appending",
                 path.display()
             )
-        })?;
-    Ok(Box::new(file))
+        })
+}
+
+/// An output file that moves to a new file at its path once `hangup` is set. The switch
+/// happens only in `flush`, which the line sink calls between whole lines, so every line
+/// lands whole in the old file or the new one.
+struct ReopeningFile {
+    file: File,
+    path: PathBuf,
+    hangup: Arc<AtomicBool>,
+}
+
+impl ReopeningFile {
+    fn reopen(&mut self) {
+        match open_append(&self.path) {
+            Ok(file) => {
+                self.file = file;
+                tracing::info!(output = %self.path.display(), "SIGHUP: output reopened");
+            }
+            // Writing on to the rotated file loses nothing; the next SIGHUP tries again.
+            Err(err) => tracing::warn!("SIGHUP: {err:#}; still writing to the old file"),
+        }
+    }
+}
+
+impl Write for ReopeningFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        if self.hangup.swap(false, Ordering::Relaxed) {
+            self.reopen();
+        }
+        Ok(())
+    }
 }
 
 pub fn output_path(args: &OutputArgs, default: &str) -> PathBuf {
@@ -84,4 +141,34 @@ pub fn create_private(path: &Path, what: &str) -> anyhow::Result<std::fs::File> 
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {what} {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_hangup_moves_writing_to_a_new_file_at_the_next_flush() {
+        let dir = std::env::temp_dir().join(format!("httpscope-reopen-{}", std::process::id()));
+        let path = dir.join("out.log");
+        let rotated = dir.join("out.log.1");
+        let hangup = Arc::new(AtomicBool::new(false));
+        let mut out = ReopeningFile {
+            file: open_append(&path).unwrap(),
+            path: path.clone(),
+            hangup: Arc::clone(&hangup),
+        };
+        out.write_all(b"one\n").unwrap();
+        fs::rename(&path, &rotated).unwrap();
+        hangup.store(true, Ordering::Relaxed);
+        // Until the flush, writing goes on into the file that was renamed.
+        out.write_all(b"two\n").unwrap();
+        out.flush().unwrap();
+        out.write_all(b"three\n").unwrap();
+        out.flush().unwrap();
+        assert_eq!(fs::read_to_string(&rotated).unwrap(), "one\ntwo\n");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "three\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -66,6 +66,7 @@ fn doctor_reports_every_piece() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     for piece in [
         "privileges",
+        "tls privileges",
         "btf",
         "tracefs",
         "tracepoints",

@@ -9,12 +9,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::collector::{rotel_binary, spans, Collector};
 use support::container::PodmanDemoServer;
 use support::matrix::free_port;
-use support::tools::{exchange_raw, get, require_tool};
-use support::{demo_server, require_root, Profiler, TempDir};
+use support::tools::{fetch, get, require_tool};
+use support::{demo_server, require_root, served_on, Profiler, TempDir};
 
 const REQUESTS: usize = 3;
 
@@ -25,16 +24,6 @@ fn traffic(ports: &[u16]) {
             assert_eq!(get(*port, "/healthz"), 200);
         }
     }
-}
-
-/// The records of the server listening on `port`.
-fn server_records(records: &[Value], port: u16) -> Vec<&Value> {
-    let local = format!("127.0.0.1:{port}");
-    records
-        .iter()
-        .filter(|r| r["role"] == "server")
-        .filter(|r| r["dst"] == local.as_str() || r["src"] == local.as_str())
-        .collect()
 }
 
 #[test]
@@ -76,14 +65,14 @@ fn records_carry_the_container_id_and_container_filters() {
             .any(|l| l.contains(&series))
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut metrics = scrape(metrics_port);
+    let mut metrics = fetch(metrics_port, "/metrics");
     while !served_in_container(&metrics) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        metrics = scrape(metrics_port);
+        metrics = fetch(metrics_port, "/metrics");
     }
     let (records, stderr) = profiler.stop();
-    let in_container = server_records(&records, container.port);
-    let on_host = server_records(&records, host_port);
+    let in_container = served_on(&records, container.port);
+    let on_host = served_on(&records, host_port);
     assert_eq!(in_container.len(), 2 * REQUESTS, "{stderr}\n{records:#?}");
     assert_eq!(on_host.len(), 2 * REQUESTS, "{records:#?}");
     for record in &in_container {
@@ -135,12 +124,4 @@ fn records_carry_the_container_id_and_container_filters() {
         assert_eq!(record["container_id"], container.id.as_str(), "{record}");
         assert_eq!(record["role"], "server", "{record}");
     }
-}
-
-/// The metrics endpoint's text.
-fn scrape(port: u16) -> String {
-    exchange_raw(
-        port,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
 }

@@ -168,13 +168,17 @@ fn top_shows_live_endpoints_and_restores_the_terminal() {
     tmux.keys(&["s"]);
     tmux.wait("sort by COUNT", |s| s.contains("sort: COUNT"));
     tmux.keys(&["/", "healthz", "Enter"]);
-    let filtered = tmux.wait("the healthz filter", |s| s.contains("endpoints: 2/8"));
-    assert!(
-        row(&filtered, "server", "GET", "/slow").is_none(),
-        "{filtered}"
-    );
+    // The screen is redrawn often: wait for a whole frame, not the first line of one.
+    // (A timeout here, with /slow still listed, is a filter that did not filter.)
+    tmux.wait("the healthz filter hiding /slow", |s| {
+        s.contains("endpoints: 2/8")
+            && row(s, "server", "GET", "/healthz").is_some()
+            && row(s, "server", "GET", "/slow").is_none()
+    });
     tmux.keys(&["Down", "Enter"]);
-    let details = tmux.wait("the details view", |s| s.contains("latest first"));
+    let details = tmux.wait("the details view with its histogram", |s| {
+        s.contains("latest first") && histogram_rows(s).iter().map(|(n, _)| n).sum::<u64>() == 20
+    });
     assert!(
         details.contains("/healthz") && details.contains("\"status\":\"ok\""),
         "{details}"

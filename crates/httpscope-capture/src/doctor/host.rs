@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use httpscope_core::cgroup::{CgroupLayout, CgroupMounts};
 
 use super::Check;
+use crate::loader::trial_load;
 
 /// Container runtimes httpscope can name: the programs that identify them.
 const RUNTIME_PROGRAMS: &[&str] = &[
@@ -29,17 +30,64 @@ pub(super) fn checks() -> Vec<Check> {
     vec![cgroup_layout(), container_runtimes()]
 }
 
+/// The programs capture would run here, loaded (verified) and dropped: the kernel's
+/// verifier, not a list of versions, says whether capture can start.
+pub(super) fn programs() -> Vec<Check> {
+    let loaded = trial_load(false);
+    let mut checks = vec![Check {
+        name: "bpf programs",
+        ok: loaded.is_ok(),
+        detail: match &loaded {
+            Ok(trial) => format!(
+                "The kernel accepts the {} object's {} backend programs{} (loaded and \
+                 verified here, not attached).",
+                trial.object.name(),
+                trial.backend.name(),
+                if trial.tls_probes_load {
+                    " and TLS probes"
+                } else {
+                    "; the TLS probes do not load"
+                }
+            ),
+            Err(err) => format!("The kernel refuses the capture programs: {err}."),
+        },
+        cost: "nothing can be captured on this kernel",
+        required: true,
+    }];
+    if let Ok(trial) = &loaded {
+        let gated = trial.features.gated();
+        checks.push(Check {
+            name: "kernel features",
+            ok: gated.is_empty(),
+            detail: if gated.is_empty() {
+                "The kernel has every BPF feature httpscope uses (bpf_loop, task storage, \
+                 BTF task pointers, attach cookies)."
+                    .into()
+            } else {
+                gated
+                    .iter()
+                    .map(|g| format!("This kernel lacks {}: {}.", g.missing, g.cost))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+            cost: "what each missing feature costs is said above; the rest is captured",
+            required: false,
+        });
+    }
+    checks
+}
+
 /// `--all-ports` runs extra verifier-checked code in the capture programs: load them.
 pub(super) fn all_ports() -> Check {
-    let loaded = crate::loader::all_ports_loads();
+    let loaded = trial_load(true);
     Check {
         name: "all ports",
         ok: loaded.is_ok(),
         detail: match &loaded {
-            Ok(backend) => format!(
+            Ok(trial) => format!(
                 "--all-ports works here: the kernel accepts the {} backend's programs \
                  that judge each connection's first bytes.",
-                backend.name()
+                trial.backend.name()
             ),
             Err(err) => format!("--all-ports does not work here: {err}."),
         },

@@ -10,7 +10,10 @@ use aya::Btf;
 use crate::backend::{missing_events, Backend};
 use crate::tracefs::ensure_tracefs;
 
+mod capabilities;
 mod host;
+
+pub use capabilities::{capture_refusal, tls_gaps};
 
 /// Tracepoints every backend needs: process exit (the syscall backend's raw
 /// sys_exit event and the socket backend's events are checked in the kernel BTF).
@@ -27,10 +30,6 @@ pub struct Check {
     pub required: bool,
 }
 
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
-
 /// Effective capability bits of this process.
 pub fn effective_capabilities() -> u64 {
     fs::read_to_string("/proc/self/status")
@@ -46,9 +45,7 @@ pub fn effective_capabilities() -> u64 {
 
 /// Whether this process may load and attach tracing BPF programs.
 pub fn has_capture_privileges() -> bool {
-    let caps = effective_capabilities();
-    let has = |cap: u32| caps & (1u64 << cap) != 0;
-    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+    capabilities::can_capture(effective_capabilities())
 }
 
 /// Which capture backend `--capture-backend auto` takes here, and whether each one can load.
@@ -103,6 +100,18 @@ pub fn run_checks() -> Vec<Check> {
         ),
         cost: "nothing can be captured: run as root (or `sudo httpscope ...` as another user)",
         required: true,
+    });
+    let gaps = tls_gaps();
+    checks.push(Check {
+        name: "tls privileges",
+        ok: gaps.is_empty(),
+        detail: if gaps.is_empty() {
+            "This process holds CAP_SYS_ADMIN and CAP_SYS_PTRACE, which the TLS hooks use.".into()
+        } else {
+            format!("{}.", gaps.join("; "))
+        },
+        cost: "HTTPS of other processes stays encrypted: its connections are counted, not decoded",
+        required: false,
     });
 
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
@@ -248,6 +257,7 @@ pub fn run_checks() -> Vec<Check> {
     });
     // Loading needs the privileges, BTF and program support checked above.
     if checks.iter().all(|c| c.ok || !c.required) {
+        checks.extend(host::programs());
         checks.push(host::all_ports());
     }
     checks.extend(host::checks());

@@ -144,6 +144,28 @@ fn library_target(path: PathBuf, name: LibraryName) -> Option<TlsTarget> {
     Some(TlsTarget { path, kind })
 }
 
+/// The distinct files at `paths` as this process sees them and as every running process
+/// does (through `/proc/PID/root`): inside a container, the host's and other containers'
+/// copies of a file (such as the dynamic loader) are files of their own.
+pub fn distinct_files(paths: &[&str]) -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    let roots = std::iter::once(PathBuf::from("/")).chain(
+        pids()
+            .into_iter()
+            .map(|pid| PathBuf::from(format!("/proc/{pid}/root"))),
+    );
+    let mut found = Vec::new();
+    for root in roots {
+        for path in paths {
+            let candidate = root.join(path.trim_start_matches('/'));
+            if file_id(&candidate).is_some_and(|id| seen.insert(id)) {
+                found.push(candidate);
+            }
+        }
+    }
+    found
+}
+
 fn pids() -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();

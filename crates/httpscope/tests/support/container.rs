@@ -10,13 +10,14 @@ use super::matrix::free_port;
 use super::{bin, TempDir};
 
 /// podman with the settings that work on a hybrid cgroup host without systemd.
-fn podman() -> Command {
+pub fn podman() -> Command {
     let mut cmd = Command::new("podman");
     cmd.args(["--runtime", "runc", "--cgroup-manager", "cgroupfs"]);
     cmd
 }
 
-fn run(cmd: &mut Command, what: &str) -> String {
+/// Runs `cmd` to completion; panics unless it succeeds; returns its stdout, trimmed.
+pub fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     assert!(
         out.status.success(),
@@ -78,6 +79,18 @@ impl PodmanDemoServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+}
+
+impl PodmanDemoServer {
+    /// The host pid of the container's demo-server.
+    pub fn host_pid(&self) -> u32 {
+        let pid = run(
+            podman().args(["inspect", "--format", "{{.State.Pid}}", &self.id]),
+            "podman inspect",
+        );
+        pid.parse()
+            .unwrap_or_else(|_| panic!("podman inspect pid: {pid:?}"))
     }
 }
 

@@ -184,6 +184,16 @@ pub struct Profiler {
     _dir: TempDir,
 }
 
+/// How long a profiler may take to attach: `HTTPSCOPE_TEST_ATTACH_SECS` (the kernel
+/// matrix raises it: programs start slowly in an emulated VM), else 30 s.
+pub fn attach_timeout() -> Duration {
+    let secs = std::env::var("HTTPSCOPE_TEST_ATTACH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    Duration::from_secs(secs)
+}
+
 /// The capture backend the root tests run on: `HTTPSCOPE_TEST_BACKEND` (socket or
 /// syscall; scripts/test.sh runs the capture suites once per backend), else `auto`.
 pub fn test_backend() -> String {
@@ -230,7 +240,7 @@ impl Profiler {
             .env_remove("HTTP_PORT")
             .stdout(Stdio::null());
         let mut proc = Proc::spawn(&mut cmd);
-        let attached = proc.wait_for("attached", Duration::from_secs(30));
+        let attached = proc.wait_for("attached", attach_timeout());
         assert_backend_attached(&attached, extra);
         Profiler {
             proc,
@@ -294,6 +304,16 @@ pub fn select<'a>(
         .iter()
         .filter(|r| r["role"] == role && r["kind"] == kind)
         .filter(|r| comm.is_none_or(|c| r["comm"] == c))
+        .collect()
+}
+
+/// The server-side records of the server listening on 127.0.0.1:`port`.
+pub fn served_on(records: &[Value], port: u16) -> Vec<&Value> {
+    let local = format!("127.0.0.1:{port}");
+    records
+        .iter()
+        .filter(|r| r["role"] == "server")
+        .filter(|r| r["dst"] == local.as_str() || r["src"] == local.as_str())
         .collect()
 }
 

@@ -36,6 +36,14 @@ pub fn exchange_raw(port: u16, request: &str) -> String {
     response
 }
 
+/// GET `path` on its own connection; returns the whole answer, head and body.
+pub fn fetch(port: u16, path: &str) -> String {
+    exchange_raw(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
 /// One request on its own connection; returns the status code.
 pub fn get(port: u16, path: &str) -> u16 {
     let response = exchange_raw(

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# What the kernel matrix runs on each kernel (inside its VM, or on the host):
+#   1. `httpscope doctor` must say it can capture;
+#   2. the seed's demo must be 80/80 on both sides (scripts/demo-check.sh);
+#   3. the root tests listed in target/kernel-tests.list ("suite binary [test]" per line,
+#      built on the host by scripts/kernels.sh matrix): one test, or the whole suite.
+# A suite that needs a kernel feature this kernel lacks is skipped with a line that says
+# so: Go TLS needs BPF attach cookies, which doctor reports.
+# Prints one result line per step; exits non-zero if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+kernel="${HTTPSCOPE_KERNEL:-host} ($(uname -r))"
+list=target/kernel-tests.list
+failed=()
+say() { echo "kernel-suite: $kernel: $*"; }
+
+started=$SECONDS
+doctor=$(./target/release/httpscope doctor 2>&1)
+if grep -q "httpscope can capture on this machine" <<<"$doctor"; then
+    say "doctor: can capture ($(grep -o "the [a-z]* object's [a-z]* backend" <<<"$doctor" | head -n 1))"
+else
+    say "doctor: FAILED"
+    echo "$doctor"
+    failed+=(doctor)
+fi
+grep -E "^\[(warn|FAIL)\]" <<<"$doctor" | sed "s/^/kernel-suite: $kernel: doctor: /"
+
+if bash scripts/demo-check.sh; then
+    say "demo: 80/80 on both sides"
+else
+    say "demo: FAILED"
+    failed+=(demo)
+fi
+
+export CI="${CI:-true}" HTTPSCOPE_TEST_ATTACH_SECS="${HTTPSCOPE_TEST_ATTACH_SECS:-240}"
+if [[ -f "$list" ]]; then
+    while read -r suite binary test; do
+        name=$suite${test:+::$test}
+        if [[ "$suite" == go_tls ]] && grep -q "lacks BPF attach cookies" <<<"$doctor"; then
+            say "$name: skipped: this kernel has no BPF attach cookies, Go TLS is off (doctor says so)"
+            continue
+        fi
+        suite_started=$SECONDS
+        # A named test that matched nothing would pass having run nothing: it must run.
+        if output=$("$binary" --test-threads=1 ${test:+--exact "$test"} 2>&1) &&
+            { [[ -z "$test" ]] || grep -q "^test result: ok. 1 passed" <<<"$output"; }; then
+            say "$name: $(grep -E '^test result' <<<"$output" | tail -n 1) ($((SECONDS - suite_started)) s)"
+        else
+            say "$name: FAILED ($((SECONDS - suite_started)) s)"
+            echo "$output" | tail -n 60
+            failed+=("$name")
+        fi
+    done <"$list"
+else
+    say "no $list: only doctor and the demo ran"
+fi
+
+say "done in $((SECONDS - started)) s; failed: ${failed[*]:-none}"
+((${#failed[@]} == 0))
