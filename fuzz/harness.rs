@@ -323,6 +323,7 @@ pub fn h2(data: &[u8]) {
             conn: &info,
             role: conn.role(),
             message: msg,
+            route: msg.url.as_deref(),
         };
         let _ = sink.record(&record);
     }

@@ -15,7 +15,7 @@ packages=(clang clang-format llvm libbpf-dev linux-libc-dev pkg-config curl ca-c
 if (( want_test_tools )); then
     packages+=(nginx-light wrk apache2-utils bpftool nodejs jq openssl tmux prometheus tshark python3-pip
                nghttp2-client nghttp2-server podman runc golang-go gnutls-bin tcpdump
-               systemd binutils)
+               systemd binutils chromium fonts-dejavu-core)
 fi
 
 missing=()

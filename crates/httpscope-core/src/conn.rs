@@ -79,6 +79,9 @@ pub struct Connection {
     pub last_tid: u32,
     /// Whether a non-HTTP/1 protocol on this connection was already reported.
     pub protocol_reported: bool,
+    /// The latest (url, route): a response shares its request's url, so the pair's route
+    /// is found once.
+    pub last_route: Option<(Arc<str>, Arc<str>)>,
 }
 
 /// Connections by kernel connection id, bounded in number.

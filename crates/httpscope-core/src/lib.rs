@@ -1,7 +1,7 @@
 //! httpscope's pure pipeline: kernel events in, HTTP records out. Needs no root.
 //!
 //! events (decode) → conn (table) → http (reassembly, parsing, pairing) →
-//! record → sink (files, summary, …). `eventlog` records and replays events.
+//! record (with its route) → sink (files, summary, …). `eventlog` records and replays events.
 
 pub mod analysis;
 pub mod cgroup;
@@ -14,5 +14,6 @@ pub mod http;
 pub mod pipeline;
 pub mod record;
 pub mod redact;
+pub mod route;
 pub mod sink;
 pub mod stats;

@@ -3,6 +3,7 @@
 //! Time comes only from event timestamps (and `tick`), so replaying a trace
 //! is deterministic and tests need no sleeps.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cgroup::CgroupNames;
@@ -11,6 +12,7 @@ use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
 use crate::http::{DataChunk, HttpConfig, HttpConnection, Outbox, Protocol};
 use crate::record::ExchangeRecord;
 use crate::redact::Redactor;
+use crate::route::{RouteRules, Routes};
 use crate::sink::{Sink, SinkError};
 use crate::stats::{KernelCounters, PipelineCounters, Report};
 
@@ -24,6 +26,8 @@ pub struct PipelineConfig {
     pub wall_clock_offset_ns: i64,
     /// Applied to every message before any sink sees it.
     pub redactor: Redactor,
+    /// How each message's route is made (user templates, cap).
+    pub routes: RouteRules,
 }
 
 impl Default for PipelineConfig {
@@ -34,6 +38,7 @@ impl Default for PipelineConfig {
             idle_timeout: Duration::from_secs(300),
             wall_clock_offset_ns: 0,
             redactor: Redactor::default(),
+            routes: RouteRules::default(),
         }
     }
 }
@@ -46,6 +51,7 @@ pub struct Pipeline {
     sinks: Vec<Box<dyn Sink>>,
     report: Report,
     messages: Outbox,
+    routes: Routes,
     last_flush_ns: u64,
     last_idle_scan_ns: u64,
     latest_ts_ns: u64,
@@ -56,6 +62,7 @@ impl Pipeline {
     pub fn new(config: PipelineConfig, sinks: Vec<Box<dyn Sink>>) -> Self {
         Self {
             conns: ConnTable::new(config.max_connections),
+            routes: Routes::new(&config.routes),
             config,
             sinks,
             report: Report::default(),
@@ -152,6 +159,7 @@ impl Pipeline {
             last_seen_ns: ts_ns,
             last_tid: 0,
             protocol_reported: false,
+            last_route: None,
         });
         Ok(())
     }
@@ -212,6 +220,7 @@ impl Pipeline {
             &mut self.messages,
             &mut self.report.pipeline,
             &self.config,
+            &mut self.routes,
             conn,
             header.tid,
         )
@@ -235,13 +244,15 @@ impl Pipeline {
                 &mut self.report.parse,
             );
         }
+        let last_tid = conn.last_tid;
         let result = write_records(
             &mut self.sinks,
             &mut self.messages,
             &mut self.report.pipeline,
             &self.config,
-            &conn,
-            conn.last_tid,
+            &mut self.routes,
+            &mut conn,
+            last_tid,
         );
         let unix_ns = (ts_ns as i64).saturating_add(self.config.wall_clock_offset_ns);
         for sink in &mut self.sinks {
@@ -324,13 +335,15 @@ fn report_protocol(conn: &mut Connection, counters: &mut PipelineCounters) {
     );
 }
 
-/// Redacts each message, then hands it to every sink; the first sink error is returned.
+/// Redacts each message and finds its route, then hands it to every sink; the first sink
+/// error is returned.
 fn write_records(
     sinks: &mut [Box<dyn Sink>],
     messages: &mut Outbox,
     counters: &mut PipelineCounters,
     config: &PipelineConfig,
-    conn: &Connection,
+    routes: &mut Routes,
+    conn: &mut Connection,
     tid: u32,
 ) -> Result<(), SinkError> {
     let role = match &conn.tls_http {
@@ -341,12 +354,21 @@ fn write_records(
     // Borrowed in place rather than moved out: a move copies the whole message.
     for message in messages.messages_mut() {
         config.redactor.apply(message);
+        let route = message.url.as_ref().map(|url| match &conn.last_route {
+            Some((seen, route)) if Arc::ptr_eq(seen, url) => Arc::clone(route),
+            _ => {
+                let route = routes.route(url, message.grpc.is_some());
+                conn.last_route = Some((Arc::clone(url), Arc::clone(&route)));
+                route
+            }
+        });
         let record = ExchangeRecord {
             unix_ns: (message.first_ts_ns as i64).saturating_add(config.wall_clock_offset_ns),
             tid,
             conn: &conn.info,
             role,
             message,
+            route: route.as_deref(),
         };
         counters.records += 1;
         for sink in sinks.iter_mut() {

@@ -15,6 +15,8 @@ pub struct ExchangeRecord<'a> {
     pub conn: &'a ConnInfo,
     pub role: Option<Role>,
     pub message: &'a HttpMessage,
+    /// The message's route (see [`crate::route`]); None when it has no request target.
+    pub route: Option<&'a str>,
 }
 
 impl ExchangeRecord<'_> {

@@ -236,9 +236,14 @@ fn schema_rejects_what_the_format_never_writes() {
             bad[field]
         );
     }
-    let mut missing = good.clone();
-    missing.as_object_mut().unwrap().remove("status");
-    assert!(!validator.is_valid(&missing), "a response without status");
+    for (field, what) in [
+        ("status", "a response without status"),
+        ("route", "a url without its route"),
+    ] {
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove(field);
+        assert!(!validator.is_valid(&missing), "{what}");
+    }
 }
 
 /// An HTTP/2 gRPC response with every HTTP/2 field set, as the JSON writer renders it.
@@ -280,6 +285,7 @@ fn grpc_response_line() -> Value {
         conn: &conn,
         role: Some(Role::Server),
         message: &message,
+        route: Some("/helloworld.Greeter/SayHello"),
     };
     let mut out = Vec::new();
     httpscope_core::format::json::write_line(&record, &mut out);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use httpscope_core::route::{RouteRules, DEFAULT_MAX_ROUTES};
 
 /// See every HTTP exchange this machine's processes make or serve, from their socket syscalls.
 #[derive(Debug, Parser)]
@@ -28,6 +29,9 @@ pub enum Command {
     Top(RecordArgs),
     /// Endpoint table and latency histograms of a JSON output file or a saved event file.
     Stats(StatsArgs),
+    /// A self-contained HTML report (inline SVG and CSS: works offline, can be mailed) of a
+    /// JSON output file or a saved event file.
+    Report(ReportArgs),
     /// Man pages and shell completions, for packagers.
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -106,6 +110,29 @@ pub struct OutputArgs {
     /// Prometheus metrics and pcapng output.
     #[command(flatten)]
     pub integrations: crate::integrations::IntegrationArgs,
+}
+
+/// How paths become routes, in every output.
+#[derive(Debug, Clone, Args)]
+pub struct RouteArgs {
+    /// Route template, e.g. '/users/{name}/repos' (a {…} segment matches any one
+    /// segment; repeatable); tried before inference, which turns ids, UUIDs, hex,
+    /// tokens, dates, e-mail and IP addresses in paths into {id} anyway.
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub templates: Vec<String>,
+
+    /// Distinct routes kept; later new ones are reported as {other}.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROUTES)]
+    pub max_routes: usize,
+}
+
+impl RouteArgs {
+    pub fn rules(&self) -> RouteRules {
+        RouteRules {
+            templates: self.templates.clone(),
+            max_routes: self.max_routes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -195,6 +222,26 @@ pub struct StatsArgs {
     /// Only endpoints in the container whose id starts with this (1 to 64 hex digits).
     #[arg(long, value_name = "ID_OR_PREFIX", value_parser = parse_container_prefix)]
     pub container: Option<String>,
+
+    #[command(flatten)]
+    pub routes: RouteArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A `--format json` output file or a `--save-events` event file.
+    pub file: PathBuf,
+
+    /// The HTML file to write (replaced if it exists).
+    #[arg(short, long, default_value = "report.html")]
+    pub output: PathBuf,
+
+    /// Routes drawn over time: the busiest this many.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub top: u8,
+
+    #[command(flatten)]
+    pub routes: RouteArgs,
 }
 
 impl RecordArgs {

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use httpscope_core::sink::{
-    Metrics, MetricsSink, PcapSink, RouteTemplater, Sink, DEFAULT_MAX_ROUTES,
-};
+use httpscope_core::sink::{Metrics, MetricsSink, PcapSink, Sink};
 use httpscope_core::stats::Report;
 
 use crate::health::Health;
@@ -31,14 +29,8 @@ pub struct IntegrationArgs {
     #[arg(long, value_name = "ADDR", env = "HTTPSCOPE_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
-    /// Route template for the `http_route` label, e.g. '/users/{id}' (repeatable);
-    /// numeric, UUID and hex path segments become {id} anyway.
-    #[arg(long = "route", value_name = "PATTERN")]
-    pub routes: Vec<String>,
-
-    /// Distinct routes kept in metrics; later new ones are reported as {other}.
-    #[arg(long, default_value_t = DEFAULT_MAX_ROUTES)]
-    pub max_routes: usize,
+    #[command(flatten)]
+    pub routes: crate::cli::RouteArgs,
 
     /// Also write every captured connection as TCP segments to this pcapng file
     /// (truncated; mode 0600; NOT redacted: it holds credentials in clear text).
@@ -94,10 +86,7 @@ impl Integrations {
             })
             .map_err(|err| anyhow::anyhow!("OTLP settings: {err}"))?;
         let otlp = if targets.any() {
-            Some(OtlpSink::start(
-                &targets,
-                RouteTemplater::new(args.routes.clone(), args.max_routes),
-            )?)
+            Some(OtlpSink::start(&targets)?)
         } else {
             None
         };
@@ -112,8 +101,8 @@ impl Integrations {
     pub fn sinks(&mut self, args: &IntegrationArgs) -> anyhow::Result<Vec<Box<dyn Sink>>> {
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if let Some(metrics) = &self.metrics {
-            let routes = RouteTemplater::new(args.routes.clone(), args.max_routes);
-            sinks.push(Box::new(MetricsSink::new(metrics.clone(), routes)));
+            let sink = MetricsSink::new(metrics.clone(), args.routes.max_routes);
+            sinks.push(Box::new(sink));
         }
         if let Some(path) = &args.pcap {
             let file = crate::output::create_private(path, "pcap file")?;

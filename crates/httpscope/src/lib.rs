@@ -1,4 +1,5 @@
-//! The `httpscope` command: record, replay, doctor, top, stats (and generate, for packagers).
+//! The `httpscope` command: record, replay, doctor, top, stats, report (and generate,
+//! for packagers).
 
 pub mod cli;
 mod doctor;
@@ -9,6 +10,7 @@ mod otlp;
 mod output;
 mod record;
 mod replay;
+mod report;
 mod stats;
 mod top;
 
@@ -36,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Doctor) => Ok(doctor::run()),
         Some(Command::Top(args)) => top::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
+        Some(Command::Report(args)) => report::run(&args),
         Some(Command::Generate(args)) => generate::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

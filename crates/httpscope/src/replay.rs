@@ -19,6 +19,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig {
         http: http_config(&args.output),
         redactor: redactor(&args.output),
+        routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
         ..PipelineConfig::default()
     };

@@ -11,18 +11,21 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use httpscope_core::analysis::{latency_buckets, EndpointSink, EndpointTable, Observation};
+use httpscope_core::analysis::{
+    latency_buckets, EndpointSink, EndpointTable, Observation, Observer,
+};
 use httpscope_core::eventlog::{EventFileReader, EventRecord, MAGIC};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
+use httpscope_core::route::{RouteRules, Routes};
 use httpscope_core::stats::Report;
 use serde_json::{json, Value};
 
 use crate::cli::StatsArgs;
 use crate::top::columns::{human_bytes, in_container, Columns};
 
-/// A file loaded into an endpoint table.
-pub struct Loaded {
-    pub table: EndpointTable,
+/// A file loaded into an endpoint table (or the report's data).
+pub struct Loaded<T = EndpointTable> {
+    pub table: T,
     /// Counters of the replay (event files only).
     pub report: Option<Report>,
     /// JSON lines that were not httpscope records.
@@ -31,7 +34,7 @@ pub struct Loaded {
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     let progress = io::stderr().is_terminal();
-    let mut loaded = load(&args.file, progress)?;
+    let mut loaded: Loaded = load(&args.file, &args.routes.rules(), progress)?;
     if let Some(prefix) = &args.container {
         loaded
             .table
@@ -48,8 +51,13 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads an event file (by its magic) or JSON lines; `progress` shows a percentage on stderr.
-pub fn load(path: &Path, progress: bool) -> anyhow::Result<Loaded> {
+/// Reads an event file (by its magic) or JSON lines, grouping by route as `rules` say;
+/// `progress` shows a percentage on stderr.
+pub fn load<T: Observer + Default + 'static>(
+    path: &Path,
+    rules: &RouteRules,
+    progress: bool,
+) -> anyhow::Result<Loaded<T>> {
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
     let mut magic = [0u8; 16];
     let is_events = open()?.read_exact(&mut magic).is_ok() && &magic == MAGIC;
@@ -65,33 +73,14 @@ pub fn load(path: &Path, progress: bool) -> anyhow::Result<Loaded> {
         last: None,
     };
     if !is_events {
-        let mut table = EndpointTable::new();
-        let mut skipped_lines = 0;
-        for line in BufReader::new(input).lines() {
-            let line = line.with_context(|| format!("reading {}", path.display()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Value>(&line)
-                .ok()
-                .as_ref()
-                .and_then(Observation::from_json)
-            {
-                Some(obs) => table.observe(obs),
-                None => skipped_lines += 1,
-            }
-        }
-        return Ok(Loaded {
-            table,
-            report: None,
-            skipped_lines,
-        });
+        return load_json_lines(path, BufReader::new(input), rules);
     }
     let mut reader = EventFileReader::new(BufReader::new(input))
         .with_context(|| format!("reading {}", path.display()))?;
-    let shared = Rc::new(RefCell::new(EndpointTable::new()));
+    let shared = Rc::new(RefCell::new(T::default()));
     let config = PipelineConfig {
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
+        routes: rules.clone(),
         ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(
@@ -107,11 +96,43 @@ pub fn load(path: &Path, progress: bool) -> anyhow::Result<Loaded> {
     }
     meter.done();
     let report = pipeline.finish()?;
-    let table = shared.replace(EndpointTable::new());
+    let table = shared.take();
     Ok(Loaded {
         table,
         report: Some(report),
         skipped_lines: 0,
+    })
+}
+
+/// JSON lines keep the route they were written with, unless `rules` bring templates (or the
+/// lines predate routes): then it is found again from the url.
+fn load_json_lines<T: Observer + Default>(
+    path: &Path,
+    input: impl BufRead,
+    rules: &RouteRules,
+) -> anyhow::Result<Loaded<T>> {
+    let mut table = T::default();
+    let mut routes = Routes::new(rules);
+    let mut skipped_lines = 0;
+    for line in input.lines() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value = serde_json::from_str::<Value>(&line).ok();
+        let Some(mut obs) = value.as_ref().and_then(Observation::from_json) else {
+            skipped_lines += 1;
+            continue;
+        };
+        if !obs.url.is_empty() && (obs.route.is_empty() || !rules.templates.is_empty()) {
+            obs.route = routes.route(&obs.url, obs.grpc).to_string();
+        }
+        table.observe(obs);
+    }
+    Ok(Loaded {
+        table,
+        report: None,
+        skipped_lines,
     })
 }
 
@@ -173,7 +194,7 @@ pub fn render_text(loaded: &Loaded) -> String {
     let line = |out: &mut String, cells: &[String]| {
         for (i, (cell, width)) in cells.iter().zip(columns.widths()).enumerate() {
             let width = usize::from(width);
-            if i <= columns.path_column() {
+            if i <= columns.route_column() {
                 let _ = write!(out, "{cell:<width$} ");
             } else {
                 let _ = write!(out, "{cell:>width$} ");
@@ -212,7 +233,7 @@ pub fn render_text(loaded: &Loaded) -> String {
         let _ = writeln!(
             out,
             "\n{} {} {} {} ({}:{})  n={}",
-            key.role, key.proto, key.method, key.path, key.comm, key.port, stats.count
+            key.role, key.proto, key.method, key.route, key.comm, key.port, stats.count
         );
         let buckets = latency_buckets(stats);
         let max = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1);
@@ -235,7 +256,7 @@ pub fn to_json(loaded: &Loaded) -> Value {
         .into_iter()
         .map(|(key, stats)| {
             json!({
-                "role": key.role, "proto": key.proto, "method": key.method, "path": key.path,
+                "role": key.role, "proto": key.proto, "method": key.method, "route": key.route,
                 "process": key.comm, "container_id": key.container, "port": key.port,
                 "count": stats.count, "errors": stats.errors, "error_pct": stats.error_pct(),
                 "status_classes": stats.status_classes,

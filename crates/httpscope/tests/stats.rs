@@ -2,36 +2,20 @@
 //! `replay --format json` makes of it, give the same endpoints. No root needed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::Command;
 
 use serde_json::Value;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../httpscope-core/tests/fixtures/{name}.events"))
-}
-
-fn httpscope(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_httpscope"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use support::{fixture, httpscope_ok};
 
 fn stats_json(path: &str) -> Value {
-    serde_json::from_str(&httpscope(&["stats", "--json", path])).unwrap()
+    serde_json::from_str(&httpscope_ok(&["stats", "--json", path])).unwrap()
 }
 
 #[test]
 fn event_file_table_and_histograms() {
-    let text = httpscope(&["stats", fixture("demo-traffic").to_str().unwrap()]);
+    let text = httpscope_ok(&["stats", fixture("demo-traffic").to_str().unwrap()]);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("PROCESS") && lines[0].contains("P99ms") && lines[0].contains("BYTES")
@@ -72,7 +56,7 @@ fn json_output_file_matches_event_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let jsonl = dir.join("records.jsonl");
     let _ = std::fs::remove_file(&jsonl);
-    httpscope(&[
+    httpscope_ok(&[
         "replay",
         events.to_str().unwrap(),
         "--format",
@@ -90,7 +74,7 @@ fn json_output_file_matches_event_file() {
     assert!(from_events["report"]["kernel"].is_object());
     let slow = endpoints
         .iter()
-        .find(|e| e["path"] == "/slow" && e["role"] == "server")
+        .find(|e| e["route"] == "/slow" && e["role"] == "server")
         .unwrap();
     assert_eq!(
         (slow["count"].as_u64(), slow["errors"].as_u64()),
@@ -111,7 +95,7 @@ fn json_output_file_matches_event_file() {
         for field in [
             "role",
             "method",
-            "path",
+            "route",
             "process",
             "port",
             "count",
@@ -204,15 +188,21 @@ fn endpoints_are_grouped_and_filtered_by_container() {
         vec![(String::new(), 1), (a.clone(), 2), (b.clone(), 1)]
     );
 
-    let text = httpscope(&["stats", "--container", &a[..12], path]);
+    let text = httpscope_ok(&["stats", "--container", &a[..12], path]);
     let rows: Vec<&str> = text.lines().skip(1).take_while(|l| !l.is_empty()).collect();
     assert_eq!(rows.len(), 1, "{text}");
     assert!(
         rows[0].starts_with(&format!("api            {}", &a[..12])),
         "{text}"
     );
-    let only_b: Value =
-        serde_json::from_str(&httpscope(&["stats", "--json", "--container", "B0", path])).unwrap();
+    let only_b: Value = serde_json::from_str(&httpscope_ok(&[
+        "stats",
+        "--json",
+        "--container",
+        "B0",
+        path,
+    ]))
+    .unwrap();
     assert_eq!(only_b["endpoints"].as_array().unwrap().len(), 1);
     assert_eq!(only_b["endpoints"][0]["container_id"], b.as_str());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -68,12 +68,34 @@ impl Drop for Tmux {
     }
 }
 
-/// The row of an HTTP/1.1 endpoint: ROLE, PROTO, METHOD and PATH side by side.
+/// The row of an HTTP/1.1 endpoint: ROLE, PROTO, METHOD and ROUTE side by side.
 fn row<'a>(screen: &'a str, role: &str, method: &str, path: &str) -> Option<&'a str> {
     screen.lines().find(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();
         words.windows(4).any(|w| w == [role, "1.1", method, path])
     })
+}
+
+/// COUNT: the row's last whole number (the sparkline after it has no digits).
+fn count(row: &str) -> Option<u64> {
+    row.split_whitespace().rev().find_map(|w| w.parse().ok())
+}
+
+/// The details view's histogram rows (`≤    0.25 ms      12 ████`): (count, bar length).
+fn histogram_rows(screen: &str) -> Vec<(u64, usize)> {
+    screen
+        .lines()
+        .filter(|l| l.starts_with('≤') || l.starts_with("     more"))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(" ms ")?;
+            let mut words = rest.split_whitespace();
+            let n = words.next()?.parse().ok()?;
+            let bar = words
+                .next()
+                .map_or(0, |w| w.chars().filter(|c| *c == '█').count());
+            Some((n, bar))
+        })
+        .collect()
 }
 
 #[test]
@@ -130,32 +152,48 @@ fn top_shows_live_endpoints_and_restores_the_terminal() {
                 ("POST", "/echo"),
             ]
             .iter()
-            .all(|(m, p)| row(s, role, m, p).is_some_and(|r| r.trim_end().ends_with(" 20")))
+            .all(|(m, p)| row(s, role, m, p).is_some_and(|r| count(r) == Some(20)))
         })
     });
     eprintln!("captured top screen:\n{screen}");
     assert!(screen.contains("kernel_drops=0"), "{screen}");
-    assert!(row(&screen, "server", "GET", "/slow")
-        .unwrap()
-        .contains("demo-server"));
+    let slow = row(&screen, "server", "GET", "/slow").unwrap();
+    assert!(slow.contains("demo-server"), "{slow}");
+    // The rate sparkline after COUNT: the last minute's traffic, in block characters.
+    assert!(screen.contains("LAST 60s"), "{screen}");
+    let spark = slow.rsplit(" 20 ").next().unwrap();
+    assert!(spark.chars().any(|c| ('▁'..='█').contains(&c)), "{slow}");
     std::fs::write(dir.path.join("screen.txt"), &screen).unwrap();
 
     tmux.keys(&["s"]);
     tmux.wait("sort by COUNT", |s| s.contains("sort: COUNT"));
     tmux.keys(&["/", "healthz", "Enter"]);
-    let filtered = tmux.wait("the healthz filter", |s| s.contains("endpoints: 2/8"));
-    assert!(
-        row(&filtered, "server", "GET", "/slow").is_none(),
-        "{filtered}"
-    );
+    // The screen is redrawn often: wait for a whole frame, not the first line of one.
+    // (A timeout here, with /slow still listed, is a filter that did not filter.)
+    tmux.wait("the healthz filter hiding /slow", |s| {
+        s.contains("endpoints: 2/8")
+            && row(s, "server", "GET", "/healthz").is_some()
+            && row(s, "server", "GET", "/slow").is_none()
+    });
     tmux.keys(&["Down", "Enter"]);
-    let details = tmux.wait("the details view", |s| s.contains("latest first"));
+    let details = tmux.wait("the details view with its histogram", |s| {
+        s.contains("latest first") && histogram_rows(s).iter().map(|(n, _)| n).sum::<u64>() == 20
+    });
     assert!(
         details.contains("/healthz") && details.contains("\"status\":\"ok\""),
         "{details}"
     );
     assert!(
         details.contains("< content-type: application/json"),
+        "{details}"
+    );
+    // The latency histogram beside the exchanges: a bar per bucket, counting all 20.
+    assert!(details.contains("latency, n=20"), "{details}");
+    let bars = histogram_rows(&details);
+    assert!(!bars.is_empty(), "{details}");
+    assert_eq!(bars.iter().map(|(n, _)| n).sum::<u64>(), 20, "{details}");
+    assert!(
+        bars.iter().all(|(n, bar)| (*n > 0) == (*bar > 0)),
         "{details}"
     );
     tmux.keys(&["Escape"]);

@@ -20,6 +20,16 @@ pub struct LatencyBucket {
 
 /// The endpoint's latency histogram in fixed buckets, empty leading and trailing ones cut.
 pub fn latency_buckets(stats: &EndpointStats) -> Vec<LatencyBucket> {
+    let mut buckets = all_latency_buckets(stats);
+    let first = buckets.iter().position(|b| b.count > 0).unwrap_or(0);
+    let last = buckets.iter().rposition(|b| b.count > 0).unwrap_or(0);
+    buckets.truncate(last + 1);
+    buckets.drain(..first);
+    buckets
+}
+
+/// Every bucket, from ≤ 0.1 ms to over 10 s: one axis for every endpoint.
+pub fn all_latency_buckets(stats: &EndpointStats) -> Vec<LatencyBucket> {
     let mut counts = [0u64; BOUNDS_US.len() + 1];
     for value in stats.latency_us.iter_recorded() {
         let us = stats
@@ -30,17 +40,12 @@ pub fn latency_buckets(stats: &EndpointStats) -> Vec<LatencyBucket> {
             *count += value.count_at_value();
         }
     }
-    let mut buckets: Vec<LatencyBucket> = counts
+    counts
         .iter()
         .enumerate()
         .map(|(i, count)| LatencyBucket {
             le_ms: BOUNDS_US.get(i).map(|us| *us as f64 / 1000.0),
             count: *count,
         })
-        .collect();
-    let first = buckets.iter().position(|b| b.count > 0).unwrap_or(0);
-    let last = buckets.iter().rposition(|b| b.count > 0).unwrap_or(0);
-    buckets.truncate(last + 1);
-    buckets.drain(..first);
-    buckets
+        .collect()
 }

@@ -1,18 +1,20 @@
-//! Endpoint analysis for `httpscope top` and `httpscope stats`: an
-//! [`EndpointTable`] fed live through [`EndpointSink`] or offline from files.
+//! Endpoint analysis for `httpscope top`, `stats` and `report`: an [`EndpointTable`]
+//! (or the report's [`ReportData`]) fed live through [`EndpointSink`] or offline from files.
 
 mod histogram;
 mod observation;
+mod report;
 mod sink;
 mod table;
 
 #[cfg(test)]
 mod tests;
 
-pub use histogram::{latency_buckets, LatencyBucket};
+pub use histogram::{all_latency_buckets, latency_buckets, LatencyBucket};
 pub use observation::{parse_rfc3339_ns, Observation};
-pub use sink::{EndpointSink, SharedTable};
+pub use report::{Binned, ReportData, Series, SlowExchange, SLOWEST};
+pub use sink::{EndpointSink, Observer, SharedTable};
 pub use table::{
-    EndpointKey, EndpointStats, EndpointTable, ExchangeView, MessageView, LATEST_EXCHANGES,
-    MAX_ENDPOINTS, OTHER_PATH, RATE_WINDOW_SECS,
+    is_failure, EndpointKey, EndpointStats, EndpointTable, ExchangeView, MessageView, HISTORY_SECS,
+    LATEST_EXCHANGES, MAX_ENDPOINTS, OTHER_ROUTES, RATE_WINDOW_SECS,
 };

@@ -25,6 +25,8 @@ pub struct Observation {
     pub proto: String,
     pub method: String,
     pub url: String,
+    /// The url's route; empty when unknown (JSON lines written without one).
+    pub route: String,
     pub status: Option<u16>,
     /// A gRPC call (`content-type: application/grpc*`).
     pub grpc: bool,
@@ -72,6 +74,7 @@ impl Observation {
             proto: message.proto.as_str().to_owned(),
             method: message.method.as_deref().unwrap_or_default().to_owned(),
             url: message.url.as_deref().unwrap_or_default().to_owned(),
+            route: record.route.unwrap_or_default().to_owned(),
             status: message.status,
             grpc: message.grpc.is_some(),
             grpc_status: message.grpc.as_deref().and_then(|g| g.status),
@@ -148,6 +151,7 @@ impl Observation {
             },
             method: text("method").to_owned(),
             url: text("url").to_owned(),
+            route: text("route").to_owned(),
             status: number("status").and_then(|s| u16::try_from(s).ok()),
             grpc: value.get("grpc_service").is_some(),
             grpc_status: number("grpc_status").and_then(|s| u32::try_from(s).ok()),

@@ -1,19 +1,22 @@
-//! The endpoint table: per (role, protocol, method, path, process, port) counts,
+//! The endpoint table: per (role, protocol, method, route, process, port) counts,
 //! errors, bytes, a sliding-window rate, latency histograms and the latest exchanges.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use hdrhistogram::Histogram;
 
 use super::observation::Observation;
 
-/// Endpoints kept at most; later ones are summed under [`OTHER_PATH`].
+/// Endpoints kept at most; later ones are summed under [`OTHER_ROUTES`].
 pub const MAX_ENDPOINTS: usize = 1000;
-pub const OTHER_PATH: &str = "(other paths)";
+pub const OTHER_ROUTES: &str = "(other routes)";
 /// Latest exchanges kept per endpoint.
 pub const LATEST_EXCHANGES: usize = 8;
 /// Width of the sliding rate window, in seconds.
 pub const RATE_WINDOW_SECS: i64 = 10;
+/// Seconds of per-second counts kept (for sparklines); the rate window is their end.
+pub const HISTORY_SECS: i64 = 60;
 /// Requests awaiting their response, at most (then the oldest are forgotten).
 const MAX_PENDING: usize = 4096;
 
@@ -24,7 +27,8 @@ pub struct EndpointKey {
     /// `1.0`, `1.1`, `h2`, or `grpc` for gRPC calls (over h2).
     pub proto: &'static str,
     pub method: String,
-    pub path: String,
+    /// The route (the path when the observation has none).
+    pub route: String,
     pub comm: String,
     /// The container's full id; empty outside containers.
     pub container: String,
@@ -67,14 +71,17 @@ pub struct EndpointStats {
     pub latency_us: Histogram<u64>,
     pub first_ns: i64,
     pub last_ns: i64,
-    /// Responses per second slot: (second, count), indexed by second % window.
-    buckets: [(i64, u32); RATE_WINDOW_SECS as usize],
+    /// Responses per second slot: (second, count), indexed by second % history.
+    buckets: [(i64, u32); HISTORY_SECS as usize],
     pub latest: VecDeque<ExchangeView>,
+    /// The endpoint these are the stats of (so that [`EndpointTable::observe`] can say).
+    key: EndpointKey,
 }
 
 impl EndpointStats {
-    fn new() -> Self {
+    fn new(key: EndpointKey) -> Self {
         Self {
+            key,
             count: 0,
             errors: 0,
             status_classes: [0; 5],
@@ -83,7 +90,7 @@ impl EndpointStats {
             latency_us: latency_histogram(),
             first_ns: i64::MAX,
             last_ns: i64::MIN,
-            buckets: [(i64::MIN, 0); RATE_WINDOW_SECS as usize],
+            buckets: [(i64::MIN, 0); HISTORY_SECS as usize],
             latest: VecDeque::new(),
         }
     }
@@ -98,6 +105,19 @@ impl EndpointStats {
             .map(|(_, n)| u64::from(*n))
             .sum();
         sum as f64 / RATE_WINDOW_SECS as f64
+    }
+
+    /// Responses in each of the [`HISTORY_SECS`] seconds ending at `now_ns`, oldest first.
+    pub fn history(&self, now_ns: i64) -> [u32; HISTORY_SECS as usize] {
+        let now = now_ns.div_euclid(1_000_000_000);
+        let mut counts = [0; HISTORY_SECS as usize];
+        for (sec, n) in &self.buckets {
+            let age = now - sec;
+            if (0..HISTORY_SECS).contains(&age) {
+                counts[(HISTORY_SECS - 1 - age) as usize] = *n;
+            }
+        }
+        counts
     }
 
     /// Responses per second from the first to the last one seen (offline view).
@@ -126,6 +146,15 @@ impl EndpointStats {
 
     pub fn bytes(&self) -> u64 {
         self.request_bytes.saturating_add(self.response_bytes)
+    }
+}
+
+/// Whether an exchange failed: 4xx and 5xx; for gRPC, a `grpc-status` other than 0 (or none).
+pub fn is_failure(grpc: bool, status: u16, grpc_status: Option<u32>) -> bool {
+    if grpc {
+        grpc_status != Some(0)
+    } else {
+        status >= 400
     }
 }
 
@@ -187,7 +216,9 @@ impl EndpointTable {
         rows
     }
 
-    pub fn observe(&mut self, obs: Observation) {
+    /// Takes in one message; for a final response, returns the exchange it completed and
+    /// the endpoint it was counted under.
+    pub fn observe(&mut self, obs: Observation) -> Option<(&EndpointKey, &ExchangeView)> {
         self.messages += 1;
         self.latest_ns = self.latest_ns.max(obs.unix_ns);
         self.partial_messages += u64::from(obs.partial);
@@ -202,42 +233,50 @@ impl EndpointTable {
             if let Some(exchange) = obs.exchange {
                 self.remember_request((obs.conn, exchange), view);
             }
-            return;
+            return None;
         }
         if obs.interim {
-            return;
+            return None;
         }
-        let Some(latency_ns) = obs.latency_ns else {
-            return;
-        };
+        let latency_ns = obs.latency_ns?;
         // A gRPC call reset before its response head has no HTTP status, and is still a call.
         let status = match (obs.status, obs.grpc) {
             (Some(status), _) => status,
             (None, true) => 0,
-            (None, false) => return,
+            (None, false) => return None,
         };
-        let failed = if obs.grpc {
-            obs.grpc_status != Some(0)
-        } else {
-            status >= 400
-        };
+        let failed = is_failure(obs.grpc, status, obs.grpc_status);
         let request = obs
             .exchange
             .and_then(|exchange| self.pending.remove(&(obs.conn, exchange)));
-        let path = obs.url.split(['?', '#']).next().unwrap_or_default();
+        let route = if obs.route.is_empty() {
+            obs.url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            obs.route
+        };
         let mut key = EndpointKey {
             role: obs.role,
             proto: proto_label(&obs.proto, obs.grpc),
             method: obs.method,
-            path: path.to_owned(),
+            route,
             comm: obs.comm,
             container: obs.container,
             port: obs.port,
         };
         if self.endpoints.len() >= MAX_ENDPOINTS && !self.endpoints.contains_key(&key) {
-            key.path = OTHER_PATH.to_owned();
+            key.route = OTHER_ROUTES.to_owned();
         }
-        let stats = self.endpoints.entry(key).or_insert_with(EndpointStats::new);
+        let stats = match self.endpoints.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let key = entry.key().clone();
+                entry.insert(EndpointStats::new(key))
+            }
+        };
         stats.count += 1;
         stats.errors += u64::from(failed);
         if let Some(slot) = (status / 100)
@@ -254,7 +293,7 @@ impl EndpointTable {
         stats.first_ns = stats.first_ns.min(obs.unix_ns);
         stats.last_ns = stats.last_ns.max(obs.unix_ns);
         let sec = obs.unix_ns.div_euclid(1_000_000_000);
-        let slot = &mut stats.buckets[sec.rem_euclid(RATE_WINDOW_SECS) as usize];
+        let slot = &mut stats.buckets[sec.rem_euclid(HISTORY_SECS) as usize];
         if slot.0 == sec {
             slot.1 = slot.1.saturating_add(1);
         } else if slot.0 < sec {
@@ -273,6 +312,8 @@ impl EndpointTable {
             request,
             response: view,
         });
+        let exchange = stats.latest.back()?;
+        Some((&stats.key, exchange))
     }
 
     fn remember_request(&mut self, id: (u64, u64), view: MessageView) {

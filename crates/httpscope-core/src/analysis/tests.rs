@@ -46,7 +46,7 @@ fn aggregates_counts_errors_bytes_and_percentiles() {
     assert_eq!(rows.len(), 2);
     let (key, a) = rows[0];
     assert_eq!(
-        (key.path.as_str(), key.port, key.comm.as_str()),
+        (key.route.as_str(), key.port, key.comm.as_str()),
         ("/a", 8080, "srv")
     );
     assert_eq!(
@@ -100,6 +100,11 @@ fn rate_is_a_sliding_window() {
     assert!((stats.rate(now + 5_000_000_000) - 2.5).abs() < 1e-9);
     assert_eq!(stats.rate(now + 60_000_000_000), 0.0);
     assert!((stats.mean_rate() - 150.0 / 29.0).abs() < 1e-9);
+    let history = stats.history(now);
+    assert_eq!(history[..30], [0; 30]);
+    assert_eq!(history[30..], [5; 30]);
+    assert_eq!(stats.history(now + 40_000_000_000)[..20], [5; 20]);
+    assert_eq!(stats.history(now + 40_000_000_000)[20..], [0; 40]);
 }
 
 #[test]
@@ -124,7 +129,7 @@ fn endpoints_and_pending_requests_are_bounded() {
     let other = table
         .rows()
         .into_iter()
-        .find(|(k, _)| k.path == OTHER_PATH)
+        .find(|(k, _)| k.route == OTHER_ROUTES)
         .unwrap();
     assert_eq!(other.1.count, 10);
     for i in 0..20_000u64 {
@@ -134,7 +139,7 @@ fn endpoints_and_pending_requests_are_bounded() {
     let p = table
         .rows()
         .into_iter()
-        .find(|(k, _)| k.path == OTHER_PATH)
+        .find(|(k, _)| k.route == OTHER_ROUTES)
         .unwrap();
     assert!(p.1.latest.back().unwrap().request.is_some());
 }

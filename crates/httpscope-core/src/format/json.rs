@@ -40,6 +40,8 @@ struct JsonRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     authority: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
@@ -129,6 +131,7 @@ pub fn write_line(record: &ExchangeRecord<'_>, out: &mut Vec<u8>) {
         exchange: message.exchange,
         method: message.method.as_deref(),
         url: message.url.as_deref(),
+        route: record.route,
         authority: message.authority(),
         status: message.status,
         http_version: message.proto.version(),

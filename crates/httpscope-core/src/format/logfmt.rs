@@ -67,6 +67,10 @@ pub fn write_line(record: &ExchangeRecord<'_>, timestamps: &mut Timestamps, out:
         out.extend_from_slice(b" url=");
         value(url, out);
     }
+    if let Some(route) = record.route {
+        out.extend_from_slice(b" route=");
+        value(route, out);
+    }
     if let Some(authority) = message.authority() {
         out.extend_from_slice(b" authority=");
         value(authority, out);
@@ -355,6 +359,7 @@ mod tests {
             conn: &conn,
             role: None,
             message: &message,
+            route: Some("/pkg.Echo/Say"),
         };
         let mut out = Vec::new();
         write_line(&record, &mut Timestamps::default(), &mut out);
@@ -364,7 +369,7 @@ mod tests {
             fields,
             Some(
                 "response proto=h2 stream=5 exchange=3 bytes=0 method=POST url=/pkg.Echo/Say \
-                 authority=localhost:1 status=200 grpc_service=pkg.Echo grpc_method=Say \
+                 route=/pkg.Echo/Say authority=localhost:1 status=200 grpc_service=pkg.Echo grpc_method=Say \
                  grpc_status=14 grpc_message=\"gone away\" grpc_messages=2 latency_ms=2.000 \
                  reset_code=8 unknown_headers=2 body=\"\" raw=\"\"\n"
             )

@@ -15,8 +15,9 @@
 //! labelled `rpc_system="grpc"`, `rpc_service`, `rpc_method`,
 //! `rpc_grpc_status_code` (`_UNKNOWN` when the call ended without one), `role`
 //! and `process`. Cardinality is bounded: unknown methods become `_OTHER`,
-//! routes are templated ([`RouteTemplater`]) and capped, overflowing to
-//! `{other}`; gRPC service/method pairs are capped likewise.
+//! `http_route` is the record's route ([`crate::route`]: templated and capped,
+//! overflowing to `{other}`; `{unknown}` without a target); gRPC service/method
+//! pairs are capped likewise.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::routes::RouteTemplater;
 use super::{Sink, SinkError};
 use crate::event::abi::KernelStat;
 use crate::http::{GrpcCall, MessageKind, Role};
@@ -329,17 +329,15 @@ impl Metrics {
 /// Feeds [`Metrics`] from records.
 pub struct MetricsSink {
     metrics: Metrics,
-    routes: RouteTemplater,
     rpc_methods: RpcMethods,
 }
 
 impl MetricsSink {
-    pub fn new(metrics: Metrics, routes: RouteTemplater) -> Self {
-        let rpc_methods = RpcMethods::new(routes.max_routes());
+    /// `max_rpc_methods`: distinct gRPC (service, method) label pairs kept (as routes are).
+    pub fn new(metrics: Metrics, max_rpc_methods: usize) -> Self {
         Self {
             metrics,
-            routes,
-            rpc_methods,
+            rpc_methods: RpcMethods::new(max_rpc_methods),
         }
     }
 
@@ -422,7 +420,7 @@ impl Sink for MetricsSink {
             .unwrap_or_default()
             .to_string();
         let method = method_label(message.method.as_deref());
-        let route = self.routes.route(record.path());
+        let route = record.route.unwrap_or("{unknown}").to_string();
         match message.kind {
             MessageKind::Request => {
                 self.metrics
@@ -558,6 +556,7 @@ mod tests {
             conn: &conn,
             role: Some(Role::Server),
             message,
+            route: message.url.as_deref(),
         };
         assert!(sink.record(&record).is_ok());
     }
@@ -565,7 +564,7 @@ mod tests {
     #[test]
     fn grpc_calls_follow_the_rpc_conventions_and_h2_joins_http() {
         let metrics = Metrics::new();
-        let mut sink = MetricsSink::new(metrics.clone(), RouteTemplater::default());
+        let mut sink = MetricsSink::new(metrics.clone(), crate::route::DEFAULT_MAX_ROUTES);
         feed(
             &mut sink,
             &h2_response(Some(grpc_call("Say", Some(5))), Some(200)),
@@ -605,7 +604,7 @@ mod tests {
     #[test]
     fn grpc_methods_are_capped() {
         let metrics = Metrics::new();
-        let mut sink = MetricsSink::new(metrics.clone(), RouteTemplater::new(Vec::new(), 1));
+        let mut sink = MetricsSink::new(metrics.clone(), 1);
         feed(
             &mut sink,
             &h2_response(Some(grpc_call("A", Some(0))), Some(200)),

@@ -3,13 +3,11 @@
 mod line;
 mod metrics;
 mod pcap;
-mod routes;
 mod summary;
 
 pub use line::{LineFormat, LineSink};
 pub use metrics::{Metrics, MetricsSink};
 pub use pcap::{PcapCounters, PcapSink};
-pub use routes::{RouteTemplater, DEFAULT_MAX_ROUTES};
 pub use summary::{EndpointSummary, SummarySink};
 
 use std::io;

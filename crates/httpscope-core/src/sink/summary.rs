@@ -14,12 +14,12 @@ use crate::http::MessageKind;
 use crate::record::ExchangeRecord;
 use crate::stats::Report;
 
-/// Endpoints kept at most; later ones are summed under [`OTHER_PATH`], so ids in
+/// Endpoints kept at most; later ones are summed under [`OTHER_ROUTES`], so ids in
 /// paths cannot grow memory without bound.
 const MAX_ENDPOINTS: usize = 1000;
-const OTHER_PATH: &str = "(other paths)";
+const OTHER_ROUTES: &str = "(other routes)";
 
-/// (role, method, path) → stats; looked up by [`EndpointRef`] (one probe), so a hit
+/// (role, method, route) → stats; looked up by [`EndpointRef`] (one probe), so a hit
 /// allocates nothing.
 type Endpoints = HashMap<EndpointKey, EndpointStats>;
 
@@ -27,7 +27,7 @@ type Endpoints = HashMap<EndpointKey, EndpointStats>;
 struct EndpointKey {
     role: &'static str,
     method: String,
-    path: String,
+    route: String,
 }
 
 /// An [`EndpointKey`] borrowed from a record; hashes the same way.
@@ -35,12 +35,12 @@ struct EndpointKey {
 struct EndpointRef<'a> {
     role: &'static str,
     method: &'a str,
-    path: &'a str,
+    route: &'a str,
 }
 
 impl Equivalent<EndpointKey> for EndpointRef<'_> {
     fn equivalent(&self, key: &EndpointKey) -> bool {
-        self.role == key.role && self.method == key.method && self.path == key.path
+        self.role == key.role && self.method == key.method && self.route == key.route
     }
 }
 
@@ -49,7 +49,7 @@ impl From<&EndpointRef<'_>> for EndpointKey {
         EndpointKey {
             role: key.role,
             method: key.method.to_owned(),
-            path: key.path.to_owned(),
+            route: key.route.to_owned(),
         }
     }
 }
@@ -87,7 +87,7 @@ impl EndpointStats {
 pub struct EndpointSummary {
     pub role: String,
     pub method: String,
-    pub path: String,
+    pub route: String,
     pub count: u64,
     /// Responses per status class: 1xx, 2xx, 3xx, 4xx, 5xx.
     pub status_classes: [u64; 5],
@@ -124,7 +124,7 @@ impl<W: Write> SummarySink<W> {
                 EndpointSummary {
                     role: key.role.to_owned(),
                     method: key.method.clone(),
-                    path: key.path.clone(),
+                    route: key.route.clone(),
                     count: stats.count,
                     status_classes: stats.status_classes,
                     p50_ms: quantile(0.5),
@@ -133,7 +133,7 @@ impl<W: Write> SummarySink<W> {
                 }
             })
             .collect();
-        rows.sort_by(|a, b| (&a.role, &a.method, &a.path).cmp(&(&b.role, &b.method, &b.path)));
+        rows.sort_by(|a, b| (&a.role, &a.method, &a.route).cmp(&(&b.role, &b.method, &b.route)));
         rows
     }
 
@@ -144,7 +144,7 @@ impl<W: Write> SummarySink<W> {
             "{:<7} {:<7} {:<28} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9}",
             "ROLE",
             "METHOD",
-            "PATH",
+            "ROUTE",
             "COUNT",
             "1xx",
             "2xx",
@@ -160,7 +160,7 @@ impl<W: Write> SummarySink<W> {
             let _ = writeln!(
                 text,
                 "{:<7} {:<7} {:<28} {:>7} {c1:>6} {c2:>6} {c3:>6} {c4:>6} {c5:>6} {:>9.2} {:>9.2} {:>9.2}",
-                row.role, row.method, row.path, row.count, row.p50_ms, row.p90_ms, row.p99_ms
+                row.role, row.method, row.route, row.count, row.p50_ms, row.p90_ms, row.p99_ms
             );
         }
         if self.tls_records.iter().any(|&n| n > 0) {
@@ -237,14 +237,18 @@ impl<W: Write> Sink for SummarySink<W> {
         };
         let role = record.role.map_or("-", |r| r.as_str());
         let method = message.method.as_deref().unwrap_or_default();
-        let path = record.path().unwrap_or_default();
-        let mut key = EndpointRef { role, method, path };
+        let route = record.route.unwrap_or_default();
+        let mut key = EndpointRef {
+            role,
+            method,
+            route,
+        };
         if let Some(stats) = self.endpoints.get_mut(&key) {
             stats.add(status, latency_ns);
             return Ok(());
         }
         if self.endpoint_count >= MAX_ENDPOINTS {
-            key.path = OTHER_PATH;
+            key.route = OTHER_ROUTES;
         }
         let stats = match self.endpoints.get_mut(&key) {
             Some(stats) => stats,
@@ -298,6 +302,8 @@ mod tests {
             conn: &conn,
             role: Some(Role::Server),
             message,
+            // The pipeline's route; here the path is route enough.
+            route: message.url.as_deref().and_then(|url| url.split('?').next()),
         };
         sink.record(&record).unwrap();
     }
@@ -316,7 +322,12 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let a = &rows[0];
         assert_eq!(
-            (a.role.as_str(), a.method.as_str(), a.path.as_str(), a.count),
+            (
+                a.role.as_str(),
+                a.method.as_str(),
+                a.route.as_str(),
+                a.count
+            ),
             ("server", "GET", "/a", 100)
         );
         assert_eq!(a.status_classes, [0, 90, 0, 0, 10]);
@@ -337,7 +348,7 @@ mod tests {
         }
         let rows = sink.rows();
         assert_eq!(rows.len(), MAX_ENDPOINTS + 1);
-        let other = rows.iter().find(|r| r.path == OTHER_PATH).unwrap();
+        let other = rows.iter().find(|r| r.route == OTHER_ROUTES).unwrap();
         assert_eq!(other.count, 50);
     }
 }

@@ -1,6 +1,8 @@
 //! Shared by the pipeline and replay tests: a sink that keeps what it is given.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod rng;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -24,6 +26,7 @@ pub struct Seen {
     pub dst: String,
     pub method: Option<String>,
     pub url: Option<String>,
+    pub route: Option<String>,
     pub status: Option<u16>,
     pub exchange: Option<u64>,
     pub latency_ns: Option<u64>,
@@ -60,6 +63,7 @@ impl Sink for Collector {
             dst: record.dst().to_string(),
             method: m.method.as_deref().map(str::to_owned),
             url: m.url.as_deref().map(str::to_owned),
+            route: record.route.map(str::to_owned),
             status: m.status,
             exchange: m.exchange,
             latency_ns: m.latency_ns,

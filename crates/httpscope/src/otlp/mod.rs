@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use httpscope_core::http::{MessageKind, Role};
 use httpscope_core::record::ExchangeRecord;
-use httpscope_core::sink::{RouteTemplater, Sink, SinkError};
+use httpscope_core::sink::{Sink, SinkError};
 use httpscope_core::stats::Report;
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
@@ -57,12 +57,11 @@ pub struct OtlpSink {
     tx: Option<SyncSender<Exchange>>,
     worker: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
-    routes: RouteTemplater,
 }
 
 impl OtlpSink {
     /// Builds the exporters (a malformed endpoint fails here) and starts the exporter thread.
-    pub fn start(targets: &OtlpTargets, routes: RouteTemplater) -> anyhow::Result<Self> {
+    pub fn start(targets: &OtlpTargets) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("otlp-io")
@@ -87,11 +86,10 @@ impl OtlpSink {
             tx: Some(tx),
             worker: Some(worker),
             counters: Arc::default(),
-            routes,
         })
     }
 
-    fn exchange(&mut self, record: &ExchangeRecord<'_>) -> Option<Exchange> {
+    fn exchange(&self, record: &ExchangeRecord<'_>) -> Option<Exchange> {
         let message = record.message;
         let role = record.role?;
         let (MessageKind::Response, Some(latency_ns), false) =
@@ -117,7 +115,7 @@ impl OtlpSink {
 
         let (method, method_original) = method_label(message.method.as_deref());
         let path = record.path().unwrap_or("").to_string();
-        let route = self.routes.route(record.path());
+        let route = record.route.unwrap_or("{unknown}").to_string();
         let conn = record.conn;
         let (server, client) = match role {
             Role::Server => (conn.local, conn.remote),

@@ -51,11 +51,12 @@ fn ring_bytes(args: &RecordArgs) -> u32 {
     args.ring_mb.saturating_mul(1 << 20)
 }
 
-/// How the live pipeline decodes and redacts.
+/// How the live pipeline decodes, redacts and finds routes.
 pub(crate) fn pipeline_config(args: &RecordArgs, wall_clock_offset_ns: i64) -> PipelineConfig {
     PipelineConfig {
         http: http_config(&args.output),
         redactor: redactor(&args.output),
+        routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns,
         ..PipelineConfig::default()
     }

@@ -9,7 +9,7 @@ const HEADERS: [&str; 14] = [
     "ROLE",
     "PROTO",
     "METHOD",
-    "PATH",
+    "ROUTE",
     "REQ/S",
     "ERR%",
     "P50ms",
@@ -19,17 +19,17 @@ const HEADERS: [&str; 14] = [
     "COUNT",
 ];
 
-/// Column widths in characters (PATH takes what is left in the TUI).
+/// Column widths in characters (ROUTE takes what is left in the TUI).
 const WIDTHS: [u16; 14] = [14, 12, 5, 6, 5, 7, 28, 7, 6, 8, 8, 8, 7, 7];
 const CONTAINER_COLUMN: usize = 1;
-/// Where PATH is; it and the columns before it are text (left-aligned), the rest numbers.
-const PATH_COLUMN: usize = 6;
+/// Where ROUTE is; it and the columns before it are text (left-aligned), the rest numbers.
+const ROUTE_COLUMN: usize = 6;
 /// The CONTAINER column shows this many characters of the id, as `docker ps` does.
 const SHORT_ID: usize = 12;
 
 pub type Row<'a> = (&'a EndpointKey, &'a EndpointStats);
 
-/// What the table is sorted by (largest first, except PATH).
+/// What the table is sorted by (largest first, except ROUTE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     Rate,
@@ -39,7 +39,7 @@ pub enum SortKey {
     P90,
     P99,
     Bytes,
-    Path,
+    Route,
 }
 
 impl SortKey {
@@ -51,7 +51,7 @@ impl SortKey {
         SortKey::P90,
         SortKey::P99,
         SortKey::Bytes,
-        SortKey::Path,
+        SortKey::Route,
     ];
 
     pub fn label(self) -> &'static str {
@@ -63,7 +63,7 @@ impl SortKey {
             SortKey::P90 => "P90",
             SortKey::P99 => "P99",
             SortKey::Bytes => "BYTES",
-            SortKey::Path => "PATH",
+            SortKey::Route => "ROUTE",
         }
     }
 
@@ -91,25 +91,25 @@ pub fn sort_rows(rows: &mut [Row<'_>], key: SortKey, rate: &dyn Fn(&EndpointStat
             SortKey::P90 => s.quantile_ms(0.9),
             SortKey::P99 => s.quantile_ms(0.99),
             SortKey::Bytes => s.bytes() as f64,
-            SortKey::Path => 0.0,
+            SortKey::Route => 0.0,
         }
     };
     rows.sort_by(|a, b| {
         metric(b.1)
             .total_cmp(&metric(a.1))
-            .then_with(|| (&a.0.path, a.0).cmp(&(&b.0.path, b.0)))
+            .then_with(|| (&a.0.route, a.0).cmp(&(&b.0.route, b.0)))
     });
 }
 
 /// Whether an endpoint matches every whitespace-separated word of `filter`:
-/// a word matches the process name or path (substring, any case), the protocol
+/// a word matches the process name or route (substring, any case), the protocol
 /// (`h2`, `grpc`, `1.1`), the beginning of the container id, or the port.
 pub fn matches(filter: &str, key: &EndpointKey) -> bool {
     filter.split_whitespace().all(|word| {
         let word_lower = word.to_ascii_lowercase();
         let port = word.trim_start_matches(':');
         key.comm.to_ascii_lowercase().contains(&word_lower)
-            || key.path.to_ascii_lowercase().contains(&word_lower)
+            || key.route.to_ascii_lowercase().contains(&word_lower)
             || key.proto == word_lower
             || in_container(key, &word_lower)
             || port.parse::<u16>().is_ok_and(|p| p == key.port)
@@ -146,9 +146,9 @@ impl Columns {
         self.shown().map(|i| WIDTHS[i]).collect()
     }
 
-    /// PATH's position: the columns up to it are text (left-aligned), the rest numbers.
-    pub fn path_column(self) -> usize {
-        self.shown().position(|i| i == PATH_COLUMN).unwrap_or(0)
+    /// ROUTE's position: the columns up to it are text (left-aligned), the rest numbers.
+    pub fn route_column(self) -> usize {
+        self.shown().position(|i| i == ROUTE_COLUMN).unwrap_or(0)
     }
 
     /// The cells of one row, in [`Columns::headers`] order.
@@ -171,7 +171,7 @@ fn cells(key: &EndpointKey, stats: &EndpointStats, rate: f64) -> [String; 14] {
         key.role.clone(),
         key.proto.to_owned(),
         key.method.clone(),
-        key.path.clone(),
+        key.route.clone(),
         format!("{rate:.1}"),
         format!("{:.1}", stats.error_pct()),
         format!("{:.2}", stats.quantile_ms(0.5)),

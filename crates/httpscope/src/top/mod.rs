@@ -7,6 +7,7 @@
 mod app;
 pub(crate) mod columns;
 mod render;
+mod shapes;
 mod terminal;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Drawing `top`: a pure function of the view state, the endpoint table, the
 //! counters and a clock, so tests render it into ratatui's `TestBackend`.
 
-use httpscope_core::analysis::{EndpointTable, ExchangeView, MessageView};
+use httpscope_core::analysis::{EndpointKey, EndpointTable, ExchangeView, MessageView};
 use httpscope_core::event::abi::KernelStat;
 use httpscope_core::stats::Report;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -12,9 +12,16 @@ use ratatui::Frame;
 
 use super::app::{App, View};
 use super::columns::{clock, Columns};
+use super::shapes::{histogram_lines, sparkline};
 
 /// Body characters shown per message in the details view.
 const BODY_PREVIEW: usize = 400;
+/// The rate sparkline's column: 60 s in 15 characters of 4 s each.
+const SPARK_HEADER: &str = "LAST 60s";
+const SPARK_WIDTH: u16 = 15;
+/// The details view's histogram panel, and its bars' longest.
+const HISTOGRAM_WIDTH: u16 = 46;
+const HISTOGRAM_BAR: usize = 20;
 
 /// Draws the whole screen. `now_ns` is the Unix time rates are taken at.
 pub fn draw(frame: &mut Frame<'_>, app: &App, table: &EndpointTable, report: &Report, now_ns: i64) {
@@ -44,26 +51,49 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, table: &EndpointTable, report: &Re
     );
     match &app.view {
         View::Table => draw_table(frame, main, app, &rows, now_ns),
-        View::Details(key) => {
-            let mut lines = vec![Line::styled(
-                format!(
-                    "{} {} {} {}:{}  (latest first; Esc back, ↑/↓ scroll)",
-                    key.role, key.method, key.path, key.comm, key.port
-                ),
-                Style::default().add_modifier(Modifier::BOLD),
-            )];
-            match table.get(key) {
-                Some(stats) => {
-                    for exchange in stats.latest.iter().rev() {
-                        exchange_lines(exchange, &mut lines);
-                    }
-                }
-                None => lines.push(Line::raw("(no exchanges)")),
-            }
-            frame.render_widget(Paragraph::new(lines).scroll((app.scroll, 0)), main);
-        }
+        View::Details(key) => draw_details(frame, main, app, table, key),
     }
     draw_status(frame, status, app, table, report);
+}
+
+/// The selected endpoint: its latency histogram beside its latest exchanges.
+fn draw_details(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    table: &EndpointTable,
+    key: &EndpointKey,
+) {
+    let [heading, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let [histogram, latest] =
+        Layout::horizontal([Constraint::Length(HISTOGRAM_WIDTH), Constraint::Min(1)]).areas(body);
+    frame.render_widget(
+        Paragraph::new(format!(
+            "{} {} {} {}:{}  (latest first; Esc back, ↑/↓ scroll)",
+            key.role, key.method, key.route, key.comm, key.port
+        ))
+        .style(Style::default().add_modifier(Modifier::BOLD)),
+        heading,
+    );
+    let Some(stats) = table.get(key) else {
+        frame.render_widget(Paragraph::new("(no exchanges)"), body);
+        return;
+    };
+    let mut bars = vec![Line::styled(
+        format!("latency, n={}", stats.count),
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
+    bars.extend(
+        histogram_lines(stats, HISTOGRAM_BAR)
+            .into_iter()
+            .map(Line::raw),
+    );
+    frame.render_widget(Paragraph::new(bars), histogram);
+    let mut lines = Vec::new();
+    for exchange in stats.latest.iter().rev() {
+        exchange_lines(exchange, &mut lines);
+    }
+    frame.render_widget(Paragraph::new(lines).scroll((app.scroll, 0)), latest);
 }
 
 fn draw_table(
@@ -74,7 +104,17 @@ fn draw_table(
     now_ns: i64,
 ) {
     let columns = Columns::for_rows(rows);
-    let header = Row::new(columns.headers().into_iter().map(|h| {
+    let mut headers = columns.headers();
+    let mut widths = columns.widths();
+    // The sparkline only where it fits beside the full table (borders: a space a column,
+    // two for the highlight symbol).
+    let needed: u16 = widths.iter().map(|w| w + 1).sum::<u16>() + 2 + SPARK_WIDTH;
+    let spark = area.width >= needed;
+    if spark {
+        headers.push(SPARK_HEADER);
+        widths.push(SPARK_WIDTH);
+    }
+    let header = Row::new(headers.into_iter().map(|h| {
         let style = if h.starts_with(app.sort.label()) {
             Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
         } else {
@@ -83,16 +123,20 @@ fn draw_table(
         Cell::from(h).style(style)
     }));
     let body = rows.iter().map(|(key, stats)| {
-        let row = Row::new(columns.cells(key, stats, stats.rate(now_ns)));
+        let mut cells = columns.cells(key, stats, stats.rate(now_ns));
+        if spark {
+            cells.push(sparkline(&stats.history(now_ns), usize::from(SPARK_WIDTH)));
+        }
+        let row = Row::new(cells);
         if stats.errors > 0 {
             row.style(Style::default().fg(Color::Red))
         } else {
             row
         }
     });
-    let path_column = columns.path_column();
-    let widths = columns.widths().into_iter().enumerate().map(|(i, w)| {
-        if i == path_column {
+    let route_column = columns.route_column();
+    let widths = widths.into_iter().enumerate().map(|(i, w)| {
+        if i == route_column {
             Constraint::Min(w)
         } else {
             Constraint::Length(w)
@@ -135,7 +179,7 @@ fn draw_status(
         Style::default()
     };
     let help = if app.editing_filter {
-        " filter: type process, port or path words; Enter apply, Esc clear"
+        " filter: type process, port or route words; Enter apply, Esc clear"
     } else {
         " q quit  s/S sort  / filter  ↑/↓ select  Enter details  Esc back"
     };

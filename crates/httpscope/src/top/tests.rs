@@ -95,7 +95,7 @@ fn table_of_every_fixture() {
         let app = App::new("ports 18080".into());
         check(
             &format!("top_{name}"),
-            &screen(&app, &table, &report, 130, 16),
+            &screen(&app, &table, &report, 150, 16),
         );
     }
 }
@@ -116,7 +116,7 @@ fn sort_filter_select_and_details() {
     key(&mut app, &table, KeyCode::Enter);
     assert_eq!(app.rows(&table, table.latest_ns).len(), 1);
     key(&mut app, &table, KeyCode::Enter);
-    assert!(matches!(&app.view, View::Details(k) if k.path == "/echo" && k.role == "server"));
+    assert!(matches!(&app.view, View::Details(k) if k.route == "/echo" && k.role == "server"));
     check("top_details_echo", &screen(&app, &table, &report, 130, 30));
     key(&mut app, &table, KeyCode::Esc);
     assert_eq!(app.view, View::Table);
@@ -134,7 +134,7 @@ fn h2_and_grpc_endpoints() {
         let app = App::new("ports 18930".into());
         check(
             &format!("top_{name}"),
-            &screen(&app, &table, &report, 130, 16),
+            &screen(&app, &table, &report, 150, 16),
         );
     }
     let (table, report) = replay("grpc-python");
@@ -216,7 +216,7 @@ fn container_column_and_filter() {
     assert_eq!(mixed.headers()[..3], ["PROCESS", "CONTAINER", "PORT"]);
     assert_eq!(mixed.cells(contained, stats, 0.0)[1], "68a4a772d6b8");
     assert_eq!(mixed.cells(host, stats, 0.0)[1], "-");
-    assert_eq!(mixed.path_column(), host_only.path_column() + 1);
+    assert_eq!(mixed.route_column(), host_only.route_column() + 1);
     assert!(matches("68a4a7", contained) && !matches("68a4a7", host));
     assert!(!matches("a4a7", contained), "an id matches by prefix only");
 }

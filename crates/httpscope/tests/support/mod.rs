@@ -42,6 +42,26 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
+/// A recorded event file of the core's fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../httpscope-core/tests/fixtures/{name}.events"))
+}
+
+/// Runs httpscope (no root needed) and returns its stdout; it must succeed.
+pub fn httpscope_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_httpscope"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn bin(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_httpscope"))
         .parent()
