@@ -166,15 +166,7 @@ impl Capture {
 
         attach_btf_tracepoints(&mut ebpf, backend, btf)?;
         for &(program, category, name) in TRACEPOINTS {
-            let tracepoint: &mut TracePoint = ebpf
-                .program_mut(program)
-                .ok_or(CaptureError::MissingProgram(program))?
-                .try_into()
-                .map_err(|e| attach_error(program, category, name, e))?;
-            tracepoint
-                .load()
-                .map_err(|e| attach_error(program, category, name, e))?;
-            tracepoint
+            load_tracepoint(&mut ebpf, program, category, name)?
                 .attach(category, name)
                 .map_err(|e| attach_error(program, category, name, e))?;
         }
@@ -416,14 +408,7 @@ pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
         load_btf_tracepoint(&mut ebpf, program, event, &kernel.btf)?;
     }
     for &(program, category, name) in TRACEPOINTS {
-        let tracepoint: &mut TracePoint = ebpf
-            .program_mut(program)
-            .ok_or(CaptureError::MissingProgram(program))?
-            .try_into()
-            .map_err(|e| attach_error(program, category, name, e))?;
-        tracepoint
-            .load()
-            .map_err(|e| attach_error(program, category, name, e))?;
+        load_tracepoint(&mut ebpf, program, category, name)?;
     }
     let tls_probes_load = TlsHooks::load(&mut ebpf, kernel.backend, kernel.features).is_some();
     Ok(TrialLoad {
@@ -446,6 +431,24 @@ fn attach_btf_tracepoints(
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
     Ok(())
+}
+
+/// A classic tracepoint program, loaded (verified), not attached.
+fn load_tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    program: &'static str,
+    category: &'static str,
+    name: &'static str,
+) -> Result<&'a mut TracePoint, CaptureError> {
+    let tracepoint: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or(CaptureError::MissingProgram(program))?
+        .try_into()
+        .map_err(|e| attach_error(program, category, name, e))?;
+    tracepoint
+        .load()
+        .map_err(|e| attach_error(program, category, name, e))?;
+    Ok(tracepoint)
 }
 
 fn load_btf_tracepoint<'a>(
