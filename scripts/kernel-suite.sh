@@ -33,7 +33,9 @@ else
     failed+=(demo)
 fi
 
-export CI="${CI:-true}" HTTPSCOPE_TEST_ATTACH_SECS="${HTTPSCOPE_TEST_ATTACH_SECS:-240}"
+# Go programs the host's suites built are reused: a Go build takes minutes when emulated.
+export CI="${CI:-true}" HTTPSCOPE_TEST_ATTACH_SECS="${HTTPSCOPE_TEST_ATTACH_SECS:-240}" \
+    HTTPSCOPE_TEST_REUSE_GO_BUILDS=1
 if [[ -f "$list" ]]; then
     while read -r suite binary test; do
         name=$suite${test:+::$test}

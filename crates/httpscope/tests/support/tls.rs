@@ -90,10 +90,32 @@ impl GoBuild {
     }
 }
 
+/// Where gohttps built with `toolchain` lands (plain and stripped).
+fn go_build_paths(toolchain: Toolchain) -> GoBuild {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let tag = toolchain.tag();
+    GoBuild {
+        plain: scratch.join(format!("gohttps-{tag}")),
+        stripped: scratch.join(format!("gohttps-{tag}-s")),
+    }
+}
+
+/// The host's build of gohttps, taken as it is under `HTTPSCOPE_TEST_REUSE_GO_BUILDS`:
+/// the kernel matrix runs the tests in an emulated VM, where a Go build (and finding the
+/// toolchain) takes minutes; the host's test suites built the same source just before.
+fn prebuilt_go(toolchain: Toolchain) -> Option<GoBuild> {
+    let build = go_build_paths(toolchain);
+    let reuse = std::env::var_os("HTTPSCOPE_TEST_REUSE_GO_BUILDS").is_some();
+    (reuse && build.plain.is_file() && build.stripped.is_file()).then_some(build)
+}
+
 /// Builds gohttps with `toolchain` into the test scratch directory (a shared GOCACHE keeps
 /// rebuilds to a second). None (skipped, loudly) when the toolchain is missing, except under
 /// CI=true where that fails.
 pub fn go_build(toolchain: Toolchain) -> Option<GoBuild> {
+    if let Some(build) = prebuilt_go(toolchain) {
+        return Some(build);
+    }
     let Some(go) = toolchain.go() else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("Go toolchain {toolchain:?} is missing (scripts/setup.sh --test installs it)");
@@ -103,11 +125,7 @@ pub fn go_build(toolchain: Toolchain) -> Option<GoBuild> {
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/gohttps");
-    let tag = toolchain.tag();
-    let build = GoBuild {
-        plain: scratch.join(format!("gohttps-{tag}")),
-        stripped: scratch.join(format!("gohttps-{tag}-s")),
-    };
+    let build = go_build_paths(toolchain);
     for (out, ldflags) in [(&build.plain, ""), (&build.stripped, "-s -w")] {
         run_ok(
             Command::new(&go)
