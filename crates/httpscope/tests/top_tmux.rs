@@ -199,8 +199,14 @@ fn top_shows_live_endpoints_and_restores_the_terminal() {
     tmux.keys(&["Escape"]);
     tmux.wait("the table again", |s| s.contains("PROCESS"));
     tmux.keys(&["q"]);
-    let after = tmux.wait("top to exit", |s| s.contains("TOP-EXIT="));
-    assert!(after.contains("TOP-EXIT=0"), "{after}");
+    // The typed command holds "TOP-EXIT=$?" too: wait for the line echo prints.
+    let after = tmux.wait("top to exit", |s| {
+        s.lines().any(|l| l.starts_with("TOP-EXIT="))
+    });
+    assert!(
+        after.lines().any(|l| l.trim_end() == "TOP-EXIT=0"),
+        "{after}"
+    );
     // The alternate screen is gone: the shell's own screen is back.
     assert!(
         !after.contains("PROCESS") && after.contains("top --port"),
