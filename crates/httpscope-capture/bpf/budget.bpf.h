@@ -208,6 +208,10 @@ static __always_inline void flush_record(struct budget_walk *w)
 
 	if (!len)
 		return;
+	if (ladder_stops_before_record()) {
+		w->cur->rec_start = w->cur->copy_end = w->cur->have = w->cur->pos;
+		return;
+	}
 	if (captured > HTTPSCOPE_MAX_CAPTURE || materialize(w, w->cur->copy_end)) {
 		/* Unreadable: lost, not elided. */
 		captured = 0;

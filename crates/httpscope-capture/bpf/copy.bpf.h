@@ -4,7 +4,8 @@
  * record that holds the capture budget, iovecs through a per-CPU scratch
  * slot, truncations and drops counted; copy_data decides between a whole
  * copy and the capture budget (budget*.bpf.h, included after this part).
- * Needs httpscope.h, kernel.bpf.h, conn.bpf.h and words.bpf.h before it.
+ * Needs httpscope.h, kernel.bpf.h, conn.bpf.h, ladder.bpf.h and words.bpf.h
+ * before it.
  */
 #ifndef HTTPSCOPE_COPY_BPF_H
 #define HTTPSCOPE_COPY_BPF_H
@@ -167,7 +168,7 @@ static __always_inline void fill_data(struct data_event *event, struct data_call
 			peek_request_method(call, rec->data);                                    \
 		count_truncation(counters, &rec->event, call->mode, len, captured);              \
 		rec->event.captured_len = captured;                                              \
-		bpf_ringbuf_submit(rec, wakeup_flags());                                         \
+		ladder_submit(rec, wakeup_flags());                                              \
 		counters->values[STAT_EVENTS_SUBMITTED]++;                                       \
 	}
 
@@ -210,10 +211,33 @@ static __always_inline void emit_large(struct data_call *call, struct stat_count
 		captured = HTTPSCOPE_MAX_CAPTURE;
 	count_truncation(counters, &slot->event, call->mode, len, captured);
 	slot->event.captured_len = captured;
+	if (ladder_stops_before_record())
+		return;
 	if (output_scratch(slot, captured))
 		count_drop(counters, len);
 	else
 		counters->values[STAT_EVENTS_SUBMITTED]++;
+}
+
+/*
+ * The cost ladder's stages 3 and 4 (ladder.bpf.h): the call framed but not
+ * copied, or copied into the per-CPU scratch only. Returns 1 when it stops there.
+ */
+static __always_inline int ladder_copy_only(struct data_call *call, __u64 budget)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct data_scratch *slot;
+
+	if (!ladder_stops_at(3) && !ladder_stops_at(4))
+		return 0;
+	slot = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!ladder_stops_at(4) || !slot)
+		return 1;
+	if (call->mode == COPY_BUFFER)
+		read_user_at(slot->data, 0, 0, budget, HTTPSCOPE_MAX_CAPTURE, call->buf);
+	else if (call->mode == COPY_IOVEC)
+		copy_iovecs(slot->data, call->buf, call->iovcnt, budget);
+	return 1;
 }
 
 /* One record for len bytes at offset: the smallest record that holds the capture budget. */
@@ -226,6 +250,8 @@ static __always_inline void emit_data(struct data_call *call, struct stat_counte
 		budget = HTTPSCOPE_MAX_CAPTURE;
 	if (budget > len)
 		budget = len;
+	if (ladder_copy_only(call, budget))
+		return;
 	if (call->mode != COPY_BUFFER)
 		emit_large(call, counters, conn_id, offset, len, budget);
 	else if (budget <= TINY_RECORD_CAPTURE)

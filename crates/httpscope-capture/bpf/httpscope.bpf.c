@@ -6,6 +6,7 @@
  *   compat.bpf.h   what the full and the baseline object differ in
  *   conn.bpf.h     configuration, connection state, ring buffer, counters,
  *                  filters, connection open/close events
+ *   ladder.bpf.h   the benchmark's cost ladder: stop after a given step
  *   words.bpf.h    ASCII words the HTTP/1 framing compares
  *   copy.bpf.h     copying what a call moved into the ring buffer
  *   budget.bpf.h   the capture budget per HTTP message: cursor and records,
@@ -39,6 +40,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "kernel.bpf.h"
 #include "compat.bpf.h"
 #include "conn.bpf.h"
+#include "ladder.bpf.h"
 #include "words.bpf.h"
 #include "copy.bpf.h"
 #if HAVE_BPF_LOOP

@@ -133,6 +133,8 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	__u8 one = 1;
 	int node = 0;
 
+	if (ladder_stops_at(1))
+		return 0;
 	counters = bpf_map_lookup_elem(&stats, &zero);
 	if (!counters)
 		return 0;
@@ -176,6 +178,8 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 		counters->values[STAT_CONNS_FILTERED]++;
 		return 0;
 	}
+	if (ladder_stops_at(2))
+		return 0;
 	/*
 	 * Ciphertext of a connection already known as TLS, inside an OpenSSL or
 	 * GnuTLS call: only the SSL object's binding matters (the bytes are never

@@ -174,7 +174,7 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 	if (ret <= 0 && !ssl)
 		return;
 	conn = watched_conn(tgid, fd, ORIGIN_EXISTING);
-	if (!conn)
+	if (!conn || ladder_stops_at(2))
 		return;
 	if (ssl) {
 		join_ssl_call(ssl, tgid, fd);
@@ -249,6 +249,8 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 	struct data_call call = {};
 	__u32 tgid, zero = 0, fd;
 
+	if (ladder_stops_at(1))
+		return 0;
 	switch (nr) {
 	case NR_READ:
 	case NR_WRITE:

@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::backend::{Backend, BackendChoice};
 use crate::features::{BpfObject, KernelFeatures};
 use crate::follow::Follower;
+use crate::ladder::BenchStage;
 use crate::refusal::Refusal;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
@@ -51,6 +52,8 @@ pub struct CaptureConfig {
     /// while capturing with [`Capture::select_cgroups`]); `None`: every cgroup.
     pub cgroups: Option<Vec<u64>>,
     pub backend: BackendChoice,
+    /// The cost ladder's stage, set by the benchmark only; `None` captures whole.
+    pub bench_stage: Option<BenchStage>,
 }
 
 #[derive(Debug, Error)]
@@ -138,6 +141,11 @@ impl Capture {
             .override_global("capture_bytes", &capture_bytes, true)
             .override_global("body_limit", &body_budget, true)
             .override_global("wakeup_bytes", &config.wakeup_bytes, true)
+            .override_global(
+                "bench_stage",
+                &BenchStage::kernel_stage(config.bench_stage),
+                true,
+            )
             .override_global("tls_probes", &u8::from(config.tls), true)
             .override_global("all_ports", &u8::from(config.all_ports), true)
             .override_global("filter_cgroups", &u8::from(config.cgroups.is_some()), true)

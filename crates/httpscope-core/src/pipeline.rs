@@ -28,6 +28,9 @@ pub struct PipelineConfig {
     pub redactor: Redactor,
     /// How each message's route is made (user templates, cap).
     pub routes: RouteRules,
+    /// Off only for the benchmark's cost ladder: events are decoded and their
+    /// connections kept, their bytes never parsed.
+    pub parse_http: bool,
 }
 
 impl Default for PipelineConfig {
@@ -39,6 +42,7 @@ impl Default for PipelineConfig {
             wall_clock_offset_ns: 0,
             redactor: Redactor::default(),
             routes: RouteRules::default(),
+            parse_http: true,
         }
     }
 }
@@ -184,6 +188,9 @@ impl Pipeline {
         let unix_ns = (header.ts_ns as i64).saturating_add(self.config.wall_clock_offset_ns);
         for sink in &mut self.sinks {
             sink.data(&conn.info, data, unix_ns)?;
+        }
+        if !self.config.parse_http {
+            return Ok(());
         }
         let chunk = DataChunk {
             ts_ns: header.ts_ns,

@@ -17,12 +17,19 @@ pub(super) struct Recorder<'a> {
     hooks: &'a mut dyn CaptureHooks,
     /// The first error of the event file or the pipeline: it ends the capture.
     failure: Option<anyhow::Error>,
+    /// The cost ladder's stage 6: records are drained and dropped, only counted.
+    drop_records: bool,
+    dropped: u64,
 }
 
 impl CaptureHandler for Recorder<'_> {
     type Error = anyhow::Error;
 
     fn record(&mut self, raw: &[u8]) {
+        if self.drop_records {
+            self.dropped += 1;
+            return;
+        }
         if self.failure.is_some() {
             return;
         }
@@ -74,7 +81,15 @@ impl<'a> Recorder<'a> {
             integrations,
             hooks,
             failure: None,
+            drop_records: false,
+            dropped: 0,
         }
+    }
+
+    /// The cost ladder's stage 6: each record is counted and dropped, never decoded.
+    pub(super) fn dropping_records(mut self, drop: bool) -> Self {
+        self.drop_records = drop;
+        self
     }
 
     /// Once capture has detached: closes the event file, then flushes the sinks.
@@ -84,6 +99,12 @@ impl<'a> Recorder<'a> {
         }
         if let Some(err) = self.failure {
             return Err(err.context("capture stopped"));
+        }
+        if self.drop_records {
+            tracing::info!(
+                records = self.dropped,
+                "cost ladder: ring records dropped unread"
+            );
         }
         let report = self.pipeline.finish()?;
         tracing::info!(
