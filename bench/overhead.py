@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from harness.bpf_stats import foreign_bpf_programs
+from harness.ladder import ladder_markdown, run_ladder
 from harness.common import BENCH, ROOT, HarnessError, Skip, log
 from harness.pairs import run_pairs, summarize_pairs
 from harness.procs import PROCS, free_ports, raise_nofile
@@ -46,7 +47,8 @@ def main():
     parser = argparse.ArgumentParser(description="httpscope overhead benchmark (issue #4)")
     parser.add_argument("--smoke", action="store_true", help="each workload once, 1 s runs, 1 pair; no timing asserts")
     parser.add_argument("--workloads", help="comma-separated subset of: " + ",".join(WORKLOADS))
-    parser.add_argument("--out", default=str(BENCH / "results"), help="directory for results.json and results.md")
+    parser.add_argument("--out", help="directory for results.json and results.md "
+                                      "(default bench/results, bench/results/ladder with --ladder)")
     parser.add_argument("--pairs", type=int, help="untraced/traced pairs per workload (default 5; smoke 1)")
     parser.add_argument("--duration", type=int, help="seconds per run (default 3; smoke 1)")
     parser.add_argument("--warmup", type=int, help="untraced warm-up seconds per workload (default 1; smoke 0)")
@@ -56,12 +58,15 @@ def main():
     parser.add_argument("--soak", action="store_true",
                         help="instead of the workloads: mixed load at about half of saturation with --metrics-addr "
                              "on; profiler RSS every 30 s, drops, capture rate (in results.json and results.md); not in CI")
+    parser.add_argument("--ladder", action="store_true",
+                        help="instead of the workloads: the cost ladder, keepalive-demo with the capture "
+                             "stopped after each step in turn, tcpdump beside it (default 3 pairs per step)")
     parser.add_argument("--soak-seconds", type=int, default=600, help="soak length (default 600)")
     parser.add_argument("--soak-churn-ms", type=int, default=20,
                         help="the soak starts a short-lived client process every this many ms (default 20)")
     args = parser.parse_args()
     smoke = args.smoke
-    args.pairs = args.pairs or (1 if smoke else 5)
+    args.pairs = args.pairs or (1 if smoke else 3 if args.ladder else 5)
     args.duration = args.duration or (1 if smoke else 3)
     args.warmup = (0 if smoke else 1) if args.warmup is None else args.warmup
     args.rss_conns = args.rss_conns or (1000 if smoke else 10000)
@@ -77,7 +82,7 @@ def main():
             print(f"bench: {tool} not found (apt-get install wrk apache2-utils)", file=sys.stderr)
             return 2
 
-    out_dir = Path(args.out)
+    out_dir = Path(args.out or BENCH / "results" / ("ladder" if args.ladder else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="httpscope-bench-"))
     ctx = Context(args, work)
@@ -105,6 +110,9 @@ def main():
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")
         if args.soak:
             results["soak"] = run_soak(ctx, args.soak_seconds, args.soak_churn_ms)
+            names = []
+        if args.ladder:
+            results["ladder"] = run_ladder(ctx)
             names = []
         for name in names:
             wl = WORKLOADS[name]
@@ -146,8 +154,13 @@ def main():
         results["meta"]["total_s"] = round(time.monotonic() - started, 1)
         results["goals"] = evaluate_goals(results)
         (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out_dir / "results.md").write_text(soak_markdown(results["soak"]) if results.get("soak")
-                                            else markdown(results))
+        if results.get("soak"):
+            text = soak_markdown(results["soak"])
+        elif results.get("ladder"):
+            text = ladder_markdown(results)
+        else:
+            text = markdown(results)
+        (out_dir / "results.md").write_text(text)
         shutil.rmtree(work, ignore_errors=True)
     log(f"done in {results['meta']['total_s']} s: {out_dir / 'results.md'}, {out_dir / 'results.json'}")
     print((out_dir / "results.md").read_text())

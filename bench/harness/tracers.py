@@ -53,19 +53,25 @@ def parse_summary(stderr_text):
 class HttpscopeTracer:
     name = "httpscope"
 
-    def __init__(self, ctx, port, backend="auto", bpf_stats=False, all_ports=False):
+    def __init__(self, ctx, port, backend="auto", bpf_stats=False, all_ports=False, stage=None):
         self.ctx, self.port, self.backend, self.bpf_stats = ctx, port, backend, bpf_stats
         self.ports = ["--all-ports"] if all_ports else ["--port", port]
+        # The cost ladder's stage (1-9): the capture stops after that step, writes no log.
+        self.stage = stage
 
     def start(self, run_dir):
         self.out = run_dir / "records.log"
         self.err = run_dir / "httpscope.stderr"
         self.ctx.stats.set(self.bpf_stats)
         self.t_start = time.monotonic()
+        env = dict(os.environ)
+        env.pop("HTTPSCOPE_BENCH_STAGE", None)
+        if self.stage is not None:
+            env["HTTPSCOPE_BENCH_STAGE"] = str(self.stage)
         with open(self.err, "wb") as err:
             self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", *self.ports,
                                      "--capture-backend", self.backend, "--output", self.out],
-                                    stdout=subprocess.DEVNULL, stderr=err)
+                                    stdout=subprocess.DEVNULL, stderr=err, env=env)
         deadline = time.monotonic() + 60
         while "attached" not in self.err.read_text(errors="replace"):
             if self.proc.poll() is not None:
@@ -111,7 +117,7 @@ class HttpscopeTracer:
         return match.group(1) if match else None
 
     def count(self, url):
-        return count_records(self.out, url)
+        return None if self.stage is not None else count_records(self.out, url)
 
 
 class BpftraceTracer:
