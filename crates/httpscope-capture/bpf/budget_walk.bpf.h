@@ -143,8 +143,12 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 		emit_data(call, counters, conn->conn_id, offset, len);
 		return;
 	}
+	/*
+	 * A call that fits the smallest record is copied whole, past the body
+	 * limit if need be: one reserved copy costs less than framing it.
+	 */
 	if (fr->proto == FRAMING_H1 && (fr->state == H1_LOST || fr->state == H1_HEAD)) {
-		if (len <= body_limit || !starts_message(call)) {
+		if (len <= body_limit || len <= TINY_RECORD_CAPTURE || !starts_message(call)) {
 			fr->state = H1_LOST;
 			call->request_peek = conn;
 			emit_data(call, counters, conn->conn_id, offset, len);

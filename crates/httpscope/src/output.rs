@@ -103,6 +103,34 @@ pub fn output_path(args: &OutputArgs, default: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(default))
 }
 
+/// The log `--output` names (`default` when none is given), or `None` for no log;
+/// `reopen_on_hangup` for the long-running capture.
+pub fn open_log(
+    args: &OutputArgs,
+    default: &str,
+    reopen_on_hangup: bool,
+) -> anyhow::Result<Option<Box<dyn Write>>> {
+    if !log_wanted(args) {
+        return Ok(None);
+    }
+    let path = output_path(args, default);
+    let out = if reopen_on_hangup {
+        open_reopenable_output(&path)?
+    } else {
+        open_output(&path)?
+    };
+    Ok(Some(out))
+}
+
+/// `--output none` (or `/dev/null`): no log at all, not a file of that name, and no
+/// line formatted only to be thrown away. Metrics, OTLP and the summary still run.
+pub fn log_wanted(args: &OutputArgs) -> bool {
+    !args
+        .output
+        .as_deref()
+        .is_some_and(|path| path == Path::new("none") || path == Path::new("/dev/null"))
+}
+
 pub fn http_config(args: &OutputArgs) -> HttpConfig {
     HttpConfig {
         body_limit: args.body_limit as usize,
@@ -111,12 +139,16 @@ pub fn http_config(args: &OutputArgs) -> HttpConfig {
     }
 }
 
-pub fn sinks(args: &OutputArgs, out: Box<dyn Write>) -> Vec<Box<dyn Sink>> {
+/// The log's sink (when `out` is given) and the summary's.
+pub fn sinks(args: &OutputArgs, out: Option<Box<dyn Write>>) -> Vec<Box<dyn Sink>> {
     let format = match args.format {
         Format::Logfmt => LineFormat::Logfmt,
         Format::Json => LineFormat::Json,
     };
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LineSink::new(out, format))];
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(out) = out {
+        sinks.push(Box::new(LineSink::new(out, format)));
+    }
     if !args.no_summary {
         sinks.push(Box::new(SummarySink::new(io::stderr())));
     }

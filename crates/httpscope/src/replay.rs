@@ -8,14 +8,14 @@ use httpscope_core::eventlog::{EventFileReader, EventRecord};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 
 use crate::cli::ReplayArgs;
-use crate::output::{http_config, open_output, output_path, redactor, sinks};
+use crate::output::{http_config, open_log, redactor, sinks};
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let file =
         File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let mut reader =
         EventFileReader::new(file).with_context(|| format!("reading {}", args.file.display()))?;
-    let out = open_output(&output_path(&args.output, "-"))?;
+    let out = open_log(&args.output, "-", false)?;
     let config = PipelineConfig {
         http: http_config(&args.output),
         redactor: redactor(&args.output),

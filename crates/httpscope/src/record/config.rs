@@ -5,30 +5,59 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use httpscope_capture::{Backend, BackendChoice, CaptureConfig, ContainerFilter, RunOptions};
+use httpscope_capture::{
+    Backend, BackendChoice, BenchStage, CaptureConfig, ContainerFilter, RunOptions,
+};
 use httpscope_core::pipeline::PipelineConfig;
 
 use crate::cli::{CaptureBackendArg, RecordArgs};
-use crate::output::{http_config, redactor};
+use crate::output::{http_config, log_wanted, redactor};
 
 /// Queued bytes that wake the reader before its poll times out.
 const WAKEUP_BYTES: u64 = 256 * 1024;
+
+/// What the capture is for: every sink's needs, or only metrics'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A log, a pcap, an event file or a live view: bodies and wire bytes are wanted.
+    Everything,
+    /// Metrics mode: nothing keeps a body or wire bytes (`--output none`, no pcap,
+    /// no event file). The kernel copies heads and frames, not bodies; the
+    /// pipeline keeps no body and no raw bytes.
+    MetricsOnly,
+}
+
+impl Purpose {
+    /// `shows_bodies`: a front end shows them whatever the output (`top`'s details).
+    pub(crate) fn of(args: &RecordArgs, shows_bodies: bool) -> Self {
+        let keeps_bytes = log_wanted(&args.output)
+            || args.output.integrations.pcap.is_some()
+            || args.save_events.is_some();
+        if keeps_bytes || shows_bodies {
+            Self::Everything
+        } else {
+            Self::MetricsOnly
+        }
+    }
+}
 
 /// The BPF programs' configuration; `containers` holds the cgroups `--container` matched.
 pub(crate) fn capture_config(
     args: &RecordArgs,
     containers: Option<&ContainerFilter>,
+    purpose: Purpose,
+    bench_stage: Option<BenchStage>,
 ) -> CaptureConfig {
     CaptureConfig {
         ports: args.watched_ports(),
         pid: args.pid,
         comm: args.comm.clone(),
         capture_bytes: args.capture_bytes,
-        body_budget: if args.no_capture_budget {
-            0
-        } else {
-            // Never 0 when on: the kernel's 0 means off.
-            args.output.body_limit.max(1)
+        body_budget: match (args.no_capture_budget, purpose) {
+            (true, _) => 0,
+            // The least the kernel takes for on (its 0 means off): heads and frames.
+            (false, Purpose::MetricsOnly) => 1,
+            (false, Purpose::Everything) => args.output.body_limit.max(1),
         },
         ring_bytes: ring_bytes(args),
         wakeup_bytes: WAKEUP_BYTES,
@@ -36,6 +65,7 @@ pub(crate) fn capture_config(
         all_ports: args.all_ports,
         cgroups: containers.map(ContainerFilter::cgroups),
         backend: backend_choice(args.capture_backend),
+        bench_stage,
     }
 }
 
@@ -52,12 +82,23 @@ fn ring_bytes(args: &RecordArgs) -> u32 {
 }
 
 /// How the live pipeline decodes, redacts and finds routes.
-pub(crate) fn pipeline_config(args: &RecordArgs, wall_clock_offset_ns: i64) -> PipelineConfig {
+pub(crate) fn pipeline_config(
+    args: &RecordArgs,
+    wall_clock_offset_ns: i64,
+    purpose: Purpose,
+    bench_stage: Option<BenchStage>,
+) -> PipelineConfig {
+    let mut http = http_config(&args.output);
+    if purpose == Purpose::MetricsOnly {
+        http.body_limit = 0;
+        http.raw_limit = 0;
+    }
     PipelineConfig {
-        http: http_config(&args.output),
+        http,
         redactor: redactor(&args.output),
         routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns,
+        parse_http: !bench_stage.is_some_and(BenchStage::skips_parsing),
         ..PipelineConfig::default()
     }
 }

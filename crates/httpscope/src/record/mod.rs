@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use httpscope_capture::doctor::{capture_refusal, run_checks, tls_gaps};
 use httpscope_capture::{
-    ensure_tracefs, wall_clock_offset_ns, Capture, CaptureConfig, CgroupScanner, ContainerFilter,
-    KernelFeatures,
+    ensure_tracefs, wall_clock_offset_ns, BenchStage, Capture, CaptureConfig, CgroupScanner,
+    ContainerFilter, KernelFeatures,
 };
 use httpscope_core::pipeline::Pipeline;
 use httpscope_core::sink::Sink;
@@ -21,7 +21,8 @@ use httpscope_core::stats::Report;
 use crate::cli::RecordArgs;
 use crate::doctor::describe_failures;
 use crate::integrations::Integrations;
-use crate::output::{open_reopenable_output, output_path, sinks};
+use crate::output::{open_log, sinks};
+use config::Purpose;
 use handler::Recorder;
 use saver::EventSaver;
 
@@ -29,7 +30,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if !require_privileges() {
         return Ok(ExitCode::from(2));
     }
-    let out = open_reopenable_output(&output_path(&args.output, "output/ebpf_http.log"))?;
+    let out = match BenchStage::from_env() {
+        // The cost ladder: no line before stage 9, and stage 9's go nowhere.
+        Some(stage) if stage.skips_lines() => None,
+        Some(_) => Some(Box::new(std::io::sink()) as Box<dyn std::io::Write>),
+        None => open_log(&args.output, "output/ebpf_http.log", true)?,
+    };
     capture(args, sinks(&args.output, out), &mut NoHooks)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -48,6 +54,11 @@ pub(crate) trait CaptureHooks {
     /// Capture is attached and about to start.
     fn attached(&mut self) -> anyhow::Result<()> {
         Ok(())
+    }
+
+    /// Whether the front end shows bodies, whatever the output: the capture keeps them.
+    fn shows_bodies(&self) -> bool {
+        false
     }
 
     /// Called after every poll of the ring buffer; returning false stops the capture.
@@ -74,7 +85,24 @@ pub(crate) fn capture(
         anyhow::bail!("tracefs is not available and could not be mounted: {err}");
     }
     let containers = args.container.clone().map(ContainerFilter::new);
-    let mut capture = attach(&config::capture_config(args, containers.as_ref()))?;
+    let stage = BenchStage::from_env();
+    if let Some(stage) = stage {
+        tracing::warn!(
+            "cost ladder stage {}: the capture stops after \"{}\"; nothing is written whole",
+            stage.number(),
+            stage.describe()
+        );
+    }
+    let purpose = Purpose::of(args, hooks.shows_bodies());
+    if purpose == Purpose::MetricsOnly {
+        tracing::info!("metrics mode: no log; the kernel copies message heads, not bodies");
+    }
+    let mut capture = attach(&config::capture_config(
+        args,
+        containers.as_ref(),
+        purpose,
+        stage,
+    ))?;
     let (object, features) = capture.object();
     warn_gated_features(features);
     if !args.no_tls {
@@ -96,10 +124,14 @@ pub(crate) fn capture(
         args.duration.map(|d| format!(" or {d}s")).unwrap_or_default()
     );
 
-    let pipeline = Pipeline::new(config::pipeline_config(args, wall_clock_offset_ns), sinks)
-        .with_cgroups(Box::new(CgroupScanner::new()));
+    let pipeline = Pipeline::new(
+        config::pipeline_config(args, wall_clock_offset_ns, purpose, stage),
+        sinks,
+    )
+    .with_cgroups(Box::new(CgroupScanner::new()));
     hooks.attached()?;
-    let mut recorder = Recorder::new(pipeline, saver, integrations, hooks);
+    let mut recorder = Recorder::new(pipeline, saver, integrations, hooks)
+        .dropping_records(stage.is_some_and(BenchStage::drops_records));
     capture.run(config::run_options(args, stop, containers), &mut recorder)?;
     drop(capture);
     recorder.finish()

@@ -24,7 +24,7 @@ use httpscope_core::pipeline::Pipeline;
 use httpscope_core::sink::Sink;
 
 use crate::cli::RecordArgs;
-use crate::output::{open_output, sinks};
+use crate::output::{open_log, sinks};
 use crate::record::{capture, require_privileges, CaptureHooks};
 use app::App;
 use terminal::TerminalGuard;
@@ -37,10 +37,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     }
     let table: SharedTable = Rc::new(RefCell::new(EndpointTable::new()));
     let mut all_sinks: Vec<Box<dyn Sink>> = vec![Box::new(EndpointSink::new(Rc::clone(&table)))];
-    if let Some(path) = &args.output.output {
+    if args.output.output.is_some() {
         let mut output = args.output.clone();
         output.no_summary = true;
-        all_sinks.extend(sinks(&output, open_output(path)?));
+        all_sinks.extend(sinks(&output, open_log(&output, "-", false)?));
     }
     let ports = args.watched_ports();
     let title = if ports.is_empty() {
@@ -90,6 +90,10 @@ fn now_ns() -> i64 {
 }
 
 impl CaptureHooks for TopHooks {
+    fn shows_bodies(&self) -> bool {
+        true
+    }
+
     fn attached(&mut self) -> anyhow::Result<()> {
         self.guard = Some(TerminalGuard::enter()?);
         Ok(())
