@@ -100,7 +100,7 @@ def run_soak(ctx, seconds, churn_ms):
         f"load {KEEPALIVE_SHARE:.0%} keep-alive + {NEW_CONN_SHARE:.0%} new connections for {seconds} s")
     err_path = ctx.work / "soak-httpscope.stderr"
     with open(err_path, "wb") as err:
-        profiler = PROCS.spawn([ctx.bins["httpscope"], "record", "--port", port, "--output", "/dev/null",
+        profiler = PROCS.spawn([ctx.bins["httpscope"], "record", "--port", port, "--output", "none",
                                 "--metrics-addr", f"127.0.0.1:{metrics_port}"],
                                stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 60
@@ -167,7 +167,7 @@ def soak_markdown(soak):
     lines = [f"# httpscope soak ({soak['seconds']} s, {soak['backend']} backend)", "",
              f"Load: paced wrk, {KEEPALIVE_SHARE:.0%} (keep-alive) + {NEW_CONN_SHARE:.0%} (`Connection: close`) "
              f"of the untraced keep-alive saturation ({soak['saturation_rps']:.0f} rps); "
-             f"{soak['requests']} requests completed ({soak['rps']:.0f} rps). httpscope with `--metrics-addr`, output to /dev/null.", "",
+             f"{soak['requests']} requests completed ({soak['rps']:.0f} rps). httpscope with `--metrics-addr` and `--output none` (metrics mode).", "",
              f"- kernel drops: {soak['kernel_drops']}",
              f"- captured and paired (from /metrics): server {soak['captured_server'] * 100:.2f}%, "
              f"client {soak['captured_client'] * 100:.2f}%",
