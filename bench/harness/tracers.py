@@ -73,7 +73,7 @@ class HttpscopeTracer:
                                      "--capture-backend", self.backend, "--output", self.out],
                                     stdout=subprocess.DEVNULL, stderr=err, env=env)
         deadline = time.monotonic() + 60
-        while "attached" not in self.err.read_text(errors="replace"):
+        while "attached; capturing" not in self.err.read_text(errors="replace"):
             if self.proc.poll() is not None:
                 raise HarnessError(f"httpscope exited with {self.proc.returncode} before attaching: "
                                    f"{self.err.read_text(errors='replace')[-800:]}")
