@@ -28,7 +28,8 @@ def one_run(ctx, name, wl, traced, index, duration, bpf_stats=False):
             tracer = TcpdumpTracer(ctx, watch_port)
         else:
             tracer = HttpscopeTracer(ctx, watch_port, wl.get("backend", "auto"), bpf_stats,
-                                     all_ports=wl.get("all_ports", False), stage=wl.get("stage"))
+                                     all_ports=wl.get("all_ports", False), stage=wl.get("stage"),
+                                     metrics_mode=wl.get("metrics_mode", False))
     idle = None
     result = dict(pair=index, traced=traced, bpf_stats_run=bpf_stats)
     try:

@@ -5,10 +5,11 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 from .bpf_stats import bpf_prog_stats, hooked_syscalls_of, summarize_bpf
 from .common import BENCH, HarnessError
-from .procs import PROCS, proc_cpu_s, proc_hwm_kib, wait4
+from .procs import PROCS, free_ports, proc_cpu_s, proc_hwm_kib, wait4
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -39,6 +40,29 @@ def count_records(path, url):
     return counts
 
 
+def scrape_metrics(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode(errors="replace")
+
+
+def count_metrics(text, route):
+    """Per role on `route`: requests seen (httpscope_http_requests_total) and exchanges
+    paired with their response (the duration histograms' counts)."""
+    counts = {r: dict(requests=0, responses=0, paired=0) for r in ("server", "client")}
+    for line in text.splitlines():
+        if f'http_route="{route}"' not in line:
+            continue
+        n = int(float(line.rsplit(" ", 1)[1]))
+        for role in ("server", "client"):
+            if line.startswith("httpscope_http_requests_total{") and f'role="{role}"' in line:
+                counts[role]["requests"] += n
+            elif line.startswith(f"http_{role}_request_duration_seconds_count{{"):
+                counts[role]["responses"] += n
+                counts[role]["paired"] += n
+    counts["other_records"] = 0
+    return counts
+
+
 def parse_summary(stderr_text):
     """Counters of httpscope's last summary line (events=... kernel_drops=... records=...)."""
     best = {}
@@ -53,11 +77,15 @@ def parse_summary(stderr_text):
 class HttpscopeTracer:
     name = "httpscope"
 
-    def __init__(self, ctx, port, backend="auto", bpf_stats=False, all_ports=False, stage=None):
+    def __init__(self, ctx, port, backend="auto", bpf_stats=False, all_ports=False, stage=None,
+                 metrics_mode=False):
         self.ctx, self.port, self.backend, self.bpf_stats = ctx, port, backend, bpf_stats
         self.ports = ["--all-ports"] if all_ports else ["--port", port]
         # The cost ladder's stage (1-9): the capture stops after that step, writes no log.
         self.stage = stage
+        # Metrics mode: no log (`--output none`), Prometheus metrics scraped before the stop.
+        self.metrics_port = free_ports(1, start=19400)[0] if metrics_mode else None
+        self.metrics_text = None
 
     def start(self, run_dir):
         self.out = run_dir / "records.log"
@@ -68,9 +96,12 @@ class HttpscopeTracer:
         env.pop("HTTPSCOPE_BENCH_STAGE", None)
         if self.stage is not None:
             env["HTTPSCOPE_BENCH_STAGE"] = str(self.stage)
+        output = ["--output", self.out]
+        if self.metrics_port:
+            output = ["--output", "none", "--metrics-addr", f"127.0.0.1:{self.metrics_port}"]
         with open(self.err, "wb") as err:
             self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", *self.ports,
-                                     "--capture-backend", self.backend, "--output", self.out],
+                                     "--capture-backend", self.backend, *output],
                                     stdout=subprocess.DEVNULL, stderr=err, env=env)
         deadline = time.monotonic() + 60
         while "attached; capturing" not in self.err.read_text(errors="replace"):
@@ -89,6 +120,10 @@ class HttpscopeTracer:
         bpf = summarize_bpf(bpf_prog_stats(pid), hooked_syscalls_of(pid))
         hwm = proc_hwm_kib(pid)
         cpu_before_stop = proc_cpu_s(pid)
+        if self.metrics_port:
+            # The load is over; the pipeline's counters are refreshed once a second.
+            time.sleep(1.5)
+            self.metrics_text = scrape_metrics(self.metrics_port)
         t_stop = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
         code, rusage = wait4(self.proc, timeout=120)
@@ -117,6 +152,8 @@ class HttpscopeTracer:
         return match.group(1) if match else None
 
     def count(self, url):
+        if self.metrics_text is not None:
+            return count_metrics(self.metrics_text, url)
         return None if self.stage is not None else count_records(self.out, url)
 
 

@@ -8,6 +8,9 @@ from .loadgen import run_ab, run_h2load, run_wrk
 WORKLOADS = {
     "keepalive-demo": dict(load="wrk", target="demo", path="/", backend="socket",
                            about="wrk -c 50 -t 2, keep-alive, demo-server `/` (~30-byte body)"),
+    "keepalive-demo-metrics": dict(load="wrk", target="demo", path="/", backend="socket", metrics_mode=True,
+                                   about="keepalive-demo in metrics mode: --output none --metrics-addr "
+                                         "(no log; the kernel copies heads, not bodies)"),
     "keepalive-demo-syscall": dict(load="wrk", target="demo", path="/", backend="syscall",
                                    about="keepalive-demo on the syscall backend (--capture-backend syscall)"),
     "tcpdump-demo": dict(load="wrk", target="demo", path="/", tracer="tcpdump",
