@@ -12,7 +12,7 @@ mod sniff;
 mod stream;
 
 pub use connection::HttpConnection;
-pub use message::{Extra, GrpcCall, Headers, HttpMessage, MessageKind, Proto};
+pub use message::{Extra, GrpcCall, Headers, HttpMessage, HttpVersion, MessageKind};
 pub use outbox::Outbox;
 
 use crate::direction::Direction;

@@ -12,7 +12,7 @@ use crate::direction::Direction;
 use crate::http::body::{BodySink, Encoding};
 use crate::http::message::{borrowed_if_known, KNOWN_METHODS};
 use crate::http::{
-    GrpcCall, Headers, HttpConfig, HttpMessage, MessageKind, Outbox, ParseCounters, Proto,
+    GrpcCall, Headers, HttpConfig, HttpMessage, HttpVersion, MessageKind, Outbox, ParseCounters,
 };
 
 /// Streams tracked at once per connection; a new one beyond this ends the oldest as partial.
@@ -355,7 +355,7 @@ fn new_half(
     wire_len: u64,
     cx: &Out<'_>,
 ) -> Half {
-    let mut msg = HttpMessage::new(kind, dir, Proto::H2, cx.ts);
+    let mut msg = HttpMessage::new(kind, dir, HttpVersion::H2, cx.ts);
     msg.stream = std::num::NonZeroU32::new(id);
     msg.wire_bytes = wire_len;
     if fields.unknown > 0 {

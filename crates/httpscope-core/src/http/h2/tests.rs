@@ -3,7 +3,7 @@
 
 use crate::direction::Direction;
 use crate::http::{
-    DataChunk, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters, Proto, Role,
+    DataChunk, HttpConfig, HttpConnection, HttpMessage, HttpVersion, Outbox, ParseCounters, Role,
 };
 
 const SEND: Direction = Direction::Send;
@@ -145,7 +145,7 @@ fn prior_knowledge_exchange() {
     let (q, r) = (&out[0], &out[1]);
     assert_eq!(
         (q.proto, q.stream.map(|s| s.get()), q.exchange),
-        (Proto::H2, Some(1), Some(1))
+        (HttpVersion::H2, Some(1), Some(1))
     );
     assert_eq!(q.method.as_deref(), Some("GET"));
     assert_eq!(q.url.as_deref(), Some("/a?b=1"));
@@ -279,11 +279,11 @@ fn h2c_upgrade_answers_the_http1_request_on_stream_1() {
     assert_eq!(
         summary,
         [
-            (Proto::Http11, None, Some(1), false, "/up"),
-            (Proto::Http11, Some(101), Some(1), true, "/up"),
-            (Proto::H2, Some(200), Some(1), false, "/up"),
-            (Proto::H2, None, Some(2), false, "/next"),
-            (Proto::H2, Some(204), Some(2), false, "/next"),
+            (HttpVersion::Http11, None, Some(1), false, "/up"),
+            (HttpVersion::Http11, Some(101), Some(1), true, "/up"),
+            (HttpVersion::H2, Some(200), Some(1), false, "/up"),
+            (HttpVersion::H2, None, Some(2), false, "/next"),
+            (HttpVersion::H2, Some(204), Some(2), false, "/next"),
         ]
     );
     assert_eq!(out[2].body, b"upgraded");

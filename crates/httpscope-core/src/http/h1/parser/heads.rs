@@ -8,7 +8,7 @@ use super::super::framing::{self, Framing};
 use super::super::head::{self, Head, Parsed};
 use super::{Ctx, DirParser, InFlight, Link, State};
 use crate::http::body::BodySink;
-use crate::http::message::{push_capped, HttpMessage, MessageKind, Proto};
+use crate::http::message::{push_capped, HttpMessage, HttpVersion, MessageKind};
 use crate::http::sniff::{self, Sniff};
 use crate::http::Protocol;
 
@@ -180,10 +180,10 @@ impl DirParser {
             .out
             .bytes(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
         push_capped(&mut raw, bytes, raw_limit);
-        let proto = if head.version_minor == 0 {
-            Proto::Http10
+        let version = if head.version_minor == 0 {
+            HttpVersion::Http10
         } else {
-            Proto::Http11
+            HttpVersion::Http11
         };
         // Built in place: every move of a message copies all of it.
         let mut fl = InFlight {
@@ -196,7 +196,7 @@ impl DirParser {
                 headers: head.headers,
                 wire_bytes: bytes.len() as u64,
                 raw,
-                ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
+                ..HttpMessage::new(kind, self.dir, version, self.head_ts)
             },
             framing,
             sink,
