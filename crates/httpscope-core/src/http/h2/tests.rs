@@ -3,7 +3,8 @@
 
 use crate::direction::Direction;
 use crate::http::{
-    DataChunk, HttpConfig, HttpConnection, HttpMessage, HttpVersion, Outbox, ParseCounters, Role,
+    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, HttpVersion, Outbox, ParseCounters,
+    Role,
 };
 
 const SEND: Direction = Direction::Send;
@@ -39,7 +40,6 @@ impl Feed {
         self.ts += 1_000_000;
         let offset = &mut self.offsets[direction.index()];
         let chunk = DataChunk {
-            ts_ns: self.ts,
             direction,
             offset: *offset,
             len,
@@ -47,8 +47,13 @@ impl Feed {
             elided,
         };
         *offset += len;
-        self.conn
-            .on_data(&self.config, &chunk, &mut self.out, &mut self.counters);
+        let mut cx = Emit {
+            config: &self.config,
+            counters: &mut self.counters,
+            out: &mut self.out,
+            ts: self.ts,
+        };
+        self.conn.on_data(&chunk, &mut cx);
         self
     }
 
@@ -61,8 +66,13 @@ impl Feed {
     }
 
     fn close(&mut self) -> Vec<HttpMessage> {
-        self.conn
-            .on_close(&self.config, self.ts, &mut self.out, &mut self.counters);
+        let mut cx = Emit {
+            config: &self.config,
+            counters: &mut self.counters,
+            out: &mut self.out,
+            ts: self.ts,
+        };
+        self.conn.on_close(&mut cx);
         self.out.take()
     }
 }
