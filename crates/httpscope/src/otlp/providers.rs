@@ -13,7 +13,8 @@ use opentelemetry_sdk::Resource;
 use tokio::runtime::Handle;
 
 use super::http_client::RuntimeHttpClient;
-use super::target::{OtlpProtocol, OtlpTargets, SignalTarget};
+use super::target::{OtlpTargets, SignalTarget};
+use crate::cli::OtlpProtocol;
 
 /// Spans queued in the SDK batch processor; beyond this the SDK drops them.
 const SPAN_QUEUE: usize = 4096;
