@@ -73,21 +73,6 @@ fn check_message(msg: &HttpMessage, body_limit: usize, raw_limit: usize) {
     );
 }
 
-/// What the engine works with for one event at time `ts`.
-fn emit<'a>(
-    config: &'a HttpConfig,
-    counters: &'a mut ParseCounters,
-    out: &'a mut Outbox,
-    ts: u64,
-) -> Emit<'a> {
-    Emit {
-        config,
-        counters,
-        out,
-        ts,
-    }
-}
-
 /// A pipeline with small limits, so eviction, idle timeouts and caps are all reachable.
 fn small_pipeline() -> Pipeline {
     Pipeline::new(
@@ -213,7 +198,7 @@ pub fn http_engine(data: &[u8]) {
                 (*send, offset, 1, &b"G"[..])
             }
             Op::Close => {
-                conn.on_close(&mut emit(&config, &mut counters, &mut out, ts));
+                conn.on_close(&mut Emit::new(&config, &mut counters, &mut out, ts));
                 continue;
             }
         };
@@ -230,13 +215,13 @@ pub fn http_engine(data: &[u8]) {
             data: bytes,
             elided: false,
         };
-        conn.on_data(&chunk, &mut emit(&config, &mut counters, &mut out, ts));
+        conn.on_data(&chunk, &mut Emit::new(&config, &mut counters, &mut out, ts));
         for msg in out.messages() {
             check_message(msg, config.body_limit, config.raw_limit);
         }
         out.recycle();
     }
-    conn.on_close(&mut emit(&config, &mut counters, &mut out, ts + 1_000));
+    conn.on_close(&mut Emit::new(&config, &mut counters, &mut out, ts + 1_000));
     for msg in out.messages() {
         check_message(msg, config.body_limit, config.raw_limit);
     }
@@ -300,7 +285,7 @@ pub fn h2(data: &[u8]) {
             elided: lost % 2 == 1,
         };
         next[dir] += len;
-        conn.on_data(&chunk, &mut emit(&config, &mut counters, out, ts));
+        conn.on_data(&chunk, &mut Emit::new(&config, &mut counters, out, ts));
     };
     if !input.mid_stream {
         feed(true, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, &mut out);
@@ -328,7 +313,7 @@ pub fn h2(data: &[u8]) {
     }
     let mut sink = CheckingSink;
     let info = httpscope_core::conn::ConnInfo::unknown(1, 1);
-    conn.on_close(&mut emit(&config, &mut counters, &mut out, ts + 1_000));
+    conn.on_close(&mut Emit::new(&config, &mut counters, &mut out, ts + 1_000));
     for msg in out.messages() {
         let record = ExchangeRecord {
             unix_ns: 0,

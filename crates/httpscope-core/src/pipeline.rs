@@ -209,12 +209,12 @@ impl Pipeline {
         } else {
             &mut conn.http
         };
-        let mut cx = Emit {
-            config: &self.config.http,
-            counters: &mut self.report.parse,
-            out: &mut self.messages,
-            ts: header.ts_ns,
-        };
+        let mut cx = Emit::new(
+            &self.config.http,
+            &mut self.report.parse,
+            &mut self.messages,
+            header.ts_ns,
+        );
         engine.on_data(&chunk, &mut cx);
         if !conn.protocol_reported {
             report_protocol(conn, &mut self.report.pipeline);
@@ -237,12 +237,12 @@ impl Pipeline {
         let Some(mut conn) = self.conns.remove(conn_id) else {
             return Ok(());
         };
-        let mut cx = Emit {
-            config: &self.config.http,
-            counters: &mut self.report.parse,
-            out: &mut self.messages,
-            ts: ts_ns,
-        };
+        let mut cx = Emit::new(
+            &self.config.http,
+            &mut self.report.parse,
+            &mut self.messages,
+            ts_ns,
+        );
         conn.http.on_close(&mut cx);
         if let Some(tls_http) = conn.tls_http.as_mut() {
             tls_http.on_close(&mut cx);

@@ -115,12 +115,7 @@ fn run(segments: &[(Direction, Vec<u8>)], cuts: &[usize]) -> (Vec<HttpMessage>, 
     let config = HttpConfig::default();
     let mut conn = HttpConnection::new(false);
     let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
-    let mut cx = Emit {
-        config: &config,
-        counters: &mut counters,
-        out: &mut out,
-        ts: 1,
-    };
+    let mut cx = Emit::new(&config, &mut counters, &mut out, 1);
     let mut offsets = [0u64; 2];
     let mut sizes = cuts.iter().cycle();
     for (dir, bytes) in segments {
@@ -263,7 +258,7 @@ proptest! {
         let config = HttpConfig { body_limit, raw_limit, max_head_bytes };
         let mut conn = HttpConnection::new(mid_stream);
         let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
-        let mut cx = Emit { config: &config, counters: &mut counters, out: &mut out, ts: 0 };
+        let mut cx = Emit::new(&config, &mut counters, &mut out, 0);
         let mut offsets = [0u64; 2];
         for (i, op) in ops.iter().enumerate() {
             let direction = if op.send { Direction::Send } else { Direction::Recv };

@@ -114,6 +114,22 @@ pub struct Emit<'a> {
     pub ts: u64,
 }
 
+impl<'a> Emit<'a> {
+    pub fn new(
+        config: &'a HttpConfig,
+        counters: &'a mut ParseCounters,
+        out: &'a mut Outbox,
+        ts: u64,
+    ) -> Self {
+        Emit {
+            config,
+            counters,
+            out,
+            ts,
+        }
+    }
+}
+
 /// Which side of the exchange the traced process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {

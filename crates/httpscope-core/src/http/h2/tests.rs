@@ -47,12 +47,7 @@ impl Feed {
             elided,
         };
         *offset += len;
-        let mut cx = Emit {
-            config: &self.config,
-            counters: &mut self.counters,
-            out: &mut self.out,
-            ts: self.ts,
-        };
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, self.ts);
         self.conn.on_data(&chunk, &mut cx);
         self
     }
@@ -66,12 +61,7 @@ impl Feed {
     }
 
     fn close(&mut self) -> Vec<HttpMessage> {
-        let mut cx = Emit {
-            config: &self.config,
-            counters: &mut self.counters,
-            out: &mut self.out,
-            ts: self.ts,
-        };
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, self.ts);
         self.conn.on_close(&mut cx);
         self.out.take()
     }

@@ -63,12 +63,7 @@ impl Feed {
 
     /// `chunk` as it is, at time `ts`: the offsets and clock are left alone.
     fn deliver(&mut self, chunk: &DataChunk<'_>, ts: u64) -> &mut Self {
-        let mut cx = Emit {
-            config: &self.config,
-            counters: &mut self.counters,
-            out: &mut self.out,
-            ts,
-        };
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, ts);
         self.conn.on_data(chunk, &mut cx);
         self
     }
@@ -102,12 +97,7 @@ impl Feed {
 
     fn close(&mut self) -> &mut Self {
         self.ts += 10;
-        let mut cx = Emit {
-            config: &self.config,
-            counters: &mut self.counters,
-            out: &mut self.out,
-            ts: self.ts,
-        };
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, self.ts);
         self.conn.on_close(&mut cx);
         self
     }
