@@ -11,7 +11,7 @@ use httpscope_core::direction::Direction;
 use httpscope_core::eventlog::{EventFileReader, EventRecord};
 use httpscope_core::format::{json, logfmt, Timestamps};
 use httpscope_core::http::{
-    DataChunk, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters,
+    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters,
 };
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::record::ExchangeRecord;
@@ -198,14 +198,13 @@ pub fn http_engine(data: &[u8]) {
                 (*send, offset, 1, &b"G"[..])
             }
             Op::Close => {
-                conn.on_close(&config, ts, &mut out, &mut counters);
+                conn.on_close(&mut Emit::new(&config, &mut counters, &mut out, ts));
                 continue;
             }
         };
         let dir = usize::from(!send);
         next[dir] = next[dir].max(offset + len);
         let chunk = DataChunk {
-            ts_ns: ts,
             direction: if send {
                 Direction::Send
             } else {
@@ -216,13 +215,13 @@ pub fn http_engine(data: &[u8]) {
             data: bytes,
             elided: false,
         };
-        conn.on_data(&config, &chunk, &mut out, &mut counters);
+        conn.on_data(&chunk, &mut Emit::new(&config, &mut counters, &mut out, ts));
         for msg in out.messages() {
             check_message(msg, config.body_limit, config.raw_limit);
         }
         out.recycle();
     }
-    conn.on_close(&config, ts + 1_000, &mut out, &mut counters);
+    conn.on_close(&mut Emit::new(&config, &mut counters, &mut out, ts + 1_000));
     for msg in out.messages() {
         check_message(msg, config.body_limit, config.raw_limit);
     }
@@ -274,7 +273,6 @@ pub fn h2(data: &[u8]) {
         let dir = usize::from(!send);
         let len = bytes.len() as u64 + lost;
         let chunk = DataChunk {
-            ts_ns: ts,
             direction: if send {
                 Direction::Send
             } else {
@@ -287,7 +285,7 @@ pub fn h2(data: &[u8]) {
             elided: lost % 2 == 1,
         };
         next[dir] += len;
-        conn.on_data(&config, &chunk, out, &mut counters);
+        conn.on_data(&chunk, &mut Emit::new(&config, &mut counters, out, ts));
     };
     if !input.mid_stream {
         feed(true, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, &mut out);
@@ -315,7 +313,7 @@ pub fn h2(data: &[u8]) {
     }
     let mut sink = CheckingSink;
     let info = httpscope_core::conn::ConnInfo::unknown(1, 1);
-    conn.on_close(&config, ts + 1_000, &mut out, &mut counters);
+    conn.on_close(&mut Emit::new(&config, &mut counters, &mut out, ts + 1_000));
     for msg in out.messages() {
         let record = ExchangeRecord {
             unix_ns: 0,

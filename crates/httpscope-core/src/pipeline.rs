@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::cgroup::CgroupNames;
 use crate::conn::{ConnInfo, ConnTable, Connection};
 use crate::event::{decode, ConnOrigin, DataEvent, KernelEvent};
-use crate::http::{DataChunk, HttpConfig, HttpConnection, Outbox, Protocol};
+use crate::http::{DataChunk, Emit, HttpConfig, HttpConnection, Outbox, Protocol};
 use crate::record::ExchangeRecord;
 use crate::redact::Redactor;
 use crate::route::{RouteRules, Routes};
@@ -193,7 +193,6 @@ impl Pipeline {
             return Ok(());
         }
         let chunk = DataChunk {
-            ts_ns: header.ts_ns,
             direction: data.direction,
             offset: data.stream_offset,
             len: data.len,
@@ -210,12 +209,13 @@ impl Pipeline {
         } else {
             &mut conn.http
         };
-        engine.on_data(
+        let mut cx = Emit::new(
             &self.config.http,
-            &chunk,
-            &mut self.messages,
             &mut self.report.parse,
+            &mut self.messages,
+            header.ts_ns,
         );
+        engine.on_data(&chunk, &mut cx);
         if !conn.protocol_reported {
             report_protocol(conn, &mut self.report.pipeline);
         }
@@ -237,19 +237,15 @@ impl Pipeline {
         let Some(mut conn) = self.conns.remove(conn_id) else {
             return Ok(());
         };
-        conn.http.on_close(
+        let mut cx = Emit::new(
             &self.config.http,
-            ts_ns,
-            &mut self.messages,
             &mut self.report.parse,
+            &mut self.messages,
+            ts_ns,
         );
+        conn.http.on_close(&mut cx);
         if let Some(tls_http) = conn.tls_http.as_mut() {
-            tls_http.on_close(
-                &self.config.http,
-                ts_ns,
-                &mut self.messages,
-                &mut self.report.parse,
-            );
+            tls_http.on_close(&mut cx);
         }
         let last_tid = conn.last_tid;
         let result = write_records(

@@ -345,7 +345,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::direction::Direction;
-    use crate::http::{MessageKind, Proto};
+    use crate::http::{HttpVersion, MessageKind};
     use std::sync::Arc;
 
     fn message(
@@ -365,7 +365,12 @@ mod tests {
             body_len: body.len() as u64,
             body: body.to_vec(),
             raw: raw.to_vec(),
-            ..HttpMessage::new(MessageKind::Request, Direction::Send, Proto::Http11, 0)
+            ..HttpMessage::new(
+                MessageKind::Request,
+                Direction::Send,
+                HttpVersion::Http11,
+                0,
+            )
         }
     }
 

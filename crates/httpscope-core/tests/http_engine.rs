@@ -4,7 +4,7 @@
 
 use httpscope_core::direction::Direction;
 use httpscope_core::http::{
-    DataChunk, HttpConfig, HttpConnection, HttpMessage, MessageKind, Outbox, ParseCounters,
+    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, MessageKind, Outbox, ParseCounters,
 };
 use proptest::prelude::*;
 
@@ -115,6 +115,7 @@ fn run(segments: &[(Direction, Vec<u8>)], cuts: &[usize]) -> (Vec<HttpMessage>, 
     let config = HttpConfig::default();
     let mut conn = HttpConnection::new(false);
     let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
+    let mut cx = Emit::new(&config, &mut counters, &mut out, 1);
     let mut offsets = [0u64; 2];
     let mut sizes = cuts.iter().cycle();
     for (dir, bytes) in segments {
@@ -124,7 +125,6 @@ fn run(segments: &[(Direction, Vec<u8>)], cuts: &[usize]) -> (Vec<HttpMessage>, 
             let (piece, tail) = rest.split_at(n);
             let offset = &mut offsets[dir.index()];
             let chunk = DataChunk {
-                ts_ns: 1,
                 direction: *dir,
                 offset: *offset,
                 len: n as u64,
@@ -132,11 +132,12 @@ fn run(segments: &[(Direction, Vec<u8>)], cuts: &[usize]) -> (Vec<HttpMessage>, 
                 elided: false,
             };
             *offset += n as u64;
-            conn.on_data(&config, &chunk, &mut out, &mut counters);
+            conn.on_data(&chunk, &mut cx);
             rest = tail;
         }
     }
-    conn.on_close(&config, 2, &mut out, &mut counters);
+    cx.ts = 2;
+    conn.on_close(&mut cx);
     (out.take(), counters)
 }
 
@@ -257,6 +258,7 @@ proptest! {
         let config = HttpConfig { body_limit, raw_limit, max_head_bytes };
         let mut conn = HttpConnection::new(mid_stream);
         let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
+        let mut cx = Emit::new(&config, &mut counters, &mut out, 0);
         let mut offsets = [0u64; 2];
         for (i, op) in ops.iter().enumerate() {
             let direction = if op.send { Direction::Send } else { Direction::Recv };
@@ -264,13 +266,15 @@ proptest! {
             let offset = expected.saturating_add_signed(op.skew);
             let len = (op.data.len() as u64).saturating_add(op.uncaptured);
             offsets[direction.index()] = offset.saturating_add(len);
-            let chunk = DataChunk { ts_ns: i as u64, direction, offset, len, data: &op.data, elided: false };
-            conn.on_data(&config, &chunk, &mut out, &mut counters);
+            let chunk = DataChunk { direction, offset, len, data: &op.data, elided: false };
+            cx.ts = i as u64;
+            conn.on_data(&chunk, &mut cx);
             if op.close {
-                conn.on_close(&config, i as u64, &mut out, &mut counters);
+                conn.on_close(&mut cx);
             }
         }
-        conn.on_close(&config, u64::MAX, &mut out, &mut counters);
+        cx.ts = u64::MAX;
+        conn.on_close(&mut cx);
         let out = out.take();
         prop_assert_eq!(counters.messages, out.len() as u64);
         for m in &out {

@@ -250,7 +250,7 @@ fn schema_rejects_what_the_format_never_writes() {
 fn grpc_response_line() -> Value {
     use httpscope_core::conn::ConnInfo;
     use httpscope_core::direction::Direction;
-    use httpscope_core::http::{Extra, GrpcCall, HttpMessage, MessageKind, Proto, Role};
+    use httpscope_core::http::{Extra, GrpcCall, HttpMessage, HttpVersion, MessageKind, Role};
     use httpscope_core::record::ExchangeRecord;
 
     let message = HttpMessage {
@@ -276,7 +276,7 @@ fn grpc_response_line() -> Value {
             message: Some("not found".into()),
             messages: 0,
         })),
-        ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::H2, 7)
+        ..HttpMessage::new(MessageKind::Response, Direction::Send, HttpVersion::H2, 7)
     };
     let conn = ConnInfo::unknown(9, 42);
     let record = ExchangeRecord {

@@ -1,5 +1,8 @@
-//! Command-line interface.
+//! The command line: every subcommand, flag and value type, as clap parses them. The rest
+//! of the crate reads these types; this module uses nothing of it.
 
+use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -109,7 +112,38 @@ pub struct OutputArgs {
 
     /// Prometheus metrics and pcapng output.
     #[command(flatten)]
-    pub integrations: crate::integrations::IntegrationArgs,
+    pub integrations: IntegrationArgs,
+}
+
+/// Prometheus metrics, pcapng output and OTLP export.
+#[derive(Debug, Clone, Args)]
+pub struct IntegrationArgs {
+    /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464),
+    /// and /healthz and /readyz (whether capture is attached and draining) beside it.
+    #[arg(long, value_name = "ADDR", env = "HTTPSCOPE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub routes: RouteArgs,
+
+    /// Also write every captured connection as TCP segments to this pcapng file
+    /// (truncated; mode 0600; NOT redacted: it holds credentials in clear text).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+
+    /// Export each exchange as an OpenTelemetry span, and duration histograms,
+    /// over OTLP to this collector (e.g. http://127.0.0.1:4317 for gRPC,
+    /// http://127.0.0.1:4318 for HTTP). Else OTEL_EXPORTER_OTLP_ENDPOINT, or
+    /// OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT for one signal.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP protocol: grpc, or http/protobuf (POST to the endpoint's /v1/traces
+    /// and /v1/metrics). Else OTEL_EXPORTER_OTLP_PROTOCOL (or the signal's
+    /// own _PROTOCOL variable); unset, an endpoint on port 4318 means
+    /// http/protobuf and any other grpc.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<OtlpProtocol>,
 }
 
 /// How paths become routes, in every output.
@@ -271,4 +305,24 @@ pub enum CaptureBackendArg {
     Auto,
     Socket,
     Syscall,
+}
+
+/// OTLP's wire protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    /// protobuf over gRPC (collectors listen on port 4317)
+    #[value(name = "grpc")]
+    Grpc,
+    /// protobuf over HTTP POST to `/v1/traces` and `/v1/metrics` (port 4318)
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl fmt::Display for OtlpProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+        })
+    }
 }

@@ -8,49 +8,17 @@
 //! connection (before redaction), so it is created with mode 0600.
 
 use std::io::{BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Args;
 use httpscope_core::sink::{Metrics, MetricsSink, PcapSink, Sink};
 use httpscope_core::stats::Report;
 
+use crate::cli::IntegrationArgs;
 use crate::health::Health;
-use crate::otlp::{OtlpProtocol, OtlpSink, OtlpTargets};
-
-/// Prometheus metrics, pcapng output and OTLP export.
-#[derive(Debug, Clone, Args)]
-pub struct IntegrationArgs {
-    /// Serve Prometheus/OpenMetrics metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464),
-    /// and /healthz and /readyz (whether capture is attached and draining) beside it.
-    #[arg(long, value_name = "ADDR", env = "HTTPSCOPE_METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
-
-    #[command(flatten)]
-    pub routes: crate::cli::RouteArgs,
-
-    /// Also write every captured connection as TCP segments to this pcapng file
-    /// (truncated; mode 0600; NOT redacted: it holds credentials in clear text).
-    #[arg(long, value_name = "FILE")]
-    pub pcap: Option<PathBuf>,
-
-    /// Export each exchange as an OpenTelemetry span, and duration histograms,
-    /// over OTLP to this collector (e.g. http://127.0.0.1:4317 for gRPC,
-    /// http://127.0.0.1:4318 for HTTP). Else OTEL_EXPORTER_OTLP_ENDPOINT, or
-    /// OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT for one signal.
-    #[arg(long, value_name = "URL")]
-    pub otlp_endpoint: Option<String>,
-
-    /// OTLP protocol: grpc, or http/protobuf (POST to the endpoint's /v1/traces
-    /// and /v1/metrics). Else OTEL_EXPORTER_OTLP_PROTOCOL (or the signal's
-    /// own _PROTOCOL variable); unset, an endpoint on port 4318 means
-    /// http/protobuf and any other grpc.
-    #[arg(long, value_name = "PROTOCOL")]
-    pub otlp_protocol: Option<OtlpProtocol>,
-}
+use crate::otlp::{OtlpSink, OtlpTargets};
 
 /// What the integrations need while capture runs.
 pub struct Integrations {

@@ -1,22 +1,18 @@
-//! The `httpscope` command: record, replay, doctor, top, stats, report (and generate,
-//! for packagers).
+//! The `httpscope` command. `cli` declares every flag; `cmd` holds one module per
+//! subcommand (record, replay, doctor, top, stats, report, and generate for packagers);
+//! `output` and `integrations` (with `otlp` and `health`) build the sinks they share.
 
 pub mod cli;
-mod doctor;
-mod generate;
+mod cmd;
 mod health;
 mod integrations;
 mod otlp;
 mod output;
-mod record;
-mod replay;
-mod report;
-mod stats;
-mod top;
 
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
+use cmd::{doctor, generate, record, replay, report, stats, top};
 use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr; data goes to files or stdout.

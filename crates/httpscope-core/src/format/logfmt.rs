@@ -327,7 +327,7 @@ mod tests {
     fn h2_and_grpc_fields_follow_the_http1_ones() {
         use crate::conn::ConnInfo;
         use crate::direction::Direction;
-        use crate::http::{Extra, HttpMessage, MessageKind, Proto};
+        use crate::http::{Extra, HttpMessage, HttpVersion, MessageKind};
 
         let message = HttpMessage {
             stream: std::num::NonZeroU32::new(5),
@@ -350,7 +350,7 @@ mod tests {
                 message: Some("gone away".into()),
                 messages: 2,
             })),
-            ..HttpMessage::new(MessageKind::Response, Direction::Recv, Proto::H2, 0)
+            ..HttpMessage::new(MessageKind::Response, Direction::Recv, HttpVersion::H2, 0)
         };
         let conn = ConnInfo::unknown(1, 2);
         let record = ExchangeRecord {

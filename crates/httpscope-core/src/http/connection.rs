@@ -5,7 +5,7 @@
 use super::h1::H1Connection;
 use super::h2::{self, H2Connection};
 use super::stream::Placed;
-use super::{DataChunk, HttpConfig, Outbox, ParseCounters, Protocol, Role};
+use super::{DataChunk, Emit, Protocol, Role};
 use crate::direction::Direction;
 
 #[derive(Debug)]
@@ -27,16 +27,10 @@ impl HttpConnection {
         }
     }
 
-    /// Feeds the bytes of one syscall; complete messages are appended to `out`.
-    pub fn on_data(
-        &mut self,
-        config: &HttpConfig,
-        chunk: &DataChunk<'_>,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
+    /// Feeds the bytes of one syscall; complete messages are appended to `cx.out`.
+    pub fn on_data(&mut self, chunk: &DataChunk<'_>, cx: &mut Emit<'_>) {
         if let Some(h2) = &mut self.h2 {
-            return h2.on_data(config, chunk, out, counters);
+            return h2.on_data(chunk, cx);
         }
         if self.mid_stream
             && self.h1.protocol() == Protocol::Unknown
@@ -45,28 +39,22 @@ impl HttpConnection {
         {
             // Joined mid-way, and this syscall is whole HTTP/2 frames.
             let positions = self.h1.take_handoff().positions;
-            let mut h2 = Box::new(H2Connection::new(config, false, positions, None));
-            h2.on_data(config, chunk, out, counters);
+            let mut h2 = Box::new(H2Connection::new(cx.config, false, positions, None));
+            h2.on_data(chunk, cx);
             self.h2 = Some(h2);
             return;
         }
-        self.h1.on_data(config, chunk, out, counters);
+        self.h1.on_data(chunk, cx);
         if self.h1.protocol() == Protocol::Http2 {
-            self.switch_to_h2(config, chunk.ts_ns, out, counters);
+            self.switch_to_h2(cx);
         }
     }
 
     /// The HTTP/1 engine saw HTTP/2 begin: the HTTP/2 engine takes the bytes from there.
-    fn switch_to_h2(
-        &mut self,
-        config: &HttpConfig,
-        ts: u64,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
+    fn switch_to_h2(&mut self, cx: &mut Emit<'_>) {
         let handoff = self.h1.take_handoff();
         let mut h2 = Box::new(H2Connection::new(
-            config,
+            cx.config,
             !self.mid_stream || handoff.request_dir.is_some(),
             handoff.positions,
             handoff.upgraded,
@@ -80,22 +68,16 @@ impl HttpConnection {
                 at_start: false,
                 first: false,
             };
-            h2.feed(config, dir, placed, ts, out, counters);
+            h2.feed(dir, placed, cx);
         }
         self.h2 = Some(h2);
     }
 
-    /// The connection closed: incomplete messages are flushed as partial.
-    pub fn on_close(
-        &mut self,
-        config: &HttpConfig,
-        ts_ns: u64,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
-        self.h1.on_close(config, ts_ns, out, counters);
+    /// The connection closed at `cx.ts`: incomplete messages are flushed as partial.
+    pub fn on_close(&mut self, cx: &mut Emit<'_>) {
+        self.h1.on_close(cx);
         if let Some(h2) = &mut self.h2 {
-            h2.on_close(config, ts_ns, out, counters);
+            h2.on_close(cx);
         }
     }
 

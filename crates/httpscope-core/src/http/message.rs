@@ -23,31 +23,31 @@ impl MessageKind {
     }
 }
 
-/// Protocol and version a message travelled in.
+/// The HTTP version a message travelled in (what the connection carries is `Protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
+pub enum HttpVersion {
     Http10,
     Http11,
     /// HTTP/2, cleartext (h2c) or over TLS.
     H2,
 }
 
-impl Proto {
+impl HttpVersion {
     /// `http/1.0`, `http/1.1` or `h2`, as ALPN names them.
     pub fn as_str(self) -> &'static str {
         match self {
-            Proto::Http10 => "http/1.0",
-            Proto::Http11 => "http/1.1",
-            Proto::H2 => "h2",
+            HttpVersion::Http10 => "http/1.0",
+            HttpVersion::Http11 => "http/1.1",
+            HttpVersion::H2 => "h2",
         }
     }
 
     /// The version as HTTP writes it: `1.0`, `1.1` or `2`.
     pub fn version(self) -> &'static str {
         match self {
-            Proto::Http10 => "1.0",
-            Proto::Http11 => "1.1",
-            Proto::H2 => "2",
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::H2 => "2",
         }
     }
 }
@@ -78,7 +78,7 @@ pub struct HttpMessage {
     pub first_ts_ns: u64,
     /// Timestamp of the chunk carrying the message's last byte.
     pub last_ts_ns: u64,
-    pub proto: Proto,
+    pub proto: HttpVersion,
     /// HTTP/2 stream id (never 0 on a message); None for HTTP/1.
     pub stream: Option<NonZeroU32>,
     /// Request method; for responses, the method of the paired request. Standard methods
@@ -142,13 +142,18 @@ pub struct Extra {
 
 impl HttpMessage {
     /// A message with nothing known beyond where it travelled: no head, no body, unpaired.
-    pub fn new(kind: MessageKind, direction: Direction, proto: Proto, first_ts_ns: u64) -> Self {
+    pub fn new(
+        kind: MessageKind,
+        direction: Direction,
+        version: HttpVersion,
+        first_ts_ns: u64,
+    ) -> Self {
         HttpMessage {
             kind,
             direction,
             first_ts_ns,
             last_ts_ns: first_ts_ns,
-            proto,
+            proto: version,
             stream: None,
             method: None,
             url: None,

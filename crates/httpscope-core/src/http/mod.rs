@@ -12,7 +12,7 @@ mod sniff;
 mod stream;
 
 pub use connection::HttpConnection;
-pub use message::{Extra, GrpcCall, Headers, HttpMessage, MessageKind, Proto};
+pub use message::{Extra, GrpcCall, Headers, HttpMessage, HttpVersion, MessageKind};
 pub use outbox::Outbox;
 
 use crate::direction::Direction;
@@ -38,10 +38,9 @@ impl Default for HttpConfig {
     }
 }
 
-/// The bytes of one socket syscall of a connection.
+/// The bytes of one socket syscall of a connection (its time is `Emit::ts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataChunk<'a> {
-    pub ts_ns: u64,
     pub direction: Direction,
     /// Position of this syscall's first byte in its direction's stream.
     pub offset: u64,
@@ -101,6 +100,34 @@ pub struct ParseCounters {
     pub h2_push_promises: u64,
     /// HTTP/2 GOAWAY frames.
     pub h2_goaways: u64,
+}
+
+/// What an engine works with while it handles one event (a chunk, or the close): the limits
+/// it keeps to, the counters of what it could not see or parse, the messages it finishes, and
+/// the event's time.
+#[derive(Debug)]
+pub struct Emit<'a> {
+    pub config: &'a HttpConfig,
+    pub counters: &'a mut ParseCounters,
+    pub out: &'a mut Outbox,
+    /// When the event happened (CLOCK_MONOTONIC ns): the syscall's time, or the close's.
+    pub ts: u64,
+}
+
+impl<'a> Emit<'a> {
+    pub fn new(
+        config: &'a HttpConfig,
+        counters: &'a mut ParseCounters,
+        out: &'a mut Outbox,
+        ts: u64,
+    ) -> Self {
+        Emit {
+            config,
+            counters,
+            out,
+            ts,
+        }
+    }
 }
 
 /// Which side of the exchange the traced process is.

@@ -85,12 +85,17 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::direction::Direction;
-    use crate::http::{MessageKind, Proto};
+    use crate::http::{HttpVersion, MessageKind};
 
     #[test]
     fn written_messages_lend_their_buffers_to_the_next() {
         let mut outbox = Outbox::default();
-        let mut message = HttpMessage::new(MessageKind::Request, Direction::Send, Proto::Http11, 0);
+        let mut message = HttpMessage::new(
+            MessageKind::Request,
+            Direction::Send,
+            HttpVersion::Http11,
+            0,
+        );
         message.raw = b"GET / HTTP/1.1\r\n\r\n".to_vec();
         message.headers = [("Host", "a")].into_iter().collect();
         outbox.push(message);
@@ -109,8 +114,12 @@ mod tests {
     #[test]
     fn big_buffers_are_not_kept() {
         let mut outbox = Outbox::default();
-        let mut message =
-            HttpMessage::new(MessageKind::Response, Direction::Recv, Proto::Http11, 0);
+        let mut message = HttpMessage::new(
+            MessageKind::Response,
+            Direction::Recv,
+            HttpVersion::Http11,
+            0,
+        );
         message.body = vec![0; MAX_SPARE_CAPACITY + 1];
         outbox.push(message);
         outbox.recycle();

@@ -83,7 +83,6 @@ mod tests {
 
     fn chunk(offset: u64, len: u64, data: &[u8]) -> DataChunk<'_> {
         DataChunk {
-            ts_ns: 0,
             direction: Direction::Send,
             offset,
             len,

@@ -481,7 +481,7 @@ mod tests {
     use super::*;
     use crate::conn::ConnInfo;
     use crate::direction::Direction;
-    use crate::http::{HttpMessage, Proto};
+    use crate::http::{HttpMessage, HttpVersion};
 
     #[test]
     fn encodes_openmetrics() {
@@ -531,7 +531,7 @@ mod tests {
             status,
             latency_ns: Some(3_000_000),
             grpc: grpc.map(Box::new),
-            ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::H2, 0)
+            ..HttpMessage::new(MessageKind::Response, Direction::Send, HttpVersion::H2, 0)
         }
     }
 

@@ -281,7 +281,7 @@ mod tests {
     use super::*;
     use crate::conn::ConnInfo;
     use crate::direction::Direction;
-    use crate::http::{HttpMessage, Proto, Role};
+    use crate::http::{HttpMessage, HttpVersion, Role};
 
     fn response(url: &str, status: u16, latency_ms: u64) -> HttpMessage {
         HttpMessage {
@@ -290,7 +290,12 @@ mod tests {
             status: Some(status),
             latency_ns: Some(latency_ms * 1_000_000),
             exchange: Some(1),
-            ..HttpMessage::new(MessageKind::Response, Direction::Send, Proto::Http11, 0)
+            ..HttpMessage::new(
+                MessageKind::Response,
+                Direction::Send,
+                HttpVersion::Http11,
+                0,
+            )
         }
     }
 

@@ -33,7 +33,7 @@ mod providers;
 mod target;
 mod telemetry;
 
-pub use target::{OtlpProtocol, OtlpTargets};
+pub use target::OtlpTargets;
 use telemetry::{method_label, Exchange, Rpc, Telemetry};
 
 /// Exchanges waiting for the exporter thread; beyond this they are dropped.

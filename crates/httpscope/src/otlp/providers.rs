@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry_otlp::{
-    MetricExporter, Protocol, SpanExporter, WithExportConfig, WithHttpConfig,
+    ExporterBuildError, HttpExporterBuilderSet, MetricExporter, MetricExporterBuilder, Protocol,
+    SpanExporter, SpanExporterBuilder, TonicExporterBuilderSet, WithExportConfig, WithHttpConfig,
 };
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
@@ -13,7 +14,8 @@ use opentelemetry_sdk::Resource;
 use tokio::runtime::Handle;
 
 use super::http_client::RuntimeHttpClient;
-use super::target::{OtlpProtocol, OtlpTargets, SignalTarget};
+use super::target::{OtlpTargets, SignalTarget};
+use crate::cli::OtlpProtocol;
 
 /// Spans queued in the SDK batch processor; beyond this the SDK drops them.
 const SPAN_QUEUE: usize = 4096;
@@ -33,21 +35,7 @@ pub fn build(
 
     let mut tracer_provider = SdkTracerProvider::builder().with_resource(resource.clone());
     if let Some(target) = &targets.traces {
-        let exporter = match target.protocol {
-            OtlpProtocol::Grpc => SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(&target.url)
-                .with_timeout(EXPORT_TIMEOUT)
-                .build(),
-            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_http_client(http_client())
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(&target.url)
-                .with_timeout(EXPORT_TIMEOUT)
-                .build(),
-        }
-        .with_context(|| exporter_context("span", target))?;
+        let exporter: SpanExporter = exporter(target, http_client(), "span")?;
         let batch = BatchConfigBuilder::default()
             .with_max_queue_size(SPAN_QUEUE)
             .with_scheduled_delay(Duration::from_secs(1))
@@ -60,21 +48,7 @@ pub fn build(
 
     let mut meter_provider = SdkMeterProvider::builder().with_resource(resource);
     if let Some(target) = &targets.metrics {
-        let exporter = match target.protocol {
-            OtlpProtocol::Grpc => MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(&target.url)
-                .with_timeout(EXPORT_TIMEOUT)
-                .build(),
-            OtlpProtocol::HttpProtobuf => MetricExporter::builder()
-                .with_http()
-                .with_http_client(http_client())
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(&target.url)
-                .with_timeout(EXPORT_TIMEOUT)
-                .build(),
-        }
-        .with_context(|| exporter_context("metric", target))?;
+        let exporter: MetricExporter = exporter(target, http_client(), "metric")?;
         let reader = PeriodicReader::builder(exporter)
             .with_interval(METRIC_INTERVAL)
             .build();
@@ -83,9 +57,66 @@ pub fn build(
     Ok((tracer_provider.build(), meter_provider.build()))
 }
 
-fn exporter_context(what: &str, target: &SignalTarget) -> String {
-    format!(
-        "building the OTLP {what} exporter for {} over {}",
-        target.url, target.protocol
-    )
+/// The exporter of one signal to `target`: protobuf over gRPC, or over HTTP through
+/// `http_client`, with the same timeout either way.
+fn exporter<E: Exporter>(
+    target: &SignalTarget,
+    http_client: RuntimeHttpClient,
+    what: &str,
+) -> anyhow::Result<E> {
+    match target.protocol {
+        OtlpProtocol::Grpc => E::build_grpc(
+            E::grpc()
+                .with_endpoint(&target.url)
+                .with_timeout(EXPORT_TIMEOUT),
+        ),
+        OtlpProtocol::HttpProtobuf => E::build_http(
+            E::http()
+                .with_http_client(http_client)
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(&target.url)
+                .with_timeout(EXPORT_TIMEOUT),
+        ),
+    }
+    .with_context(|| {
+        format!(
+            "building the OTLP {what} exporter for {} over {}",
+            target.url, target.protocol
+        )
+    })
 }
+
+/// A signal's exporter as the SDK builds it, over either protocol.
+trait Exporter: Sized {
+    type Grpc: WithExportConfig;
+    type Http: WithExportConfig + WithHttpConfig;
+    fn grpc() -> Self::Grpc;
+    fn http() -> Self::Http;
+    fn build_grpc(builder: Self::Grpc) -> Result<Self, ExporterBuildError>;
+    fn build_http(builder: Self::Http) -> Result<Self, ExporterBuildError>;
+}
+
+/// `Exporter` for a signal's exporter and builder types: alike for every signal.
+macro_rules! impl_exporter {
+    ($exporter:ident, $builder:ident) => {
+        impl Exporter for $exporter {
+            type Grpc = $builder<TonicExporterBuilderSet>;
+            type Http = $builder<HttpExporterBuilderSet>;
+            fn grpc() -> Self::Grpc {
+                $exporter::builder().with_tonic()
+            }
+            fn http() -> Self::Http {
+                $exporter::builder().with_http()
+            }
+            fn build_grpc(builder: Self::Grpc) -> Result<Self, ExporterBuildError> {
+                builder.build()
+            }
+            fn build_http(builder: Self::Http) -> Result<Self, ExporterBuildError> {
+                builder.build()
+            }
+        }
+    };
+}
+
+impl_exporter!(SpanExporter, SpanExporterBuilder);
+impl_exporter!(MetricExporter, MetricExporterBuilder);

@@ -3,39 +3,9 @@
 //! OpenTelemetry SDKs resolve them (flag, then the signal's own variable,
 //! then the general one).
 
-use std::fmt;
-
 use clap::ValueEnum;
 
-/// OTLP's wire protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OtlpProtocol {
-    /// protobuf over gRPC (collectors listen on port 4317)
-    #[value(name = "grpc")]
-    Grpc,
-    /// protobuf over HTTP POST to `/v1/traces` and `/v1/metrics` (port 4318)
-    #[value(name = "http/protobuf")]
-    HttpProtobuf,
-}
-
-impl OtlpProtocol {
-    fn parse(value: &str) -> Option<Self> {
-        match value.trim() {
-            "grpc" => Some(OtlpProtocol::Grpc),
-            "http/protobuf" => Some(OtlpProtocol::HttpProtobuf),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for OtlpProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OtlpProtocol::Grpc => "grpc",
-            OtlpProtocol::HttpProtobuf => "http/protobuf",
-        })
-    }
-}
+use crate::cli::OtlpProtocol;
 
 /// The port collectors listen on for OTLP over HTTP.
 const OTLP_HTTP_PORT: u16 = 4318;
@@ -93,7 +63,7 @@ impl OtlpTargets {
         let protocol_var = |name: &str| -> Result<Option<OtlpProtocol>, String> {
             var(name)
                 .map(|value| {
-                    OtlpProtocol::parse(&value).ok_or_else(|| {
+                    OtlpProtocol::from_str(value.trim(), false).map_err(|_| {
                         format!("{name}={value}: the protocols are grpc and http/protobuf")
                     })
                 })

@@ -28,10 +28,10 @@ mod tests;
 
 use super::h2::Upgraded;
 use super::stream::StreamPos;
-use super::{DataChunk, HttpConfig, Outbox, ParseCounters, Protocol, Role};
+use super::{DataChunk, Emit, Protocol, Role};
 use crate::direction::Direction;
 use pairing::Pairing;
-use parser::{Ctx, DirParser, Link};
+use parser::{DirParser, Link};
 
 /// The HTTP/1 engine of one TCP connection of one traced process.
 #[derive(Debug)]
@@ -55,40 +55,28 @@ impl H1Connection {
                 pairing: Pairing::new(mid_stream),
                 mid_stream,
                 upgraded: None,
+                peer_idle: false,
             },
             closed: false,
         }
     }
 
-    /// Feeds the bytes of one syscall; complete messages are appended to `out`.
-    pub fn on_data(
-        &mut self,
-        config: &HttpConfig,
-        chunk: &DataChunk<'_>,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
+    /// Feeds the bytes of one syscall; complete messages are appended to `cx.out`.
+    pub fn on_data(&mut self, chunk: &DataChunk<'_>, cx: &mut Emit<'_>) {
         let counter = match self.link.protocol {
-            _ if self.closed => &mut counters.skipped_bytes,
-            Protocol::Tunnel => &mut counters.tunnel_bytes,
-            p if p.is_opaque() => &mut counters.non_http_bytes,
+            _ if self.closed => &mut cx.counters.skipped_bytes,
+            Protocol::Tunnel => &mut cx.counters.tunnel_bytes,
+            p if p.is_opaque() => &mut cx.counters.non_http_bytes,
             _ => {
                 let (me, peer) = match chunk.direction {
                     Direction::Send => (&mut self.send, &mut self.recv),
                     Direction::Recv => (&mut self.recv, &mut self.send),
                 };
-                let placed = me.stream.place(chunk, counters);
-                let mut cx = Ctx {
-                    config,
-                    counters,
-                    out,
-                    link: &mut self.link,
-                    ts: chunk.ts_ns,
-                    peer_idle: peer.idle(),
-                };
-                me.feed(placed, &mut cx);
-                if cx.link.protocol.is_opaque() {
-                    peer.enter_passthrough(&mut cx);
+                let placed = me.stream.place(chunk, cx.counters);
+                self.link.peer_idle = peer.idle();
+                me.feed(placed, cx, &mut self.link);
+                if self.link.protocol.is_opaque() {
+                    peer.enter_passthrough(cx, &mut self.link);
                 }
                 return;
             }
@@ -96,34 +84,23 @@ impl H1Connection {
         *counter = counter.saturating_add(chunk.len);
     }
 
-    /// The connection closed (close(), EOF seen by the process, or the process exited): ends
-    /// close-delimited bodies, flushes incomplete messages as partial, counts unanswered requests.
-    pub fn on_close(
-        &mut self,
-        config: &HttpConfig,
-        ts_ns: u64,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
+    /// The connection closed (close(), EOF seen by the process, or the process exited) at
+    /// `cx.ts`: ends close-delimited bodies, flushes incomplete messages as partial, counts
+    /// unanswered requests.
+    pub fn on_close(&mut self, cx: &mut Emit<'_>) {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        let mut cx = Ctx {
-            config,
-            counters,
-            out,
-            link: &mut self.link,
-            ts: ts_ns,
-            peer_idle: false,
-        };
+        let link = &mut self.link;
+        link.peer_idle = false;
         // Requests first: a request cut short is older than the response it provoked.
-        let (first, second) = match cx.link.request_dir {
+        let (first, second) = match link.request_dir {
             Some(Direction::Recv) => (&mut self.recv, &mut self.send),
             _ => (&mut self.send, &mut self.recv),
         };
-        first.close(&mut cx);
-        second.close(&mut cx);
-        cx.link.pairing.on_close(cx.counters);
+        first.close(cx, link);
+        second.close(cx, link);
+        link.pairing.on_close(cx.counters);
     }
 
     /// Client if this process sends requests, Server if it receives them; None until a head parses.

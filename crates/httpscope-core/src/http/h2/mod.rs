@@ -20,10 +20,10 @@ use std::collections::VecDeque;
 
 use frame::{FrameHeader, Kind, HEADER_LEN};
 use hpack::Decoder;
-use streams::{Out, Streams};
+use streams::Streams;
 
 use super::stream::{Placed, StreamPos};
-use super::{DataChunk, HttpConfig, Outbox, ParseCounters, Role};
+use super::{DataChunk, Emit, HttpConfig, Role};
 use crate::direction::Direction;
 
 pub use frame::exact_frames;
@@ -127,35 +127,15 @@ impl H2Connection {
         }
     }
 
-    pub fn on_data(
-        &mut self,
-        config: &HttpConfig,
-        chunk: &DataChunk<'_>,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
-        let placed = self.reader(chunk.direction).pos.place(chunk, counters);
-        self.feed(config, chunk.direction, placed, chunk.ts_ns, out, counters);
+    pub fn on_data(&mut self, chunk: &DataChunk<'_>, cx: &mut Emit<'_>) {
+        let placed = self.reader(chunk.direction).pos.place(chunk, cx.counters);
+        self.feed(chunk.direction, placed, cx);
     }
 
     /// Bytes already placed in their stream (also how the HTTP/1 engine hands over).
-    pub fn feed(
-        &mut self,
-        config: &HttpConfig,
-        dir: Direction,
-        placed: Placed<'_>,
-        ts: u64,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
-        let mut cx = Out {
-            config,
-            counters,
-            out,
-            ts,
-        };
+    pub fn feed(&mut self, dir: Direction, placed: Placed<'_>, cx: &mut Emit<'_>) {
         if placed.pre_gap > 0 {
-            self.gap(dir, placed.pre_gap, false, &mut cx);
+            self.gap(dir, placed.pre_gap, false, cx);
         }
         let reader = self.reader(dir);
         if placed.at_start && matches!(reader.state, ReadState::Lost) && exact_frames(placed.data) {
@@ -164,28 +144,16 @@ impl H2Connection {
         }
         let mut data = placed.data;
         while !data.is_empty() {
-            let used = self.step(dir, data, &mut cx);
+            let used = self.step(dir, data, cx);
             data = data.get(used..).unwrap_or_default();
         }
         if placed.post_gap > 0 {
-            self.gap(dir, placed.post_gap, placed.elided, &mut cx);
+            self.gap(dir, placed.post_gap, placed.elided, cx);
         }
     }
 
-    pub fn on_close(
-        &mut self,
-        config: &HttpConfig,
-        ts: u64,
-        out: &mut Outbox,
-        counters: &mut ParseCounters,
-    ) {
-        let mut cx = Out {
-            config,
-            counters,
-            out,
-            ts,
-        };
-        self.streams.close(&mut cx);
+    pub fn on_close(&mut self, cx: &mut Emit<'_>) {
+        self.streams.close(cx);
     }
 
     /// Client if this process sends requests (or sent the preface).
@@ -213,7 +181,7 @@ impl H2Connection {
 
     /// `n` bytes of `dir` were lost, or `elided` by the kernel's capture budget: those are
     /// expected inside a DATA payload, and lost anywhere else.
-    fn gap(&mut self, dir: Direction, n: u64, elided: bool, cx: &mut Out<'_>) {
+    fn gap(&mut self, dir: Direction, n: u64, elided: bool, cx: &mut Emit<'_>) {
         let (reader, streams) = self.parts(dir);
         let inside_body = match &mut reader.state {
             ReadState::Data {
@@ -249,7 +217,7 @@ impl H2Connection {
     }
 
     /// Consumes some of `data`; returns how much (0 only after changing state).
-    fn step(&mut self, dir: Direction, data: &[u8], cx: &mut Out<'_>) -> usize {
+    fn step(&mut self, dir: Direction, data: &[u8], cx: &mut Emit<'_>) -> usize {
         let buffer_cap = cx
             .config
             .max_head_bytes
@@ -361,7 +329,7 @@ impl H2Connection {
     }
 
     /// A frame too large to buffer: a header block that large cannot be decoded.
-    fn oversized(&mut self, dir: Direction, header: FrameHeader, cx: &mut Out<'_>) {
+    fn oversized(&mut self, dir: Direction, header: FrameHeader, cx: &mut Emit<'_>) {
         cx.counters.parse_errors += 1;
         let reader = self.reader(dir);
         match header.kind {
@@ -389,7 +357,7 @@ impl H2Connection {
     }
 
     /// Gives up on this direction's frame boundaries after a violation we cannot skip over.
-    fn protocol_error(&mut self, dir: Direction, cx: &mut Out<'_>) {
+    fn protocol_error(&mut self, dir: Direction, cx: &mut Emit<'_>) {
         cx.counters.parse_errors += 1;
         let (reader, streams) = self.parts(dir);
         reader.lose();
@@ -397,7 +365,7 @@ impl H2Connection {
     }
 
     /// A buffered frame is complete.
-    fn frame_done(&mut self, dir: Direction, cx: &mut Out<'_>) {
+    fn frame_done(&mut self, dir: Direction, cx: &mut Emit<'_>) {
         let (reader, streams) = self.parts(dir);
         let state = std::mem::replace(
             &mut reader.state,
@@ -498,7 +466,7 @@ impl H2Connection {
         }
     }
 
-    fn finish_block(&mut self, dir: Direction, cx: &mut Out<'_>) {
+    fn finish_block(&mut self, dir: Direction, cx: &mut Emit<'_>) {
         let (reader, streams) = self.parts(dir);
         let Some(block) = reader.block.take() else {
             return;
@@ -574,7 +542,7 @@ impl Reader {
     }
 
     /// Ends the DATA frame in progress if all its bytes are in; true when it ended.
-    fn data_done(&mut self, header: FrameHeader, cx: &mut Out<'_>, streams: &mut Streams) -> bool {
+    fn data_done(&mut self, header: FrameHeader, cx: &mut Emit<'_>, streams: &mut Streams) -> bool {
         let ReadState::Data { left: 0, .. } = self.state else {
             return false;
         };

@@ -11,20 +11,10 @@ use super::hpack::Fields;
 use crate::direction::Direction;
 use crate::http::body::{BodySink, Encoding};
 use crate::http::message::{borrowed_if_known, KNOWN_METHODS};
-use crate::http::{
-    GrpcCall, Headers, HttpConfig, HttpMessage, MessageKind, Outbox, ParseCounters, Proto,
-};
+use crate::http::{Emit, GrpcCall, Headers, HttpMessage, HttpVersion, MessageKind};
 
 /// Streams tracked at once per connection; a new one beyond this ends the oldest as partial.
 const MAX_STREAMS: usize = 1024;
-
-/// Where records go while a frame is handled.
-pub(super) struct Out<'a> {
-    pub config: &'a HttpConfig,
-    pub counters: &'a mut ParseCounters,
-    pub out: &'a mut Outbox,
-    pub ts: u64,
-}
 
 /// One side (request or response) of a stream while it is open.
 #[derive(Debug)]
@@ -110,7 +100,7 @@ impl Streams {
         fields: Option<Fields>,
         end_stream: bool,
         wire_len: u64,
-        cx: &mut Out<'_>,
+        cx: &mut Emit<'_>,
     ) {
         let fields = fields.unwrap_or_else(|| Fields {
             unknown: 1,
@@ -218,7 +208,7 @@ impl Streams {
         id: u32,
         frame_len: u64,
         end_stream: bool,
-        cx: &mut Out<'_>,
+        cx: &mut Emit<'_>,
     ) {
         let ts = cx.ts;
         let Some(half) = self.half(dir, id) else {
@@ -274,7 +264,7 @@ impl Streams {
     }
 
     /// RST_STREAM: whatever is open on `id` ends here.
-    pub fn reset(&mut self, id: u32, code: u32, cx: &mut Out<'_>) {
+    pub fn reset(&mut self, id: u32, code: u32, cx: &mut Emit<'_>) {
         cx.counters.h2_rst_streams += 1;
         if self.open.contains_key(&id) {
             self.end(id, MessageKind::Response, Some(code), cx);
@@ -282,7 +272,7 @@ impl Streams {
     }
 
     /// The connection ended: open sides are emitted as partial, unanswered requests counted.
-    pub fn close(&mut self, cx: &mut Out<'_>) {
+    pub fn close(&mut self, cx: &mut Emit<'_>) {
         let mut ids: Vec<u32> = self.open.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -301,7 +291,7 @@ impl Streams {
     }
 
     /// `kind`'s side of `id` ended; a response ending (or a reset) ends the stream.
-    fn end(&mut self, id: u32, kind: MessageKind, reset: Option<u32>, cx: &mut Out<'_>) {
+    fn end(&mut self, id: u32, kind: MessageKind, reset: Option<u32>, cx: &mut Emit<'_>) {
         if kind == MessageKind::Request && reset.is_none() {
             if let Some(stream) = self.open.get_mut(&id) {
                 if let Some(half) = stream.request.take() {
@@ -322,7 +312,7 @@ fn finish_stream(
     mut stream: Stream,
     reset: Option<u32>,
     response_complete: bool,
-    cx: &mut Out<'_>,
+    cx: &mut Emit<'_>,
 ) {
     if let Some(mut half) = stream.request.take() {
         if reset.is_some() {
@@ -353,9 +343,9 @@ fn new_half(
     id: u32,
     fields: &Fields,
     wire_len: u64,
-    cx: &Out<'_>,
+    cx: &Emit<'_>,
 ) -> Half {
-    let mut msg = HttpMessage::new(kind, dir, Proto::H2, cx.ts);
+    let mut msg = HttpMessage::new(kind, dir, HttpVersion::H2, cx.ts);
     msg.stream = std::num::NonZeroU32::new(id);
     msg.wire_bytes = wire_len;
     if fields.unknown > 0 {
@@ -432,7 +422,7 @@ fn add_trailers(msg: &mut HttpMessage, fields: &Fields) {
 }
 
 /// Finishes a side into a record: body, gRPC status and message count.
-fn emit(half: Half, complete: bool, cx: &mut Out<'_>) {
+fn emit(half: Half, complete: bool, cx: &mut Emit<'_>) {
     let Half {
         mut msg,
         body,

@@ -3,7 +3,8 @@
 
 use crate::direction::Direction;
 use crate::http::{
-    DataChunk, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters, Proto, Role,
+    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, HttpVersion, Outbox, ParseCounters,
+    Role,
 };
 
 const SEND: Direction = Direction::Send;
@@ -39,7 +40,6 @@ impl Feed {
         self.ts += 1_000_000;
         let offset = &mut self.offsets[direction.index()];
         let chunk = DataChunk {
-            ts_ns: self.ts,
             direction,
             offset: *offset,
             len,
@@ -47,8 +47,8 @@ impl Feed {
             elided,
         };
         *offset += len;
-        self.conn
-            .on_data(&self.config, &chunk, &mut self.out, &mut self.counters);
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, self.ts);
+        self.conn.on_data(&chunk, &mut cx);
         self
     }
 
@@ -61,8 +61,8 @@ impl Feed {
     }
 
     fn close(&mut self) -> Vec<HttpMessage> {
-        self.conn
-            .on_close(&self.config, self.ts, &mut self.out, &mut self.counters);
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, self.ts);
+        self.conn.on_close(&mut cx);
         self.out.take()
     }
 }
@@ -145,7 +145,7 @@ fn prior_knowledge_exchange() {
     let (q, r) = (&out[0], &out[1]);
     assert_eq!(
         (q.proto, q.stream.map(|s| s.get()), q.exchange),
-        (Proto::H2, Some(1), Some(1))
+        (HttpVersion::H2, Some(1), Some(1))
     );
     assert_eq!(q.method.as_deref(), Some("GET"));
     assert_eq!(q.url.as_deref(), Some("/a?b=1"));
@@ -279,11 +279,11 @@ fn h2c_upgrade_answers_the_http1_request_on_stream_1() {
     assert_eq!(
         summary,
         [
-            (Proto::Http11, None, Some(1), false, "/up"),
-            (Proto::Http11, Some(101), Some(1), true, "/up"),
-            (Proto::H2, Some(200), Some(1), false, "/up"),
-            (Proto::H2, None, Some(2), false, "/next"),
-            (Proto::H2, Some(204), Some(2), false, "/next"),
+            (HttpVersion::Http11, None, Some(1), false, "/up"),
+            (HttpVersion::Http11, Some(101), Some(1), true, "/up"),
+            (HttpVersion::H2, Some(200), Some(1), false, "/up"),
+            (HttpVersion::H2, None, Some(2), false, "/next"),
+            (HttpVersion::H2, Some(204), Some(2), false, "/next"),
         ]
     );
     assert_eq!(out[2].body, b"upgraded");

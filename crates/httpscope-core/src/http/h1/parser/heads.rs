@@ -6,18 +6,18 @@ use std::sync::Arc;
 
 use super::super::framing::{self, Framing};
 use super::super::head::{self, Head, Parsed};
-use super::{Ctx, DirParser, InFlight, Link, State};
+use super::{DirParser, InFlight, Link, State};
 use crate::http::body::BodySink;
-use crate::http::message::{push_capped, HttpMessage, MessageKind, Proto};
+use crate::http::message::{push_capped, HttpMessage, HttpVersion, MessageKind};
 use crate::http::sniff::{self, Sniff};
-use crate::http::Protocol;
+use crate::http::{Emit, Protocol};
 
 /// Head bytes sniffed on every append while the protocol is unknown; beyond this only when a
 /// line ends, so a long first line arriving byte by byte is not re-parsed per byte.
 const SNIFF_EVERY_APPEND: usize = 32;
 
 impl DirParser {
-    pub(super) fn head_bytes(&mut self, data: &[u8], cx: &mut Ctx<'_>) -> usize {
+    pub(super) fn head_bytes(&mut self, data: &[u8], cx: &mut Emit<'_>, link: &mut Link) -> usize {
         let max = cx.config.max_head_bytes;
         if self.head.is_empty() {
             // Stray CRLFs between messages are allowed (RFC 9112 §2.2) and belong to none.
@@ -31,14 +31,14 @@ impl DirParser {
             }
             self.head_ts = cx.ts;
             let window = rest.get(..max).unwrap_or(rest);
-            let undecided = cx.link.detecting()
-                && match self.sniff(window, cx) {
+            let undecided = link.detecting()
+                && match self.sniff(window, link) {
                     Sniff::Undecided => true,
                     Sniff::Http1 => false,
                     Sniff::Http2 | Sniff::Tls | Sniff::Other => return 0,
                 };
             // Fast path: parse in place; only heads split across chunks are copied.
-            let kind = self.head_kind(cx.link, window);
+            let kind = self.head_kind(link, window);
             let parsed = if undecided {
                 Parsed::Partial
             } else {
@@ -47,14 +47,14 @@ impl DirParser {
             match parsed {
                 Parsed::Complete(head, end) => {
                     let (bytes, after) = rest.split_at(end.min(rest.len()));
-                    return blank + end + self.on_head(kind, head, bytes, after, cx);
+                    return blank + end + self.on_head(kind, head, bytes, after, cx, link);
                 }
                 Parsed::Invalid => {
-                    self.bad_head(0, cx);
+                    self.bad_head(0, cx, link);
                     return blank;
                 }
                 Parsed::Partial if window.len() < rest.len() => {
-                    self.too_large(cx);
+                    self.too_large(cx, link);
                     return blank;
                 }
                 Parsed::Partial => {}
@@ -66,14 +66,14 @@ impl DirParser {
         let old = self.head.len();
         let added = data.get(..max.saturating_sub(old)).unwrap_or(data);
         self.head.extend_from_slice(added);
-        if cx.link.detecting() && (old < SNIFF_EVERY_APPEND || added.contains(&b'\n')) {
+        if link.detecting() && (old < SNIFF_EVERY_APPEND || added.contains(&b'\n')) {
             let buffered = mem::take(&mut self.head);
-            let sniffed = self.sniff(&buffered, cx);
+            let sniffed = self.sniff(&buffered, link);
             self.head = buffered;
             if !matches!(sniffed, Sniff::Undecided | Sniff::Http1) {
                 let mut head = mem::take(&mut self.head);
                 head.truncate(old);
-                self.pass(&head, cx);
+                self.pass(&head, cx, link);
                 return 0;
             }
         }
@@ -82,18 +82,18 @@ impl DirParser {
                 // Freed rather than kept: most heads arrive whole and never use the buffer.
                 let buffered = mem::take(&mut self.head);
                 let bytes = buffered.get(..end).unwrap_or_default();
-                let kind = self.head_kind(cx.link, bytes);
+                let kind = self.head_kind(link, bytes);
                 match head::parse(kind, bytes, cx.out.headers()) {
                     // httparse must end the head at the blank line we found.
                     Parsed::Complete(head, len) if len == end => {
-                        self.on_head(kind, head, bytes, &[], cx);
+                        self.on_head(kind, head, bytes, &[], cx, link);
                     }
-                    _ => self.bad_head(end, cx),
+                    _ => self.bad_head(end, cx, link),
                 }
                 end.saturating_sub(old)
             }
             None if added.len() < data.len() || self.head.len() >= max => {
-                self.too_large(cx);
+                self.too_large(cx, link);
                 added.len()
             }
             None => {
@@ -104,24 +104,24 @@ impl DirParser {
     }
 
     /// Classifies the connection from its first bytes; not HTTP/1 means passthrough from now.
-    fn sniff(&mut self, bytes: &[u8], cx: &mut Ctx<'_>) -> Sniff {
+    fn sniff(&mut self, bytes: &[u8], link: &mut Link) -> Sniff {
         let sniffed = sniff::classify(bytes);
         match sniffed {
             Sniff::Undecided => {}
-            Sniff::Http1 => cx.link.protocol = Protocol::Http1,
-            Sniff::Http2 => self.not_http(Protocol::Http2, cx),
-            Sniff::Tls => self.not_http(Protocol::Tls, cx),
-            Sniff::Other => self.not_http(Protocol::Other, cx),
+            Sniff::Http1 => link.protocol = Protocol::Http1,
+            Sniff::Http2 => self.not_http(Protocol::Http2, link),
+            Sniff::Tls => self.not_http(Protocol::Tls, link),
+            Sniff::Other => self.not_http(Protocol::Other, link),
         }
         sniffed
     }
 
-    fn too_large(&mut self, cx: &mut Ctx<'_>) {
+    fn too_large(&mut self, cx: &mut Emit<'_>, link: &mut Link) {
         cx.counters.head_too_large += 1;
         cx.counters.parse_errors += 1;
         cx.counters.skipped_bytes += self.head.len() as u64;
         self.head = Vec::new();
-        self.lose(cx);
+        self.lose(cx, link);
     }
 
     /// Kind of the message whose head starts with `bytes` in this direction.
@@ -142,7 +142,8 @@ impl DirParser {
         head: Head<'_>,
         bytes: &[u8],
         after: &[u8],
-        cx: &mut Ctx<'_>,
+        cx: &mut Emit<'_>,
+        link: &mut Link,
     ) -> usize {
         let max_trailer = cx.config.max_head_bytes;
         let mut paired = None;
@@ -154,21 +155,21 @@ impl DirParser {
             // pairing; a head rejected after pairing is a loss, which resets pairing anyway.
             MessageKind::Response => {
                 let status = head.status.unwrap_or_default();
-                paired = cx.link.pairing.on_response(status);
+                paired = link.pairing.on_response(status);
                 let method = paired.as_ref().map(|p| &*p.method);
                 framing::response_framing(status, method, &head, max_trailer)
             }
         };
         let Some((framing, tunnel_after)) = framing else {
-            self.bad_head(bytes.len(), cx);
+            self.bad_head(bytes.len(), cx, link);
             return 0;
         };
-        cx.link.protocol = Protocol::Http1;
+        link.protocol = Protocol::Http1;
         let request_dir = match kind {
             MessageKind::Request => self.dir,
             MessageKind::Response => self.dir.opposite(),
         };
-        cx.link.request_dir.get_or_insert(request_dir);
+        link.request_dir.get_or_insert(request_dir);
         let sink = BodySink::new(head.encoding, cx.config.body_limit, cx.out.bytes(0));
         // Size `raw` once for head and body so body bytes do not reallocate it.
         let wire_len = match framing {
@@ -180,10 +181,10 @@ impl DirParser {
             .out
             .bytes(usize::try_from(wire_len).map_or(raw_limit, |n| n.min(raw_limit)));
         push_capped(&mut raw, bytes, raw_limit);
-        let proto = if head.version_minor == 0 {
-            Proto::Http10
+        let version = if head.version_minor == 0 {
+            HttpVersion::Http10
         } else {
-            Proto::Http11
+            HttpVersion::Http11
         };
         // Built in place: every move of a message copies all of it.
         let mut fl = InFlight {
@@ -196,7 +197,7 @@ impl DirParser {
                 headers: head.headers,
                 wire_bytes: bytes.len() as u64,
                 raw,
-                ..HttpMessage::new(kind, self.dir, proto, self.head_ts)
+                ..HttpMessage::new(kind, self.dir, version, self.head_ts)
             },
             framing,
             sink,
@@ -207,11 +208,11 @@ impl DirParser {
         match kind {
             MessageKind::Request => {
                 // Cheap copies: a standard method is borrowed and the url is shared.
-                msg.exchange = cx.link.pairing.on_request(
+                msg.exchange = link.pairing.on_request(
                     msg.method.clone().unwrap_or_default(),
                     msg.url.clone().unwrap_or_else(|| Arc::from("")),
                     self.head_ts,
-                    cx.peer_idle,
+                    link.peer_idle,
                     cx.counters,
                 );
             }
@@ -231,7 +232,7 @@ impl DirParser {
             Framing::Length(len) if len <= after.len() as u64 => {
                 let (used, _, _) = fl.take_body(after, cx);
                 self.state = State::Head;
-                self.emit(fl, true, cx);
+                self.emit(fl, true, cx, link);
                 used
             }
             _ => {
@@ -250,9 +251,9 @@ impl DirParser {
         }
     }
 
-    fn bad_head(&mut self, len: usize, cx: &mut Ctx<'_>) {
+    fn bad_head(&mut self, len: usize, cx: &mut Emit<'_>, link: &mut Link) {
         cx.counters.parse_errors += 1;
         cx.counters.skipped_bytes += len as u64;
-        self.lose(cx);
+        self.lose(cx, link);
     }
 }

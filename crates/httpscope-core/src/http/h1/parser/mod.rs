@@ -15,7 +15,7 @@ use crate::http::h2::Upgraded;
 use crate::http::message::{push_capped, HttpMessage, MessageKind};
 use crate::http::sniff;
 use crate::http::stream::{Placed, StreamPos};
-use crate::http::{HttpConfig, Outbox, ParseCounters, Protocol};
+use crate::http::{Emit, Protocol};
 
 /// State shared by both directions of a connection.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub(super) struct Link {
     pub mid_stream: bool,
     /// The request a 101 switched to h2c: HTTP/2 answers it on stream 1.
     pub upgraded: Option<Upgraded>,
+    /// While a chunk is handled: the other direction sits at a message boundary it observed.
+    pub peer_idle: bool,
 }
 
 impl Link {
@@ -33,17 +35,6 @@ impl Link {
     fn detecting(&self) -> bool {
         self.protocol == Protocol::Unknown && !self.mid_stream
     }
-}
-
-/// What a direction needs while it handles one chunk.
-pub(super) struct Ctx<'a> {
-    pub config: &'a HttpConfig,
-    pub counters: &'a mut ParseCounters,
-    pub out: &'a mut Outbox,
-    pub link: &'a mut Link,
-    pub ts: u64,
-    /// The other direction sits at a message boundary it observed.
-    pub peer_idle: bool,
 }
 
 /// A message whose head is parsed and whose body is still arriving.
@@ -60,7 +51,7 @@ struct InFlight {
 impl InFlight {
     /// Takes body bytes from the start of `data`: returns how many, whether the body is done,
     /// and whether its framing broke.
-    fn take_body(&mut self, data: &[u8], cx: &Ctx<'_>) -> (usize, bool, bool) {
+    fn take_body(&mut self, data: &[u8], cx: &Emit<'_>) -> (usize, bool, bool) {
         let (used, done, broken) = match &mut self.framing {
             Framing::Length(left) => {
                 let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
@@ -153,39 +144,39 @@ impl DirParser {
         matches!(self.state, State::Head) && self.head.is_empty()
     }
 
-    pub fn feed(&mut self, placed: Placed<'_>, cx: &mut Ctx<'_>) {
+    pub fn feed(&mut self, placed: Placed<'_>, cx: &mut Emit<'_>, link: &mut Link) {
         if placed.pre_gap > 0 {
-            self.gap(placed.pre_gap, false, cx);
+            self.gap(placed.pre_gap, false, cx, link);
         }
-        let tls_mid_stream = cx.link.mid_stream && cx.link.protocol == Protocol::Unknown;
+        let tls_mid_stream = link.mid_stream && link.protocol == Protocol::Unknown;
         if placed.first && tls_mid_stream && sniff::looks_like_tls_record(placed.data) {
-            self.not_http(Protocol::Tls, cx);
+            self.not_http(Protocol::Tls, link);
         }
-        self.data(placed.data, placed.at_start, cx);
+        self.data(placed.data, placed.at_start, cx, link);
         if placed.post_gap > 0 {
-            self.gap(placed.post_gap, placed.elided, cx);
+            self.gap(placed.post_gap, placed.elided, cx, link);
         }
     }
 
     /// The connection closed: close-delimited bodies end, anything else in flight is cut short.
-    pub fn close(&mut self, cx: &mut Ctx<'_>) {
+    pub fn close(&mut self, cx: &mut Emit<'_>, link: &mut Link) {
         if let State::Body(fl) = &self.state {
             let complete = matches!(fl.framing, Framing::Close);
-            self.finish(complete, cx);
+            self.finish(complete, cx, link);
         }
         self.drop_head(cx);
         self.state = State::Resync;
     }
 
     /// The connection stopped being HTTP/1 because of the other direction.
-    pub fn enter_passthrough(&mut self, cx: &mut Ctx<'_>) {
+    pub fn enter_passthrough(&mut self, cx: &mut Emit<'_>, link: &mut Link) {
         match self.state {
             State::Passthrough => return,
-            State::Body(_) => self.finish(false, cx),
+            State::Body(_) => self.finish(false, cx, link),
             State::Head | State::Resync => {}
         }
         let head = mem::take(&mut self.head);
-        self.pass(&head, cx);
+        self.pass(&head, cx, link);
         self.state = State::Passthrough;
     }
 
@@ -199,10 +190,10 @@ impl DirParser {
         })
     }
 
-    fn data(&mut self, mut data: &[u8], at_start: bool, cx: &mut Ctx<'_>) {
+    fn data(&mut self, mut data: &[u8], at_start: bool, cx: &mut Emit<'_>, link: &mut Link) {
         if at_start
             && matches!(self.state, State::Resync)
-            && sniff::looks_like_start(self.kind(cx.link), data)
+            && sniff::looks_like_start(self.kind(link), data)
         {
             self.state = State::Head;
             cx.counters.resyncs += 1;
@@ -210,14 +201,14 @@ impl DirParser {
         // Every arm consumes at least one byte or moves to a state that consumes everything.
         while !data.is_empty() {
             let used = match self.state {
-                State::Head => self.head_bytes(data, cx),
-                State::Body(_) => self.body_bytes(data, cx),
+                State::Head => self.head_bytes(data, cx, link),
+                State::Body(_) => self.body_bytes(data, cx, link),
                 State::Resync => {
                     cx.counters.skipped_bytes += data.len() as u64;
                     data.len()
                 }
                 State::Passthrough => {
-                    self.pass(data, cx);
+                    self.pass(data, cx, link);
                     data.len()
                 }
             };
@@ -225,16 +216,16 @@ impl DirParser {
         }
     }
 
-    fn not_http(&mut self, protocol: Protocol, cx: &mut Ctx<'_>) {
-        cx.link.protocol = protocol;
+    fn not_http(&mut self, protocol: Protocol, link: &mut Link) {
+        link.protocol = protocol;
         self.state = State::Passthrough;
     }
 
     /// Bytes after the connection stopped being HTTP/1: kept for the HTTP/2 engine, counted
     /// otherwise.
-    pub(super) fn pass(&mut self, bytes: &[u8], cx: &mut Ctx<'_>) {
-        if cx.link.protocol != Protocol::Http2 {
-            return self.count_passthrough(bytes.len() as u64, cx);
+    pub(super) fn pass(&mut self, bytes: &[u8], cx: &mut Emit<'_>, link: &mut Link) {
+        if link.protocol != Protocol::Http2 {
+            return self.count_passthrough(bytes.len() as u64, cx, link);
         }
         if self.handoff_gap > 0 {
             // Bytes after a hole cannot be handed over in order with the rest.
@@ -245,8 +236,8 @@ impl DirParser {
         }
     }
 
-    fn count_passthrough(&self, n: u64, cx: &mut Ctx<'_>) {
-        let counter = if cx.link.protocol == Protocol::Tunnel {
+    fn count_passthrough(&self, n: u64, cx: &mut Emit<'_>, link: &Link) {
+        let counter = if link.protocol == Protocol::Tunnel {
             &mut cx.counters.tunnel_bytes
         } else {
             &mut cx.counters.non_http_bytes
@@ -255,7 +246,7 @@ impl DirParser {
     }
 
     /// Forgets a partly received head, whose message can then never be reported.
-    fn drop_head(&mut self, cx: &mut Ctx<'_>) {
+    fn drop_head(&mut self, cx: &mut Emit<'_>) {
         if !self.head.is_empty() {
             cx.counters.partial_messages += 1;
             cx.counters.skipped_bytes += self.head.len() as u64;
@@ -264,33 +255,33 @@ impl DirParser {
     }
 
     /// Message boundaries are lost in this direction: resync, and stop trusting the pairing.
-    fn lose(&mut self, cx: &mut Ctx<'_>) {
+    fn lose(&mut self, cx: &mut Emit<'_>, link: &mut Link) {
         self.state = State::Resync;
-        cx.link.pairing.on_loss(cx.counters);
+        link.pairing.on_loss(cx.counters);
     }
 
-    fn body_bytes(&mut self, data: &[u8], cx: &mut Ctx<'_>) -> usize {
+    fn body_bytes(&mut self, data: &[u8], cx: &mut Emit<'_>, link: &mut Link) -> usize {
         let State::Body(fl) = &mut self.state else {
             return 0;
         };
         let (used, done, broken) = fl.take_body(data, cx);
         if broken {
             cx.counters.parse_errors += 1;
-            self.finish(false, cx);
-            self.lose(cx);
+            self.finish(false, cx, link);
+            self.lose(cx, link);
         } else if done {
-            self.finish(true, cx);
+            self.finish(true, cx, link);
         }
         used
     }
 
     /// `n` bytes of this direction were lost, or `elided` by the kernel's capture budget: those
     /// are expected inside a body of known extent, and lost anywhere else.
-    fn gap(&mut self, n: u64, elided: bool, cx: &mut Ctx<'_>) {
-        if matches!(self.state, State::Passthrough) && cx.link.protocol == Protocol::Http2 {
+    fn gap(&mut self, n: u64, elided: bool, cx: &mut Emit<'_>, link: &mut Link) {
+        if matches!(self.state, State::Passthrough) && link.protocol == Protocol::Http2 {
             self.handoff_gap_elided = elided && self.handoff_gap == 0;
         }
-        let (absorbed, lost) = self.absorb_gap(n, cx);
+        let (absorbed, lost) = self.absorb_gap(n, cx, link);
         if elided {
             cx.counters.elided_bytes = cx.counters.elided_bytes.saturating_add(absorbed);
             cx.counters.gap_bytes = cx.counters.gap_bytes.saturating_add(lost);
@@ -298,21 +289,21 @@ impl DirParser {
     }
 
     /// Places a gap of `n` bytes: returns the bytes inside a body of known extent, and the rest.
-    fn absorb_gap(&mut self, n: u64, cx: &mut Ctx<'_>) -> (u64, u64) {
+    fn absorb_gap(&mut self, n: u64, cx: &mut Emit<'_>, link: &mut Link) -> (u64, u64) {
         let fl = match &mut self.state {
             State::Resync => return (0, n),
-            State::Passthrough if cx.link.protocol == Protocol::Http2 => {
+            State::Passthrough if link.protocol == Protocol::Http2 => {
                 self.handoff_gap = self.handoff_gap.saturating_add(n);
                 // The HTTP/2 engine takes the gap over and counts it, elided or lost.
                 return (0, 0);
             }
             State::Passthrough => {
-                self.count_passthrough(n, cx);
+                self.count_passthrough(n, cx, link);
                 return (0, n);
             }
             State::Head => {
                 self.drop_head(cx);
-                self.lose(cx);
+                self.lose(cx, link);
                 return (0, n);
             }
             State::Body(fl) => fl,
@@ -334,21 +325,21 @@ impl DirParser {
         }
         let beyond = n - taken;
         if done || beyond > 0 {
-            self.finish(done, cx);
+            self.finish(done, cx, link);
         }
         if beyond > 0 {
-            self.lose(cx);
+            self.lose(cx, link);
         }
         (taken, beyond)
     }
 
-    fn finish(&mut self, complete: bool, cx: &mut Ctx<'_>) {
+    fn finish(&mut self, complete: bool, cx: &mut Emit<'_>, link: &mut Link) {
         if let State::Body(fl) = mem::replace(&mut self.state, State::Head) {
-            self.emit(*fl, complete, cx);
+            self.emit(*fl, complete, cx, link);
         }
     }
 
-    fn emit(&mut self, fl: InFlight, complete: bool, cx: &mut Ctx<'_>) {
+    fn emit(&mut self, fl: InFlight, complete: bool, cx: &mut Emit<'_>, link: &mut Link) {
         let InFlight {
             mut msg,
             sink,
@@ -364,7 +355,7 @@ impl DirParser {
             // The final response to this request comes as HTTP/2 on stream 1.
             msg.interim = true;
             msg.latency_ns = None;
-            cx.link.upgraded = match (msg.exchange, &msg.method, &msg.url, request_ts) {
+            link.upgraded = match (msg.exchange, &msg.method, &msg.url, request_ts) {
                 (Some(exchange), Some(method), Some(url), Some(ts)) => Some(Upgraded {
                     exchange,
                     method: method.clone(),
@@ -381,7 +372,7 @@ impl DirParser {
         cx.counters.unpaired_responses += u64::from(unpaired);
         cx.out.push(msg);
         if tunnel_after {
-            cx.link.protocol = if h2c {
+            link.protocol = if h2c {
                 Protocol::Http2
             } else {
                 Protocol::Tunnel

@@ -1,7 +1,7 @@
 //! Whole exchanges: fields of the records, roles, chunking independence, pipelining.
 
 use super::*;
-use crate::http::{MessageKind, Proto, Protocol, Role};
+use crate::http::{HttpVersion, MessageKind, Protocol, Role};
 
 #[test]
 fn simple_exchange_fields() {
@@ -16,7 +16,7 @@ fn simple_exchange_fields() {
     assert_eq!(q.direction, SEND);
     assert_eq!(q.method.as_deref(), Some("GET"));
     assert_eq!(q.url.as_deref(), Some("/a?b=1"));
-    assert_eq!(q.proto, Proto::Http11);
+    assert_eq!(q.proto, HttpVersion::Http11);
     assert_eq!(header(q, "host"), Some("example"));
     assert_eq!(header(q, "x-v"), Some("café\u{fffd}"));
     assert_eq!(q.wire_bytes, req.len() as u64);
@@ -164,7 +164,10 @@ fn http10_close_delimited_response() {
     f.close();
     let out = f.take();
     let r = &out[1];
-    assert_eq!((out[0].proto, r.proto), (Proto::Http10, Proto::Http10));
+    assert_eq!(
+        (out[0].proto, r.proto),
+        (HttpVersion::Http10, HttpVersion::Http10)
+    );
     assert_eq!(r.body, b"first second");
     assert!(!r.partial && !r.body_truncated);
     assert_eq!(r.last_ts_ns, 30, "last byte, not the close");

@@ -125,26 +125,23 @@ fn overlapping_chunks_are_skipped() {
     f.send(&req);
     // A retransmitted report of the same syscall, then one half old, half new.
     let dup = DataChunk {
-        ts_ns: 99,
         direction: SEND,
         offset: 0,
         len: req.len() as u64,
         data: &req,
         elided: false,
     };
-    f.conn.on_data(&f.config, &dup, &mut f.out, &mut f.counters);
+    f.deliver(&dup, 99);
     let mut both = req[10..].to_vec();
     both.extend_from_slice(&get("/next"));
     let half = DataChunk {
-        ts_ns: 100,
         direction: SEND,
         offset: 10,
         len: both.len() as u64,
         data: &both,
         elided: false,
     };
-    f.conn
-        .on_data(&f.config, &half, &mut f.out, &mut f.counters);
+    f.deliver(&half, 100);
     let out = f.take();
     assert_eq!(out.len(), 2);
     assert_eq!(out[1].url.as_deref(), Some("/next"));

@@ -9,7 +9,9 @@ mod pairing;
 mod protocol;
 
 use crate::direction::Direction;
-use crate::http::{DataChunk, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters};
+use crate::http::{
+    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters,
+};
 
 const SEND: Direction = Direction::Send;
 const RECV: Direction = Direction::Recv;
@@ -49,7 +51,6 @@ impl Feed {
     fn record(&mut self, dir: Direction, data: &[u8], len: u64, elided: bool) -> &mut Self {
         self.ts += 10;
         let chunk = DataChunk {
-            ts_ns: self.ts,
             direction: dir,
             offset: self.offsets[dir.index()],
             len,
@@ -57,8 +58,13 @@ impl Feed {
             elided,
         };
         self.offsets[dir.index()] += len;
-        self.conn
-            .on_data(&self.config, &chunk, &mut self.out, &mut self.counters);
+        self.deliver(&chunk, self.ts)
+    }
+
+    /// `chunk` as it is, at time `ts`: the offsets and clock are left alone.
+    fn deliver(&mut self, chunk: &DataChunk<'_>, ts: u64) -> &mut Self {
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, ts);
+        self.conn.on_data(chunk, &mut cx);
         self
     }
 
@@ -91,8 +97,8 @@ impl Feed {
 
     fn close(&mut self) -> &mut Self {
         self.ts += 10;
-        self.conn
-            .on_close(&self.config, self.ts, &mut self.out, &mut self.counters);
+        let mut cx = Emit::new(&self.config, &mut self.counters, &mut self.out, self.ts);
+        self.conn.on_close(&mut cx);
         self
     }
 

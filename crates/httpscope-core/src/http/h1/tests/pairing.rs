@@ -125,14 +125,12 @@ fn latency_never_underflows() {
     f.send(&get("/"));
     let resp = response("");
     let early = DataChunk {
-        ts_ns: 1,
         direction: RECV,
         offset: 0,
         len: resp.len() as u64,
         data: &resp,
         elided: false,
     };
-    f.conn
-        .on_data(&f.config, &early, &mut f.out, &mut f.counters);
+    f.deliver(&early, 1);
     assert_eq!(f.take()[1].latency_ns, Some(0));
 }

@@ -18,8 +18,8 @@ use httpscope_core::pipeline::Pipeline;
 use httpscope_core::sink::Sink;
 use httpscope_core::stats::Report;
 
+use super::doctor::describe_failures;
 use crate::cli::RecordArgs;
-use crate::doctor::describe_failures;
 use crate::integrations::Integrations;
 use crate::output::{open_log, sinks};
 use config::Purpose;

@@ -20,8 +20,8 @@ use httpscope_core::route::{RouteRules, Routes};
 use httpscope_core::stats::Report;
 use serde_json::{json, Value};
 
+use super::top::columns::{human_bytes, in_container, Columns};
 use crate::cli::StatsArgs;
-use crate::top::columns::{human_bytes, in_container, Columns};
 
 /// A file loaded into an endpoint table (or the report's data).
 pub struct Loaded<T = EndpointTable> {

@@ -23,9 +23,9 @@ use httpscope_core::analysis::{EndpointSink, EndpointTable, SharedTable};
 use httpscope_core::pipeline::Pipeline;
 use httpscope_core::sink::Sink;
 
+use super::record::{capture, require_privileges, CaptureHooks};
 use crate::cli::RecordArgs;
 use crate::output::{open_log, sinks};
-use crate::record::{capture, require_privileges, CaptureHooks};
 use app::App;
 use terminal::TerminalGuard;
 

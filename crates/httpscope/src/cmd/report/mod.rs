@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::Context;
 use httpscope_core::analysis::ReportData;
 
+use super::stats::{load, Loaded};
 use crate::cli::ReportArgs;
-use crate::stats::{load, Loaded};
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();

@@ -8,6 +8,7 @@ use httpscope_core::eventlog::{EventFileReader, EventRecord};
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 
 use crate::cli::ReplayArgs;
+use crate::integrations::Integrations;
 use crate::output::{http_config, open_log, redactor, sinks};
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -23,7 +24,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
         ..PipelineConfig::default()
     };
-    let mut integrations = crate::integrations::Integrations::start(&args.output.integrations)?;
+    let mut integrations = Integrations::start(&args.output.integrations)?;
     let mut sinks = sinks(&args.output, out);
     sinks.extend(integrations.sinks(&args.output.integrations)?);
     let mut pipeline = Pipeline::new(config, sinks);
