@@ -19,6 +19,8 @@
 //! overflowing to `{other}`; `{unknown}` without a target); gRPC service/method
 //! pairs are capped likewise.
 
+mod cache;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,10 +34,12 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{Sink, SinkError};
+use crate::conn::ConnInfo;
 use crate::event::abi::KernelStat;
-use crate::http::{GrpcCall, MessageKind, Role};
+use crate::http::{GrpcCall, HttpVersion, MessageKind, Role};
 use crate::record::ExchangeRecord;
 use crate::stats::Report;
+use cache::{HandleCache, SeriesKey};
 
 /// Bucket bounds in seconds: the semantic conventions' advice, plus finer ones
 /// below 5 ms (loopback and in-cluster calls are often sub-millisecond).
@@ -43,6 +47,9 @@ const DURATION_BUCKETS: [f64; 18] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
     1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Series whose handles [`MetricsSink`] keeps, per kind (request counts, durations).
+const MAX_CACHED_SERIES: usize = 8192;
 
 const KNOWN_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -330,21 +337,51 @@ impl Metrics {
 pub struct MetricsSink {
     metrics: Metrics,
     rpc_methods: RpcMethods,
+    requests: HandleCache<Counter>,
+    durations: HandleCache<Histogram>,
 }
 
 impl MetricsSink {
     /// `max_rpc_methods`: distinct gRPC (service, method) label pairs kept (as routes are).
     pub fn new(metrics: Metrics, max_rpc_methods: usize) -> Self {
+        Self::with_cached_series(metrics, max_rpc_methods, MAX_CACHED_SERIES)
+    }
+
+    fn with_cached_series(metrics: Metrics, max_rpc_methods: usize, max_series: usize) -> Self {
         Self {
             metrics,
             rpc_methods: RpcMethods::new(max_rpc_methods),
+            requests: HandleCache::new(max_series),
+            durations: HandleCache::new(max_series),
         }
+    }
+
+    fn count_request(&mut self, key: &SeriesKey<&str>) {
+        let family = &self.metrics.requests;
+        self.requests
+            .get(key, || family.get_or_create(&request_labels(key)).clone())
+            .inc();
+    }
+
+    /// `key.response` is the status and version.
+    fn observe_duration(&mut self, key: &SeriesKey<&str>, seconds: f64) {
+        let Some((status, version)) = key.response else {
+            return;
+        };
+        let family = match key.role {
+            Role::Server => &self.metrics.server_duration,
+            Role::Client => &self.metrics.client_duration,
+        };
+        let labels = || duration_labels(key, status, version);
+        self.durations
+            .get(key, || family.get_or_create(&labels()).clone())
+            .observe(seconds);
     }
 
     fn observe_rpc(
         &mut self,
         role: Role,
-        (process, container_id): (String, String),
+        (process, container_id): (&str, &str),
         grpc: &GrpcCall,
         seconds: f64,
     ) {
@@ -362,10 +399,32 @@ impl MetricsSink {
                     .status
                     .map_or_else(|| "_UNKNOWN".to_string(), |s| s.to_string()),
                 role: role.as_str().to_string(),
-                process,
-                container_id,
+                process: process.to_string(),
+                container_id: container_id.to_string(),
             })
             .observe(seconds);
+    }
+}
+
+fn request_labels(key: &SeriesKey<&str>) -> RequestLabels {
+    RequestLabels {
+        http_request_method: key.method.to_string(),
+        http_route: key.route.to_string(),
+        role: key.role.as_str().to_string(),
+        process: key.process.to_string(),
+        container_id: key.container_id.to_string(),
+    }
+}
+
+fn duration_labels(key: &SeriesKey<&str>, status: u16, version: HttpVersion) -> DurationLabels {
+    DurationLabels {
+        http_request_method: key.method.to_string(),
+        http_route: key.route.to_string(),
+        http_response_status_code: status.to_string(),
+        network_protocol_version: version.version(),
+        role: key.role.as_str().to_string(),
+        process: key.process.to_string(),
+        container_id: key.container_id.to_string(),
     }
 }
 
@@ -396,12 +455,21 @@ impl RpcMethods {
     }
 }
 
-fn method_label(method: Option<&str>) -> String {
+fn method_label(method: Option<&str>) -> &'static str {
     match method {
-        Some(m) if KNOWN_METHODS.contains(&m) => m.to_string(),
-        Some(_) => "_OTHER".to_string(),
-        None => "_UNKNOWN".to_string(),
+        Some(m) => KNOWN_METHODS
+            .into_iter()
+            .find(|&known| known == m)
+            .unwrap_or("_OTHER"),
+        None => "_UNKNOWN",
     }
+}
+
+fn container_id(conn: &ConnInfo) -> &str {
+    conn.cgroup
+        .as_ref()
+        .and_then(|c| c.container_id.as_deref())
+        .unwrap_or_default()
 }
 
 impl Sink for MetricsSink {
@@ -410,30 +478,16 @@ impl Sink for MetricsSink {
         let Some(role) = record.role else {
             return Ok(());
         };
-        let role_text = role.as_str().to_string();
-        let process = record.conn.comm.clone();
-        let container_id = record
-            .conn
-            .cgroup
-            .as_ref()
-            .and_then(|c| c.container_id.as_deref())
-            .unwrap_or_default()
-            .to_string();
-        let method = method_label(message.method.as_deref());
-        let route = record.route.unwrap_or("{unknown}").to_string();
+        let key = SeriesKey {
+            role,
+            method: method_label(message.method.as_deref()),
+            route: record.route.unwrap_or("{unknown}"),
+            process: &record.conn.comm,
+            container_id: container_id(record.conn),
+            response: None,
+        };
         match message.kind {
-            MessageKind::Request => {
-                self.metrics
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        http_request_method: method,
-                        http_route: route,
-                        role: role_text,
-                        process,
-                        container_id,
-                    })
-                    .inc();
-            }
+            MessageKind::Request => self.count_request(&key),
             MessageKind::Response => {
                 let (Some(latency_ns), false) = (message.latency_ns, message.interim) else {
                     return Ok(());
@@ -441,26 +495,10 @@ impl Sink for MetricsSink {
                 let seconds = latency_ns as f64 / 1e9;
                 // A gRPC call reset before its response head still counts, as `_UNKNOWN`.
                 if let Some(grpc) = message.grpc.as_deref() {
-                    self.observe_rpc(role, (process.clone(), container_id.clone()), grpc, seconds);
+                    self.observe_rpc(role, (key.process, key.container_id), grpc, seconds);
                 }
-                let Some(status) = message.status else {
-                    return Ok(());
-                };
-                let family = match role {
-                    Role::Server => &self.metrics.server_duration,
-                    Role::Client => &self.metrics.client_duration,
-                };
-                family
-                    .get_or_create(&DurationLabels {
-                        http_request_method: method,
-                        http_route: route,
-                        http_response_status_code: status.to_string(),
-                        network_protocol_version: message.proto.version(),
-                        role: role_text,
-                        process,
-                        container_id,
-                    })
-                    .observe(seconds);
+                let response = message.status.map(|status| (status, message.proto));
+                self.observe_duration(&SeriesKey { response, ..key }, seconds);
             }
         }
         Ok(())
@@ -617,6 +655,113 @@ mod tests {
         assert!(text.contains("rpc_method=\"A\""), "{text}");
         assert!(!text.contains("rpc_method=\"B\""), "{text}");
         assert!(text.contains("rpc_method=\"{other}\""), "{text}");
+    }
+
+    /// Records naming many series (roles, methods, routes, statuses, versions, processes,
+    /// containers; gRPC; interim and unpaired responses), each sent twice.
+    fn series_mix() -> Vec<(ConnInfo, Role, HttpMessage)> {
+        let container = Arc::new(crate::cgroup::CgroupInfo {
+            path: "/kubepods/pod1/abc".into(),
+            container_id: Some("ab".repeat(32).into()),
+            pod_uid: None,
+        });
+        let conns =
+            [("srv", None), ("", None), ("srv", Some(container))].map(|(comm, cgroup)| ConnInfo {
+                comm: comm.into(),
+                cgroup,
+                ..ConnInfo::unknown(1, 2)
+            });
+        let mut mix = Vec::new();
+        let versions = [HttpVersion::Http10, HttpVersion::Http11, HttpVersion::H2];
+        for (i, conn) in conns.iter().enumerate() {
+            for (j, method) in [Some("GET"), Some("POST"), Some("BREW"), None]
+                .into_iter()
+                .enumerate()
+            {
+                for (k, url) in [Some("/a"), Some("/b/{id}"), None].into_iter().enumerate() {
+                    let kind = [MessageKind::Request, MessageKind::Response][(i + j + k) % 2];
+                    let message = HttpMessage {
+                        method: method.map(|m| m.to_string().into()),
+                        url: url.map(Into::into),
+                        status: [Some(200), Some(404), None][(j + k) % 3],
+                        latency_ns: [Some(200_000), None, Some(3_000_000_000)][(i + k) % 3],
+                        interim: (i, j, k) == (0, 1, 1),
+                        ..HttpMessage::new(kind, Direction::Send, versions[(i + j) % 3], 0)
+                    };
+                    for role in [Role::Server, Role::Client] {
+                        mix.push((conn.clone(), role, message.clone()));
+                    }
+                }
+            }
+        }
+        mix.push((
+            conns[0].clone(),
+            Role::Client,
+            h2_response(Some(grpc_call("Say", Some(0))), Some(200)),
+        ));
+        let twice = mix.clone();
+        mix.extend(twice);
+        mix
+    }
+
+    fn feed_all(sink: &mut MetricsSink, mix: &[(ConnInfo, Role, HttpMessage)]) {
+        for (conn, role, message) in mix {
+            let record = ExchangeRecord {
+                unix_ns: 0,
+                tid: 2,
+                conn,
+                role: Some(*role),
+                message,
+                route: message.url.as_deref(),
+            };
+            assert!(sink.record(&record).is_ok());
+        }
+    }
+
+    /// The exposition's lines, sorted: a family lists its series in hash order, which
+    /// differs between registries.
+    fn sorted_lines(metrics: &Metrics) -> Vec<String> {
+        let mut lines: Vec<String> = metrics.encode().lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+
+    /// Metrics fed `mix` through a sink caching at most `max_series` series per kind.
+    fn exposition(
+        mix: &[(ConnInfo, Role, HttpMessage)],
+        max_series: usize,
+    ) -> (Vec<String>, [usize; 2]) {
+        let metrics = Metrics::new();
+        let mut sink = MetricsSink::with_cached_series(metrics.clone(), 10, max_series);
+        feed_all(&mut sink, mix);
+        (
+            sorted_lines(&metrics),
+            [sink.requests.len(), sink.durations.len()],
+        )
+    }
+
+    #[test]
+    fn cached_series_expose_what_the_families_alone_do() {
+        let mix = series_mix();
+        let (uncached, [0, 0]) = exposition(&mix, 0) else {
+            panic!("a cache of 0 series kept some");
+        };
+        let (cached, [requests, durations]) = exposition(&mix, MAX_CACHED_SERIES);
+        assert!(requests > 10 && durations > 10, "{requests} {durations}");
+        assert_eq!(cached, uncached);
+        let server_series = uncached
+            .iter()
+            .filter(|l| l.starts_with("http_server_request_duration_seconds_count{"))
+            .count();
+        assert!(server_series > 5, "{uncached:#?}");
+    }
+
+    #[test]
+    fn series_cache_is_capped() {
+        let mix = series_mix();
+        let (capped, [requests, durations]) = exposition(&mix, 3);
+        assert_eq!((requests, durations), (3, 3));
+        assert_eq!(capped, exposition(&mix, 0).0);
     }
 
     #[test]
