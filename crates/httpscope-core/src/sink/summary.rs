@@ -7,7 +7,7 @@ use hashbrown::{Equivalent, HashMap};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::{Sink, SinkError};
+use super::{same_text, Sink, SinkError};
 use crate::event::abi::KernelStat;
 use crate::event::TlsLib;
 use crate::http::MessageKind;
@@ -40,7 +40,9 @@ struct EndpointRef<'a> {
 
 impl Equivalent<EndpointKey> for EndpointRef<'_> {
     fn equivalent(&self, key: &EndpointKey) -> bool {
-        self.role == key.role && self.method == key.method && self.route == key.route
+        self.role == key.role
+            && same_text(self.method, &key.method)
+            && same_text(self.route, &key.route)
     }
 }
 
