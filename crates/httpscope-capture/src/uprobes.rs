@@ -1,6 +1,6 @@
 //! Attaching the TLS uprobes: OpenSSL's functions by symbol, Go's crypto/tls by file
-//! offset (entry and every return instruction), Node's TLSWrap by file offset. Each file
-//! is hooked once, by (device, inode), whichever process or path led to it.
+//! offset (entry and every return instruction), Node's TLSWrap and rustls by file offset.
+//! Each file is hooked once, by (device, inode), whichever process or path led to it.
 
 use std::collections::HashSet;
 
@@ -13,6 +13,7 @@ use crate::features::KernelFeatures;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
 use crate::refusal::Refusal;
 use crate::tls::node::{NodeBinary, NodeFunction};
+use crate::tls::rustls::{RustlsBinary, RustlsFunction, Unhookable};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
 
 /// OpenSSL functions hooked: (entry program, symbol). Each also gets the backend's
@@ -50,6 +51,21 @@ const NODE_STREAM_READ: &str = "node_stream_read";
 const NODE_STREAM_READ_RETURN: &str = "node_stream_read_ret";
 const NODE_CLEAR: &str = "node_clear";
 
+/// rustls programs (see `bpf/rustls.bpf.h`): entry, and the return program when one is
+/// their own (the others take the backend's TLS return program).
+const RUSTLS_PROGRAMS: &[&str] = &[
+    "rustls_write",
+    "rustls_write_vectored",
+    "rustls_write_ret",
+    "rustls_read",
+    "rustls_first_chunk",
+    "rustls_first_chunk_ret",
+    "rustls_consume",
+    "rustls_is_full",
+    "rustls_read_tls",
+    "rustls_write_tls",
+];
+
 /// Programs that report processes whose TLS code may not be hooked yet.
 const PROCESS_EXEC: &str = "process_exec";
 const LIBRARIES_CHANGED: &str = "libraries_changed";
@@ -81,6 +97,7 @@ impl TlsHooks {
             GNUTLS_PROBES[1].0,
             LIBRARIES_CHANGED,
         ]);
+        programs.extend(RUSTLS_PROGRAMS);
         if features.attach_cookies {
             programs.extend([
                 GO_WRITE_ENTER,
@@ -148,6 +165,7 @@ impl TlsHooks {
             TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES, 0),
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
             TargetKind::Node(binary) => attach_node(ebpf, self.backend, &target, binary),
+            TargetKind::Rustls(binary) => attach_rustls(ebpf, self.backend, &target, binary),
         };
         match attached {
             Ok(0) => false,
@@ -343,6 +361,46 @@ fn attach_node(
         attached += attach_openssl(ebpf, backend, target)?;
     }
     Ok(attached)
+}
+
+/// The programs on one rustls function: (return program, entry program).
+fn rustls_programs(
+    backend: Backend,
+    function: RustlsFunction,
+) -> (Option<&'static str>, &'static str) {
+    let backend_return = Some(backend.tls_return_program());
+    match function {
+        RustlsFunction::Write => (Some("rustls_write_ret"), "rustls_write"),
+        RustlsFunction::WriteVectored => (Some("rustls_write_ret"), "rustls_write_vectored"),
+        RustlsFunction::Read => (backend_return, "rustls_read"),
+        RustlsFunction::FirstChunk => (Some("rustls_first_chunk_ret"), "rustls_first_chunk"),
+        RustlsFunction::Consume => (None, "rustls_consume"),
+        RustlsFunction::IsFull => (None, "rustls_is_full"),
+        RustlsFunction::ReadTls => (backend_return, "rustls_read_tls"),
+        RustlsFunction::WriteTls => (backend_return, "rustls_write_tls"),
+    }
+}
+
+/// rustls by file offset, each return probe before its entry (a call whose entry is seen
+/// has its return seen). Returns how many functions were hooked.
+fn attach_rustls(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    target: &TlsTarget,
+    binary: &RustlsBinary,
+) -> Result<usize, String> {
+    let probes = binary.probes.as_ref().map_err(|why| match why {
+        Unhookable::Inlined(function) => format!("{function} is not a function of its own"),
+        _ => why.to_string(),
+    })?;
+    for probe in probes {
+        let (ret, entry) = rustls_programs(backend, probe.function);
+        if let Some(ret) = ret {
+            attach_at(ebpf, ret, at_offset(probe.offset, 0), target)?;
+        }
+        attach_at(ebpf, entry, at_offset(probe.offset, 0), target)?;
+    }
+    Ok(probes.len())
 }
 
 /// Go crypto/tls by file offset: Read's returns first, then the entries (a Read whose
