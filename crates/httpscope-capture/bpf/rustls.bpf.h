@@ -18,7 +18,13 @@
  *
  * Reading. Reader holds &received_plaintext (P) at offset 0. P is bound to
  * the socket of the DeframerVecBuffer::read that read_tls calls right after
- * is_full(P), from the same frame (same stack pointer). Reader::read returns
+ * is_full(P), from the same frame (same stack pointer). A connection moved
+ * after its handshake (tokio-rustls returns the stream by value) may hold
+ * plaintext decrypted before the move, read before any read_tls at its new
+ * place: Rust moves by copying bytes, so an unbound P whose first
+ * RUSTLS_MOVE_WINDOW bytes equal those of the buffer this thread's read_tls
+ * last bound (both holding that plaintext's chunk list, a heap pointer of
+ * its own) is that buffer moved, and takes its binding. Reader::read returns
  * io::Result<usize> as (RAX = 0 for Ok, RDX = n). tokio-rustls instead takes
  * Reader::into_first_chunk (the result through the pointer in RDI, the
  * Reader in RSI; Ok is a non-null data pointer and its length) and then
@@ -45,12 +51,16 @@
 
 /* A rustls connection object is smaller than this: S - C must fall below it. */
 #define RUSTLS_CONNECTION_SPAN 0x4000
+/* Bytes of a received_plaintext compared to tell a moved copy (its chunk list's words). */
+#define RUSTLS_MOVE_WINDOW 48
 
 /* Per thread: what the rustls probes hand on to each other. */
 struct rustls_thread {
 	/* read_tls's ChunkVecBuffer::is_full(received_plaintext): its buffer, stack pointer. */
 	__u64 full_buf;
 	__u64 full_sp;
+	/* The received_plaintext read_tls last bound on this thread. */
+	__u64 bound_reader;
 	/* A Writer call in flight: connection, buffer or iovecs, iovec count, stack pointer. */
 	__u64 writer;
 	__u64 write_buf;
@@ -118,9 +128,56 @@ int rustls_read_tls(struct pt_regs *ctx)
 	if (thread->full_buf && thread->full_sp == PT_REGS_SP(ctx))
 		reader = thread->full_buf;
 	thread->full_buf = 0;
+	if (reader)
+		thread->bound_reader = reader;
 	/* Entered even unbound: the backend's return probe pops every entry. */
 	ssl_enter_object(ctx, reader, 0, 0, SSL_OP_RUSTLS_BIND);
 	return 0;
+}
+
+/* Whether the RUSTLS_MOVE_WINDOW bytes at a and b are equal (and readable). */
+static __always_inline int rustls_same_bytes(__u64 a, __u64 b)
+{
+	__u64 left[RUSTLS_MOVE_WINDOW / 8], right[RUSTLS_MOVE_WINDOW / 8];
+	int i;
+
+	if (bpf_probe_read_user(left, sizeof(left), (void *)a) ||
+	    bpf_probe_read_user(right, sizeof(right), (void *)b))
+		return 0;
+	for (i = 0; i < RUSTLS_MOVE_WINDOW / 8; i++)
+		if (left[i] != right[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * An unbound received_plaintext holding plaintext, a moved copy of the one
+ * this thread's read_tls last bound: it takes that binding (see above).
+ */
+static __always_inline void rustls_adopt_moved(struct rustls_thread *thread, __u64 received)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ssl_key from = { .tgid = tgid, .ssl = thread->bound_reader };
+	struct ssl_key to = { .tgid = tgid, .ssl = received };
+	void *binding;
+
+	if (!from.ssl || from.ssl == received)
+		return;
+	binding = socket_backend ? bpf_map_lookup_elem(&tls_streams, &to)
+				 : bpf_map_lookup_elem(&ssl_fds, &to);
+	if (binding || !rustls_same_bytes(from.ssl, received))
+		return;
+	if (socket_backend) {
+		struct tls_stream *stream = bpf_map_lookup_elem(&tls_streams, &from);
+
+		if (stream)
+			bpf_map_update_elem(&tls_streams, &to, stream, BPF_NOEXIST);
+	} else {
+		struct ssl_fd *fd = bpf_map_lookup_elem(&ssl_fds, &from);
+
+		if (fd)
+			bpf_map_update_elem(&ssl_fds, &to, fd, BPF_NOEXIST);
+	}
 }
 
 /* A Writer call's plaintext that no write_tls sent: lost, counted. */
@@ -217,8 +274,11 @@ int rustls_write_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int rustls_read(struct pt_regs *ctx)
 {
+	struct rustls_thread *thread = rustls_thread();
 	__u64 received = rustls_field0(PT_REGS_PARM1(ctx));
 
+	if (thread)
+		rustls_adopt_moved(thread, received);
 	ssl_enter_object(ctx, received, PT_REGS_PARM2(ctx), 0, SSL_OP_RUSTLS_READ);
 	return 0;
 }
@@ -250,6 +310,8 @@ int rustls_first_chunk_ret(struct pt_regs *ctx)
 		thread->chunk_reader = thread->chunk_call_reader;
 		thread->chunk_ptr = result[0];
 		thread->chunk_len = result[1];
+		if (result[1])
+			rustls_adopt_moved(thread, thread->chunk_reader);
 	}
 	thread->chunk_call_out = 0;
 	return 0;

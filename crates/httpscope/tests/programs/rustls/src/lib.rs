@@ -1,13 +1,16 @@
 //! What the rustls test programs share: the HTTPS server (axum over hyper and tokio-rustls,
 //! HTTP/1.1 and h2 by ALPN) and the clients' request plan and tally.
 //!
-//! Servers: `PROGRAM CERT KEY`, print "listening on PORT" on stderr, serve until SIGINT.
+//! Servers: `PROGRAM CERT KEY`, print "listening on PORT" on stderr, serve until SIGINT
+//! (on an ephemeral port, or RUSTLS_PROGRAMS_PORT).
 //! They answer GET /?id=X with "hello X" and POST with "echo:" + body, echoing X-Request-Id.
 //!
 //! Clients: `PROGRAM CA PORT N PREFIX h1|h2 [SECONDS]`: N requests one at a time on one
 //! keep-alive connection (ids PREFIX0.., every third a POST of "body-" + id), or with SECONDS
 //! as many as fit in that time (0: until SIGINT). RUSTLS_PROGRAMS_START_DELAY_MS makes the
-//! client wait before its first request. They print {"requests","ok","mismatch"} as JSON.
+//! client wait before its first request; RUSTLS_PROGRAMS_HOLD_AFTER=K makes it print "held"
+//! on stderr after K requests and wait for a line on stdin before the next ones, on the same
+//! connection. They print {"requests","ok","mismatch"} as JSON.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -52,13 +55,16 @@ pub fn serve(provider: CryptoProvider) -> Result<()> {
 }
 
 async fn accept_loop(acceptor: TlsAcceptor) -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = std::env::var("RUSTLS_PROGRAMS_PORT").unwrap_or_else(|_| "0".to_owned());
+    let listener = TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     eprintln!("listening on {}", listener.local_addr()?.port());
     let app = Router::new().route("/", any(answer));
+    // One listener for the whole run: a SIGINT between two accepts is not missed.
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         let (tcp, _) = tokio::select! {
             accepted = listener.accept() => accepted?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
@@ -103,6 +109,8 @@ pub struct ClientArgs {
     pub h2: bool,
     /// Run for this long instead of `count` requests; `Duration::MAX` until SIGINT.
     pub duration: Option<Duration>,
+    /// Wait for a line on stdin before request `hold_after`.
+    pub hold_after: Option<usize>,
 }
 
 impl ClientArgs {
@@ -126,6 +134,10 @@ impl ClientArgs {
             prefix: args[3].clone(),
             h2: args[4] == "h2",
             duration,
+            hold_after: std::env::var("RUSTLS_PROGRAMS_HOLD_AFTER")
+                .ok()
+                .map(|k| k.parse())
+                .transpose()?,
         })
     }
 
@@ -135,6 +147,11 @@ impl ClientArgs {
             None => i < self.count,
             Some(d) => started.elapsed() < d && !stop.load(Ordering::Relaxed),
         };
+        if more && self.hold_after == Some(i) {
+            eprintln!("held");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
         more.then(|| Planned::new(&self.prefix, i, self.port))
     }
 }
@@ -157,7 +174,12 @@ impl Planned {
             None => format!("hello {id}"),
         };
         let url = format!("https://127.0.0.1:{port}/?id={id}");
-        Planned { id, url, body, want }
+        Planned {
+            id,
+            url,
+            body,
+            want,
+        }
     }
 }
 

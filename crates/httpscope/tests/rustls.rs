@@ -1,0 +1,207 @@
+//! HTTPS plaintext from rustls (uprobes on its Reader/Writer and on the record functions
+//! read_tls/write_tls call, `bpf/rustls.bpf.h`): reqwest (aws-lc-rs) and ureq (ring) clients
+//! against axum/tokio-rustls servers on both crypto providers, built from crates.io
+//! (`tests/programs/rustls`). Every exchange is counted on both sides, exactly; a stripped
+//! and a fat-LTO build are reported as not hookable and their connections counted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::matrix::*;
+use support::rustls::*;
+use support::tls::*;
+use support::*;
+
+const N: usize = 10;
+
+/// Every client against `server_name` (already running when capture starts): reqwest over
+/// HTTP/1.1 and h2, ureq over HTTP/1.1; each side exact.
+fn every_client_against(server_name: &str) {
+    let programs = rustls_programs();
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let (_server, port) = rustls_server(&programs.bin(server_name), &certs.path);
+    let profiler = Profiler::start(&[port], &[]);
+    let cases = [
+        ("rsclient", "h1", "qh1"),
+        ("rsclient", "h2", "qh2"),
+        ("rsureq", "h1", "uh1"),
+    ];
+    for (client, proto, prefix) in cases {
+        let counts = rustls_client(&programs.bin(client), &certs.path, port, N, prefix, proto);
+        assert_eq!(counts["ok"], N, "{client} {proto}: {counts}");
+    }
+    let (records, stderr) = profiler.stop();
+    check_tls_records(&records, &stderr);
+    for (client, proto, prefix) in cases {
+        for (role, comm) in [("client", client), ("server", server_name)] {
+            let captured = check_tls_side(&records, role, comm, prefix, "rustls", N);
+            note(
+                &format!("rustls {client} {proto} -> {server_name}: {role}"),
+                N,
+                captured,
+            );
+        }
+    }
+    let h2 = records.iter().filter(|r| r["proto"] == "h2").count();
+    assert_eq!(h2, 2 * N, "{records:#?}");
+}
+
+#[test]
+fn clients_against_the_aws_lc_rs_server() {
+    if require_root("clients_against_the_aws_lc_rs_server") {
+        every_client_against("rsserver");
+    }
+}
+
+#[test]
+fn clients_against_the_ring_server() {
+    if require_root("clients_against_the_ring_server") {
+        every_client_against("rsserver-ring");
+    }
+}
+
+/// A client whose binary was never run before capture started: hooked at its exec.
+#[test]
+fn rustls_client_started_after_capture() {
+    if !require_root("rustls_client_started_after_capture") {
+        return;
+    }
+    let programs = rustls_programs();
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let late = copy_as(&programs.bin("rsclient"), &certs.path, "late-rsclient");
+    let (_server, port) = rustls_server(&programs.bin("rsserver"), &certs.path);
+    let profiler = Profiler::start(&[port], &[]);
+    let delay = Duration::from_millis(500);
+    let counts = rustls_client_after(delay, &late, &certs.path, port, N, "late", "h2");
+    let (records, stderr) = profiler.stop();
+    assert_eq!(counts["ok"], N, "{counts}");
+    check_tls_records(&records, &stderr);
+    eprintln!("{}", hooked_late(&stderr, "late-rsclient"));
+    for (role, comm) in [("client", "late-rsclient"), ("server", "rsserver")] {
+        let captured = check_tls_side(&records, role, comm, "late", "rustls", N);
+        note(
+            &format!("rustls client started after capture: {role}"),
+            N,
+            captured,
+        );
+    }
+}
+
+/// An h2 connection open before capture starts: the exchanges after are captured on both
+/// sides (their headers as far as HPACK allows: entries from before are flagged), the
+/// ones before are not, and nothing is guessed.
+#[test]
+fn late_attach_to_an_open_rustls_h2_connection() {
+    if !require_root("late_attach_to_an_open_rustls_h2_connection") {
+        return;
+    }
+    let programs = rustls_programs();
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let (_server, port) = rustls_server(&programs.bin("rsserver"), &certs.path);
+    let (before, total) = (4, 4 + 2 * N);
+    let mut profiler = None;
+    let counts = rustls_client_held(
+        &programs.bin("rsclient"),
+        &certs.path,
+        port,
+        (before, total),
+        "open",
+        "h2",
+        || profiler = Some(Profiler::start(&[port], &[])),
+    );
+    let (records, stderr) = profiler.unwrap().stop();
+    assert_eq!(counts["ok"], total, "{counts}");
+    let want: Vec<String> = (before..total).map(|i| format!("open{i}")).collect();
+    for (role, comm) in [("client", "rsclient"), ("server", "rsserver")] {
+        let side = Side::of(&records, role, comm);
+        for r in side.requests.iter().chain(&side.responses) {
+            assert_eq!(r["proto"], "h2", "{r}");
+            assert_eq!(r["tls_lib"], "rustls", "{r}");
+            if let (Some(id), Some(echo)) = (url_id_of(r), header(r, "x-request-id")) {
+                assert_eq!(id, echo, "{r}");
+            }
+        }
+        let mut ids: Vec<String> = side.paired().iter().filter_map(|r| url_id_of(r)).collect();
+        ids.sort_by_key(|id| id[4..].parse::<usize>().unwrap_or(usize::MAX));
+        assert_eq!(ids, want, "{role}: {records:#?}\n{stderr}");
+        note(
+            &format!("rustls late attach, open h2 connection: {role}"),
+            want.len(),
+            ids.len(),
+        );
+    }
+    assert_pairing_exact(&records);
+}
+
+/// The `id` query parameter of a record's URL.
+fn url_id_of(record: &serde_json::Value) -> Option<String> {
+    let url = record["url"].as_str()?;
+    Some(url.split("id=").nth(1)?.split('&').next()?.to_owned())
+}
+
+/// A stripped and an LTO build of the server: doctor and the log say why they are not
+/// hooked, their connections are counted as TLS, and the hooked client is still exact.
+#[test]
+fn stripped_and_lto_servers_are_counted() {
+    if !require_root("stripped_and_lto_servers_are_counted") {
+        return;
+    }
+    let programs = rustls_programs();
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let stripped = copy_as(&programs.stripped_server, &certs.path, "rsserver-strip");
+    let lto = copy_as(&programs.lto_server, &certs.path, "rsserver-lto");
+    let (_stripped, stripped_port) = rustls_server(&stripped, &certs.path);
+    let (_lto, lto_port) = rustls_server(&lto, &certs.path);
+
+    let doctor = Command::new(bin("httpscope"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let doctor = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    let says =
+        |path: &Path, why: &str| format!("{} (rustls found, not hookable: {why})", path.display());
+    assert!(doctor.contains(&says(&stripped, "stripped")), "{doctor}");
+    assert!(doctor.contains(&says(&lto, "inlined")), "{doctor}");
+
+    let profiler = Profiler::start(&[stripped_port, lto_port], &[]);
+    for (port, prefix) in [(stripped_port, "st"), (lto_port, "lt")] {
+        let counts = rustls_client(
+            &programs.bin("rsclient"),
+            &certs.path,
+            port,
+            N,
+            prefix,
+            "h1",
+        );
+        assert_eq!(counts["ok"], N, "{counts}");
+    }
+    let (records, stderr) = profiler.stop();
+    let log = strip_ansi(&stderr);
+    for (path, why) in [(&stripped, "stripped"), (&lto, "inlined")] {
+        assert!(log.contains(&says(path, why)), "{log}");
+    }
+    for prefix in ["st", "lt"] {
+        let captured = check_tls_side(&records, "client", "rsclient", prefix, "rustls", N);
+        note(
+            &format!("rustls client -> unhookable server ({prefix})"),
+            N,
+            captured,
+        );
+    }
+    let servers = records
+        .iter()
+        .filter(|r| r["comm"] == "rsserver-strip" || r["comm"] == "rsserver-lto")
+        .count();
+    assert_eq!(servers, 0, "{records:#?}");
+    // The servers' side of each connection stayed ciphertext: counted, not decoded.
+    assert_eq!(summary(&stderr, "tls_conns"), 2, "{log}");
+    note("rustls stripped + LTO server connections counted", 2, 2);
+}
