@@ -32,7 +32,13 @@ fn every_client_against(server_name: &str) {
         ("rsureq", "h1", "uh1"),
     ];
     for (client, proto, prefix) in cases {
-        let counts = rustls_client(&programs.bin(client), &certs.path, port, N, prefix, proto);
+        let binary = programs.bin(client);
+        let run = RustlsClient {
+            binary: &binary,
+            certs: &certs.path,
+            port,
+        };
+        let counts = run.run(N, prefix, proto);
         assert_eq!(counts["ok"], N, "{client} {proto}: {counts}");
     }
     let (records, stderr) = profiler.stop();
@@ -78,7 +84,12 @@ fn rustls_client_started_after_capture() {
     let (_server, port) = rustls_server(&programs.bin("rsserver"), &certs.path);
     let profiler = Profiler::start(&[port], &[]);
     let delay = Duration::from_millis(500);
-    let counts = rustls_client_after(delay, &late, &certs.path, port, N, "late", "h2");
+    let client = RustlsClient {
+        binary: &late,
+        certs: &certs.path,
+        port,
+    };
+    let counts = client.run_after(delay, N, "late", "h2");
     let (records, stderr) = profiler.stop();
     assert_eq!(counts["ok"], N, "{counts}");
     check_tls_records(&records, &stderr);
@@ -107,15 +118,15 @@ fn late_attach_to_an_open_rustls_h2_connection() {
     let (_server, port) = rustls_server(&programs.bin("rsserver"), &certs.path);
     let (before, total) = (4, 4 + 2 * N);
     let mut profiler = None;
-    let counts = rustls_client_held(
-        &programs.bin("rsclient"),
-        &certs.path,
+    let binary = programs.bin("rsclient");
+    let client = RustlsClient {
+        binary: &binary,
+        certs: &certs.path,
         port,
-        (before, total),
-        "open",
-        "h2",
-        || profiler = Some(Profiler::start(&[port], &[])),
-    );
+    };
+    let counts = client.run_held((before, total), "open", "h2", || {
+        profiler = Some(Profiler::start(&[port], &[]))
+    });
     let (records, stderr) = profiler.unwrap().stop();
     assert_eq!(counts["ok"], total, "{counts}");
     let want: Vec<String> = (before..total).map(|i| format!("open{i}")).collect();
@@ -172,15 +183,14 @@ fn stripped_and_lto_servers_are_counted() {
     assert!(doctor.contains(&says(&lto, "inlined")), "{doctor}");
 
     let profiler = Profiler::start(&[stripped_port, lto_port], &[]);
+    let binary = programs.bin("rsclient");
     for (port, prefix) in [(stripped_port, "st"), (lto_port, "lt")] {
-        let counts = rustls_client(
-            &programs.bin("rsclient"),
-            &certs.path,
+        let client = RustlsClient {
+            binary: &binary,
+            certs: &certs.path,
             port,
-            N,
-            prefix,
-            "h1",
-        );
+        };
+        let counts = client.run(N, prefix, "h1");
         assert_eq!(counts["ok"], N, "{counts}");
     }
     let (records, stderr) = profiler.stop();

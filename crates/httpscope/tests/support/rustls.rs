@@ -96,86 +96,71 @@ pub fn rustls_server(binary: &Path, certs: &Path) -> (Proc, u16) {
     script_server(&mut cmd)
 }
 
-/// A test client's command: n requests (ids prefix0.., every third a POST), h1 or h2.
-fn client_command(
-    binary: &Path,
-    certs: &Path,
-    port: u16,
-    n: usize,
-    prefix: &str,
-    proto: &str,
-) -> Command {
-    let mut cmd = Command::new(binary);
-    cmd.arg(certs.join("ca.pem"))
-        .arg(port.to_string())
-        .arg(n.to_string())
-        .arg(prefix)
-        .arg(proto);
-    cmd
+/// A test client binary aimed at one server: requests `n` (ids prefix0.., every third a
+/// POST) over `proto` (h1 or h2).
+pub struct RustlsClient<'a> {
+    pub binary: &'a Path,
+    pub certs: &'a Path,
+    pub port: u16,
 }
 
-/// Runs a test client after `delay`; returns its JSON counts.
-pub fn rustls_client_after(
-    delay: Duration,
-    binary: &Path,
-    certs: &Path,
-    port: u16,
-    n: usize,
-    prefix: &str,
-    proto: &str,
-) -> Value {
-    let out = run_ok(
-        client_command(binary, certs, port, n, prefix, proto).env(
-            "RUSTLS_PROGRAMS_START_DELAY_MS",
-            delay.as_millis().to_string(),
-        ),
-        T,
-    );
-    last_json(&out)
-}
-
-/// Runs a test client; returns its JSON counts.
-pub fn rustls_client(
-    binary: &Path,
-    certs: &Path,
-    port: u16,
-    n: usize,
-    prefix: &str,
-    proto: &str,
-) -> Value {
-    rustls_client_after(Duration::ZERO, binary, certs, port, n, prefix, proto)
-}
-
-/// Runs a test client that stops after `before` of its `n` requests until `ready` has
-/// returned, then makes the rest on the same connection; returns its JSON counts.
-pub fn rustls_client_held(
-    binary: &Path,
-    certs: &Path,
-    port: u16,
-    (before, n): (usize, usize),
-    prefix: &str,
-    proto: &str,
-    ready: impl FnOnce(),
-) -> Value {
-    let mut child = client_command(binary, certs, port, n, prefix, proto)
-        .env("RUSTLS_PROGRAMS_HOLD_AFTER", before.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while line.trim() != "held" {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "client ended before holding"
-        );
+impl RustlsClient<'_> {
+    fn command(&self, n: usize, prefix: &str, proto: &str) -> Command {
+        let mut cmd = Command::new(self.binary);
+        cmd.arg(self.certs.join("ca.pem"))
+            .arg(self.port.to_string())
+            .arg(n.to_string())
+            .arg(prefix)
+            .arg(proto);
+        cmd
     }
-    ready();
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "client: {:?}", out.status);
-    last_json(&String::from_utf8_lossy(&out.stdout))
+
+    /// Runs the client; returns its JSON counts.
+    pub fn run(&self, n: usize, prefix: &str, proto: &str) -> Value {
+        self.run_after(Duration::ZERO, n, prefix, proto)
+    }
+
+    /// Runs the client, which waits `delay` before its first request.
+    pub fn run_after(&self, delay: Duration, n: usize, prefix: &str, proto: &str) -> Value {
+        let delay = delay.as_millis().to_string();
+        let out = run_ok(
+            self.command(n, prefix, proto)
+                .env("RUSTLS_PROGRAMS_START_DELAY_MS", delay),
+            T,
+        );
+        last_json(&out)
+    }
+
+    /// Runs the client, which stops after `before` of its `n` requests until `ready` has
+    /// returned, then makes the rest on the same connection.
+    pub fn run_held(
+        &self,
+        (before, n): (usize, usize),
+        prefix: &str,
+        proto: &str,
+        ready: impl FnOnce(),
+    ) -> Value {
+        let mut child = self
+            .command(n, prefix, proto)
+            .env("RUSTLS_PROGRAMS_HOLD_AFTER", before.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while line.trim() != "held" {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "client ended before holding"
+            );
+        }
+        ready();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "client: {:?}", out.status);
+        last_json(&String::from_utf8_lossy(&out.stdout))
+    }
 }
