@@ -19,12 +19,15 @@
  * Reading. Reader holds &received_plaintext (P) at offset 0. P is bound to
  * the socket of the DeframerVecBuffer::read that read_tls calls right after
  * is_full(P), from the same frame (same stack pointer). A connection moved
- * after its handshake (tokio-rustls returns the stream by value) may hold
- * plaintext decrypted before the move, read before any read_tls at its new
- * place: Rust moves by copying bytes, so an unbound P whose first
- * RUSTLS_MOVE_WINDOW bytes equal those of the buffer this thread's read_tls
- * last bound (both holding that plaintext's chunk list, a heap pointer of
- * its own) is that buffer moved, and takes its binding. Reader::read returns
+ * after its handshake (tokio-rustls returns the stream by value, hyper moves
+ * it again) may hold plaintext decrypted before the move, read before any
+ * read_tls at its new place. Rust moves by copying bytes: the thread keeps
+ * the first RUSTLS_MOVE_WINDOW bytes of the buffer it last bound, as they
+ * are after each change seen (process_new_packets ends with
+ * CommonState::current_io_state; consume returns), and an unbound P holding
+ * plaintext whose bytes are exactly those (its chunk list, a heap pointer
+ * no other buffer holds) is that buffer moved: it takes its binding.
+ * Reader::read returns
  * io::Result<usize> as (RAX = 0 for Ok, RDX = n). tokio-rustls instead takes
  * Reader::into_first_chunk (the result through the pointer in RDI, the
  * Reader in RSI; Ok is a non-null data pointer and its length) and then
@@ -59,8 +62,9 @@ struct rustls_thread {
 	/* read_tls's ChunkVecBuffer::is_full(received_plaintext): its buffer, stack pointer. */
 	__u64 full_buf;
 	__u64 full_sp;
-	/* The received_plaintext read_tls last bound on this thread. */
+	/* The received_plaintext last bound on this thread, and its first bytes. */
 	__u64 bound_reader;
+	__u64 snapshot[RUSTLS_MOVE_WINDOW / 8];
 	/* A Writer call in flight: connection, buffer or iovecs, iovec count, stack pointer. */
 	__u64 writer;
 	__u64 write_buf;
@@ -135,17 +139,24 @@ int rustls_read_tls(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Whether the RUSTLS_MOVE_WINDOW bytes at a and b are equal (and readable). */
-static __always_inline int rustls_same_bytes(__u64 a, __u64 b)
+/* Keeps the first bytes of the bound buffer as they are now. */
+static __always_inline void rustls_snapshot(struct rustls_thread *thread)
 {
-	__u64 left[RUSTLS_MOVE_WINDOW / 8], right[RUSTLS_MOVE_WINDOW / 8];
+	if (thread->bound_reader && bpf_probe_read_user(thread->snapshot, sizeof(thread->snapshot),
+							(void *)thread->bound_reader))
+		thread->bound_reader = 0;
+}
+
+/* Whether the bytes at received are exactly the snapshot. */
+static __always_inline int rustls_same_bytes(struct rustls_thread *thread, __u64 received)
+{
+	__u64 bytes[RUSTLS_MOVE_WINDOW / 8];
 	int i;
 
-	if (bpf_probe_read_user(left, sizeof(left), (void *)a) ||
-	    bpf_probe_read_user(right, sizeof(right), (void *)b))
+	if (bpf_probe_read_user(bytes, sizeof(bytes), (void *)received))
 		return 0;
 	for (i = 0; i < RUSTLS_MOVE_WINDOW / 8; i++)
-		if (left[i] != right[i])
+		if (bytes[i] != thread->snapshot[i])
 			return 0;
 	return 1;
 }
@@ -165,8 +176,9 @@ static __always_inline void rustls_adopt_moved(struct rustls_thread *thread, __u
 		return;
 	binding = socket_backend ? bpf_map_lookup_elem(&tls_streams, &to)
 				 : bpf_map_lookup_elem(&ssl_fds, &to);
-	if (binding || !rustls_same_bytes(from.ssl, received))
+	if (binding || !rustls_same_bytes(thread, received))
 		return;
+	thread->bound_reader = received;
 	if (socket_backend) {
 		struct tls_stream *stream = bpf_map_lookup_elem(&tls_streams, &from);
 
@@ -178,6 +190,17 @@ static __always_inline void rustls_adopt_moved(struct rustls_thread *thread, __u
 		if (fd)
 			bpf_map_update_elem(&ssl_fds, &to, fd, BPF_NOEXIST);
 	}
+}
+
+/* CommonState::current_io_state: the end of process_new_packets, the plaintext appended. */
+SEC("uprobe")
+int rustls_io_state(struct pt_regs *ctx)
+{
+	struct rustls_thread *thread = rustls_thread();
+
+	if (thread)
+		rustls_snapshot(thread);
+	return 0;
 }
 
 /* A Writer call's plaintext that no write_tls sent: lost, counted. */
@@ -340,6 +363,19 @@ int rustls_consume(struct pt_regs *ctx)
 		ssl_emit_sock(&call, amount);
 	else
 		ssl_emit_fd(&call, amount);
+	return 0;
+}
+
+/* consume returns: the buffer changed; it is the one this thread knows from now on. */
+SEC("uretprobe")
+int rustls_consume_ret(struct pt_regs *ctx)
+{
+	struct rustls_thread *thread = rustls_thread();
+
+	if (thread && thread->chunk_reader) {
+		thread->bound_reader = thread->chunk_reader;
+		rustls_snapshot(thread);
+	}
 	return 0;
 }
 

@@ -261,6 +261,8 @@ int BPF_PROG(sock_destroy, struct sock *sk)
 		if (!conn->open_pending)
 			emit_close(conn);
 		count_silent_end(conn);
+		if (conn->tls)
+			bpf_map_delete_elem(&tls_conn_offsets, &conn->conn_id);
 	}
 	/* The next sock at this address is another connection: it must not find this one's entry. */
 	if (go_tls_seen)
@@ -286,6 +288,16 @@ static __always_inline void ssl_emit_sock(struct ssl_call *call, __u64 len)
 		stat_add(STAT_TLS_FD_UNKNOWN, 1);
 	if (!stream || !counters)
 		return;
+	if (call->op >= SSL_OP_RUSTLS_READ) {
+		struct tls_offsets fresh = {}, *offsets;
+
+		bpf_map_update_elem(&tls_conn_offsets, &stream->conn_id, &fresh, BPF_NOEXIST);
+		offsets = bpf_map_lookup_elem(&tls_conn_offsets, &stream->conn_id);
+		if (offsets)
+			emit_tls_data(counters, call, stream->conn_id, &offsets->sent,
+				      &offsets->recvd, len, 0);
+		return;
+	}
 	emit_tls_data(counters, call, stream->conn_id, &stream->sent, &stream->recvd, len,
 		      stream->node);
 }

@@ -120,6 +120,25 @@ struct {
 	__type(value, struct tls_stream);
 } go_tls_socks SEC(".maps");
 
+/* Socket backend: a connection's plaintext offsets, by connection id. */
+struct tls_offsets {
+	__u64 sent;
+	__u64 recvd;
+};
+
+/*
+ * Socket backend, rustls (rustls.bpf.h): the plaintext of one connection
+ * comes through several objects (the Reader's and the Writer's buffers,
+ * again at each address the connection is moved to), each with its
+ * tls_streams entry: the offsets are the connection's, kept here.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tls_offsets);
+} tls_conn_offsets SEC(".maps");
+
 /* A Go crypto/tls probe ran: socket events look their sock up in go_tls_socks. */
 __u8 go_tls_seen = 0;
 

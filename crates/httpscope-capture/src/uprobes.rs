@@ -61,6 +61,8 @@ const RUSTLS_PROGRAMS: &[&str] = &[
     "rustls_first_chunk",
     "rustls_first_chunk_ret",
     "rustls_consume",
+    "rustls_consume_ret",
+    "rustls_io_state",
     "rustls_is_full",
     "rustls_read_tls",
     "rustls_write_tls",
@@ -374,10 +376,11 @@ fn rustls_programs(
         RustlsFunction::WriteVectored => (Some("rustls_write_ret"), "rustls_write_vectored"),
         RustlsFunction::Read => (backend_return, "rustls_read"),
         RustlsFunction::FirstChunk => (Some("rustls_first_chunk_ret"), "rustls_first_chunk"),
-        RustlsFunction::Consume => (None, "rustls_consume"),
+        RustlsFunction::Consume => (Some("rustls_consume_ret"), "rustls_consume"),
         RustlsFunction::IsFull => (None, "rustls_is_full"),
         RustlsFunction::ReadTls => (backend_return, "rustls_read_tls"),
         RustlsFunction::WriteTls => (backend_return, "rustls_write_tls"),
+        RustlsFunction::IoState => (None, "rustls_io_state"),
     }
 }
 

@@ -39,10 +39,13 @@ pub enum RustlsFunction {
     ReadTls,
     /// write_tls's `sendable_tls.write_to(wr)`, its socket write.
     WriteTls,
+    /// The end of `process_new_packets` (optional: it lets a moved connection keep its
+    /// binding).
+    IoState,
 }
 
 impl RustlsFunction {
-    pub const ALL: [RustlsFunction; 8] = [
+    pub const ALL: [RustlsFunction; 9] = [
         Self::Write,
         Self::WriteVectored,
         Self::Read,
@@ -51,6 +54,7 @@ impl RustlsFunction {
         Self::IsFull,
         Self::ReadTls,
         Self::WriteTls,
+        Self::IoState,
     ];
 
     /// The demangled name without its hash.
@@ -66,6 +70,7 @@ impl RustlsFunction {
             Self::IsFull => "rustls::vecbuf::ChunkVecBuffer::is_full",
             Self::ReadTls => "rustls::msgs::deframer::buffers::DeframerVecBuffer::read",
             Self::WriteTls => "rustls::vecbuf::ChunkVecBuffer::write_to",
+            Self::IoState => "rustls::common_state::CommonState::current_io_state",
         }
     }
 
@@ -75,7 +80,7 @@ impl RustlsFunction {
             Self::Write | Self::WriteVectored | Self::Read | Self::Consume => Some(Register::RDI),
             // The result is returned through RDI: the Reader comes second.
             Self::FirstChunk => Some(Register::RSI),
-            Self::IsFull | Self::ReadTls | Self::WriteTls => None,
+            Self::IsFull | Self::ReadTls | Self::WriteTls | Self::IoState => None,
         }
     }
 }

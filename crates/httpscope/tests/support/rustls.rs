@@ -131,6 +131,22 @@ impl RustlsClient<'_> {
         last_json(&out)
     }
 
+    /// Runs the client once `profiler` has hooked its binary at its exec (the first run of
+    /// a binary after capture started: hooking takes 0.1 s to over a second on a busy
+    /// machine, and a fixed delay would race it); returns its JSON counts.
+    pub fn run_hooked(
+        &self,
+        profiler: &mut super::Profiler,
+        n: usize,
+        prefix: &str,
+        proto: &str,
+    ) -> Value {
+        let hooked = format!("{} (rustls)", self.binary.display());
+        self.run_held((0, n), prefix, proto, || {
+            profiler.proc.wait_for(&hooked, super::attach_timeout());
+        })
+    }
+
     /// Runs the client, which stops after `before` of its `n` requests until `ready` has
     /// returned, then makes the rest on the same connection.
     pub fn run_held(
