@@ -26,9 +26,10 @@
  * are after each change seen (process_new_packets ends with
  * CommonState::current_io_state; consume returns), and an unbound P holding
  * plaintext whose bytes are exactly those (its chunk list, a heap pointer
- * no other buffer holds) is that buffer moved: it takes its binding.
- * Reader::read returns
- * io::Result<usize> as (RAX = 0 for Ok, RDX = n). tokio-rustls instead takes
+ * no other buffer holds) is that buffer moved: it takes its binding. The
+ * connection's offsets are its own, whichever object its bytes came through
+ * (tls_conn_offsets). Reader::read returns io::Result<usize> as (RAX = 0
+ * for Ok, RDX = n). tokio-rustls instead takes
  * Reader::into_first_chunk (the result through the pointer in RDI, the
  * Reader in RSI; Ok is a non-null data pointer and its length) and then
  * BufRead::consume(&Reader, amt): the bytes consumed are the first amt of
