@@ -83,6 +83,9 @@ pub struct TlsHooks {
     attach_cookies: bool,
     hooked: Vec<TlsTarget>,
     seen: HashSet<FileId>,
+    /// The rustls programs loaded (they are loaded on their own: a kernel that refuses
+    /// them keeps the other libraries' hooks).
+    rustls: bool,
 }
 
 impl TlsHooks {
@@ -99,7 +102,6 @@ impl TlsHooks {
             GNUTLS_PROBES[1].0,
             LIBRARIES_CHANGED,
         ]);
-        programs.extend(RUSTLS_PROGRAMS);
         if features.attach_cookies {
             programs.extend([
                 GO_WRITE_ENTER,
@@ -112,16 +114,15 @@ impl TlsHooks {
                 NODE_CLEAR,
             ]);
         }
-        for program in programs {
-            if let Err(err) = uprobe(ebpf, program).and_then(|p| {
-                p.load()
-                    .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))
-            }) {
-                tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
-                return None;
-            }
+        if let Err(err) = load_programs(ebpf, &programs) {
+            tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
+            return None;
         }
+        let rustls = load_programs(ebpf, RUSTLS_PROGRAMS)
+            .map_err(|err| tracing::warn!(%err, "rustls programs stay encrypted: its uprobe programs do not load"))
+            .is_ok();
         Some(Self {
+            rustls,
             backend,
             attach_cookies: features.attach_cookies,
             hooked: Vec::new(),
@@ -167,6 +168,9 @@ impl TlsHooks {
             TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES, 0),
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
             TargetKind::Node(binary) => attach_node(ebpf, self.backend, &target, binary),
+            TargetKind::Rustls(_) if !self.rustls => {
+                Err("not hooked: the kernel refused the rustls programs (logged at start)".into())
+            }
             TargetKind::Rustls(binary) => attach_rustls(ebpf, self.backend, &target, binary),
         };
         match attached {
@@ -225,6 +229,16 @@ impl TlsHooks {
     pub fn seen(&self) -> HashSet<FileId> {
         self.seen.clone()
     }
+}
+
+/// Loads the uprobe programs named; the first refusal is the error.
+fn load_programs(ebpf: &mut Ebpf, programs: &[&str]) -> Result<(), String> {
+    for &program in programs {
+        uprobe(ebpf, program)?
+            .load()
+            .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))?;
+    }
+    Ok(())
 }
 
 fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, String> {
