@@ -103,8 +103,8 @@ def main():
     failed = False
     try:
         results["meta"]["binaries"] = ctx.snapshot_binaries()
-        watched, unwatched, *on_demand_ports = free_ports(6)
-        on_demand_port = dict(zip(("nginx", "nghttpd", "echo", "nginx-tls"), on_demand_ports))
+        watched, unwatched, *on_demand_ports = free_ports(7)
+        on_demand_port = dict(zip(("nginx", "nghttpd", "echo", "nginx-tls", "rustls"), on_demand_ports))
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")

@@ -102,3 +102,12 @@ if ! command -v cargo >/dev/null; then
         curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     }
 fi
+
+if (( want_test_tools )); then
+    # The rustls test programs (tests/programs/rustls, a workspace of its own): their crates
+    # are fetched here; the tests build them once into target/rustls-programs. aws-lc-sys
+    # needs only the C compiler (clang, above).
+    echo "setup.sh: fetching the rustls test programs' crates" >&2
+    cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+    "$cargo" fetch --locked --manifest-path "$(dirname "$0")/../crates/httpscope/tests/programs/rustls/Cargo.toml"
+fi

@@ -54,6 +54,8 @@ class Context:
             self.start_nginx(port, tls=True)
         elif target == "nghttpd":
             self.start_nghttpd(port)
+        elif target == "rustls":
+            self.start_rustls(port)
         elif target == "echo":
             self.start_echo(port)
 
@@ -86,6 +88,27 @@ class Context:
         wait_port(port, proc=proc)
         self.on_demand["nghttpd"] = (proc, signal.SIGTERM)
         self.servers["nghttpd"] = port
+
+    def start_rustls(self, port):
+        """The rustls test server (axum over hyper and tokio-rustls, aws-lc-rs), as the tests
+        build it into target/rustls-programs; a private copy, a certificate made per run."""
+        src = ROOT / "target" / "rustls-programs" / "release" / "rsserver"
+        if not src.exists():
+            raise Skip(f"{src} missing: run the rustls tests once (cargo test --release -p httpscope --test rustls)")
+        prefix = self.work / "rustls"
+        prefix.mkdir(exist_ok=True)
+        server = prefix / "rsserver"
+        shutil.copy2(src, server)
+        key, cert = prefix / "server.key", prefix / "server.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        err = open(prefix / "stderr.log", "wb")
+        proc = PROCS.spawn([server, cert, key], stdout=subprocess.DEVNULL, stderr=err,
+                           env=dict(os.environ, RUSTLS_PROGRAMS_PORT=str(port)))
+        wait_port(port, proc=proc)
+        self.on_demand["rustls"] = (proc, signal.SIGINT)
+        self.servers["rustls"] = port
 
     def start_nginx(self, port, tls=False):
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

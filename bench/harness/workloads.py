@@ -20,6 +20,10 @@ WORKLOADS = {
     "keepalive-nginx-tls": dict(load="wrk", target="nginx-tls", path="/", scheme="https",
                                 about="wrk -c 50 -t 2, keep-alive HTTPS (TLS 1.3), nginx small static file: "
                                       "plaintext from both sides' OpenSSL uprobes"),
+    "keepalive-rustls": dict(load="wrk", target="rustls", path="/?id=bench", scheme="https",
+                             about="wrk -c 50 -t 2, keep-alive HTTPS (TLS 1.3) against the axum/tokio-rustls "
+                                   "test server (tests/programs/rustls): plaintext from its rustls "
+                                   "uprobes and wrk's OpenSSL ones"),
     "new-conn": dict(load="ab", target="demo", path="/",
                      about="ab -c 50 (no -k): a new connection per request, demo-server `/`"),
     "resp-16k": dict(load="wrk", target="demo", path="/bytes/16384",

@@ -18,6 +18,7 @@
  *   syscall.bpf.h  the syscall backend (tp_btf/sys_exit)
  *   socket.bpf.h   the socket backend (tp_btf/sock_{send,recv}_length)
  *   go_tls.bpf.h   Go crypto/tls uprobes (plaintext), for either backend
+ *   rustls.bpf.h   rustls uprobes (plaintext), for either backend
  *   binaries.bpf.h exec and library loads, to hook TLS code that appears later
  *
  * The loader attaches one backend; the TLS uprobes work with either.
@@ -55,6 +56,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "syscall.bpf.h"
 #include "socket.bpf.h"
 #include "go_tls.bpf.h"
+#include "rustls.bpf.h"
 #include "binaries.bpf.h"
 
 /*
@@ -71,6 +73,7 @@ int process_exit(void *ctx)
 #ifdef HTTPSCOPE_BASELINE
 	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
 	bpf_map_delete_elem(&node_tls_threads, &pid_tgid);
+	bpf_map_delete_elem(&rustls_threads, &pid_tgid);
 #endif
 	if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&traced_processes, &tgid))
 		return 0;

@@ -58,6 +58,9 @@ enum httpscope_syscall {
 	/* Plaintext from OpenSSL's SSL_read / SSL_write on an SSL object of Node's TLSWrap. */
 	SYSCALL_NODE_SSL_READ = 21,
 	SYSCALL_NODE_SSL_WRITE = 22,
+	/* Plaintext from rustls: Reader::read (or BufRead::consume), Writer::write(_vectored). */
+	SYSCALL_RUSTLS_READ = 23,
+	SYSCALL_RUSTLS_WRITE = 24,
 };
 
 /* conn_open_event.fd when the socket backend could not tell the fd. */

@@ -265,6 +265,8 @@ int BPF_PROG(sock_destroy, struct sock *sk)
 		if (!conn->open_pending)
 			emit_close(conn);
 		count_silent_end(conn);
+		if (conn->tls)
+			bpf_map_delete_elem(&tls_conn_offsets, &conn->conn_id);
 	}
 	/* The next sock at this address is another connection: it must not find this one's entry. */
 	if (go_tls_seen)
@@ -272,34 +274,47 @@ int BPF_PROG(sock_destroy, struct sock *sk)
 	return 0;
 }
 
+/* This backend: len bytes of a returned call's plaintext, on the connection its object last used. */
+static __always_inline void ssl_emit_sock(struct ssl_call *call, __u64 len)
+{
+	struct ssl_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = call->ssl };
+	struct stat_counters *counters;
+	struct tls_stream *stream;
+	__u32 zero = 0;
+
+	/*
+	 * None: the SSL object's socket is not watched (or never moved a byte), or a
+	 * Node TLSWrap's (a rustls buffer's) object was not bound (counted).
+	 */
+	stream = bpf_map_lookup_elem(&tls_streams, &key);
+	counters = bpf_map_lookup_elem(&stats, &zero);
+	if (!stream && (call->memory_bio || call->op >= SSL_OP_RUSTLS_READ))
+		stat_add(STAT_TLS_FD_UNKNOWN, 1);
+	if (!stream || !counters)
+		return;
+	if (call->op >= SSL_OP_RUSTLS_READ) {
+		struct tls_offsets fresh = {}, *offsets;
+
+		bpf_map_update_elem(&tls_conn_offsets, &stream->conn_id, &fresh, BPF_NOEXIST);
+		offsets = bpf_map_lookup_elem(&tls_conn_offsets, &stream->conn_id);
+		if (offsets)
+			emit_tls_data(counters, call, stream->conn_id, &offsets->sent,
+				      &offsets->recvd, len, 0);
+		return;
+	}
+	emit_tls_data(counters, call, stream->conn_id, &stream->sent, &stream->recvd, len,
+		      stream->node);
+}
+
 /* This backend's TLS return probe: the call's connection is the one its SSL object last used. */
 SEC("uretprobe")
 int ssl_ret_sock(struct pt_regs *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stat_counters *counters;
-	struct tls_stream *stream;
 	struct ssl_call call;
-	struct ssl_key key = {};
 	__u64 len;
-	__u32 zero = 0;
 
-	if (!ssl_call_returned(ctx, &call, &len))
-		return 0;
-	key.tgid = tgid;
-	key.ssl = call.ssl;
-	/*
-	 * None: the SSL object's socket is not watched (or never moved a byte), or a
-	 * Node TLSWrap's object was not bound (counted: node_tls.bpf.h).
-	 */
-	stream = bpf_map_lookup_elem(&tls_streams, &key);
-	counters = bpf_map_lookup_elem(&stats, &zero);
-	if (!stream && call.memory_bio)
-		stat_add(STAT_TLS_FD_UNKNOWN, 1);
-	if (!stream || !counters)
-		return 0;
-	emit_tls_data(counters, &call, stream->conn_id, &stream->sent, &stream->recvd, len,
-		      stream->node);
+	if (ssl_call_returned(ctx, &call, &len))
+		ssl_emit_sock(&call, len);
 	return 0;
 }
 

@@ -342,27 +342,23 @@ int BPF_PROG(syscall_exit, struct pt_regs___kernel *regs, long ret)
 	return 0;
 }
 
-/* This backend's TLS return probe: the call's connection is its fd's. */
-SEC("uretprobe")
-int ssl_ret(struct pt_regs *ctx)
+/* This backend: len bytes of a returned call's plaintext, on its fd's connection. */
+static __always_inline void ssl_emit_fd(struct ssl_call *in, __u64 len)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stat_counters *counters;
 	struct conn_state *conn;
-	struct ssl_call call;
-	__u64 len;
+	struct ssl_call call = *in;
 	__u32 zero = 0;
 	int node = 0;
 
-	if (!ssl_call_returned(ctx, &call, &len))
-		return 0;
 	if (!call.fd_known) {
 		struct ssl_key key = { .tgid = tgid, .ssl = call.ssl };
 		struct ssl_fd *bound = bpf_map_lookup_elem(&ssl_fds, &key);
 
 		if (!bound) {
 			stat_add(STAT_TLS_FD_UNKNOWN, 1);
-			return 0;
+			return;
 		}
 		call.fd = bound->fd;
 		node = bound->node;
@@ -370,12 +366,23 @@ int ssl_ret(struct pt_regs *ctx)
 	conn = watched_conn(tgid, call.fd, ORIGIN_EXISTING);
 	counters = bpf_map_lookup_elem(&stats, &zero);
 	if (!conn || !counters)
-		return 0;
+		return;
 	conn->tls = 1;
 	/* The hooks read this connection's plaintext: it is kept (and reported). */
 	if (all_ports && !admit_call(conn, call.fd, NULL, 0, 1))
-		return 0;
+		return;
 	emit_tls_data(counters, &call, conn->conn_id, &conn->tls_sent, &conn->tls_recvd, len, node);
+}
+
+/* This backend's TLS return probe: the call's connection is its fd's. */
+SEC("uretprobe")
+int ssl_ret(struct pt_regs *ctx)
+{
+	struct ssl_call call;
+	__u64 len;
+
+	if (ssl_call_returned(ctx, &call, &len))
+		ssl_emit_fd(&call, len);
 	return 0;
 }
 

@@ -24,6 +24,13 @@ enum ssl_op {
 	/* GnuTLS: gnutls_record_send / gnutls_record_recv (session, data, size) -> ssize_t. */
 	SSL_OP_GNUTLS_SEND = 6,
 	SSL_OP_GNUTLS_RECV = 7,
+	/* rustls (rustls.bpf.h): read_tls/write_tls binding only, no data. */
+	SSL_OP_RUSTLS_BIND = 8,
+	/* Reader::read: io::Result<usize> returned as (RAX = 0 for Ok, RDX = n). */
+	SSL_OP_RUSTLS_READ = 9,
+	/* write_tls sending what Writer::write took: plain_len bytes at buf (iovecs: iovcnt). */
+	SSL_OP_RUSTLS_WRITE = 10,
+	SSL_OP_RUSTLS_WRITEV = 11,
 };
 
 /* A TLS library call in flight on this thread. */
@@ -34,6 +41,9 @@ struct ssl_call {
 	__u64 buf;
 	/* SSL_read_ex/SSL_write_ex: where the library stores the byte count. */
 	__u64 count_ptr;
+	/* rustls writes: the plaintext length (and iovec count) known before the call. */
+	__u64 plain_len;
+	__u64 iovcnt;
 	__u32 fd;
 	__u8 op;
 	/* A socket syscall inside the call found the fd (socket backend: the connection). */
@@ -109,6 +119,25 @@ struct {
 	__type(key, __u64);
 	__type(value, struct tls_stream);
 } go_tls_socks SEC(".maps");
+
+/* Socket backend: a connection's plaintext offsets, by connection id. */
+struct tls_offsets {
+	__u64 sent;
+	__u64 recvd;
+};
+
+/*
+ * Socket backend, rustls (rustls.bpf.h): the plaintext of one connection
+ * comes through several objects (the Reader's and the Writer's buffers,
+ * again at each address the connection is moved to), each with its
+ * tls_streams entry: the offsets are the connection's, kept here.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tls_offsets);
+} tls_conn_offsets SEC(".maps");
 
 /* A Go crypto/tls probe ran: socket events look their sock up in go_tls_socks. */
 __u8 go_tls_seen = 0;
@@ -198,7 +227,16 @@ static __always_inline int ssl_call_encloses(struct ssl_call *slot, __u64 sp)
 	return slot->active && sp < slot->sp;
 }
 
-static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 buf, __u64 count_ptr, __u8 op)
+/* Where a 16-byte result's second word comes back (Rust's io::Result<usize>). */
+#if defined(__TARGET_ARCH_x86)
+#define SECOND_RETURN_REG(ctx) PT_REGS_PARM3(ctx) /* RDX */
+#else
+#define SECOND_RETURN_REG(ctx) PT_REGS_PARM2(ctx) /* X1 */
+#endif
+
+/* A call on the TLS object ssl enters: the socket calls inside it name the object's socket. */
+static __always_inline struct ssl_call *ssl_enter_object(struct pt_regs *ctx, __u64 ssl, __u64 buf,
+							 __u64 count_ptr, __u8 op)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 sp = PT_REGS_SP(ctx);
@@ -206,11 +244,11 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 buf, __u64 count
 	struct ssl_call *slot;
 
 	if (filter_tgid && filter_tgid != tgid)
-		return 0;
+		return NULL;
 	thread = THREAD_SLOT(ssl_calls, struct ssl_thread, 1);
 	if (!thread) {
 		stat_add(STAT_CALL_TABLE_FULL, 1);
-		return 0;
+		return NULL;
 	}
 	slot = &thread->call;
 	if (ssl_call_encloses(slot, sp)) {
@@ -223,15 +261,24 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 buf, __u64 count
 	} else if (!slot->active) {
 		__sync_fetch_and_add(&ssl_calls_in_flight, 1);
 	}
-	slot->ssl = PT_REGS_PARM1(ctx);
+	slot->ssl = ssl;
 	slot->sp = sp;
 	slot->buf = buf;
 	slot->count_ptr = count_ptr;
+	slot->plain_len = 0;
+	slot->iovcnt = 0;
 	slot->fd = 0;
 	slot->op = op;
 	slot->fd_known = 0;
 	slot->active = 1;
 	slot->memory_bio = node_tls_thread(0) != NULL;
+	return slot;
+}
+
+/* A C library call: the object is its first argument. */
+static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 buf, __u64 count_ptr, __u8 op)
+{
+	ssl_enter_object(ctx, PT_REGS_PARM1(ctx), buf, count_ptr, op);
 	return 0;
 }
 
@@ -350,8 +397,20 @@ static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_cal
 	thread->call = thread->outer;
 	thread->outer.active = 0;
 	__sync_fetch_and_add(&ssl_calls_in_flight, -1);
-	if (call->op == SSL_OP_HANDSHAKE)
+	switch (call->op) {
+	case SSL_OP_HANDSHAKE:
+	case SSL_OP_RUSTLS_BIND:
 		return 0;
+	case SSL_OP_RUSTLS_READ:
+		if (PT_REGS_RC(ctx))
+			return 0;
+		*len = SECOND_RETURN_REG(ctx);
+		return *len && *len <= 0x7fffffff;
+	case SSL_OP_RUSTLS_WRITE:
+	case SSL_OP_RUSTLS_WRITEV:
+		*len = call->plain_len;
+		return *len && *len <= 0x7fffffff;
+	}
 	if (call->op == SSL_OP_READ_EX || call->op == SSL_OP_WRITE_EX) {
 		if (ret != 1 || bpf_probe_read_user(len, sizeof(*len), (void *)call->count_ptr))
 			return 0;
@@ -363,21 +422,39 @@ static __always_inline int ssl_call_returned(struct pt_regs *ctx, struct ssl_cal
 	return *len && *len <= 0x7fffffff;
 }
 
+/* Whether a call's plaintext was written (else read). */
+static __always_inline int ssl_call_writes(__u8 op)
+{
+	return op == SSL_OP_WRITE || op == SSL_OP_WRITE_EX || op == SSL_OP_GNUTLS_SEND ||
+	       op == SSL_OP_RUSTLS_WRITE || op == SSL_OP_RUSTLS_WRITEV;
+}
+
+/* The id a call's records carry: it names the library. */
+static __always_inline __u16 ssl_call_id(__u8 op, int node)
+{
+	int write = ssl_call_writes(op);
+
+	if (op == SSL_OP_GNUTLS_SEND || op == SSL_OP_GNUTLS_RECV)
+		return write ? SYSCALL_GNUTLS_SEND : SYSCALL_GNUTLS_RECV;
+	if (op >= SSL_OP_RUSTLS_READ)
+		return write ? SYSCALL_RUSTLS_WRITE : SYSCALL_RUSTLS_READ;
+	if (node)
+		return write ? SYSCALL_NODE_SSL_WRITE : SYSCALL_NODE_SSL_READ;
+	return write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ;
+}
+
 /* The plaintext of a returned call, on its own per-direction stream of the connection. */
 static __always_inline void emit_tls_data(struct stat_counters *counters, struct ssl_call *call,
 					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd,
 					  __u64 len, int node)
 {
-	int gnutls = call->op == SSL_OP_GNUTLS_SEND || call->op == SSL_OP_GNUTLS_RECV;
-	int write = call->op == SSL_OP_WRITE || call->op == SSL_OP_WRITE_EX ||
-		    call->op == SSL_OP_GNUTLS_SEND;
+	int write = ssl_call_writes(call->op);
 	struct data_call data = {
 		.buf = call->buf,
-		.syscall = gnutls ? (write ? SYSCALL_GNUTLS_SEND : SYSCALL_GNUTLS_RECV)
-			   : node ? (write ? SYSCALL_NODE_SSL_WRITE : SYSCALL_NODE_SSL_READ)
-				  : (write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ),
+		.iovcnt = call->iovcnt,
+		.syscall = ssl_call_id(call->op, node),
 		.direction = write ? DIRECTION_SEND : DIRECTION_RECV,
-		.mode = COPY_BUFFER,
+		.mode = call->op == SSL_OP_RUSTLS_WRITEV ? COPY_IOVEC : COPY_BUFFER,
 		.data_flags = DATA_FLAG_TLS,
 	};
 	__u64 offset = write ? FETCH_ADD(tls_sent, len) : FETCH_ADD(tls_recvd, len);

@@ -1,6 +1,6 @@
 //! Attaching the TLS uprobes: OpenSSL's functions by symbol, Go's crypto/tls by file
-//! offset (entry and every return instruction), Node's TLSWrap by file offset. Each file
-//! is hooked once, by (device, inode), whichever process or path led to it.
+//! offset (entry and every return instruction), Node's TLSWrap and rustls by file offset.
+//! Each file is hooked once, by (device, inode), whichever process or path led to it.
 
 use std::collections::HashSet;
 
@@ -13,6 +13,7 @@ use crate::features::KernelFeatures;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
 use crate::refusal::Refusal;
 use crate::tls::node::{NodeBinary, NodeFunction};
+use crate::tls::rustls::{RustlsBinary, RustlsFunction, Unhookable};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
 
 /// OpenSSL functions hooked: (entry program, symbol). Each also gets the backend's
@@ -50,6 +51,23 @@ const NODE_STREAM_READ: &str = "node_stream_read";
 const NODE_STREAM_READ_RETURN: &str = "node_stream_read_ret";
 const NODE_CLEAR: &str = "node_clear";
 
+/// rustls programs (see `bpf/rustls.bpf.h`): entry, and the return program when one is
+/// their own (the others take the backend's TLS return program).
+const RUSTLS_PROGRAMS: &[&str] = &[
+    "rustls_write",
+    "rustls_write_vectored",
+    "rustls_write_ret",
+    "rustls_read",
+    "rustls_first_chunk",
+    "rustls_first_chunk_ret",
+    "rustls_consume",
+    "rustls_consume_ret",
+    "rustls_io_state",
+    "rustls_is_full",
+    "rustls_read_tls",
+    "rustls_write_tls",
+];
+
 /// Programs that report processes whose TLS code may not be hooked yet.
 const PROCESS_EXEC: &str = "process_exec";
 const LIBRARIES_CHANGED: &str = "libraries_changed";
@@ -65,6 +83,9 @@ pub struct TlsHooks {
     attach_cookies: bool,
     hooked: Vec<TlsTarget>,
     seen: HashSet<FileId>,
+    /// The rustls programs loaded (they are loaded on their own: a kernel that refuses
+    /// them keeps the other libraries' hooks).
+    rustls: bool,
 }
 
 impl TlsHooks {
@@ -93,16 +114,15 @@ impl TlsHooks {
                 NODE_CLEAR,
             ]);
         }
-        for program in programs {
-            if let Err(err) = uprobe(ebpf, program).and_then(|p| {
-                p.load()
-                    .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))
-            }) {
-                tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
-                return None;
-            }
+        if let Err(err) = load_programs(ebpf, &programs) {
+            tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
+            return None;
         }
+        let rustls = load_programs(ebpf, RUSTLS_PROGRAMS)
+            .map_err(|err| tracing::warn!(%err, "rustls programs stay encrypted: its uprobe programs do not load"))
+            .is_ok();
         Some(Self {
+            rustls,
             backend,
             attach_cookies: features.attach_cookies,
             hooked: Vec::new(),
@@ -148,6 +168,10 @@ impl TlsHooks {
             TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES, 0),
             TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
             TargetKind::Node(binary) => attach_node(ebpf, self.backend, &target, binary),
+            TargetKind::Rustls(_) if !self.rustls => {
+                Err("not hooked: the kernel refused the rustls programs (logged at start)".into())
+            }
+            TargetKind::Rustls(binary) => attach_rustls(ebpf, self.backend, &target, binary),
         };
         match attached {
             Ok(0) => false,
@@ -205,6 +229,16 @@ impl TlsHooks {
     pub fn seen(&self) -> HashSet<FileId> {
         self.seen.clone()
     }
+}
+
+/// Loads the uprobe programs named; the first refusal is the error.
+fn load_programs(ebpf: &mut Ebpf, programs: &[&str]) -> Result<(), String> {
+    for &program in programs {
+        uprobe(ebpf, program)?
+            .load()
+            .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))?;
+    }
+    Ok(())
 }
 
 fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, String> {
@@ -343,6 +377,47 @@ fn attach_node(
         attached += attach_openssl(ebpf, backend, target)?;
     }
     Ok(attached)
+}
+
+/// The programs on one rustls function: (return program, entry program).
+fn rustls_programs(
+    backend: Backend,
+    function: RustlsFunction,
+) -> (Option<&'static str>, &'static str) {
+    let backend_return = Some(backend.tls_return_program());
+    match function {
+        RustlsFunction::Write => (Some("rustls_write_ret"), "rustls_write"),
+        RustlsFunction::WriteVectored => (Some("rustls_write_ret"), "rustls_write_vectored"),
+        RustlsFunction::Read => (backend_return, "rustls_read"),
+        RustlsFunction::FirstChunk => (Some("rustls_first_chunk_ret"), "rustls_first_chunk"),
+        RustlsFunction::Consume => (Some("rustls_consume_ret"), "rustls_consume"),
+        RustlsFunction::IsFull => (None, "rustls_is_full"),
+        RustlsFunction::ReadTls => (backend_return, "rustls_read_tls"),
+        RustlsFunction::WriteTls => (backend_return, "rustls_write_tls"),
+        RustlsFunction::IoState => (None, "rustls_io_state"),
+    }
+}
+
+/// rustls by file offset, each return probe before its entry (a call whose entry is seen
+/// has its return seen). Returns how many functions were hooked.
+fn attach_rustls(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    target: &TlsTarget,
+    binary: &RustlsBinary,
+) -> Result<usize, String> {
+    let probes = binary.probes.as_ref().map_err(|why| match why {
+        Unhookable::Inlined(function) => format!("{function} is not a function of its own"),
+        _ => why.to_string(),
+    })?;
+    for probe in probes {
+        let (ret, entry) = rustls_programs(backend, probe.function);
+        if let Some(ret) = ret {
+            attach_at(ebpf, ret, at_offset(probe.offset, 0), target)?;
+        }
+        attach_at(ebpf, entry, at_offset(probe.offset, 0), target)?;
+    }
+    Ok(probes.len())
 }
 
 /// Go crypto/tls by file offset: Read's returns first, then the entries (a Read whose

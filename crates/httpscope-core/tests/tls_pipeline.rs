@@ -145,7 +145,12 @@ fn each_library_names_itself_in_records_and_summary() {
         Box::new(SummarySink::new(Shared(summary.clone()))),
     ];
     let mut pipeline = Pipeline::new(PipelineConfig::default(), sinks);
-    for (conn_id, lib) in [(1, TlsLib::Go), (2, TlsLib::Gnutls), (3, TlsLib::Node)] {
+    for (conn_id, lib) in [
+        (1, TlsLib::Go),
+        (2, TlsLib::Gnutls),
+        (3, TlsLib::Node),
+        (4, TlsLib::Rustls),
+    ] {
         let at = |ts_ns| EventHeader {
             conn_id,
             ..header(ts_ns)
@@ -173,12 +178,12 @@ fn each_library_names_itself_in_records_and_summary() {
         .collect();
     assert_eq!(
         libs,
-        ["go", "go", "gnutls", "gnutls", "node", "node"],
+        ["go", "go", "gnutls", "gnutls", "node", "node", "rustls", "rustls"],
         "{text}"
     );
     let summary = String::from_utf8(summary.borrow().clone()).unwrap();
     assert!(
-        summary.contains("tls_records openssl=0 go=2 gnutls=2 node=2\n"),
+        summary.contains("tls_records openssl=0 go=2 gnutls=2 node=2 rustls=2\n"),
         "{summary}"
     );
 }

@@ -230,7 +230,7 @@ pub fn run_checks() -> Vec<Check> {
         name: "tls programs",
         ok: uprobes,
         detail: if programs.is_empty() {
-            "No running program has Go crypto/tls, Node.js TLS or a static OpenSSL; \
+            "No running program has Go crypto/tls, Node.js TLS, rustls or a static OpenSSL; \
              programs started later are hooked at their exec."
                 .into()
         } else {
@@ -240,7 +240,7 @@ pub fn run_checks() -> Vec<Check> {
                 list(&programs)
             )
         },
-        cost: "HTTPS of Go and Node.js programs and statically linked OpenSSL stays encrypted",
+        cost: "HTTPS of Go, Node.js and rustls programs and statically linked OpenSSL stays encrypted",
         required: false,
     });
 

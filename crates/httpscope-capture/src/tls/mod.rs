@@ -1,9 +1,10 @@
 //! Finding TLS stacks to hook with uprobes: OpenSSL's libssl and GnuTLS's libgnutls
 //! (the shared libraries running processes have mapped, the system's own), executables
-//! that link OpenSSL statically with its symbols, Go programs' crypto/tls, and Node.js's
-//! TLSWrap (in a node executable, or in `libnode.so`).
+//! that link OpenSSL statically with its symbols, Go programs' crypto/tls, Node.js's
+//! TLSWrap (in a node executable, or in `libnode.so`), and Rust programs' rustls.
 
 pub mod node;
+pub mod rustls;
 
 use std::collections::HashSet;
 use std::fs;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::golang::{self, GoTlsBinary};
 use node::NodeBinary;
+use rustls::RustlsBinary;
 
 pub mod openssl_workers;
 
@@ -44,6 +46,8 @@ pub enum TargetKind {
     Gnutls,
     /// A Node.js executable or `libnode.so` (its TLSWrap; and OpenSSL, when built in).
     Node(NodeBinary),
+    /// A Rust program that links rustls (hookable or not).
+    Rustls(RustlsBinary),
 }
 
 /// A file to attach the TLS uprobes to.
@@ -75,6 +79,10 @@ impl TlsTarget {
                 format!("{path} (Node.js, OpenSSL built in)")
             }
             TargetKind::Node(_) => format!("{path} (Node.js, shared libssl)"),
+            TargetKind::Rustls(binary) => match &binary.probes {
+                Ok(_) => format!("{path} (rustls)"),
+                Err(why) => format!("{path} (rustls found, not hookable: {why})"),
+            },
             TargetKind::Libssl => {
                 let name = self
                     .path
@@ -96,6 +104,7 @@ impl TlsTarget {
             TargetKind::Go(_) => "go",
             TargetKind::Gnutls => "gnutls",
             TargetKind::Node(_) => "node",
+            TargetKind::Rustls(_) => "rustls",
         }
     }
 }
@@ -280,11 +289,19 @@ pub fn find_executables(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
     found
 }
 
-/// What TLS stack an executable holds, if any: a Go crypto/tls, Node's TLSWrap, or
-/// OpenSSL's symbols.
+/// What TLS stack an executable holds, if any: a Go crypto/tls, Node's TLSWrap, rustls,
+/// or OpenSSL's symbols.
 pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
     // Parsing reads the whole file: only files naming a hooked function get that far.
-    let [go, openssl, node] = mentions(path, [GO_TLS_WRITE_NAME, b"SSL_write\0", NODE_CLEAR_OUT]);
+    let [go, openssl, node, rust] = mentions(
+        path,
+        [
+            GO_TLS_WRITE_NAME,
+            b"SSL_write\0",
+            NODE_CLEAR_OUT,
+            rustls::MARKER,
+        ],
+    );
     let kind = if node {
         match node::inspect(path) {
             Ok(binary) => TargetKind::Node(binary),
@@ -298,6 +315,14 @@ pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
             Ok(binary) => TargetKind::Go(binary),
             Err(err) => {
                 tracing::warn!(path = %path.display(), %err, "Go program's crypto/tls not hooked");
+                return None;
+            }
+        }
+    } else if rust {
+        match rustls::inspect(path) {
+            Ok(binary) => TargetKind::Rustls(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "rustls not hooked");
                 return None;
             }
         }

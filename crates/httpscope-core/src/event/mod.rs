@@ -116,6 +116,9 @@ pub enum Syscall {
     /// OpenSSL's `SSL_read` / `SSL_write` on an SSL object of Node.js's TLSWrap.
     NodeSslRead = 21,
     NodeSslWrite = 22,
+    /// rustls's `Reader::read` (or `BufRead::consume`) / `Writer::write(_vectored)`.
+    RustlsRead = 23,
+    RustlsWrite = 24,
 }
 
 impl Syscall {
@@ -143,6 +146,8 @@ impl Syscall {
             Syscall::GnutlsSend => "gnutls_record_send",
             Syscall::NodeSslRead => "SSL_read (node)",
             Syscall::NodeSslWrite => "SSL_write (node)",
+            Syscall::RustlsRead => "rustls Reader",
+            Syscall::RustlsWrite => "rustls Writer",
         }
     }
 
@@ -153,6 +158,7 @@ impl Syscall {
             Syscall::GoTlsRead | Syscall::GoTlsWrite => Some(TlsLib::Go),
             Syscall::GnutlsRecv | Syscall::GnutlsSend => Some(TlsLib::Gnutls),
             Syscall::NodeSslRead | Syscall::NodeSslWrite => Some(TlsLib::Node),
+            Syscall::RustlsRead | Syscall::RustlsWrite => Some(TlsLib::Rustls),
             _ => None,
         }
     }
@@ -181,6 +187,8 @@ impl Syscall {
             20 => Syscall::GnutlsSend,
             21 => Syscall::NodeSslRead,
             22 => Syscall::NodeSslWrite,
+            23 => Syscall::RustlsRead,
+            24 => Syscall::RustlsWrite,
             _ => return None,
         })
     }
@@ -194,10 +202,18 @@ pub enum TlsLib {
     Gnutls,
     /// Node.js's TLSWrap (OpenSSL through memory BIOs).
     Node,
+    /// rustls, the pure-Rust TLS library.
+    Rustls,
 }
 
 impl TlsLib {
-    pub const ALL: [TlsLib; 4] = [TlsLib::Openssl, TlsLib::Go, TlsLib::Gnutls, TlsLib::Node];
+    pub const ALL: [TlsLib; 5] = [
+        TlsLib::Openssl,
+        TlsLib::Go,
+        TlsLib::Gnutls,
+        TlsLib::Node,
+        TlsLib::Rustls,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -205,6 +221,7 @@ impl TlsLib {
             TlsLib::Go => "go",
             TlsLib::Gnutls => "gnutls",
             TlsLib::Node => "node",
+            TlsLib::Rustls => "rustls",
         }
     }
 
@@ -220,6 +237,8 @@ impl TlsLib {
             TlsLib::Gnutls => Syscall::GnutlsRecv,
             TlsLib::Node if send => Syscall::NodeSslWrite,
             TlsLib::Node => Syscall::NodeSslRead,
+            TlsLib::Rustls if send => Syscall::RustlsWrite,
+            TlsLib::Rustls => Syscall::RustlsRead,
         }
     }
 }

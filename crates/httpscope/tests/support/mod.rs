@@ -11,6 +11,7 @@ pub mod collector;
 pub mod container;
 pub mod h2;
 pub mod matrix;
+pub mod rustls;
 pub mod tls;
 pub mod tools;
 
