@@ -225,11 +225,12 @@ static __always_inline void emit_large(struct data_call *call, struct stat_count
  */
 static __always_inline int ladder_copy_only(struct data_call *call, __u64 budget)
 {
-	__u32 cpu = bpf_get_smp_processor_id();
 	struct data_scratch *slot;
+	__u32 cpu;
 
 	if (!ladder_stops_at(3) && !ladder_stops_at(4))
 		return 0;
+	cpu = bpf_get_smp_processor_id();
 	slot = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!ladder_stops_at(4) || !slot)
 		return 1;
