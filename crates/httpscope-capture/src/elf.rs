@@ -5,20 +5,26 @@ use std::ops::Range;
 
 use object::{Object, ObjectSection, ReadRef};
 
-/// The bytes at `range`, read from the section that holds it (only those bytes).
+/// The bytes at `range`, read from the file through the section that holds it. Only
+/// those bytes are read: a section's own data would read all of it, and the `.text` of
+/// a Go or Node.js binary is tens of MB.
 pub fn bytes_at<'d, R: ReadRef<'d>>(
+    data: R,
     file: &object::File<'d, R>,
     range: Range<u64>,
 ) -> Option<&'d [u8]> {
+    let len = range.end.checked_sub(range.start)?;
     file.sections().find_map(|section| {
         let end = range.end.checked_sub(section.address())?;
         if range.start < section.address() || end > section.size() {
             return None;
         }
-        section
-            .data_range(range.start, range.end - range.start)
-            .ok()
-            .flatten()
+        let (offset, size) = section.file_range()?;
+        let within = range.start - section.address();
+        if within.checked_add(len)? > size {
+            return None;
+        }
+        data.read_bytes_at(offset + within, len).ok()
     })
 }
 

@@ -173,6 +173,10 @@ impl Capture {
         };
 
         attach_btf_tracepoints(&mut ebpf, backend, btf)?;
+        // The kernel BTF's last use: its parse (tens of MiB) is freed before the TLS scan
+        // reads symbol tables, so the two never add up in the peak RSS.
+        let (object, features) = (kernel.object, kernel.features);
+        drop(kernel);
         for &(program, category, name) in TRACEPOINTS {
             load_tracepoint(&mut ebpf, program, category, name)?
                 .attach(category, name)
@@ -180,7 +184,7 @@ impl Capture {
         }
 
         let tls = if config.tls {
-            TlsHooks::load(&mut ebpf, backend, kernel.features).map(|mut hooks| {
+            TlsHooks::load(&mut ebpf, backend, features).map(|mut hooks| {
                 // Watch first: a program started during the scan is seen by one or the other.
                 hooks.watch_new_binaries(&mut ebpf);
                 hooks.attach_running(&mut ebpf, config.pid);
@@ -210,8 +214,8 @@ impl Capture {
         Ok(Self {
             ebpf,
             backend,
-            object: kernel.object,
-            features: kernel.features,
+            object,
+            features,
             tls,
             binaries,
             ring,

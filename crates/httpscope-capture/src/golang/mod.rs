@@ -124,7 +124,7 @@ fn inspect_data<'d, R: ReadRef<'d>>(data: R) -> Result<GoTlsBinary, GoInspectErr
             Err(_) if function != GoTlsFunction::Write => continue,
             Err(_) => return Err(GoInspectError::NoTls),
         };
-        let code = bytes_at(&file, range.clone()).ok_or(GoInspectError::Address(name))?;
+        let code = bytes_at(data, &file, range.clone()).ok_or(GoInspectError::Address(name))?;
         let body = code::after_stack_check(code, range.start);
         let returns = if function != GoTlsFunction::Read {
             Vec::new()

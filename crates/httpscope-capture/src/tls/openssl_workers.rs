@@ -98,7 +98,7 @@ fn find_in<'d, R: ReadRef<'d>>(data: R) -> Option<OpensslWorkers> {
             size => size.min(WRAPPER_BYTES),
         };
         let address = symbol.address();
-        Some((address, bytes_at(&file, address..address + len)?))
+        Some((address, bytes_at(data, &file, address..address + len)?))
     };
     let worker = |ex_name: &str, plain_name: &str| -> Option<OpensslWorker> {
         let (ex_address, ex_code) = code_of(ex_name)?;
@@ -107,7 +107,7 @@ fn find_in<'d, R: ReadRef<'d>>(data: R) -> Option<OpensslWorkers> {
         if first_call(plain_code, plain_address)? != target {
             return None;
         }
-        let head = bytes_at(&file, target..target + 16)?;
+        let head = bytes_at(data, &file, target..target + 16)?;
         let probe = push_at_entry(head, target)?;
         let plain_caller =
             wrapper_call(plain_code, plain_address, target).and_then(|(return_site, frame)| {

@@ -125,11 +125,14 @@ pub fn inspect(path: &Path) -> Result<RustlsBinary, RustlsInspectError> {
     let cache = ReadCache::new(std::fs::File::open(path)?);
     let file = object::File::parse(&cache)?;
     Ok(RustlsBinary {
-        probes: probes(&file),
+        probes: probes(&cache, &file),
     })
 }
 
-fn probes<'d, R: ReadRef<'d>>(file: &object::File<'d, R>) -> Result<Vec<RustlsProbe>, Unhookable> {
+fn probes<'d, R: ReadRef<'d>>(
+    data: R,
+    file: &object::File<'d, R>,
+) -> Result<Vec<RustlsProbe>, Unhookable> {
     if file.architecture() != Architecture::X86_64 {
         return Err(Unhookable::Architecture(format!(
             "{:?}",
@@ -158,7 +161,7 @@ fn probes<'d, R: ReadRef<'d>>(file: &object::File<'d, R>) -> Result<Vec<RustlsPr
     let mut probes = Vec::new();
     for (function, ranges) in found {
         for range in ranges {
-            probes.push(probe(file, function, range)?);
+            probes.push(probe(data, file, function, range)?);
         }
     }
     Ok(probes)
@@ -192,12 +195,13 @@ fn functions<'d, R: ReadRef<'d>>(
 }
 
 fn probe<'d, R: ReadRef<'d>>(
+    data: R,
     file: &object::File<'d, R>,
     function: RustlsFunction,
     range: Range<u64>,
 ) -> Result<RustlsProbe, Unhookable> {
     let name = function.symbol();
-    let code = bytes_at(file, range.clone()).ok_or(Unhookable::Code(name))?;
+    let code = bytes_at(data, file, range.clone()).ok_or(Unhookable::Code(name))?;
     if let Some(register) = function.object_register() {
         if !loads_first_word(code, range.start, register) {
             return Err(Unhookable::Code(name));
@@ -300,7 +304,7 @@ mod tests {
         let data = std::fs::read("/proc/self/exe").unwrap();
         let file = object::File::parse(&*data).unwrap();
         assert_eq!(
-            probes(&file),
+            probes(&*data, &file),
             Err(Unhookable::Inlined(RustlsFunction::Write.symbol()))
         );
     }
