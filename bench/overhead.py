@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""httpscope overhead benchmark (GitHub issue #4). Run it through bench/run.sh.
+"""httpscope overhead benchmark. Run it through bench/run.sh.
 
 For each workload it alternates untraced and traced runs of a public load
 generator (wrk, ab, h2load), A B A B ..., and reports the median traced/untraced
@@ -44,7 +44,7 @@ def git(*args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="httpscope overhead benchmark (issue #4)")
+    parser = argparse.ArgumentParser(description="httpscope overhead benchmark")
     parser.add_argument("--smoke", action="store_true", help="each workload once, 1 s runs, 1 pair; no timing asserts")
     parser.add_argument("--workloads", help="comma-separated subset of: " + ",".join(WORKLOADS))
     parser.add_argument("--out", help="directory for results.json and results.md "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# httpscope overhead benchmark (GitHub issue #4). As root:
+# httpscope overhead benchmark. As root:
 #   bash bench/run.sh                 # full: 5 alternated untraced/traced pairs per workload, ~8 min
 #   bash bench/run.sh --smoke         # each workload once, 1 s runs (CI); no timing asserts
 #   bash bench/run.sh --workloads keepalive-demo,resp-16k --pairs 7 --out /tmp/bench

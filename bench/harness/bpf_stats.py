@@ -106,7 +106,7 @@ def bpf_prog_stats(pid):
         return []
     progs = bpftool_progs()
     if progs is not None:
-        return [dict(id=p["id"], name=p.get("name", f"prog{p['id']}"),
+        return [dict(id=p["id"], name=p.get("name", f"prog{p['id']}"), type=p.get("type"),
                      run_time_ns=p.get("run_time_ns", 0), run_cnt=p.get("run_cnt", 0))
                 for p in progs if p["id"] in ids]
     # Fallback: the counters are in the prog fds' fdinfo too (no names there).

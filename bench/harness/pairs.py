@@ -150,6 +150,7 @@ def summarize_pairs(runs):
         s["captured_server_min"] = min(r["captured_server"] for r in traced + stats_runs)
         s["captured_client_min"] = min(r["captured_client"] for r in traced + stats_runs)
     s["bpf_programs"] = aggregate_programs(stats_runs)
+    s["uprobe_hits"] = uprobe_hits(s["bpf_programs"], sum(r["load"]["requests"] for r in stats_runs))
     return s
 
 
@@ -162,7 +163,8 @@ def aggregate_programs(traced):
         if not bpf:
             continue
         for p in bpf["programs"]:
-            t = totals.setdefault(p["name"], dict(name=p["name"], run_time_ns=0, run_cnt=0))
+            t = totals.setdefault(p["name"], dict(name=p["name"], type=p.get("type"), run_time_ns=0,
+                                                  run_cnt=0))
             t["run_time_ns"] += p["run_time_ns"]
             t["run_cnt"] += p["run_cnt"]
     out = []
@@ -172,3 +174,14 @@ def aggregate_programs(traced):
         t["ns_per_exchange"] = t["run_time_ns"] / requests if requests else None
         out.append(t)
     return out
+
+
+def uprobe_hits(programs, requests):
+    """The TLS library probes (uprobes and return probes: bpftool's type "kprobe") per exchange,
+    and their programs' run time per hit (the trap into the kernel and back is not in it)."""
+    probes = [p for p in programs if p.get("type") == "kprobe"]
+    hits = sum(p["run_cnt"] for p in probes)
+    if not hits or not requests:
+        return None
+    return dict(per_exchange=hits / requests, bpf_ns_per_hit=sum(p["run_time_ns"] for p in probes) / hits,
+                programs={p["name"]: round(p["run_cnt"] / requests, 2) for p in probes if p["run_cnt"]})
