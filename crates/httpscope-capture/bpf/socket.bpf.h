@@ -186,7 +186,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	 * copied), so the syscall is not looked at.
 	 */
 	if (ssl && conn->tls && !conn->open_pending) {
-		join_ssl_stream(ssl, tgid, conn->conn_id);
+		join_ssl_stream(ssl, tgid, conn);
 		if (ret > 0) {
 			/* As call_admitted decides for bytes moved inside a TLS call. */
 			if (all_ports)
@@ -197,7 +197,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	}
 	describe_sock_call(&call, counters, conn, sk, tgid, direction);
 	if (ssl) {
-		join_ssl_stream(ssl, tgid, conn->conn_id);
+		join_ssl_stream(ssl, tgid, conn);
 		conn->tls = 1;
 	}
 	join_go_tls_sock(sk, conn);
@@ -267,6 +267,7 @@ int BPF_PROG(sock_destroy, struct sock *sk)
 		count_silent_end(conn);
 		if (conn->tls)
 			bpf_map_delete_elem(&tls_conn_offsets, &conn->conn_id);
+		forget_tls_budget(conn);
 	}
 	/* The next sock at this address is another connection: it must not find this one's entry. */
 	if (go_tls_seen)
@@ -298,12 +299,12 @@ static __always_inline void ssl_emit_sock(struct ssl_call *call, __u64 len)
 		bpf_map_update_elem(&tls_conn_offsets, &stream->conn_id, &fresh, BPF_NOEXIST);
 		offsets = bpf_map_lookup_elem(&tls_conn_offsets, &stream->conn_id);
 		if (offsets)
-			emit_tls_data(counters, call, stream->conn_id, &offsets->sent,
-				      &offsets->recvd, len, 0);
+			emit_tls_data(counters, call, stream->conn_id, stream->origin,
+				      &offsets->sent, &offsets->recvd, len, 0);
 		return;
 	}
-	emit_tls_data(counters, call, stream->conn_id, &stream->sent, &stream->recvd, len,
-		      stream->node);
+	emit_tls_data(counters, call, stream->conn_id, stream->origin, &stream->sent,
+		      &stream->recvd, len, stream->node);
 }
 
 /* This backend's TLS return probe: the call's connection is the one its SSL object last used. */

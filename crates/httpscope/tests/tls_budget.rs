@@ -1,0 +1,106 @@
+//! The capture budget on TLS plaintext: an HTTPS body past --body-limit is counted, not
+//! copied, and still reported exactly. nginx (OpenSSL) serves a 256 KiB file to curl
+//! (OpenSSL) over one keep-alive connection; both sides' plaintext comes from the uprobes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::matrix::*;
+use support::*;
+
+const T: Duration = Duration::from_secs(60);
+const BODY_LEN: usize = 256 * 1024;
+const FETCHES: usize = 6;
+/// The profiler's default --body-limit.
+const BODY_LIMIT: usize = 1024;
+
+/// A body whose every prefix is recognisable: the kept part must be its first bytes.
+fn file_body() -> Vec<u8> {
+    (0..BODY_LEN).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// curl fetching /big.bin FETCHES times on one connection (`--next` keeps it), ids tb0.. in
+/// the URLs and the X-Request-Id header nginx echoes.
+fn fetch_all(ca: &std::path::Path, port: u16) {
+    let mut cmd = Command::new("curl");
+    for i in 0..FETCHES {
+        if i > 0 {
+            cmd.arg("--next");
+        }
+        cmd.args(["-sS", "--fail", "--http1.1", "-o", "/dev/null", "--cacert"])
+            .arg(ca)
+            .arg("-H")
+            .arg(format!("X-Request-Id: tb{i}"))
+            .arg(format!("https://127.0.0.1:{port}/big.bin?id=tb{i}"));
+    }
+    run_ok(&mut cmd, T);
+}
+
+/// Each side's responses: every fetch paired, the whole length reported, the first
+/// --body-limit bytes kept, nothing partial.
+fn assert_exact_bodies(records: &[Value], role: &str, comm: &str, body: &[u8]) {
+    let side = Side::of(records, role, comm);
+    assert_ids(
+        &side.paired_url_ids(),
+        &expected_ids("tb", FETCHES),
+        &format!("{comm} {role}"),
+    );
+    assert_eq!(side.partial(), 0, "{comm} {role}: {records:#?}");
+    let kept = std::str::from_utf8(&body[..BODY_LIMIT]).unwrap();
+    for r in side.paired() {
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["tls"], true, "{r}");
+        assert_eq!(r["body_bytes"].as_u64(), Some(BODY_LEN as u64), "{r}");
+        assert_eq!(r["body"].as_str(), Some(kept), "{comm} {role}: {r}");
+    }
+}
+
+#[test]
+fn large_https_bodies_are_exact_within_the_capture_budget() {
+    if !require_root("large_https_bodies_are_exact_within_the_capture_budget") {
+        return;
+    }
+    let certs = TempDir::new();
+    make_certs(&certs.path);
+    let body = file_body();
+    let (_nginx, port) = support::tls::nginx_tls_serving(&certs.path, "", &[("big.bin", &body)]);
+    let profiler = Profiler::start(&[port], &[]);
+    fetch_all(&certs.path.join("ca.pem"), port);
+    let saved = certs.path.join("capture.events");
+    let (records, stderr) = profiler.stop_keeping_events(&saved);
+    let clean = strip_ansi(&stderr);
+    for (role, comm) in [("client", "curl"), ("server", "nginx")] {
+        assert_exact_bodies(&records, role, comm, &body);
+    }
+    assert_eq!(assert_pairing_exact(&records), 2 * FETCHES, "{clean}");
+    for side in [("client", "curl"), ("server", "nginx")] {
+        let conns = Side::of(&records, side.0, side.1).conns();
+        assert_eq!(conns.len(), 1, "{side:?}: one keep-alive connection");
+    }
+    for counter in [
+        "kernel_drops",
+        "truncated_syscalls",
+        "gap_bytes",
+        "partial_messages",
+        "parse_errors",
+        "tls_conns",
+    ] {
+        assert_eq!(summary(&stderr, counter), 0, "{counter}: {clean}");
+    }
+    // Both sides' bodies past the limit were counted, not copied.
+    let bodies = (2 * FETCHES * BODY_LEN) as u64;
+    let elided = summary(&stderr, "elided_bytes");
+    assert!(
+        elided >= bodies - (2 * FETCHES * BODY_LIMIT) as u64 - bodies / 16,
+        "elided {elided} of {bodies} body bytes: {clean}"
+    );
+    let copied = std::fs::metadata(&saved).unwrap().len();
+    assert!(
+        copied < bodies / 16,
+        "{copied} bytes of events saved for {bodies} body bytes: {clean}"
+    );
+}
