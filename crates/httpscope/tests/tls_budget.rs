@@ -15,8 +15,6 @@ use support::*;
 const T: Duration = Duration::from_secs(60);
 const BODY_LEN: usize = 256 * 1024;
 const FETCHES: usize = 6;
-/// The profiler's default --body-limit.
-const BODY_LIMIT: usize = 1024;
 
 /// A body whose every prefix is recognisable: the kept part must be its first bytes.
 fn file_body() -> Vec<u8> {
@@ -41,8 +39,8 @@ fn fetch_all(ca: &std::path::Path, port: u16) {
 }
 
 /// Each side's responses: every fetch paired, the whole length reported, the first
-/// --body-limit bytes kept, nothing partial.
-fn assert_exact_bodies(records: &[Value], role: &str, comm: &str, body: &[u8]) {
+/// `kept` bytes logged, nothing partial.
+fn assert_exact_bodies(records: &[Value], role: &str, comm: &str, body: &[u8], kept: usize) {
     let side = Side::of(records, role, comm);
     assert_ids(
         &side.paired_url_ids(),
@@ -50,7 +48,7 @@ fn assert_exact_bodies(records: &[Value], role: &str, comm: &str, body: &[u8]) {
         &format!("{comm} {role}"),
     );
     assert_eq!(side.partial(), 0, "{comm} {role}: {records:#?}");
-    let kept = std::str::from_utf8(&body[..BODY_LIMIT]).unwrap();
+    let kept = std::str::from_utf8(&body[..kept]).unwrap();
     for r in side.paired() {
         assert_eq!(r["status"], 200, "{r}");
         assert_eq!(r["tls"], true, "{r}");
@@ -59,28 +57,24 @@ fn assert_exact_bodies(records: &[Value], role: &str, comm: &str, body: &[u8]) {
     }
 }
 
-#[test]
-fn large_https_bodies_are_exact_within_the_capture_budget() {
-    if !require_root("large_https_bodies_are_exact_within_the_capture_budget") {
-        return;
-    }
+/// The fetches under a profiler run with `extra`, whose --body-limit is `limit`: exact, with
+/// every body byte past the limit counted, not copied.
+fn fetches_within_the_budget(extra: &[&str], limit: usize) {
     let certs = TempDir::new();
     make_certs(&certs.path);
     let body = file_body();
     let (_nginx, port) = support::tls::nginx_tls_serving(&certs.path, "", &[("big.bin", &body)]);
-    let profiler = Profiler::start(&[port], &[]);
+    let profiler = Profiler::start(&[port], extra);
     fetch_all(&certs.path.join("ca.pem"), port);
     let saved = certs.path.join("capture.events");
     let (records, stderr) = profiler.stop_keeping_events(&saved);
     let clean = strip_ansi(&stderr);
     for (role, comm) in [("client", "curl"), ("server", "nginx")] {
-        assert_exact_bodies(&records, role, comm, &body);
+        assert_exact_bodies(&records, role, comm, &body, limit);
+        let conns = Side::of(&records, role, comm).conns();
+        assert_eq!(conns.len(), 1, "{comm} {role}: one keep-alive connection");
     }
     assert_eq!(assert_pairing_exact(&records), 2 * FETCHES, "{clean}");
-    for side in [("client", "curl"), ("server", "nginx")] {
-        let conns = Side::of(&records, side.0, side.1).conns();
-        assert_eq!(conns.len(), 1, "{side:?}: one keep-alive connection");
-    }
     for counter in [
         "kernel_drops",
         "truncated_syscalls",
@@ -91,16 +85,35 @@ fn large_https_bodies_are_exact_within_the_capture_budget() {
     ] {
         assert_eq!(summary(&stderr, counter), 0, "{counter}: {clean}");
     }
-    // Both sides' bodies past the limit were counted, not copied.
+    // The kernel copies at least one body byte per message (its 0 turns the budget off).
     let bodies = (2 * FETCHES * BODY_LEN) as u64;
+    let copied_at_most = (2 * FETCHES * limit.max(1)) as u64;
     let elided = summary(&stderr, "elided_bytes");
     assert!(
-        elided >= bodies - (2 * FETCHES * BODY_LIMIT) as u64 - bodies / 16,
+        elided + copied_at_most + bodies / 16 >= bodies,
         "elided {elided} of {bodies} body bytes: {clean}"
     );
-    let copied = std::fs::metadata(&saved).unwrap().len();
+    let saved_bytes = std::fs::metadata(&saved).unwrap().len();
     assert!(
-        copied < bodies / 16,
-        "{copied} bytes of events saved for {bodies} body bytes: {clean}"
+        saved_bytes < bodies / 16,
+        "{saved_bytes} bytes of events saved for {bodies} body bytes: {clean}"
     );
+}
+
+#[test]
+fn large_https_bodies_are_exact_within_the_capture_budget() {
+    if !require_root("large_https_bodies_are_exact_within_the_capture_budget") {
+        return;
+    }
+    // The profiler's default --body-limit.
+    fetches_within_the_budget(&[], 1024);
+}
+
+#[test]
+fn https_bodies_are_only_counted_at_body_limit_zero() {
+    if !require_root("https_bodies_are_only_counted_at_body_limit_zero") {
+        return;
+    }
+    // The least kernel budget, as metrics mode sets it: heads only.
+    fetches_within_the_budget(&["--body-limit", "0"], 0);
 }
