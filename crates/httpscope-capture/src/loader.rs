@@ -201,6 +201,7 @@ impl Capture {
                 .map(|ring| (ring, Follower::start(hooks.seen()))),
             None => None,
         };
+        return_freed_heap();
         let ring = RingBuf::try_from(
             ebpf.take_map("events")
                 .ok_or_else(|| CaptureError::Map("events", "missing".into()))?,
@@ -333,6 +334,17 @@ fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result
             .map_err(|e| CaptureError::Map("selected_cgroups", e.to_string()))?;
     }
     Ok(())
+}
+
+/// Gives the memory the start freed (the kernel BTF, the TLS scan's symbol tables) back to
+/// the system before the ring is mapped: malloc would keep it, and it would add up with the
+/// ring's pages in the peak RSS.
+fn return_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory that is free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// What every load needs from the kernel: its CPUs, its BTF, what its BPF offers, and
