@@ -15,6 +15,7 @@ mod ladder;
 mod loader;
 mod pacer;
 mod refusal;
+mod timing;
 pub mod tls;
 mod tracefs;
 mod uprobes;

@@ -17,6 +17,7 @@ use crate::features::{BpfObject, KernelFeatures};
 use crate::follow::Follower;
 use crate::ladder::BenchStage;
 use crate::refusal::Refusal;
+use crate::timing::timed;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
 
@@ -125,7 +126,9 @@ impl Capture {
         let port_count = config.ports.len() as u32;
         let filter_tgid = config.pid.unwrap_or(0);
         let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
-        let kernel = KernelSetup::resolve(config.backend)?;
+        let kernel = timed("kernel BTF and features", || {
+            KernelSetup::resolve(config.backend)
+        })?;
         let (btf, backend) = (&kernel.btf, kernel.backend);
         // The baseline object has no budget: bodies are copied whole, as with the budget off.
         let body_budget = match kernel.object {
@@ -133,7 +136,8 @@ impl Capture {
             BpfObject::Baseline => 0,
         };
         let mut loader = kernel.loader();
-        let mut ebpf = loader
+        let started = std::time::Instant::now();
+        let loaded = loader
             .override_global("watched_ports", &ports, true)
             .override_global("watched_port_count", &port_count, true)
             .override_global("filter_tgid", &filter_tgid, true)
@@ -155,8 +159,12 @@ impl Capture {
                 true,
             )
             .map_max_entries("events", config.ring_bytes)
-            .load(kernel.object_bytes())
-            .map_err(|e| CaptureError::Load(Box::new(e)))?;
+            .load(kernel.object_bytes());
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "BPF object parsed, maps created"
+        );
+        let mut ebpf = loaded.map_err(|e| CaptureError::Load(Box::new(e)))?;
 
         // Selected before anything is attached: no connection is judged without them.
         let selected_cgroups = match &config.cgroups {
@@ -174,15 +182,19 @@ impl Capture {
 
         attach_btf_tracepoints(&mut ebpf, backend, btf)?;
         for &(program, category, name) in TRACEPOINTS {
-            load_tracepoint(&mut ebpf, program, category, name)?
-                .attach(category, name)
-                .map_err(|e| attach_error(program, category, name, e))?;
+            timed(program, || {
+                load_tracepoint(&mut ebpf, program, category, name)?
+                    .attach(category, name)
+                    .map_err(|e| attach_error(program, category, name, e))
+            })?;
         }
 
         let tls = if config.tls {
             TlsHooks::load(&mut ebpf, backend, kernel.features).map(|mut hooks| {
                 // Watch first: a program started during the scan is seen by one or the other.
-                hooks.watch_new_binaries(&mut ebpf);
+                timed("TLS: new binaries watched", || {
+                    hooks.watch_new_binaries(&mut ebpf)
+                });
                 hooks.attach_running(&mut ebpf, config.pid);
                 hooks
             })
@@ -434,8 +446,8 @@ fn attach_btf_tracepoints(
     btf: &Btf,
 ) -> Result<(), CaptureError> {
     for &(program, event) in backend.tracepoints() {
-        load_btf_tracepoint(ebpf, program, event, btf)?
-            .attach()
+        let tracepoint = timed(program, || load_btf_tracepoint(ebpf, program, event, btf))?;
+        timed("tp_btf attached", || tracepoint.attach())
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
     Ok(())

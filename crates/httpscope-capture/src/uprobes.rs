@@ -12,6 +12,7 @@ use crate::backend::Backend;
 use crate::features::KernelFeatures;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
 use crate::refusal::Refusal;
+use crate::timing::timed;
 use crate::tls::node::{NodeBinary, NodeFunction};
 use crate::tls::rustls::{RustlsBinary, RustlsFunction, Unhookable};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
@@ -143,13 +144,17 @@ impl TlsHooks {
                 targets
             }
             None => {
-                let mut targets = tls::find_libraries(&mut self.seen);
-                targets.extend(tls::find_executables(&mut self.seen));
+                let mut targets = timed("TLS libraries found", || {
+                    tls::find_libraries(&mut self.seen)
+                });
+                targets.extend(timed("TLS executables found", || {
+                    tls::find_executables(&mut self.seen)
+                }));
                 targets
             }
         };
         for target in targets {
-            self.attach(ebpf, target);
+            timed("TLS target attached", || self.attach(ebpf, target));
         }
     }
 
@@ -234,8 +239,8 @@ impl TlsHooks {
 /// Loads the uprobe programs named; the first refusal is the error.
 fn load_programs(ebpf: &mut Ebpf, programs: &[&str]) -> Result<(), String> {
     for &program in programs {
-        uprobe(ebpf, program)?
-            .load()
+        let probe = uprobe(ebpf, program)?;
+        timed(program, || probe.load())
             .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))?;
     }
     Ok(())

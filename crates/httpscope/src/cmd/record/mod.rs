@@ -133,7 +133,12 @@ pub(crate) fn capture(
     let mut recorder = Recorder::new(pipeline, saver, integrations, hooks)
         .dropping_records(stage.is_some_and(BenchStage::drops_records));
     capture.run(config::run_options(args, stop, containers), &mut recorder)?;
+    let started = std::time::Instant::now();
     drop(capture);
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "programs detached"
+    );
     recorder.finish()
 }
 
