@@ -19,6 +19,7 @@ mod timing;
 pub mod tls;
 mod tracefs;
 mod uprobes;
+mod verify;
 
 pub use backend::{missing_events, missing_for, Backend, BackendChoice};
 pub use capture_loop::{CaptureHandler, RunOptions};

@@ -20,6 +20,7 @@ use crate::refusal::Refusal;
 use crate::timing::timed;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
+use crate::verify::load_btf_tracepoints;
 
 static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
@@ -84,6 +85,8 @@ pub enum CaptureError {
     BackendUnsupported(Backend, Vec<&'static str>),
     #[error("BPF map {0}: {1}")]
     Map(&'static str, String),
+    #[error("starting the threads that verify the BPF programs: {0}")]
+    Threads(String),
     #[error("waiting for events: {0}")]
     Poll(#[source] std::io::Error),
 }
@@ -424,9 +427,7 @@ pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
         )
         .load(kernel.object_bytes())
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
-    for &(program, event) in kernel.backend.tracepoints() {
-        load_btf_tracepoint(&mut ebpf, program, event, &kernel.btf)?;
-    }
+    load_btf_tracepoints(&mut ebpf, kernel.backend, &kernel.btf)?;
     for &(program, category, name) in TRACEPOINTS {
         load_tracepoint(&mut ebpf, program, category, name)?;
     }
@@ -439,15 +440,22 @@ pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
     })
 }
 
-/// The backend's BTF tracepoint programs; nothing of the other backend is attached.
+/// The backend's BTF tracepoint programs, verified in parallel, then attached in order;
+/// nothing of the other backend is attached.
 fn attach_btf_tracepoints(
     ebpf: &mut Ebpf,
     backend: Backend,
     btf: &Btf,
 ) -> Result<(), CaptureError> {
+    load_btf_tracepoints(ebpf, backend, btf)?;
     for &(program, event) in backend.tracepoints() {
-        let tracepoint = timed(program, || load_btf_tracepoint(ebpf, program, event, btf))?;
-        timed("tp_btf attached", || tracepoint.attach())
+        let tracepoint: &mut BtfTracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
+            .attach()
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
     Ok(())
@@ -471,23 +479,6 @@ fn load_tracepoint<'a>(
     Ok(tracepoint)
 }
 
-fn load_btf_tracepoint<'a>(
-    ebpf: &'a mut Ebpf,
-    program: &'static str,
-    event: &'static str,
-    btf: &Btf,
-) -> Result<&'a mut BtfTracePoint, CaptureError> {
-    let tracepoint: &mut BtfTracePoint = ebpf
-        .program_mut(program)
-        .ok_or(CaptureError::MissingProgram(program))?
-        .try_into()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .load(event, btf)
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    Ok(tracepoint)
-}
-
 /// A `binary_event` from the kernel, length-checked.
 fn decode_binary_event(bytes: &[u8]) -> Option<RawBinaryEvent> {
     let field = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
@@ -497,7 +488,7 @@ fn decode_binary_event(bytes: &[u8]) -> Option<RawBinaryEvent> {
     })
 }
 
-fn attach_error(
+pub(crate) fn attach_error(
     program: &'static str,
     category: &'static str,
     name: &'static str,
