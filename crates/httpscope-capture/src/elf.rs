@@ -1,9 +1,11 @@
 //! Reading machine code out of ELF files: the bytes at a virtual address range, and the
-//! file offset a uprobe takes for a virtual address.
+//! file offset a uprobe takes for a virtual address or a symbol.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::path::Path;
 
-use object::{Object, ObjectSection, ReadRef};
+use object::{Object, ObjectSection, ObjectSymbol, ReadRef};
 
 /// The bytes at `range`, read from the section that holds it (only those bytes).
 pub fn bytes_at<'d, R: ReadRef<'d>>(
@@ -29,4 +31,32 @@ pub fn file_offset<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, address: u64)
         let within = address.checked_sub(section.address())?;
         (within < size).then_some(offset + within)
     })
+}
+
+/// The file offsets of those of `wanted` the ELF file at `path` defines (dynamic symbols
+/// first, as the dynamic loader sees them), found in one pass over its symbol tables.
+pub fn symbol_offsets(path: &Path, wanted: &[&str]) -> HashMap<String, u64> {
+    let mut found = HashMap::new();
+    let Ok(handle) = std::fs::File::open(path) else {
+        return found;
+    };
+    // Only the headers and symbol tables are read, not the whole (possibly huge) file.
+    let cache = object::read::ReadCache::new(handle);
+    let Ok(file) = object::File::parse(&cache) else {
+        return found;
+    };
+    for symbol in file.dynamic_symbols().chain(file.symbols()) {
+        if symbol.is_undefined() {
+            continue;
+        }
+        let Ok(name) = symbol.name() else {
+            continue;
+        };
+        if wanted.contains(&name) && !found.contains_key(name) {
+            if let Some(offset) = file_offset(&file, symbol.address()) {
+                found.insert(name.to_owned(), offset);
+            }
+        }
+    }
+    found
 }

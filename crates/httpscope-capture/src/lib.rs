@@ -6,6 +6,7 @@
 mod backend;
 mod capture_loop;
 mod cgroups;
+mod detach;
 pub mod doctor;
 mod elf;
 mod features;
@@ -18,6 +19,7 @@ mod refusal;
 mod timing;
 pub mod tls;
 mod tracefs;
+mod uprobe_multi;
 mod uprobes;
 mod verify;
 

@@ -13,6 +13,7 @@ use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
 use crate::backend::{Backend, BackendChoice};
+use crate::detach::close_in_parallel;
 use crate::features::{BpfObject, KernelFeatures};
 use crate::follow::Follower;
 use crate::ladder::BenchStage;
@@ -193,7 +194,14 @@ impl Capture {
         }
 
         let tls = if config.tls {
-            TlsHooks::load(&mut ebpf, backend, kernel.features).map(|mut hooks| {
+            TlsHooks::load(
+                &mut ebpf,
+                backend,
+                kernel.features,
+                kernel.object_bytes(),
+                btf,
+            )
+            .map(|mut hooks| {
                 // Watch first: a program started during the scan is seen by one or the other.
                 timed("TLS: new binaries watched", || {
                     hooks.watch_new_binaries(&mut ebpf)
@@ -338,6 +346,15 @@ impl Capture {
     }
 }
 
+impl Drop for Capture {
+    /// The uprobe_multi links first, in parallel; the rest as the fields drop.
+    fn drop(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            close_in_parallel(tls.take_links());
+        }
+    }
+}
+
 fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result<(), CaptureError> {
     for id in ids {
         map.insert(id, 1, 0)
@@ -431,7 +448,14 @@ pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
     for &(program, category, name) in TRACEPOINTS {
         load_tracepoint(&mut ebpf, program, category, name)?;
     }
-    let tls_probes_load = TlsHooks::load(&mut ebpf, kernel.backend, kernel.features).is_some();
+    let tls_probes_load = TlsHooks::load(
+        &mut ebpf,
+        kernel.backend,
+        kernel.features,
+        kernel.object_bytes(),
+        &kernel.btf,
+    )
+    .is_some();
     Ok(TrialLoad {
         object: kernel.object,
         backend: kernel.backend,
