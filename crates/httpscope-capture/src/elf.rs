@@ -60,3 +60,32 @@ pub fn symbol_offsets(path: &Path, wanted: &[&str]) -> HashMap<String, u64> {
     }
     found
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A function of this test binary whose machine code the test finds through its file.
+    #[no_mangle]
+    #[inline(never)]
+    pub extern "C" fn httpscope_elf_test_function(x: u64) -> u64 {
+        x.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x1234_5678
+    }
+
+    #[test]
+    fn a_symbols_file_offset_holds_its_machine_code() {
+        let exe = std::env::current_exe().unwrap();
+        let name = "httpscope_elf_test_function";
+        let offsets = symbol_offsets(&exe, &[name, "no_such_symbol_anywhere"]);
+        assert_eq!(offsets.len(), 1, "{offsets:?}");
+        let at = offsets[name] as usize;
+        let in_file = &std::fs::read(&exe).unwrap()[at..at + 16];
+        let code = httpscope_elf_test_function as *const u8;
+        // SAFETY: the function's first 16 bytes are mapped, readable machine code (a
+        // function and the padding after it fill at least that much of the text section).
+        let in_memory = unsafe { std::slice::from_raw_parts(code, 16) };
+        assert_eq!(in_file, in_memory);
+        assert_eq!(httpscope_elf_test_function(0), 0x1234_5678);
+    }
+}

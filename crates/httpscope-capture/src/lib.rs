@@ -7,6 +7,7 @@ mod backend;
 mod capture_loop;
 mod cgroups;
 mod detach;
+mod discovery;
 pub mod doctor;
 mod elf;
 mod features;

@@ -184,16 +184,10 @@ impl Capture {
             None => None,
         };
 
-        attach_btf_tracepoints(&mut ebpf, backend, btf)?;
-        for &(program, category, name) in TRACEPOINTS {
-            timed(program, || {
-                load_tracepoint(&mut ebpf, program, category, name)?
-                    .attach(category, name)
-                    .map_err(|e| attach_error(program, category, name, e))
-            })?;
-        }
-
-        let tls = if config.tls {
+        // The TLS programs and the watch for new programs first, so that the scan of
+        // what runs now overlaps the verification of the socket programs. The watch
+        // before the scan: a program started during the scan is seen by one or the other.
+        let mut tls = if config.tls {
             TlsHooks::load(
                 &mut ebpf,
                 backend,
@@ -202,16 +196,27 @@ impl Capture {
                 btf,
             )
             .map(|mut hooks| {
-                // Watch first: a program started during the scan is seen by one or the other.
                 timed("TLS: new binaries watched", || {
                     hooks.watch_new_binaries(&mut ebpf)
                 });
-                hooks.attach_running(&mut ebpf, config.pid);
                 hooks
             })
         } else {
             None
         };
+        let discovery = tls.as_ref().map(|hooks| hooks.find_running(config.pid));
+
+        attach_btf_tracepoints(&mut ebpf, backend, btf)?;
+        for &(program, category, name) in TRACEPOINTS {
+            timed(program, || {
+                load_tracepoint(&mut ebpf, program, category, name)?
+                    .attach(category, name)
+                    .map_err(|e| attach_error(program, category, name, e))
+            })?;
+        }
+        if let (Some(hooks), Some(discovery)) = (tls.as_mut(), discovery) {
+            hooks.attach_found(&mut ebpf, discovery);
+        }
 
         let binaries = match &tls {
             Some(hooks) => ebpf

@@ -11,6 +11,7 @@ use aya::programs::{TracePoint, UProbe};
 use aya::{Btf, Ebpf};
 
 use crate::backend::Backend;
+use crate::discovery::Discovery;
 use crate::elf;
 use crate::features::KernelFeatures;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
@@ -161,29 +162,19 @@ impl TlsHooks {
         })
     }
 
-    /// Hooks every libssl found, and the executables of running processes that hold a TLS
-    /// stack (Go crypto/tls, static OpenSSL). With `pid`, only what that process runs: its
-    /// executable and the libraries it has mapped (fewer probes, a faster detach).
-    pub fn attach_running(&mut self, ebpf: &mut Ebpf, pid: Option<u32>) {
-        let targets = match pid {
-            Some(pid) => {
-                let executable = tls::executable_of(pid, &mut self.seen)
-                    .and_then(|path| tls::classify_executable(&path));
-                let mut targets = tls::libraries_of(pid, &mut self.seen);
-                targets.extend(executable);
-                targets
-            }
-            None => {
-                let mut targets = timed("TLS libraries found", || {
-                    tls::find_libraries(&mut self.seen)
-                });
-                targets.extend(timed("TLS executables found", || {
-                    tls::find_executables(&mut self.seen)
-                }));
-                targets
-            }
-        };
-        for target in targets {
+    /// Starts looking for every libssl and the executables of running processes that
+    /// hold a TLS stack (Go crypto/tls, static OpenSSL...), on a thread of its own. With
+    /// `pid`, only what that process runs: its executable and the libraries it has mapped
+    /// (fewer probes, a faster detach). [`TlsHooks::attach_found`] hooks what it found.
+    pub(crate) fn find_running(&self, pid: Option<u32>) -> Discovery {
+        Discovery::start(pid, self.seen.clone())
+    }
+
+    /// Hooks what `discovery` found, once it ends.
+    pub(crate) fn attach_found(&mut self, ebpf: &mut Ebpf, discovery: Discovery) {
+        let found = discovery.finish();
+        self.seen.extend(found.seen);
+        for target in found.targets {
             timed("TLS target attached", || self.attach(ebpf, target));
         }
     }
