@@ -170,6 +170,19 @@ impl Capture {
         );
         let mut ebpf = loaded.map_err(|e| CaptureError::Load(Box::new(e)))?;
 
+        // The TLS programs load while every map is still in `ebpf`: uprobe_multi's are
+        // relocated against them all (see `uprobe_multi`).
+        let tls = if config.tls {
+            TlsHooks::load(
+                &mut ebpf,
+                backend,
+                kernel.features,
+                kernel.object_bytes(),
+                btf,
+            )
+        } else {
+            None
+        };
         // Selected before anything is attached: no connection is judged without them.
         let selected_cgroups = match &config.cgroups {
             Some(ids) => {
@@ -184,26 +197,15 @@ impl Capture {
             None => None,
         };
 
-        // The TLS programs and the watch for new programs first, so that the scan of
-        // what runs now overlaps the verification of the socket programs. The watch
-        // before the scan: a program started during the scan is seen by one or the other.
-        let mut tls = if config.tls {
-            TlsHooks::load(
-                &mut ebpf,
-                backend,
-                kernel.features,
-                kernel.object_bytes(),
-                btf,
-            )
-            .map(|mut hooks| {
-                timed("TLS: new binaries watched", || {
-                    hooks.watch_new_binaries(&mut ebpf)
-                });
-                hooks
-            })
-        } else {
-            None
-        };
+        // The watch for new programs now, so that the scan of what runs now overlaps the
+        // verification of the socket programs; the watch before the scan: a program
+        // started during the scan is seen by one or the other.
+        let mut tls = tls.map(|mut hooks| {
+            timed("TLS: new binaries watched", || {
+                hooks.watch_new_binaries(&mut ebpf)
+            });
+            hooks
+        });
         let discovery = tls.as_ref().map(|hooks| hooks.find_running(config.pid));
 
         attach_btf_tracepoints(&mut ebpf, backend, btf)?;
