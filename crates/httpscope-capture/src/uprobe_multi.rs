@@ -34,12 +34,12 @@ pub(crate) fn load(
     btf: &Btf,
     programs: &[&'static str],
 ) -> Option<HashMap<&'static str, MultiProgram>> {
-    let mut obj = relocated(ebpf, object, btf)
+    let relocated = relocated(ebpf, object, btf)
         .map_err(|err| tracing::debug!(%err, "uprobe_multi: the object does not relocate"))
         .ok()?;
     let mut loaded = HashMap::new();
     for &name in programs {
-        match load_program(&mut obj, name) {
+        match load_program(&relocated, name) {
             Ok(program) => {
                 loaded.insert(name, program);
             }
@@ -83,12 +83,23 @@ fn supported(program: &OwnedFd) -> bool {
 }
 
 /// The object as aya loaded it: its relocations resolved against `ebpf`'s maps and the
-/// kernel's BTF, its functions sanitized for this kernel.
-fn relocated(ebpf: &Ebpf, object: &[u8], btf: &Btf) -> Result<Object, String> {
+/// kernel's BTF, its functions sanitized for this kernel; and its own BTF loaded, which
+/// gives the programs their whole names and source lines (in bpftool, in verifier logs).
+struct Relocated {
+    obj: Object,
+    btf: Option<OwnedFd>,
+}
+
+fn relocated(ebpf: &Ebpf, object: &[u8], btf: &Btf) -> Result<Relocated, String> {
     let mut obj = Object::parse(object).map_err(|e| e.to_string())?;
+    let mut own_btf = None;
     if let Some(features) = aya::features().btf() {
-        obj.fixup_and_sanitize_btf(features)
-            .map_err(|e| e.to_string())?;
+        if let Some(sanitized) = obj
+            .fixup_and_sanitize_btf(features)
+            .map_err(|e| e.to_string())?
+        {
+            own_btf = Some(load_btf(&sanitized.to_bytes()).map_err(|e| e.to_string())?);
+        }
     }
     obj.relocate_btf(btf).map_err(|e| e.to_string())?;
     let maps = std::mem::take(&mut obj.maps);
@@ -105,7 +116,17 @@ fn relocated(ebpf: &Ebpf, object: &[u8], btf: &Btf) -> Result<Object, String> {
     obj.relocate_calls(&text_sections)
         .map_err(|e| e.to_string())?;
     obj.sanitize_functions(aya::features());
-    Ok(obj)
+    Ok(Relocated { obj, btf: own_btf })
+}
+
+fn load_btf(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    // SAFETY: bpf_attr is plain data; all zeroes is its documented empty value.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: the BTF-load member of the union, written field by field.
+    let load = unsafe { &mut attr.__bindgen_anon_7 };
+    load.btf = bytes.as_ptr() as u64;
+    load.btf_size = bytes.len() as u32;
+    bpf(bpf_cmd::BPF_BTF_LOAD, &mut attr)
 }
 
 fn map_data(map: &Map) -> Option<&MapData> {
@@ -124,9 +145,10 @@ fn map_data(map: &Map) -> Option<&MapData> {
     }
 }
 
-fn load_program(obj: &mut Object, name: &str) -> Result<MultiProgram, String> {
+fn load_program(relocated: &Relocated, name: &str) -> Result<MultiProgram, String> {
     use aya_obj::ProgramSection;
 
+    let obj = &relocated.obj;
     let program = obj.programs.get(name).ok_or("missing from the object")?;
     let returns = match program.section {
         ProgramSection::URetProbe { .. } => true,
@@ -148,6 +170,21 @@ fn load_program(obj: &mut Object, name: &str) -> Result<MultiProgram, String> {
     load.license = program.license.as_ptr() as u64;
     for (to, from) in load.prog_name.iter_mut().zip(name.bytes().take(15)) {
         *to = from as libc::c_char;
+    }
+    let func_info = function.func_info.func_info_bytes();
+    let line_info = function.line_info.line_info_bytes();
+    if let Some(btf) = &relocated.btf {
+        load.prog_btf_fd = btf.as_raw_fd() as u32;
+        if function.func_info_rec_size > 0 {
+            load.func_info = func_info.as_ptr() as u64;
+            load.func_info_cnt = function.func_info.len() as u32;
+            load.func_info_rec_size = function.func_info_rec_size as u32;
+        }
+        if function.line_info_rec_size > 0 {
+            load.line_info = line_info.as_ptr() as u64;
+            load.line_info_cnt = function.line_info.len() as u32;
+            load.line_info_rec_size = function.line_info_rec_size as u32;
+        }
     }
     let fd = bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr).map_err(|e| e.to_string())?;
     Ok(MultiProgram { fd, returns })
