@@ -9,11 +9,13 @@ use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::h2::{node_h2_client, node_h2_server};
 use crate::support::matrix::*;
 use crate::support::tls::{curl_https_each, nginx_tls};
 use crate::support::*;
-use serde_json::Value;
 
 const T: Duration = Duration::from_secs(120);
 const PY_CLIENTS: usize = 16;
@@ -224,19 +226,13 @@ fn mixed_load(extra: &[&str], not_http: bool) -> (u64, String) {
     (sockets, stderr)
 }
 
-#[test]
+#[apply(root_test!)]
 fn every_connection_of_a_mixed_load_is_accounted_for() {
-    if !require_root("every_connection_of_a_mixed_load_is_accounted_for") {
-        return;
-    }
     mixed_load(&[], false);
 }
 
-#[test]
+#[apply(root_test!)]
 fn every_connection_is_accounted_for_under_all_ports() {
-    if !require_root("every_connection_is_accounted_for_under_all_ports") {
-        return;
-    }
     let (_, stderr) = mixed_load(&["--all-ports"], true);
     assert_eq!(summary(&stderr, "conns_not_http"), 2 * RAW_CLIENTS as u64);
     assert_eq!(summary(&stderr, "conns_silent"), 2 * PROBES as u64);

@@ -7,10 +7,12 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::h2::{ids, nghttp, page_urls, Nghttpd};
 use crate::support::tools::{get, require_tool};
-use crate::support::{demo_server, require_root, Profiler};
-use serde_json::Value;
+use crate::support::{demo_server, root_test, Profiler};
 
 const REQUESTS: usize = 3;
 
@@ -58,10 +60,10 @@ fn on_port(records: &[Value], port: u16) -> Vec<&Value> {
         .collect()
 }
 
-#[test]
+#[apply(root_test!)]
 fn all_ports_keeps_http1_and_h2c_and_drops_the_rest() {
     const TEST: &str = "all_ports_keeps_http1_and_h2c_and_drops_the_rest";
-    if !require_root(TEST) || !require_tool(TEST, "nghttpd") || !require_tool(TEST, "nghttp") {
+    if !require_tool(TEST, "nghttpd") || !require_tool(TEST, "nghttp") {
         return;
     }
     let (_http1, http1_port) = demo_server(&[]);

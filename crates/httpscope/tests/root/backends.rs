@@ -6,6 +6,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+
 use crate::hardening::*;
 use crate::support::*;
 
@@ -52,11 +54,8 @@ fn forced_backend_captures(backend: &str, own: &[&str], other: &[&str]) {
     assert_eq!(summary_counter(&stderr, "kernel_drops"), 0, "{stderr}");
 }
 
-#[test]
+#[apply(root_test!)]
 fn socket_backend_attaches_no_syscall_tracepoint() {
-    if !require_root("socket_backend_attaches_no_syscall_tracepoint") {
-        return;
-    }
     forced_backend_captures(
         "socket",
         &["sock_send", "sock_recv", "sock_state", "sock_destroy"],
@@ -64,11 +63,8 @@ fn socket_backend_attaches_no_syscall_tracepoint() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn syscall_backend_attaches_only_sys_exit() {
-    if !require_root("syscall_backend_attaches_only_sys_exit") {
-        return;
-    }
     forced_backend_captures(
         "syscall",
         &["syscall_exit"],
@@ -89,11 +85,8 @@ fn connections_tracked(metrics_addr: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-#[test]
+#[apply(root_test!)]
 fn closed_connections_leave_the_connection_table() {
-    if !require_root("closed_connections_leave_the_connection_table") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let metrics_addr = format!("127.0.0.1:{}", matrix::free_port());
     let profiler = Profiler::start(&[port], &["--metrics-addr", &metrics_addr]);

@@ -2,13 +2,12 @@
 
 use std::process::Command;
 
+use macro_rules_attribute::apply;
+
 use crate::support::*;
 
-#[test]
+#[apply(root_test!)]
 fn not_root_is_one_line_and_exit_2() {
-    if !require_root("not_root_is_one_line_and_exit_2") {
-        return;
-    }
     // Drop to an unprivileged user with no capabilities.
     let out = Command::new("setpriv")
         .args([
@@ -27,11 +26,8 @@ fn not_root_is_one_line_and_exit_2() {
     assert!(stderr.contains("root"), "{stderr}");
 }
 
-#[test]
+#[apply(root_test!)]
 fn unwritable_output_fails_before_attaching() {
-    if !require_root("unwritable_output_fails_before_attaching") {
-        return;
-    }
     let out = Command::new(bin("httpscope"))
         .args([
             "record",
@@ -51,11 +47,8 @@ fn unwritable_output_fails_before_attaching() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn doctor_reports_every_piece() {
-    if !require_root("doctor_reports_every_piece") {
-        return;
-    }
     let out = Command::new(bin("httpscope"))
         .arg("doctor")
         .output()
@@ -97,11 +90,8 @@ fn doctor_reports_every_piece() {
     assert!(out.status.success(), "this machine can capture: {stdout}");
 }
 
-#[test]
+#[apply(root_test!)]
 fn output_is_created_0600_in_a_new_directory_and_appended() {
-    if !require_root("output_is_created_0600_in_a_new_directory_and_appended") {
-        return;
-    }
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new();
     let path = dir.path.join("new/dir/records.log");

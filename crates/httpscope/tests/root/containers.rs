@@ -6,11 +6,13 @@
 
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+
 use crate::support::collector::{rotel_binary, spans, Collector};
 use crate::support::container::PodmanDemoServer;
 use crate::support::matrix::free_port;
 use crate::support::tools::{fetch, get, require_tool};
-use crate::support::{demo_server, require_root, served_on, Profiler, TempDir};
+use crate::support::{demo_server, root_test, served_on, Profiler, TempDir};
 
 const REQUESTS: usize = 3;
 
@@ -23,10 +25,10 @@ fn traffic(ports: &[u16]) {
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn records_carry_the_container_id_and_container_filters() {
     const TEST: &str = "records_carry_the_container_id_and_container_filters";
-    if !require_root(TEST) || !require_tool(TEST, "podman") || !require_tool(TEST, "runc") {
+    if !require_tool(TEST, "podman") || !require_tool(TEST, "runc") {
         return;
     }
     let Some(rotel) = rotel_binary(TEST) else {

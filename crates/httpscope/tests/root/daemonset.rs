@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::container::{podman, run, PodmanDemoServer};
 use crate::support::matrix::{free_port, make_certs};
 use crate::support::tls::{
@@ -21,7 +24,6 @@ use crate::support::tls::{
 };
 use crate::support::tools::{fetch, get, require_tool};
 use crate::support::*;
-use serde_json::Value;
 
 /// The capabilities deploy/kubernetes/daemonset.yaml and deploy/httpscope.service add.
 const CAPABILITIES: [&str; 2] = ["SYS_ADMIN", "SYS_PTRACE"];
@@ -159,10 +161,9 @@ impl Agent {
 }
 
 fn tools_present(test: &str) -> bool {
-    require_root(test)
-        && ["podman", "runc", "curl", "objcopy"]
-            .iter()
-            .all(|tool| require_tool(test, tool))
+    ["podman", "runc", "curl", "objcopy"]
+        .iter()
+        .all(|tool| require_tool(test, tool))
 }
 
 fn assert_served(records: &[Value], port: u16, pid: u32, container: Option<&str>) {
@@ -195,7 +196,7 @@ fn metrics_counting(port: u16, id: &str) -> String {
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn the_image_captures_the_node_with_the_manifests_capabilities() {
     const TEST: &str = "the_image_captures_the_node_with_the_manifests_capabilities";
     if !tools_present(TEST) {
@@ -261,7 +262,7 @@ fn the_image_captures_the_node_with_the_manifests_capabilities() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn each_missing_capability_is_named() {
     const TEST: &str = "each_missing_capability_is_named";
     if !tools_present(TEST) {

@@ -2,8 +2,10 @@
 
 use std::process::Command;
 
-use crate::support::*;
+use macro_rules_attribute::apply;
 use serde_json::Value;
+
+use crate::support::*;
 
 const ITERATIONS: usize = 20;
 
@@ -72,11 +74,8 @@ fn check_side(records: &[Value], role: &str, comm: &str) {
     assert_eq!(healthz[0]["headers"]["content-type"], "application/json");
 }
 
-#[test]
+#[apply(root_test!)]
 fn demo_traffic_is_captured_on_both_sides() {
-    if !require_root("demo_traffic_is_captured_on_both_sides") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let status = Command::new(bin("demo-traffic"))
@@ -162,11 +161,8 @@ fn run_client_against_demo(client: &mut dyn FnMut(u16) -> Command, comm: &str, e
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn curl_is_captured() {
-    if !require_root("curl_is_captured") {
-        return;
-    }
     run_client_against_demo(
         &mut |port| {
             let mut cmd = Command::new("curl");
@@ -195,11 +191,8 @@ fn curl_is_captured() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn python_urllib_is_captured() {
-    if !require_root("python_urllib_is_captured") {
-        return;
-    }
     run_client_against_demo(
         &mut |port| {
             let mut cmd = Command::new("python3");
@@ -216,11 +209,8 @@ fn python_urllib_is_captured() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn comm_and_pid_filters_run_in_the_kernel() {
-    if !require_root("comm_and_pid_filters_run_in_the_kernel") {
-        return;
-    }
     let (server, port) = demo_server(&[]);
     let url = format!("http://127.0.0.1:{port}/healthz");
     let python = format!("import urllib.request as u; u.urlopen('{url}').read()");

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::hardening::*;
 use crate::support::*;
-use serde_json::Value;
 
 /// Names of httpscope's BPF programs as the kernel shows them (truncated to 15 bytes).
 const OUR_PROGRAMS: &[&str] = &[
@@ -73,11 +75,8 @@ fn background_traffic(port: u16, requests: u32) -> Child {
         .unwrap()
 }
 
-#[test]
+#[apply(root_test!)]
 fn sigint_and_sigterm_drain_and_write_every_record_whole() {
-    if !require_root("sigint_and_sigterm_drain_and_write_every_record_whole") {
-        return;
-    }
     for (name, sig) in [("SIGTERM", 15), ("SIGINT", 2)] {
         let (_server, port) = demo_server(&[]);
         let dir = TempDir::new();
@@ -131,11 +130,8 @@ fn wait_until_gone(what: &str, ids: &[u64]) {
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn kill_9_leaves_nothing_attached() {
-    if !require_root("kill_9_leaves_nothing_attached") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let dir = TempDir::new();
     let mut proc = record(
@@ -240,11 +236,8 @@ fn post_bodies(port: u16, count: u32) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-#[test]
+#[apply(root_test!)]
 fn full_disk_is_one_clear_error_and_exit() {
-    if !require_root("full_disk_is_one_clear_error_and_exit") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let dir = TempDir::new();
     let mount = Mount::tmpfs(&dir.path.join("small"), "64k");
@@ -286,11 +279,8 @@ fn deleted_fd(pid: u32, path: &Path) -> Option<PathBuf> {
         .find(|fd| std::fs::read_link(fd).is_ok_and(|t| t.to_string_lossy() == wanted))
 }
 
-#[test]
+#[apply(root_test!)]
 fn removed_output_file_is_kept_written_until_exit() {
-    if !require_root("removed_output_file_is_kept_written_until_exit") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let dir = TempDir::new();
     let output = dir.path.join("records.jsonl");
@@ -313,11 +303,8 @@ fn removed_output_file_is_kept_written_until_exit() {
     assert!(!output.exists(), "the removed output was recreated");
 }
 
-#[test]
+#[apply(root_test!)]
 fn two_profilers_work_independently() {
-    if !require_root("two_profilers_work_independently") {
-        return;
-    }
     let (_server_a, port_a) = demo_server(&[]);
     let (_server_b, port_b) = demo_server(&[]);
     let a = Profiler::start(&[port_a], &[]);

@@ -6,16 +6,15 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+
 use crate::support::matrix::*;
 use crate::support::*;
 
 const N: usize = 5;
 
-#[test]
+#[apply(root_test!)]
 fn gnutls_cli_against_gnutls_serv() {
-    if !require_root("gnutls_cli_against_gnutls_serv") {
-        return;
-    }
     let certs = TempDir::new();
     make_certs(&certs.path);
     let port = free_port();

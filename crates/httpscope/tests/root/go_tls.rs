@@ -3,6 +3,8 @@
 //! with Debian's Go 1.19 and a current Go, each with symbols and stripped; curl against a
 //! Go server. Every exchange is counted on both sides, exactly.
 
+use macro_rules_attribute::apply;
+
 use crate::support::matrix::*;
 use crate::support::tls::*;
 use crate::support::*;
@@ -66,25 +68,18 @@ fn plain_and_stripped(toolchain: Toolchain) {
     assert_eq!(h2, 8 * N, "{records:#?}");
 }
 
-#[test]
+#[apply(root_test!)]
 fn go_1_19_plain_and_stripped() {
-    if require_root("go_1_19_plain_and_stripped") {
-        plain_and_stripped(Toolchain::Debian);
-    }
+    plain_and_stripped(Toolchain::Debian);
 }
 
-#[test]
+#[apply(root_test!)]
 fn go_current_plain_and_stripped() {
-    if require_root("go_current_plain_and_stripped") {
-        plain_and_stripped(Toolchain::Current);
-    }
+    plain_and_stripped(Toolchain::Current);
 }
 
-#[test]
+#[apply(root_test!)]
 fn curl_against_a_go_server() {
-    if !require_root("curl_against_a_go_server") {
-        return;
-    }
     let Some(build) = go_build(Toolchain::Current) else {
         return;
     };
@@ -109,11 +104,8 @@ fn curl_against_a_go_server() {
 }
 
 /// A Go program whose binary was never run before capture started: hooked at its exec.
-#[test]
+#[apply(root_test!)]
 fn go_program_started_after_capture() {
-    if !require_root("go_program_started_after_capture") {
-        return;
-    }
     let Some(build) = go_build(Toolchain::Current) else {
         return;
     };

@@ -9,11 +9,13 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::hardening::{assert_bounded, garbage};
 use crate::support::h2::*;
 use crate::support::matrix::*;
 use crate::support::*;
-use serde_json::Value;
 
 /// Peak resident memory allowed to the profiler (as in hostile.rs).
 const MAX_RSS_MIB: u64 = 200;
@@ -22,11 +24,8 @@ const MAX_RSS_MIB: u64 = 200;
 /// exactly where the bytes allow (`:path` is never indexed by nghttp2, so every URL is), what
 /// referred to HPACK entries from before capture is counted in `unknown_headers`, and nothing
 /// is guessed.
-#[test]
+#[apply(root_test!)]
 fn late_attach_to_an_open_h2_connection() {
-    if !require_root("late_attach_to_an_open_h2_connection") {
-        return;
-    }
     let (_server, port) = node_h2_server(Path::new("node"), None);
     let mut session = NodeH2Session::open(port);
     assert_eq!(session.requests(12, "pre"), 12);
@@ -370,11 +369,8 @@ fn play(listener: &TcpListener, script: &Script) {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn hostile_h2_is_survived_and_good_traffic_still_exact() {
-    if !require_root("hostile_h2_is_survived_and_good_traffic_still_exact") {
-        return;
-    }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let hostile_port = listener.local_addr().unwrap().port();
     let good = Nghttpd::start(None);

@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+
 use crate::hardening::*;
 use crate::support::*;
 
@@ -30,11 +32,8 @@ fn slowloris(port: u16) -> String {
     reply
 }
 
-#[test]
+#[apply(root_test!)]
 fn hostile_traffic_is_survived_and_good_traffic_still_captured() {
-    if !require_root("hostile_traffic_is_survived_and_good_traffic_still_captured") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let mut profiler = Profiler::start(&[port], &[]);
     let slow = std::thread::spawn(move || slowloris(port));
@@ -182,11 +181,8 @@ fn hostile_traffic_is_survived_and_good_traffic_still_captured() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[test]
+#[apply(root_test!)]
 fn ten_thousand_abandoned_connections_keep_memory_bounded() {
-    if !require_root("ten_thousand_abandoned_connections_keep_memory_bounded") {
-        return;
-    }
     const CONNECTIONS: usize = 10_000;
     // The client ends here, the server ends in demo-server, which inherits the limit.
     let limit = raise_nofile();

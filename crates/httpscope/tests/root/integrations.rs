@@ -10,11 +10,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::h2::{curl_h2c_each, ids, nghttp, page_urls, Nghttpd};
 use crate::support::matrix::free_port;
 use crate::support::tools::{exchange_raw, get, require_tool};
-use crate::support::{demo_server, require_root, select, Proc, Profiler, TempDir};
-use serde_json::Value;
+use crate::support::{demo_server, root_test, select, Proc, Profiler, TempDir};
 
 /// GET over plain HTTP; returns the body (None when the server is not answering yet).
 fn http_body(port: u16, target: &str) -> Option<String> {
@@ -80,10 +82,10 @@ fn wait_for_value(port: u16, query: &str, want: f64) -> Option<f64> {
     last
 }
 
-#[test]
+#[apply(root_test!)]
 fn prometheus_scrapes_metrics_and_promql_counts_the_requests() {
     const TEST: &str = "prometheus_scrapes_metrics_and_promql_counts_the_requests";
-    if !require_root(TEST) || !require_tool(TEST, "prometheus") {
+    if !require_tool(TEST, "prometheus") {
         return;
     }
     let (_server, port) = demo_server(&[]);
@@ -229,10 +231,10 @@ fn tshark_count(file: &Path, port: u16, filter: &str, field: &str) -> usize {
     tshark_fields(file, port, "http", filter, field).len()
 }
 
-#[test]
+#[apply(root_test!)]
 fn tshark_decodes_the_pcap_requests_httpscope_logged() {
     const TEST: &str = "tshark_decodes_the_pcap_requests_httpscope_logged";
-    if !require_root(TEST) || !require_tool(TEST, "tshark") {
+    if !require_tool(TEST, "tshark") {
         return;
     }
     let (_server, port) = demo_server(&[]);
@@ -288,10 +290,10 @@ fn tshark_decodes_the_pcap_requests_httpscope_logged() {
 /// An h2c capture (nghttpd and nghttp, several streams on one connection, plus curl with prior
 /// knowledge) decodes in tshark as HTTP/2: every request and response HEADERS frame that
 /// httpscope logged is there, with the same paths, and nothing is malformed.
-#[test]
+#[apply(root_test!)]
 fn tshark_decodes_h2c_in_the_pcap() {
     const TEST: &str = "tshark_decodes_h2c_in_the_pcap";
-    if !require_root(TEST) || !require_tool(TEST, "tshark") {
+    if !require_tool(TEST, "tshark") {
         return;
     }
     let server = Nghttpd::start(None);

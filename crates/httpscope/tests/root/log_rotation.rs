@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+
 use crate::support::tools::get;
 use crate::support::*;
 
@@ -38,11 +40,8 @@ fn wait_for_file(path: &Path) {
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn sighup_reopens_the_output_without_losing_or_splitting_a_record() {
-    if !require_root("sighup_reopens_the_output_without_losing_or_splitting_a_record") {
-        return;
-    }
     let (server, port) = demo_server(&[]);
     let server_pid = server.child.id().to_string();
     let profiler = Profiler::start(&[port], &["--pid", &server_pid, "--no-summary"]);

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::matrix::*;
 use crate::support::*;
-use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -27,11 +29,8 @@ fn assert_exact(records: &[Value], role: &str, comm: &str, prefix: &str, n: usiz
     assert_eq!(side.partial(), 0, "{comm} {role}: partial records");
 }
 
-#[test]
+#[apply(root_test!)]
 fn curl_keepalive_and_separate_invocations() {
-    if !require_root("curl_keepalive_and_separate_invocations") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let mut cmd = Command::new("curl");
@@ -66,11 +65,8 @@ fn curl_keepalive_and_separate_invocations() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn python_urllib_and_http_client() {
-    if !require_root("python_urllib_and_http_client") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let p = port.to_string();
@@ -122,11 +118,8 @@ fn python_urllib_and_http_client() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn node_http_client() {
-    if !require_root("node_http_client") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let n = 200;
@@ -206,27 +199,18 @@ fn wrk_against_nginx(depth: usize, connections: usize, case: &str) {
     note(&format!("{case}: wrk side"), wrk_count, complete.len());
 }
 
-#[test]
+#[apply(root_test!)]
 fn wrk_keepalive() {
-    if !require_root("wrk_keepalive") {
-        return;
-    }
     wrk_against_nginx(1, 4, "wrk keep-alive");
 }
 
-#[test]
+#[apply(root_test!)]
 fn wrk_pipelined_depth_16() {
-    if !require_root("wrk_pipelined_depth_16") {
-        return;
-    }
     wrk_against_nginx(16, 2, "wrk pipelined depth 16");
 }
 
-#[test]
+#[apply(root_test!)]
 fn ab_new_connection_per_request() {
-    if !require_root("ab_new_connection_per_request") {
-        return;
-    }
     let nginx = Nginx::start("", "", &[("page.txt", &page())]);
     let profiler = Profiler::start(&[nginx.port], &["--ring-mb", "64"]);
     let n = 1500;

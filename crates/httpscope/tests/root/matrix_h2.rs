@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::h2::*;
 use crate::support::matrix::*;
 use crate::support::*;
-use serde_json::Value;
 
 /// Both sides of nghttpd and its clients: what each client completed, what was captured.
 fn check_nghttpd(records: &[Value], case: &str, clients: &[(&str, &[String])]) {
@@ -93,19 +95,13 @@ fn curl_and_nghttp_against_nghttpd(certs: Option<&Certs>, case: &str) {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn nghttpd_h2c_with_curl_and_nghttp() {
-    if !require_root("nghttpd_h2c_with_curl_and_nghttp") {
-        return;
-    }
     curl_and_nghttp_against_nghttpd(None, "nghttpd h2c");
 }
 
-#[test]
+#[apply(root_test!)]
 fn nghttpd_tls_with_curl_and_nghttp() {
-    if !require_root("nghttpd_tls_with_curl_and_nghttp") {
-        return;
-    }
     let certs = Certs::new();
     curl_and_nghttp_against_nghttpd(Some(&certs), "nghttpd TLS (ALPN h2)");
 }
@@ -136,11 +132,8 @@ fn nghttpd_burst(profiler_extra: &[&str]) -> (Vec<Value>, String, Vec<String>) {
 /// Bursts over `--capture-bytes` within the capture budget: every frame header is walked,
 /// HEADERS copied whole, DATA past --body-limit per frame counted, not copied: both sides
 /// exact, nothing truncated.
-#[test]
+#[apply(root_test!)]
 fn nghttpd_bursts_over_the_capture_limit_are_exact() {
-    if !require_root("nghttpd_bursts_over_the_capture_limit_are_exact") {
-        return;
-    }
     let (records, stderr, sent) = nghttpd_burst(&[]);
     for counter in ["truncated_syscalls", "gap_bytes", "budget_fallbacks"] {
         assert_eq!(summary(&stderr, counter), 0, "{counter}: {stderr}");
@@ -169,11 +162,8 @@ fn nghttpd_bursts_over_the_capture_limit_are_exact() {
 /// tail (DATA, and HEADERS of other streams) are lost on nghttpd's side. Every request is
 /// still logged on both sides; nghttpd's responses are paired with their own request or
 /// flagged, never mispaired; nghttp reads in smaller pieces and is exact.
-#[test]
+#[apply(root_test!)]
 fn nghttpd_bursts_without_the_budget_are_flagged_never_mispaired() {
-    if !require_root("nghttpd_bursts_without_the_budget_are_flagged_never_mispaired") {
-        return;
-    }
     let (records, stderr, sent) = nghttpd_burst(&["--no-capture-budget"]);
     assert!(
         summary(&stderr, "truncated_syscalls") > 0,
@@ -192,11 +182,8 @@ fn nghttpd_bursts_without_the_budget_are_flagged_never_mispaired() {
     assert_pairing_exact(&records);
 }
 
-#[test]
+#[apply(root_test!)]
 fn node_http2_h2c_client_and_server() {
-    if !require_root("node_http2_h2c_client_and_server") {
-        return;
-    }
     let (_server, port) = node_h2_server(Path::new("node"), None);
     let profiler = Profiler::start(&[port], &[]);
     let n = 60;
@@ -257,31 +244,22 @@ fn node_http2_tls_client_and_server(node: &Path, label: &str) {
 }
 
 /// The node on PATH (NodeSource's here: OpenSSL built in).
-#[test]
+#[apply(root_test!)]
 fn node_http2_tls_client_and_server_built_in_openssl() {
-    if !require_root("node_http2_tls_client_and_server_built_in_openssl") {
-        return;
-    }
     node_http2_tls_client_and_server(Path::new("node"), "node");
 }
 
 /// Debian's nodejs: libnode with the system's shared libssl.
-#[test]
+#[apply(root_test!)]
 fn node_http2_tls_client_and_server_debian_libnode() {
     let test = "node_http2_tls_client_and_server_debian_libnode";
-    if !require_root(test) {
-        return;
-    }
     if let Some(node) = crate::support::tls::debian_node(test) {
         node_http2_tls_client_and_server(&node, "Debian node");
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn grpc_python_unary_streaming_and_errors() {
-    if !require_root("grpc_python_unary_streaming_and_errors") {
-        return;
-    }
     let (_server, port) = grpc_server();
     let metrics_addr = format!("127.0.0.1:{}", free_port());
     let profiler = Profiler::start(&[port], &["--metrics-addr", &metrics_addr]);

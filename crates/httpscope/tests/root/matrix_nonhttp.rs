@@ -7,16 +7,15 @@
 use std::process::Command;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+
 use crate::support::matrix::*;
 use crate::support::*;
 
 const T: Duration = Duration::from_secs(60);
 
-#[test]
+#[apply(root_test!)]
 fn random_tls_and_h2_preface_are_counted_not_logged() {
-    if !require_root("random_tls_and_h2_preface_are_counted_not_logged") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let p = port.to_string();
@@ -81,11 +80,8 @@ fn random_tls_and_h2_preface_are_counted_not_logged() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn h2c_prior_knowledge_is_logged() {
-    if !require_root("h2c_prior_knowledge_is_logged") {
-        return;
-    }
     let (_server, port) = node_server("h2c");
     let profiler = Profiler::start(&[port], &[]);
     let url = format!("http://127.0.0.1:{port}/?id=h2-");
@@ -133,11 +129,8 @@ fn h2c_prior_knowledge_is_logged() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn ring_buffer_overflow_flags_and_never_mispairs() {
-    if !require_root("ring_buffer_overflow_flags_and_never_mispairs") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     // Bodies copied whole (no capture budget), so a 1 MiB ring cannot keep up.
     let profiler = Profiler::start(

@@ -5,9 +5,11 @@
 use std::process::Command;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::matrix::*;
 use crate::support::*;
-use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -43,11 +45,8 @@ fn assert_side_exact(records: &[Value], role: &str, comm: &str, prefix: &str, n:
     assert_eq!(side.partial(), 0, "{comm} {role}: partial records");
 }
 
-#[test]
+#[apply(root_test!)]
 fn nginx_writev_keepalive_against_access_log() {
-    if !require_root("nginx_writev_keepalive_against_access_log") {
-        return;
-    }
     let content: Vec<u8> = (0..4000).map(|i| b'a' + (i % 26) as u8).collect();
     let nginx = Nginx::start("", "", &[("page.txt", &content)]);
     // A --body-limit above the body: the capture budget copies all of it, so every byte of
@@ -83,11 +82,8 @@ fn nginx_writev_keepalive_against_access_log() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn nginx_sendfile_body_is_reported_not_captured() {
-    if !require_root("nginx_sendfile_body_is_reported_not_captured") {
-        return;
-    }
     let content = vec![b'z'; 200_000];
     let nginx = Nginx::start("sendfile on;", "", &[("big.bin", &content)]);
     let profiler = Profiler::start(&[nginx.port], &[]);
@@ -117,11 +113,8 @@ fn nginx_sendfile_body_is_reported_not_captured() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn nginx_proxy_pass_is_server_and_client() {
-    if !require_root("nginx_proxy_pass_is_server_and_client") {
-        return;
-    }
     let (_demo, demo_port) = demo_server(&[]);
     let nginx = Nginx::start(
         "location / { proxy_pass http://upstream_demo; proxy_http_version 1.1; \
@@ -161,11 +154,8 @@ fn nginx_proxy_pass_is_server_and_client() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn python_http_server_module() {
-    if !require_root("python_http_server_module") {
-        return;
-    }
     let dir = TempDir::new();
     std::fs::write(dir.path.join("f.txt"), "python http.server file\n").unwrap();
     let port = free_port();
@@ -237,11 +227,8 @@ fn python_http_server_module() {
     note("python3 -m http.server (urllib)", n, server.paired().len());
 }
 
-#[test]
+#[apply(root_test!)]
 fn python_threaded_server_with_http_client() {
-    if !require_root("python_threaded_server_with_http_client") {
-        return;
-    }
     let (_server, port) = py_threaded_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let n = 300;
@@ -257,11 +244,8 @@ fn python_threaded_server_with_http_client() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn node_http_server_and_client() {
-    if !require_root("node_http_server_and_client") {
-        return;
-    }
     let (_server, port) = node_server("http");
     let profiler = Profiler::start(&[port], &[]);
     let n = 300;
@@ -299,11 +283,8 @@ fn node_http_server_and_client() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn demo_server_under_demo_traffic_load() {
-    if !require_root("demo_server_under_demo_traffic_load") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let mut cmd = Command::new(bin("demo-traffic"));

@@ -5,9 +5,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::matrix::*;
 use crate::support::*;
-use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -30,11 +32,8 @@ fn curl(args: &[&str]) -> Command {
 
 // ---- Connections ----
 
-#[test]
+#[apply(root_test!)]
 fn keepalive_1200_requests_on_one_connection() {
-    if !require_root("keepalive_1200_requests_on_one_connection") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let n = 1200;
@@ -96,20 +95,14 @@ fn pipelined(extra: &[&str], case: &str) {
     pipelined_exchanges(extra, (25, 16), "/", case);
 }
 
-#[test]
+#[apply(root_test!)]
 fn pipelining_depth_16() {
-    if !require_root("pipelining_depth_16") {
-        return;
-    }
     // 16 requests per write: several messages in one syscall on the request side.
     pipelined(&[], "pipelining depth 16 (16 requests per syscall)");
 }
 
-#[test]
+#[apply(root_test!)]
 fn several_responses_in_one_syscall() {
-    if !require_root("several_responses_in_one_syscall") {
-        return;
-    }
     // hyper's pipeline_flush coalesces the 16 responses into few writes.
     pipelined(
         &["--pipeline-flush"],
@@ -117,11 +110,8 @@ fn several_responses_in_one_syscall() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn new_connection_per_request_at_high_rate() {
-    if !require_root("new_connection_per_request_at_high_rate") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let n = 3000;
@@ -148,11 +138,8 @@ fn new_connection_per_request_at_high_rate() {
     assert_pairing_exact(&records);
 }
 
-#[test]
+#[apply(root_test!)]
 fn thousand_concurrent_connections() {
-    if !require_root("thousand_concurrent_connections") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &["--ring-mb", "64"]);
     let n = 1000;
@@ -172,11 +159,8 @@ fn thousand_concurrent_connections() {
 
 // ---- Addresses ----
 
-#[test]
+#[apply(root_test!)]
 fn ipv6_loopback() {
-    if !require_root("ipv6_loopback") {
-        return;
-    }
     let (_server, port) = demo_server_args(&["--bind", "::1"]);
     let profiler = Profiler::start(&[port], &[]);
     let n = 20;
@@ -216,11 +200,8 @@ fn ipv6_loopback() {
     note("IPv6 [::1]", n + 1, server.paired().len());
 }
 
-#[test]
+#[apply(root_test!)]
 fn ipv4_mapped_addresses() {
-    if !require_root("ipv4_mapped_addresses") {
-        return;
-    }
     // A dual-stack listener: IPv4 clients appear to it as ::ffff:127.0.0.1.
     let (_server, port) = demo_server_args(&["--bind", "::"]);
     let profiler = Profiler::start(&[port], &[]);
@@ -247,11 +228,8 @@ fn ipv4_mapped_addresses() {
 
 // ---- Bodies and message types ----
 
-#[test]
+#[apply(root_test!)]
 fn one_mib_bodies_up_and_down() {
-    if !require_root("one_mib_bodies_up_and_down") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let dir = TempDir::new();
     let mib = 1 << 20;
@@ -339,11 +317,8 @@ fn one_mib_bodies_up_and_down() {
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn chunked_responses() {
-    if !require_root("chunked_responses") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     // Connection 1: chunked bodies whose syscalls fit the capture limit: exact.
@@ -415,11 +390,8 @@ fn chunked_responses() {
     assert_eq!(summary(&stderr, "partial_messages"), 0);
 }
 
-#[test]
+#[apply(root_test!)]
 fn gzip_bodies_are_decoded() {
-    if !require_root("gzip_bodies_are_decoded") {
-        return;
-    }
     let text: String = (0..2000)
         .map(|i| format!("line {i} of a compressible text\n"))
         .collect();
@@ -467,11 +439,8 @@ fn gzip_bodies_are_decoded() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn expect_100_continue() {
-    if !require_root("expect_100_continue") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let body = format!("{{\"message\":\"{}\"}}", "c".repeat(3000));
@@ -509,11 +478,8 @@ fn expect_100_continue() {
     assert_pairing_exact(&records);
 }
 
-#[test]
+#[apply(root_test!)]
 fn head_204_and_304() {
-    if !require_root("head_204_and_304") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     // `before`: a date after the file's mtime answers 304 (the default wants an exact match).
     let nginx = Nginx::start(
@@ -611,11 +577,8 @@ fn head_204_and_304() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn close_delimited_bodies() {
-    if !require_root("close_delimited_bodies") {
-        return;
-    }
     let (_server, port) = py_threaded_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let sizes = [0usize, 5, 50_000];
@@ -684,11 +647,8 @@ fn assert_budget_held(stderr: &str) {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn large_bodies_keep_alive_are_exact_within_the_capture_budget() {
-    if !require_root("large_bodies_keep_alive_are_exact_within_the_capture_budget") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     // 16 KiB and 1 MiB Content-Length bodies and 300 kB chunked ones, keep-alive: the
@@ -733,11 +693,8 @@ fn large_bodies_keep_alive_are_exact_within_the_capture_budget() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn pipelined_large_responses_in_one_syscall_pair_exactly() {
-    if !require_root("pipelined_large_responses_in_one_syscall_pair_exactly") {
-        return;
-    }
     // hyper's pipeline_flush writes several 16 KiB responses at once: one socket call holds
     // the end of a body elided and the next head, copied again.
     let (records, stderr) = pipelined_exchanges(
@@ -754,11 +711,8 @@ fn pipelined_large_responses_in_one_syscall_pair_exactly() {
 
 // ---- Syscall boundaries ----
 
-#[test]
+#[apply(root_test!)]
 fn messages_split_across_many_syscalls_and_one_byte_reads() {
-    if !require_root("messages_split_across_many_syscalls_and_one_byte_reads") {
-        return;
-    }
     // Server reads the request 1 byte per recv and writes its response 7 bytes per send;
     // the client writes its requests 3 bytes per send and reads 1 byte per recv.
     let (_server, port) = py_threaded_server(&["--byte-reads"]);
@@ -805,11 +759,8 @@ fn messages_split_across_many_syscalls_and_one_byte_reads() {
 
 // ---- Lifecycle ----
 
-#[test]
+#[apply(root_test!)]
 fn traced_server_exits_mid_response() {
-    if !require_root("traced_server_exits_mid_response") {
-        return;
-    }
     let (mut server, port) = py_threaded_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let out = run(
@@ -843,11 +794,8 @@ fn traced_server_exits_mid_response() {
     assert_pairing_exact(&records);
 }
 
-#[test]
+#[apply(root_test!)]
 fn traced_client_exits_mid_exchange() {
-    if !require_root("traced_client_exits_mid_exchange") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let profiler = Profiler::start(&[port], &[]);
     let out = last_json(&run_ok(
@@ -885,11 +833,8 @@ fn traced_client_exits_mid_exchange() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn profiler_starts_while_connection_is_open() {
-    if !require_root("profiler_starts_while_connection_is_open") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let n = 20;
     let mut child = pyclient(&[

@@ -11,10 +11,12 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+
 use crate::support::matrix::free_port;
 use crate::support::tools::get;
 use crate::support::{
-    attach_timeout, backend_args, bin, demo_server, require_root, Proc, Profiler, TempDir,
+    attach_timeout, backend_args, bin, demo_server, root_test, Proc, Profiler, TempDir,
 };
 
 /// The text of `/metrics` at `port`.
@@ -89,11 +91,8 @@ fn wait_for_exchanges(port: u16, want: f64) -> String {
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn metrics_mode_counts_what_the_full_pipeline_counts() {
-    if !require_root("metrics_mode_counts_what_the_full_pipeline_counts") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let full_metrics = free_port();
     let full = Profiler::start(

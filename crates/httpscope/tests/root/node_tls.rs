@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+
 use crate::support::matrix::*;
 use crate::support::tls::*;
 use crate::support::*;
@@ -88,50 +90,35 @@ fn node_program_started_after_capture(
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn node_client_against_node_server_built_in_openssl() {
-    if !require_root("node_client_against_node_server_built_in_openssl") {
-        return;
-    }
     node_client_against_node_server(Path::new(NODE), "Node");
 }
 
-#[test]
+#[apply(root_test!)]
 fn node_client_against_node_server_debian_libnode() {
     let test = "node_client_against_node_server_debian_libnode";
-    if !require_root(test) {
-        return;
-    }
     if let Some(node) = debian_node(test) {
         node_client_against_node_server(&node, "Debian Node (libnode, shared libssl)");
     }
 }
 
-#[test]
+#[apply(root_test!)]
 fn curl_against_a_node_server_built_in_openssl() {
-    if !require_root("curl_against_a_node_server_built_in_openssl") {
-        return;
-    }
     curl_against_a_node_server(Path::new(NODE), "Node");
 }
 
-#[test]
+#[apply(root_test!)]
 fn curl_against_a_node_server_debian_libnode() {
     let test = "curl_against_a_node_server_debian_libnode";
-    if !require_root(test) {
-        return;
-    }
     if let Some(node) = debian_node(test) {
         curl_against_a_node_server(&node, "Debian Node");
     }
 }
 
 /// A node binary never run before capture started (a copy is a new inode): hooked at exec.
-#[test]
+#[apply(root_test!)]
 fn node_program_started_after_capture_built_in_openssl() {
-    if !require_root("node_program_started_after_capture_built_in_openssl") {
-        return;
-    }
     let dir = TempDir::new();
     make_certs(&dir.path);
     let late = dir.path.join("late-node");
@@ -141,12 +128,9 @@ fn node_program_started_after_capture_built_in_openssl() {
 
 /// Debian's node with a copy of its libnode (a new inode) that no process had loaded before
 /// capture started: hooked when the dynamic loader maps it.
-#[test]
+#[apply(root_test!)]
 fn node_program_started_after_capture_debian_libnode() {
     let test = "node_program_started_after_capture_debian_libnode";
-    if !require_root(test) {
-        return;
-    }
     let Some(server_node) = debian_node(test) else {
         return;
     };

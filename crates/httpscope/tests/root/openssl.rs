@@ -8,9 +8,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+use serde_json::Value;
+
 use crate::support::matrix::*;
 use crate::support::*;
-use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -173,11 +175,8 @@ fn python_tls_server(dir: &Path) -> (Proc, u16) {
     script_server(&mut cmd)
 }
 
-#[test]
+#[apply(root_test!)]
 fn curl_and_python_against_nginx_tls() {
-    if !require_root("curl_and_python_against_nginx_tls") {
-        return;
-    }
     let certs = TempDir::new();
     make_certs(&certs.path);
     let ca = certs.path.join("ca.pem");
@@ -219,11 +218,8 @@ fn curl_and_python_against_nginx_tls() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn curl_and_python_against_python_tls() {
-    if !require_root("curl_and_python_against_python_tls") {
-        return;
-    }
     let certs = TempDir::new();
     make_certs(&certs.path);
     let ca = certs.path.join("ca.pem");
@@ -264,11 +260,8 @@ fn curl_and_python_against_python_tls() {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn no_tls_counts_https_without_decoding() {
-    if !require_root("no_tls_counts_https_without_decoding") {
-        return;
-    }
     let certs = TempDir::new();
     make_certs(&certs.path);
     let ca = certs.path.join("ca.pem");

@@ -7,20 +7,22 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+
 use crate::support::collector::{rotel_binary, spans, Collector};
 use crate::support::h2::{grpc_client, grpc_server, GRPC_SERVICE};
 use crate::support::matrix::free_port;
 use crate::support::tools::{get, require_tool};
-use crate::support::{demo_server, require_root, Profiler, TempDir};
+use crate::support::{demo_server, root_test, Profiler, TempDir};
 
-#[test]
+#[apply(root_test!)]
 fn otlp_grpc_spans_reach_a_real_collector() {
     spans_and_metrics_reach_a_real_collector("otlp_grpc_spans_reach_a_real_collector", |c| {
         vec![format!("--otlp-endpoint=http://127.0.0.1:{}", c.port)]
     });
 }
 
-#[test]
+#[apply(root_test!)]
 fn otlp_http_spans_reach_a_real_collector() {
     spans_and_metrics_reach_a_real_collector("otlp_http_spans_reach_a_real_collector", |c| {
         vec![
@@ -37,7 +39,7 @@ fn spans_and_metrics_reach_a_real_collector(
     test: &str,
     otlp_args: impl Fn(&Collector) -> Vec<String>,
 ) {
-    if !require_root(test) || !require_tool(test, "curl") {
+    if !require_tool(test, "curl") {
         return;
     }
     let Some(rotel) = rotel_binary(test) else {
@@ -114,12 +116,9 @@ fn spans_and_metrics_reach_a_real_collector(
 
 /// gRPC calls (grpcio client and server) become spans named `service/method` with the RPC
 /// conventions' attributes, and samples of the `rpc.*.call.duration` histograms.
-#[test]
+#[apply(root_test!)]
 fn otlp_grpc_spans_follow_the_rpc_conventions() {
     const TEST: &str = "otlp_grpc_spans_follow_the_rpc_conventions";
-    if !require_root(TEST) {
-        return;
-    }
     let Some(rotel) = rotel_binary(TEST) else {
         return;
     };
@@ -212,12 +211,8 @@ fn load_under_profiler(
     (warm, after, took, stderr)
 }
 
-#[test]
+#[apply(root_test!)]
 fn otlp_with_the_collector_down_stays_bounded_and_exits() {
-    const TEST: &str = "otlp_with_the_collector_down_stays_bounded_and_exits";
-    if !require_root(TEST) {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     // The same load without OTLP, for httpscope's own footprint on this machine.
     let (_, baseline, baseline_took, _) = load_under_profiler(port, &[], 2000, 0);

@@ -6,6 +6,8 @@ use std::os::unix::fs::chown;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
+
 use crate::hardening::*;
 use crate::support::*;
 
@@ -33,11 +35,8 @@ fn nobody_dir() -> TempDir {
     dir
 }
 
-#[test]
+#[apply(root_test!)]
 fn bpf_perfmon_and_dac_read_search_are_enough() {
-    if !require_root("bpf_perfmon_and_dac_read_search_are_enough") {
-        return;
-    }
     let (_server, port) = demo_server(&[]);
     let dir = nobody_dir();
     let output = dir.path.join("records.jsonl");
@@ -71,11 +70,8 @@ fn bpf_perfmon_and_dac_read_search_are_enough() {
     assert_good_requests(&read_records(&output), &["unprivileged".to_owned()]);
 }
 
-#[test]
+#[apply(root_test!)]
 fn without_dac_read_search_tracefs_is_a_clear_error() {
-    if !require_root("without_dac_read_search_tracefs_is_a_clear_error") {
-        return;
-    }
     let dir = nobody_dir();
     let out = as_nobody_with("+bpf,+perfmon")
         .args(["record", "--port", "1", "--duration", "1", "--output"])
@@ -90,11 +86,8 @@ fn without_dac_read_search_tracefs_is_a_clear_error() {
     assert!(!stderr.contains("attached") && !stderr.contains("panicked"));
 }
 
-#[test]
+#[apply(root_test!)]
 fn bpf_without_perfmon_is_one_line_and_exit_2() {
-    if !require_root("bpf_without_perfmon_is_one_line_and_exit_2") {
-        return;
-    }
     let out = as_nobody_with("+bpf,+dac_read_search")
         .args(["record", "--output", "-"])
         .output()

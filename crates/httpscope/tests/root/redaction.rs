@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use macro_rules_attribute::apply;
+
 use crate::support::*;
 
 fn capture_secret_request(extra: &[&str]) -> String {
@@ -42,11 +44,8 @@ fn capture_secret_request(extra: &[&str]) -> String {
         .join("\n")
 }
 
-#[test]
+#[apply(root_test!)]
 fn credentials_are_redacted_by_default() {
-    if !require_root("credentials_are_redacted_by_default") {
-        return;
-    }
     let text = capture_secret_request(&[]);
     for secret in ["sekrit-bearer", "sekrit-cookie", "sekrit-key"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
@@ -56,11 +55,8 @@ fn credentials_are_redacted_by_default() {
     assert!(text.contains("sekrit-query") && text.contains("sekrit-pass"));
 }
 
-#[test]
+#[apply(root_test!)]
 fn user_patterns_and_no_body() {
-    if !require_root("user_patterns_and_no_body") {
-        return;
-    }
     let text = capture_secret_request(&["--redact", "token", "--redact", "pass*"]);
     for secret in [
         "sekrit-bearer",

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::support::matrix::run;
 use crate::support::{httpscope_ok, skip_unless_ci, TempDir};
-use serde_json::Value;
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 1600;

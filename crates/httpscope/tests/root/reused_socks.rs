@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use macro_rules_attribute::apply;
+
 use crate::support::h2::{node_h2_client, node_h2_server};
 use crate::support::matrix::*;
 use crate::support::tls::*;
@@ -64,11 +66,8 @@ fn go_round(servers: &Servers, round: usize, clients: usize) {
 
 /// Go TLS connections on a watched port close, then new plaintext connections (one per
 /// request) open on another watched port, round after round.
-#[test]
+#[apply(root_test!)]
 fn plaintext_connections_after_go_tls_connections_closed() {
-    if !require_root("plaintext_connections_after_go_tls_connections_closed") {
-        return;
-    }
     let Some(servers) = servers() else {
         return;
     };
@@ -96,11 +95,8 @@ fn plaintext_connections_after_go_tls_connections_closed() {
 
 /// Go TLS traffic on a port nobody watches, next to 1000 concurrent plaintext connections
 /// on a watched one: the Go sockets are freed and their memory reused all the time.
-#[test]
+#[apply(root_test!)]
 fn concurrent_connections_next_to_unwatched_go_tls() {
-    if !require_root("concurrent_connections_next_to_unwatched_go_tls") {
-        return;
-    }
     let Some(servers) = servers() else {
         return;
     };
@@ -145,11 +141,8 @@ fn concurrent_connections_next_to_unwatched_go_tls() {
 /// The many-stack run's shape: a Node h2c server started, and its port probed once, before
 /// capture; then, round after round, Go TLS connections close and a new Node h2c client
 /// makes 10 requests on one session.
-#[test]
+#[apply(root_test!)]
 fn node_h2c_sessions_after_go_tls_connections_closed() {
-    if !require_root("node_h2c_sessions_after_go_tls_connections_closed") {
-        return;
-    }
     let Some(servers) = servers() else {
         return;
     };

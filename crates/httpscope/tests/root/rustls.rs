@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use macro_rules_attribute::apply;
+
 use crate::support::matrix::*;
 use crate::support::rustls::*;
 use crate::support::tls::*;
@@ -59,26 +61,19 @@ fn every_client_against(server_name: &str) {
     assert_eq!(h2, 4 * N, "{records:#?}");
 }
 
-#[test]
+#[apply(root_test!)]
 fn clients_against_the_aws_lc_rs_server() {
-    if require_root("clients_against_the_aws_lc_rs_server") {
-        every_client_against("rsserver");
-    }
+    every_client_against("rsserver");
 }
 
-#[test]
+#[apply(root_test!)]
 fn clients_against_the_ring_server() {
-    if require_root("clients_against_the_ring_server") {
-        every_client_against("rsserver-ring");
-    }
+    every_client_against("rsserver-ring");
 }
 
 /// A client whose binary was never run before capture started: hooked at its exec.
-#[test]
+#[apply(root_test!)]
 fn rustls_client_started_after_capture() {
-    if !require_root("rustls_client_started_after_capture") {
-        return;
-    }
     let programs = rustls_programs();
     let certs = TempDir::new();
     make_certs(&certs.path);
@@ -108,11 +103,8 @@ fn rustls_client_started_after_capture() {
 /// An h2 connection open before capture starts: the exchanges after are captured on both
 /// sides (their headers as far as HPACK allows: entries from before are flagged), the
 /// ones before are not, and nothing is guessed.
-#[test]
+#[apply(root_test!)]
 fn late_attach_to_an_open_rustls_h2_connection() {
-    if !require_root("late_attach_to_an_open_rustls_h2_connection") {
-        return;
-    }
     let programs = rustls_programs();
     let certs = TempDir::new();
     make_certs(&certs.path);
@@ -155,11 +147,8 @@ fn late_attach_to_an_open_rustls_h2_connection() {
 
 /// A stripped and an LTO build of the server: doctor and the log say why they are not
 /// hooked, their connections are counted as TLS, and the hooked client is still exact.
-#[test]
+#[apply(root_test!)]
 fn stripped_and_lto_servers_are_counted() {
-    if !require_root("stripped_and_lto_servers_are_counted") {
-        return;
-    }
     let programs = rustls_programs();
     let certs = TempDir::new();
     make_certs(&certs.path);

@@ -3,8 +3,9 @@
 
 use std::process::Command;
 
-use crate::support::{fixture, httpscope_ok};
 use serde_json::Value;
+
+use crate::support::{fixture, httpscope_ok};
 
 fn stats_json(path: &str) -> Value {
     serde_json::from_str(&httpscope_ok(&["stats", "--json", path])).unwrap()

@@ -6,6 +6,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use macro_rules_attribute::apply;
+
 use crate::support::matrix::*;
 use crate::support::rustls::*;
 use crate::support::tls::*;
@@ -46,11 +48,8 @@ fn attach_detach_under_load(server: Proc, port: u16, mut client: Proc) {
     assert!(captured > 0, "nothing was captured in {CYCLES} cycles");
 }
 
-#[test]
+#[apply(root_test!)]
 fn go_server_attached_and_detached_20_times_under_load() {
-    if !require_root("go_server_attached_and_detached_20_times_under_load") {
-        return;
-    }
     let Some(build) = go_build(Toolchain::Current) else {
         return;
     };
@@ -71,11 +70,8 @@ fn go_server_attached_and_detached_20_times_under_load() {
 
 /// The same against the rustls server (axum, tokio-rustls), loaded by the reqwest client
 /// over h2: the probes on both come and go mid-stream.
-#[test]
+#[apply(root_test!)]
 fn rustls_server_attached_and_detached_20_times_under_load() {
-    if !require_root("rustls_server_attached_and_detached_20_times_under_load") {
-        return;
-    }
     let programs = rustls_programs();
     let certs = TempDir::new();
     make_certs(&certs.path);

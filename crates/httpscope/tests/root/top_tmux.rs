@@ -5,6 +5,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use macro_rules_attribute::apply;
+
 use crate::support::*;
 
 /// A private tmux server, killed when dropped.
@@ -95,11 +97,8 @@ fn histogram_rows(screen: &str) -> Vec<(u64, usize)> {
         .collect()
 }
 
-#[test]
+#[apply(root_test!)]
 fn top_shows_live_endpoints_and_restores_the_terminal() {
-    if !require_root("top_shows_live_endpoints_and_restores_the_terminal") {
-        return;
-    }
     assert!(
         Command::new("tmux")
             .arg("-V")

@@ -17,6 +17,22 @@ pub mod tools;
 
 use serde_json::Value;
 
+/// Marks a test that loads BPF programs, in place of `#[test]`: `#[apply(root_test!)]`.
+/// Without root the test is skipped, loudly; under CI=true it fails (see `require_root`).
+macro_rules! root_test {
+    ($(#[$attr:meta])* fn $name:ident() $body:block) => {
+        $(#[$attr])*
+        #[test]
+        fn $name() {
+            if !$crate::support::require_root(stringify!($name)) {
+                return;
+            }
+            $body
+        }
+    };
+}
+pub(crate) use root_test;
+
 /// Whether root integration tests can run. Under CI=true a missing capability
 /// is a failure; elsewhere the test is skipped, loudly.
 pub fn require_root(test: &str) -> bool {
