@@ -44,7 +44,7 @@ fn forced_backend_captures(backend: &str, own: &[&str], other: &[&str]) {
     }
     let tag = format!("{backend}-backend");
     good_request(port, &tag);
-    let (code, stderr) = stop_with(proc, 2, Duration::from_secs(30));
+    let (code, stderr) = stop_with(proc, libc::SIGINT, Duration::from_secs(30));
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains(&format!("backend=\"{backend}\"")),

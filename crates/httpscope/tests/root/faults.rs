@@ -77,7 +77,7 @@ fn background_traffic(port: u16, requests: u32) -> Child {
 
 #[apply(root_test!)]
 fn sigint_and_sigterm_drain_and_write_every_record_whole() {
-    for (name, sig) in [("SIGTERM", 15), ("SIGINT", 2)] {
+    for (name, sig) in [("SIGTERM", libc::SIGTERM), ("SIGINT", libc::SIGINT)] {
         let (_server, port) = demo_server(&[]);
         let dir = TempDir::new();
         let output = dir.path.join("records.jsonl");
@@ -298,7 +298,7 @@ fn removed_output_file_is_kept_written_until_exit() {
     let fd = deleted_fd(pid, &output).expect("httpscope no longer holds its output");
     let text = std::fs::read_to_string(&fd).unwrap();
     assert!(text.contains("/healthz?good=after-rm"), "{text}");
-    let (code, stderr) = stop_with(proc, 2, Duration::from_secs(60));
+    let (code, stderr) = stop_with(proc, libc::SIGINT, Duration::from_secs(60));
     assert_eq!(code, 0, "exit {code}: {stderr}");
     assert!(!output.exists(), "the removed output was recreated");
 }

@@ -65,7 +65,7 @@ fn bpf_perfmon_and_dac_read_search_are_enough() {
     assert_eq!(eff, expected, "CapEff={eff:x}");
 
     good_request(port, "unprivileged");
-    let (code, stderr) = stop_with(proc, 2, Duration::from_secs(60));
+    let (code, stderr) = stop_with(proc, libc::SIGINT, Duration::from_secs(60));
     assert_eq!(code, 0, "exit {code}: {stderr}");
     assert_good_requests(&read_records(&output), &["unprivileged".to_owned()]);
 }

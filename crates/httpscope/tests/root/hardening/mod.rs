@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,45 +13,65 @@ use serde_json::Value;
 
 use crate::support::{assert_backend_attached, backend_args, bin, signal, Proc};
 
-extern "C" {
-    fn setsockopt(fd: i32, level: i32, name: i32, value: *const u8, len: u32) -> i32;
-    fn getrlimit(resource: i32, rlim: *mut [u64; 2]) -> i32;
-    fn setrlimit(resource: i32, rlim: *const [u64; 2]) -> i32;
-}
-
-const SOL_SOCKET: i32 = 1;
-const SO_LINGER: i32 = 13;
-const RLIMIT_NOFILE: i32 = 7;
-
 /// Closes `stream` with an RST instead of a FIN (SO_LINGER with a zero timeout).
 pub fn reset(stream: TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger: [i32; 2] = [1, 0];
-    // SAFETY: a valid fd and a correctly sized `struct linger`.
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid fd, and a pointer to a `struct linger` with its size.
     let rc = unsafe {
-        setsockopt(
+        libc::setsockopt(
             stream.as_raw_fd(),
-            SOL_SOCKET,
-            SO_LINGER,
-            linger.as_ptr().cast(),
-            8,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
         )
     };
     assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
     drop(stream);
 }
 
-/// Raises this process's open-file soft limit to its hard limit (children spawned afterwards
-/// inherit it); returns the new limit.
-pub fn raise_nofile() -> u64 {
-    let mut rlim = [0u64; 2];
-    // SAFETY: valid pointers to a `struct rlimit`.
-    unsafe {
-        assert_eq!(getrlimit(RLIMIT_NOFILE, &mut rlim), 0, "getrlimit");
-        rlim[0] = rlim[1];
-        assert_eq!(setrlimit(RLIMIT_NOFILE, &rlim), 0, "setrlimit");
+/// This process's open-file soft limit, raised to its hard limit until dropped: children
+/// spawned meanwhile inherit it, and the binary's later tests start from the old one.
+pub struct RaisedNofile {
+    pub limit: u64,
+    old: libc::rlimit,
+}
+
+pub fn raise_nofile() -> RaisedNofile {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to a `struct rlimit`.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) },
+        0,
+        "getrlimit"
+    );
+    let raised = libc::rlimit {
+        rlim_cur: old.rlim_max,
+        ..old
+    };
+    // SAFETY: a valid pointer to a `struct rlimit`.
+    assert_eq!(
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) },
+        0,
+        "setrlimit"
+    );
+    RaisedNofile {
+        limit: raised.rlim_cur,
+        old,
     }
-    rlim[0]
+}
+
+impl Drop for RaisedNofile {
+    fn drop(&mut self) {
+        // SAFETY: a valid pointer to a `struct rlimit`.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.old) };
+    }
 }
 
 /// (VmRSS, VmHWM) of a process, in KiB.
@@ -101,7 +122,7 @@ pub fn record(args: &[&str], output: &Path) -> Proc {
 }
 
 /// Sends `sig`, waits for the exit; returns the exit code and all of stderr.
-pub fn stop_with(mut proc: Proc, sig: i32, timeout: Duration) -> (i32, String) {
+pub fn stop_with(mut proc: Proc, sig: libc::c_int, timeout: Duration) -> (i32, String) {
     std::thread::sleep(Duration::from_millis(300));
     signal(proc.child.id(), sig);
     let deadline = Instant::now() + timeout;

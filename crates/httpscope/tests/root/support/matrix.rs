@@ -434,7 +434,7 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         if let Some(mut proc) = self.proc.take() {
             // SIGTERM makes the master stop its workers; SIGKILL would orphan them.
-            signal(proc.child.id(), 15);
+            signal(proc.child.id(), libc::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if proc.child.try_wait().ok().flatten().is_some() {

@@ -37,7 +37,7 @@ pub(crate) use root_test;
 /// is a failure; elsewhere the test is skipped, loudly.
 pub fn require_root(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
+    let root = unsafe { libc::geteuid() } == 0;
     if root {
         return true;
     }
@@ -52,11 +52,6 @@ pub fn skip_unless_ci(test: &str, reason: &str) {
         panic!("{test}: {reason}, and CI=true forbids skipping");
     }
     eprintln!("\n*** SKIPPING {test}: {reason} ***\n");
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 /// A recorded event file of the core's fixtures.
@@ -144,7 +139,7 @@ impl Proc {
 
     /// Sends SIGINT and waits for exit; returns the exit code and the rest of stderr.
     pub fn interrupt(mut self) -> (i32, String) {
-        signal(self.child.id(), 2);
+        signal(self.child.id(), libc::SIGINT);
         let status = self.child.wait().unwrap();
         let mut rest: Vec<String> = std::mem::take(&mut self.seen);
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
@@ -161,12 +156,9 @@ impl Drop for Proc {
     }
 }
 
-pub fn signal(pid: u32, sig: i32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
+pub fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: kill has no memory-safety preconditions.
-    unsafe { kill(pid as i32, sig) };
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
 /// Starts demo-server on an ephemeral port; returns it and the port.
