@@ -1,6 +1,5 @@
-//! Helpers of the issue #5 tests (hostile.rs, faults.rs, privileges.rs): raw sockets,
-//! profilers with custom arguments, process memory, good-traffic ground truth.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Helpers of the robustness suites (hostile, faults, privileges, backends, h2_situations):
+//! raw sockets, profilers with custom arguments, process memory, good-traffic ground truth.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};

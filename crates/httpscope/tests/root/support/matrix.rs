@@ -1,6 +1,5 @@
-//! Helpers for the issue #3 test matrix: real programs (nginx, Python, Node.js, wrk, ab),
+//! Helpers for the capture matrix: real programs (nginx, Python, Node.js, wrk, ab),
 //! ground truth, and exact pairing checks.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;

@@ -1,5 +1,4 @@
 //! Helpers for the root integration tests: binaries, RAII process guards, record parsing.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

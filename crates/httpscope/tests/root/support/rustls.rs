@@ -1,7 +1,6 @@
 //! The rustls test programs (`tests/programs/rustls`, a Cargo workspace of its own): built
 //! once per test process into `target/rustls-programs` (cargo keeps them up to date), and
 //! run like the Go programs (same arguments, same answers).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

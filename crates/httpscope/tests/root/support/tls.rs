@@ -1,7 +1,6 @@
 //! HTTPS programs for the tests: `tests/programs/gohttps` built with each Go toolchain,
 //! `tests/programs/node_https.js` (certificates come from `matrix::make_certs`), and the
 //! checks their records share.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
