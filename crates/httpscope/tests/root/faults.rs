@@ -1,4 +1,4 @@
-//! Issue #5, faults: SIGINT/SIGTERM drain and exit 0 with every record written whole;
+//! Faults: SIGINT/SIGTERM drain and exit 0 with every record written whole;
 //! `kill -9` leaves nothing attached; a full disk or a removed output file is handled;
 //! two profilers run side by side. Root integration tests.
 

@@ -1,4 +1,4 @@
-//! Issue #14: HTTPS plaintext from GnuTLS (uprobes on gnutls_record_send/recv): Debian's
+//! HTTPS plaintext from GnuTLS (uprobes on gnutls_record_send/recv): Debian's
 //! `gnutls-serv --http` answering `gnutls-cli`, one request per connection (the server
 //! closes after each answer), counted exactly on both sides.
 

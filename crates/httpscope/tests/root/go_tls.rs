@@ -1,4 +1,4 @@
-//! Issue #14: HTTPS plaintext from Go's crypto/tls (uprobes on `(*tls.Conn).Read`/`Write`,
+//! HTTPS plaintext from Go's crypto/tls (uprobes on `(*tls.Conn).Read`/`Write`,
 //! returns found in the machine code). Real Go programs (`tests/programs/gohttps`) built
 //! with Debian's Go 1.19 and a current Go, each with symbols and stripped; curl against a
 //! Go server. Every exchange is counted on both sides, exactly.

@@ -1,4 +1,4 @@
-//! Issue #12, HTTP/2 situations over real sockets: a connection already open when capture
+//! HTTP/2 situations over real sockets: a connection already open when capture
 //! starts (late attach), and hostile HTTP/2 (HPACK bombs, CONTINUATION floods, invalid
 //! indexes, huge SETTINGS, random frames after a valid preface, streams reset mid-body) in
 //! both directions. The profiler stays up with bounded memory, never logs a wrong value, and

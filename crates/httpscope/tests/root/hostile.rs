@@ -1,4 +1,4 @@
-//! Issue #5, hostile traffic on a watched port: httpscope keeps running with bounded memory,
+//! Hostile traffic on a watched port: httpscope keeps running with bounded memory,
 //! counts what it cannot parse, and still captures the good traffic interleaved with the bad.
 //! Root integration tests.
 

@@ -1,4 +1,4 @@
-//! Issue #3 matrix, clients: curl, python3 urllib and http.client, the Node.js `http` client,
+//! The capture matrix, clients: curl, python3 urllib and http.client, the Node.js `http` client,
 //! wrk (keep-alive and pipelined through a Lua script), ab without -k, demo-traffic; each
 //! compared against what the client knows and, for nginx, its access log.
 

@@ -1,4 +1,4 @@
-//! Issue #12, HTTP/2 and gRPC against real software: nghttpd (h2c and TLS) with curl
+//! HTTP/2 and gRPC against real software: nghttpd (h2c and TLS) with curl
 //! (`--http2-prior-knowledge`; `--http2` over TLS with ALPN, sequential and `--parallel`) and
 //! nghttp as clients; Node.js `http2` client and server (h2c, and TLS with both Node builds);
 //! grpcio client and server (unary, server streaming, bidi, non-zero grpc-status). Every

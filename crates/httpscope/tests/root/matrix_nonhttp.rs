@@ -1,4 +1,4 @@
-//! Issue #3 matrix, non-HTTP traffic on a watched port and loss: random bytes and a TLS
+//! The capture matrix, non-HTTP traffic on a watched port and loss: random bytes and a TLS
 //! ClientHello are counted and reported, never logged as exchanges; a bare HTTP/2 preface is
 //! counted as an HTTP/2 connection with nothing to log; real h2c (Node.js http2 server, curl
 //! --http2-prior-knowledge) is logged exchange by exchange; ring-buffer overflow flags what it

@@ -1,4 +1,4 @@
-//! Issue #3 matrix, servers: nginx (writev, sendfile, proxy_pass), python3 http.server, a
+//! The capture matrix, servers: nginx (writev, sendfile, proxy_pass), python3 http.server, a
 //! threaded Python server, a Node.js `http` server and demo-server, each compared against
 //! ground truth (nginx's access log, or the counts the client knows).
 

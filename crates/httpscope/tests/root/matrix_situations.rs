@@ -1,4 +1,4 @@
-//! Issue #3 matrix, situations: connections, addresses, bodies and message types, syscall
+//! The capture matrix, situations: connections, addresses, bodies and message types, syscall
 //! boundaries and lifecycle, each against real programs and the counts the client knows.
 
 use std::io::{BufRead, BufReader, Write};

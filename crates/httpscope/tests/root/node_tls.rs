@@ -1,4 +1,4 @@
-//! Issue #14: HTTPS plaintext from Node.js (OpenSSL through TLSWrap's memory BIOs: its SSL
+//! HTTPS plaintext from Node.js (OpenSSL through TLSWrap's memory BIOs: its SSL
 //! objects get their connection from the TLSWrap probes), for both ways Node is built:
 //! the machine's `node` (NodeSource's here: OpenSSL built into the executable) and Debian's
 //! own `nodejs` (`libnode.so` and the system's shared libssl; `scripts/setup.sh --test`

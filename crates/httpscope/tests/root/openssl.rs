@@ -1,4 +1,4 @@
-//! Issue #7: HTTPS plaintext from the TLS library (OpenSSL libssl uprobes).
+//! HTTPS plaintext from OpenSSL (uprobes on libssl).
 //! A CA and a server certificate are generated per test; servers are nginx (`ssl`) and a
 //! Python `http.server` wrapped in `ssl.SSLContext`; clients are curl and Python urllib.
 //! Every pair must show requests and responses, paired, with readable bodies and `tls=true`,

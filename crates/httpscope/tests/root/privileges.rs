@@ -1,6 +1,6 @@
-//! Issue #5, privileges: capture as a non-root user holding only CAP_BPF, CAP_PERFMON and
+//! Privileges: capture as a non-root user holding only CAP_BPF, CAP_PERFMON and
 //! CAP_DAC_READ_SEARCH (tracefs is mode 0700 root), and a clear failure with less.
-//! (No capabilities at all: cli_errors.rs.) Root integration tests: they drop privileges.
+//! (No capabilities at all: cli_errors.) Root integration tests: they drop privileges.
 
 use std::os::unix::fs::chown;
 use std::process::{Command, Stdio};
