@@ -85,7 +85,7 @@ fn doctor_reports_every_piece() {
     );
     assert!(
         stdout.contains("--all-ports works here"),
-        "this kernel runs --all-ports (tests/all_ports.rs): {stdout}"
+        "this kernel runs --all-ports (tests/root/all_ports.rs): {stdout}"
     );
     assert!(out.status.success(), "this machine can capture: {stdout}");
 }
