@@ -69,3 +69,19 @@ mod stats;
 mod tls_safety;
 // `httpscope top` in a real terminal (tmux).
 mod top_tmux;
+
+/// scripts/test.sh and scripts/kernels.sh pick a suite by its module path, a substring
+/// filter: `tls::` would also pick `go_tls::`. No suite's name may end with another's.
+#[test]
+fn each_suite_filter_picks_only_its_suite() {
+    let suites: Vec<&str> = include_str!("main.rs")
+        .lines()
+        .filter_map(|line| line.strip_prefix("mod ")?.strip_suffix(';'))
+        .collect();
+    assert!(suites.len() > 30, "{suites:?}");
+    for a in &suites {
+        for b in suites.iter().filter(|b| *b != a) {
+            assert!(!a.ends_with(b), "the filter {b}:: also picks {a}::");
+        }
+    }
+}
