@@ -18,17 +18,6 @@ fn page() -> Vec<u8> {
     (0..512).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-fn assert_exact(records: &[Value], role: &str, comm: &str, prefix: &str, n: usize) {
-    let side = Side::of(records, role, comm);
-    assert_eq!(side.requests.len(), n, "{comm} {role} requests");
-    assert_ids(
-        &side.paired_ids(),
-        &expected_ids(prefix, n),
-        &format!("{comm} {role} paired ids"),
-    );
-    assert_eq!(side.partial(), 0, "{comm} {role}: partial records");
-}
-
 #[apply(root_test!)]
 fn curl_keepalive_and_separate_invocations() {
     let (_server, port) = demo_server(&[]);

@@ -6,7 +6,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use macro_rules_attribute::apply;
-use serde_json::Value;
 
 use crate::support::matrix::*;
 use crate::support::*;
@@ -29,22 +28,6 @@ fn curl_many(port: u16, url_path: &str, prefix: &str, n: usize, extra: &[&str]) 
     cmd
 }
 
-fn assert_side_exact(records: &[Value], role: &str, comm: &str, prefix: &str, n: usize) {
-    let side = Side::of(records, role, comm);
-    assert_eq!(
-        side.requests.len(),
-        n,
-        "{comm} {role} requests: {:#?}",
-        side.requests
-    );
-    assert_ids(
-        &side.paired_ids(),
-        &expected_ids(prefix, n),
-        &format!("{comm} {role} paired ids"),
-    );
-    assert_eq!(side.partial(), 0, "{comm} {role}: partial records");
-}
-
 #[apply(root_test!)]
 fn nginx_writev_keepalive_against_access_log() {
     let content: Vec<u8> = (0..4000).map(|i| b'a' + (i % 26) as u8).collect();
@@ -57,8 +40,8 @@ fn nginx_writev_keepalive_against_access_log() {
     let (records, stderr) = stop(profiler);
     let log = nginx.access_log();
     assert_eq!(nginx.logged_ids(), expected_ids("ng", n), "access log");
-    assert_side_exact(&records, "server", "nginx", "ng", n);
-    assert_side_exact(&records, "client", "curl", "ng", n);
+    assert_exact(&records, "server", "nginx", "ng", n);
+    assert_exact(&records, "client", "curl", "ng", n);
     assert_eq!(Side::of(&records, "server", "nginx").conns().len(), 1);
     let verified = assert_pairing_exact(&records);
     assert_eq!(verified, 2 * n);
@@ -92,8 +75,8 @@ fn nginx_sendfile_body_is_reported_not_captured() {
     let (records, _) = stop(profiler);
     let log = nginx.access_log();
     assert_eq!(nginx.logged_ids(), expected_ids("sf", n));
-    assert_side_exact(&records, "server", "nginx", "sf", n);
-    assert_side_exact(&records, "client", "curl", "sf", n);
+    assert_exact(&records, "server", "nginx", "sf", n);
+    assert_exact(&records, "client", "curl", "sf", n);
     assert_pairing_exact(&records);
     for r in Side::of(&records, "server", "nginx").responses {
         let id = header(r, "x-request-id").unwrap();
@@ -127,10 +110,10 @@ fn nginx_proxy_pass_is_server_and_client() {
     run_ok(&mut curl_many(nginx.port, "/healthz", "px", n, &[]), T);
     let (records, _) = stop(profiler);
     assert_eq!(nginx.logged_ids(), expected_ids("px", n));
-    assert_side_exact(&records, "client", "curl", "px", n);
-    assert_side_exact(&records, "server", "nginx", "px", n);
-    assert_side_exact(&records, "client", "nginx", "px", n);
-    assert_side_exact(&records, "server", "demo-server", "px", n);
+    assert_exact(&records, "client", "curl", "px", n);
+    assert_exact(&records, "server", "nginx", "px", n);
+    assert_exact(&records, "client", "nginx", "px", n);
+    assert_exact(&records, "server", "demo-server", "px", n);
     let nginx_pids: std::collections::BTreeSet<u64> = records
         .iter()
         .filter(|r| r["comm"] == "nginx")
@@ -234,8 +217,8 @@ fn python_threaded_server_with_http_client() {
     let n = 300;
     py_keepalive(port, n, "pt", "/");
     let (records, _) = stop(profiler);
-    assert_side_exact(&records, "server", "python3", "pt", n);
-    assert_side_exact(&records, "client", "python3", "pt", n);
+    assert_exact(&records, "server", "python3", "pt", n);
+    assert_exact(&records, "client", "python3", "pt", n);
     assert_eq!(assert_pairing_exact(&records), 2 * n);
     note(
         "threaded python server (http.client)",
@@ -268,8 +251,8 @@ fn node_http_server_and_client() {
     want.sort();
     assert_ids(&server.paired_ids(), &want, "node server");
     assert_eq!(server.requests.len(), n + 10);
-    assert_side_exact(&records, "client", "node", "nd", n);
-    assert_side_exact(&records, "client", "curl", "nc", 10);
+    assert_exact(&records, "client", "node", "nd", n);
+    assert_exact(&records, "client", "curl", "nc", 10);
     assert_eq!(assert_pairing_exact(&records), 2 * (n + 10));
     note(
         "node http server (node client + curl)",

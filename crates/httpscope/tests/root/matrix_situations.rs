@@ -13,17 +13,6 @@ use crate::support::*;
 
 const T: Duration = Duration::from_secs(60);
 
-fn assert_exact(records: &[Value], role: &str, comm: &str, prefix: &str, n: usize) {
-    let side = Side::of(records, role, comm);
-    assert_eq!(side.requests.len(), n, "{comm} {role} requests");
-    assert_ids(
-        &side.paired_ids(),
-        &expected_ids(prefix, n),
-        &format!("{comm} {role} paired ids"),
-    );
-    assert_eq!(side.partial(), 0, "{comm} {role}: partial records");
-}
-
 fn curl(args: &[&str]) -> Command {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--fail"]).args(args);

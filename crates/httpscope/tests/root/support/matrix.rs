@@ -321,6 +321,24 @@ pub fn assert_pairing_exact(records: &[Value]) -> usize {
     verified
 }
 
+/// `comm`'s `role` side holds exactly `n` requests, all paired, with the ids of
+/// `expected_ids`, and no partial record.
+pub fn assert_exact(records: &[Value], role: &str, comm: &str, prefix: &str, n: usize) {
+    let side = Side::of(records, role, comm);
+    assert_eq!(
+        side.requests.len(),
+        n,
+        "{comm} {role} requests: {:#?}",
+        side.requests
+    );
+    assert_ids(
+        &side.paired_ids(),
+        &expected_ids(prefix, n),
+        &format!("{comm} {role} paired ids"),
+    );
+    assert_eq!(side.partial(), 0, "{comm} {role}: partial records");
+}
+
 /// The expected ids `prefix0..prefix{n-1}`, sorted as strings.
 pub fn expected_ids(prefix: &str, n: usize) -> Vec<String> {
     let mut ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
