@@ -33,6 +33,7 @@ from harness.report import evaluate_goals, markdown
 from harness.rss import run_rss
 from harness.servers import Context
 from harness.soak import run_soak, soak_markdown
+from harness.startstop import run_startstop, start_tls_zoo, startstop_markdown
 from harness.workloads import WORKLOADS
 
 
@@ -61,6 +62,12 @@ def main():
     parser.add_argument("--ladder", action="store_true",
                         help="instead of the workloads: the cost ladder, keepalive-demo with the capture "
                              "stopped after each step in turn, tcpdump beside it (default 3 pairs per step)")
+    parser.add_argument("--startstop", type=int, metavar="CYCLES",
+                        help="instead of the workloads: CYCLES start/stop cycles of `record --all-ports` with a TLS "
+                             "server of each kind running, idle and loaded, uprobe_multi and perf-event uprobes")
+    parser.add_argument("--tls-zoo", action="store_true",
+                        help="keep a TLS server of each kind (OpenSSL, GnuTLS, Node.js, Go, rustls) running under "
+                             "the workloads, so that start and stop times include every TLS hook")
     parser.add_argument("--soak-seconds", type=int, default=600, help="soak length (default 600)")
     parser.add_argument("--soak-churn-ms", type=int, default=20,
                         help="the soak starts a short-lived client process every this many ms (default 20)")
@@ -82,7 +89,7 @@ def main():
             print(f"bench: {tool} not found (apt-get install wrk apache2-utils)", file=sys.stderr)
             return 2
 
-    out_dir = Path(args.out or BENCH / "results" / ("ladder" if args.ladder else ""))
+    out_dir = Path(args.out or BENCH / "results" / ("ladder" if args.ladder else "startstop" if args.startstop else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="httpscope-bench-"))
     ctx = Context(args, work)
@@ -114,6 +121,11 @@ def main():
         if args.ladder:
             results["ladder"] = run_ladder(ctx)
             names = []
+        if args.startstop:
+            results["startstop"] = run_startstop(ctx, args.startstop)
+            names = []
+        elif args.tls_zoo:
+            results["meta"]["tls_zoo"] = start_tls_zoo(ctx)
         for name in names:
             wl = WORKLOADS[name]
             entry = dict(about=wl["about"])
@@ -158,6 +170,8 @@ def main():
             text = soak_markdown(results["soak"])
         elif results.get("ladder"):
             text = ladder_markdown(results)
+        elif results.get("startstop"):
+            text = startstop_markdown(results)
         else:
             text = markdown(results)
         (out_dir / "results.md").write_text(text)

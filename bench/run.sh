@@ -4,6 +4,8 @@
 #   bash bench/run.sh --smoke         # each workload once, 1 s runs (CI); no timing asserts
 #   bash bench/run.sh --workloads keepalive-demo,resp-16k --pairs 7 --out /tmp/bench
 #   bash bench/run.sh --no-build ...  # don't run cargo build first
+#   bash bench/run.sh --startstop 5   # start/stop of record --all-ports with every TLS hook attached
+#   bash bench/run.sh --tls-zoo ...   # the workloads with a TLS server of each kind running
 # Writes results.json and results.md to --out (default bench/results/).
 # Exits non-zero only when the harness breaks (a workload fails to run,
 # httpscope fails to attach...), never because of a measured figure.

@@ -3,7 +3,8 @@
 #   1. `httpscope doctor` must say it can capture;
 #   2. the seed's demo must be 80/80 on both sides (scripts/demo-check.sh);
 #   3. the root tests listed in target/kernel-tests.list ("suite binary [test]" per line,
-#      built on the host by scripts/kernels.sh matrix): one test, or the whole suite.
+#      built on the host by scripts/kernels.sh matrix; a suite is a module of the root
+#      test binary): one test, or the whole suite.
 # A suite that needs a kernel feature this kernel lacks is skipped with a line that says
 # so: Go TLS needs BPF attach cookies, which doctor reports.
 # Prints one result line per step; exits non-zero if any step failed.
@@ -50,9 +51,16 @@ if [[ -f "$list" ]]; then
             continue
         fi
         suite_started=$SECONDS
-        # A named test that matched nothing would pass having run nothing: it must run.
-        if output=$("$binary" --test-threads=1 ${test:+--exact "$test"} 2>&1) &&
-            { [[ -z "$test" ]] || grep -q "^test result: ok. 1 passed" <<<"$output"; }; then
+        # A suite is picked by its module path (no module's name ends with another's), a
+        # test by its exact name. A filter that matched nothing would pass having run
+        # nothing: a test must run, and a suite at least one.
+        if [[ -n "$test" ]]; then
+            filter=(--exact "$suite::$test") ran="1 passed"
+        else
+            filter=("$suite::") ran="[1-9][0-9]* passed"
+        fi
+        if output=$("$binary" --test-threads=1 "${filter[@]}" 2>&1) &&
+            grep -qE "^test result: ok. $ran" <<<"$output"; then
             say "$name: $(grep -E '^test result' <<<"$output" | tail -n 1) ($((SECONDS - suite_started)) s)"
         else
             say "$name: FAILED ($((SECONDS - suite_started)) s)"

@@ -407,34 +407,34 @@ cmd_run() {
 }
 
 # The root tests scripts/kernel-suite.sh runs on each kernel: built here, run inside. The
-# subset CI runs, as suite:test (each test starts programs that an emulated CPU runs
-# slowly: a test takes 30-120 s in a VM): the HTTP/1 client and server matrix, HTTP/2
-# (cleartext and TLS), OpenSSL, Go TLS, a clean stop, and --all-ports. Tests that need a
-# load generator's throughput (wrk) or a python server's start within seconds fail there
-# for the emulation's sake, not the capture's: they run on this machine's kernel only.
+# subset CI runs, as suite:test, a suite being a module of the root test binary (each test
+# starts programs that an emulated CPU runs slowly: a test takes 30-120 s in a VM): the
+# HTTP/1 client and server matrix, HTTP/2 (cleartext and TLS), OpenSSL, Go TLS, a clean
+# stop, and --all-ports. Tests that need a load generator's throughput (wrk) or a python
+# server's start within seconds fail there for the emulation's sake, not the capture's:
+# they run on this machine's kernel only.
 matrix_tests=(matrix_clients:curl_keepalive_and_separate_invocations
     matrix_clients:ab_new_connection_per_request
     matrix_servers:nginx_writev_keepalive_against_access_log
     matrix_servers:demo_server_under_demo_traffic_load
     matrix_h2:nghttpd_h2c_with_curl_and_nghttp matrix_h2:nghttpd_tls_with_curl_and_nghttp
-    tls:curl_and_python_against_nginx_tls go_tls:curl_against_a_go_server
+    openssl:curl_and_python_against_nginx_tls go_tls:curl_against_a_go_server
     faults:sigint_and_sigterm_drain_and_write_every_record_whole all_ports)
 # `--all`: every test of every capture suite.
 all_tests=(matrix_clients matrix_servers matrix_situations matrix_nonhttp matrix_h2
-    h2_situations tls go_tls gnutls node_tls faults backends all_ports demo_e2e)
+    h2_situations openssl go_tls gnutls node_tls faults backends all_ports demo_e2e)
 
 # build_tests SUITE[:TEST]... -> target/kernel-tests.list, "suite binary [test]" per line
 build_tests() {
-    local args=() entry suite binaries
-    for entry in "$@"; do args+=(--test "${entry%%:*}"); done
-    say "building the test binaries"
-    binaries=$(cd "$repo" && cargo build --release --workspace >&2 &&
-        cargo test --release -p httpscope --no-run --message-format=json "${args[@]}" |
+    local entry binary
+    say "building the root test binary"
+    binary=$(cd "$repo" && cargo build --release --workspace >&2 &&
+        cargo test --release -p httpscope --test root --no-run --message-format=json |
         jq -r 'select(.reason == "compiler-artifact" and .executable != null
-                      and .target.kind == ["test"]) | "\(.target.name) \(.executable)"')
+                      and .target.kind == ["test"] and .target.name == "root") | .executable')
+    [[ -n "$binary" ]] || die "cargo named no root test binary"
     for entry in "$@"; do
-        suite=${entry%%:*}
-        printf '%s %s' "$suite" "$(awk -v s="$suite" '$1 == s { print $2 }' <<<"$binaries")"
+        printf '%s %s' "${entry%%:*}" "$binary"
         [[ $entry == *:* ]] && printf ' %s' "${entry#*:}"
         printf '\n'
     done >"$repo/target/kernel-tests.list"

@@ -21,10 +21,11 @@ bash scripts/check-deploy.sh
 HTTPSCOPE_TEST_BACKEND=socket cargo test --release --workspace -- --test-threads=1
 # The capture-sensitive root suites again on the syscall backend (sys_exit), the one
 # kernels without the socket tracepoints use.
-HTTPSCOPE_TEST_BACKEND=syscall cargo test --release -p httpscope \
-  --test matrix_clients --test matrix_servers --test matrix_situations --test matrix_nonhttp \
-  --test matrix_h2 --test tls --test go_tls --test gnutls --test node_tls --test rustls --test faults --test backends \
-  --test all_ports --test containers --test accounting --test reused_socks --test metrics_mode -- --test-threads=1
+# A suite is a module of the root test binary, picked by its path.
+HTTPSCOPE_TEST_BACKEND=syscall cargo test --release -p httpscope --test root -- \
+  matrix_clients:: matrix_servers:: matrix_situations:: matrix_nonhttp:: matrix_h2:: \
+  openssl:: go_tls:: gnutls:: node_tls:: rustls:: faults:: backends:: \
+  all_ports:: containers:: accounting:: reused_socks:: metrics_mode:: --test-threads=1
 # The kernel matrix: doctor, the seed's demo and a subset of the root suites on Debian's
 # 5.10, 6.1 and 6.12 (each in an emulated VM) and on this machine's kernel.
 bash scripts/kernels.sh fetch

@@ -136,7 +136,9 @@ def markdown(results):
              for n, w in results["workloads"].items()
              if w["status"] == "ok" and w["summary"].get("tracer_stop_s") is not None]
     if times:
-        lines += ["", "Profiler start to `attached` / SIGINT to exit (median of the traced runs): "
+        zoo = results["meta"].get("tls_zoo")
+        lines += ["", "Profiler start to `attached` / SIGINT to exit (median of the traced runs"
+                  + (f", TLS servers running: {', '.join(zoo)}" if zoo else "") + "): "
                   + ", ".join(times) + "."]
     noisy = [f"{n} {w['summary']['runs_with_other_httpscope']}/{len(w['runs'])}"
              for n, w in results["workloads"].items()

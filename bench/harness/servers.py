@@ -94,7 +94,7 @@ class Context:
         build it into target/rustls-programs; a private copy, a certificate made per run."""
         src = ROOT / "target" / "rustls-programs" / "release" / "rsserver"
         if not src.exists():
-            raise Skip(f"{src} missing: run the rustls tests once (cargo test --release -p httpscope --test rustls)")
+            raise Skip(f"{src} missing: run the rustls tests once (cargo test --release -p httpscope --test root -- rustls::)")
         prefix = self.work / "rustls"
         prefix.mkdir(exist_ok=True)
         server = prefix / "rsserver"

@@ -6,6 +6,8 @@
 mod backend;
 mod capture_loop;
 mod cgroups;
+mod detach;
+mod discovery;
 pub mod doctor;
 mod elf;
 mod features;
@@ -15,9 +17,12 @@ mod ladder;
 mod loader;
 mod pacer;
 mod refusal;
+mod timing;
 pub mod tls;
 mod tracefs;
+mod uprobe_multi;
 mod uprobes;
+mod verify;
 
 pub use backend::{missing_events, missing_for, Backend, BackendChoice};
 pub use capture_loop::{CaptureHandler, RunOptions};

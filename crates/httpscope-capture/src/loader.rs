@@ -13,12 +13,15 @@ use httpscope_core::event::KernelCounters;
 use thiserror::Error;
 
 use crate::backend::{Backend, BackendChoice};
+use crate::detach::close_in_parallel;
 use crate::features::{BpfObject, KernelFeatures};
 use crate::follow::Follower;
 use crate::ladder::BenchStage;
 use crate::refusal::Refusal;
+use crate::timing::timed;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
+use crate::verify::load_btf_tracepoints;
 
 static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/httpscope.bpf.o"));
@@ -83,6 +86,8 @@ pub enum CaptureError {
     BackendUnsupported(Backend, Vec<&'static str>),
     #[error("BPF map {0}: {1}")]
     Map(&'static str, String),
+    #[error("starting the threads that verify the BPF programs: {0}")]
+    Threads(String),
     #[error("waiting for events: {0}")]
     Poll(#[source] std::io::Error),
 }
@@ -125,7 +130,9 @@ impl Capture {
         let port_count = config.ports.len() as u32;
         let filter_tgid = config.pid.unwrap_or(0);
         let capture_bytes = config.capture_bytes.min(MAX_CAPTURE);
-        let kernel = KernelSetup::resolve(config.backend)?;
+        let kernel = timed("kernel BTF and features", || {
+            KernelSetup::resolve(config.backend)
+        })?;
         let (btf, backend) = (&kernel.btf, kernel.backend);
         // The baseline object has no budget: bodies are copied whole, as with the budget off.
         let body_budget = match kernel.object {
@@ -133,7 +140,8 @@ impl Capture {
             BpfObject::Baseline => 0,
         };
         let mut loader = kernel.loader();
-        let mut ebpf = loader
+        let started = std::time::Instant::now();
+        let loaded = loader
             .override_global("watched_ports", &ports, true)
             .override_global("watched_port_count", &port_count, true)
             .override_global("filter_tgid", &filter_tgid, true)
@@ -155,9 +163,26 @@ impl Capture {
                 true,
             )
             .map_max_entries("events", config.ring_bytes)
-            .load(kernel.object_bytes())
-            .map_err(|e| CaptureError::Load(Box::new(e)))?;
+            .load(kernel.object_bytes());
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "BPF object parsed, maps created"
+        );
+        let mut ebpf = loaded.map_err(|e| CaptureError::Load(Box::new(e)))?;
 
+        // The TLS programs load while every map is still in `ebpf`: uprobe_multi's are
+        // relocated against them all (see `uprobe_multi`).
+        let tls = if config.tls {
+            TlsHooks::load(
+                &mut ebpf,
+                backend,
+                kernel.features,
+                kernel.object_bytes(),
+                btf,
+            )
+        } else {
+            None
+        };
         // Selected before anything is attached: no connection is judged without them.
         let selected_cgroups = match &config.cgroups {
             Some(ids) => {
@@ -172,27 +197,32 @@ impl Capture {
             None => None,
         };
 
+        // The watch for new programs now, so that the scan of what runs now overlaps the
+        // verification of the socket programs; the watch before the scan: a program
+        // started during the scan is seen by one or the other.
+        let mut tls = tls.map(|mut hooks| {
+            timed("TLS: new binaries watched", || {
+                hooks.watch_new_binaries(&mut ebpf)
+            });
+            hooks
+        });
+        let discovery = tls.as_ref().map(|hooks| hooks.find_running(config.pid));
+
         attach_btf_tracepoints(&mut ebpf, backend, btf)?;
-        // The kernel BTF's last use: its parse (tens of MiB) is freed before the TLS scan
-        // reads symbol tables, so the two never add up in the peak RSS.
+        // The kernel BTF's last use: its parse (tens of MiB) is freed before the TLS targets'
+        // symbol tables are read and the ring is mapped (see `return_freed_heap`).
         let (object, features) = (kernel.object, kernel.features);
         drop(kernel);
         for &(program, category, name) in TRACEPOINTS {
-            load_tracepoint(&mut ebpf, program, category, name)?
-                .attach(category, name)
-                .map_err(|e| attach_error(program, category, name, e))?;
+            timed(program, || {
+                load_tracepoint(&mut ebpf, program, category, name)?
+                    .attach(category, name)
+                    .map_err(|e| attach_error(program, category, name, e))
+            })?;
         }
-
-        let tls = if config.tls {
-            TlsHooks::load(&mut ebpf, backend, features).map(|mut hooks| {
-                // Watch first: a program started during the scan is seen by one or the other.
-                hooks.watch_new_binaries(&mut ebpf);
-                hooks.attach_running(&mut ebpf, config.pid);
-                hooks
-            })
-        } else {
-            None
-        };
+        if let (Some(hooks), Some(discovery)) = (tls.as_mut(), discovery) {
+            hooks.attach_found(&mut ebpf, discovery);
+        }
 
         let binaries = match &tls {
             Some(hooks) => ebpf
@@ -201,6 +231,7 @@ impl Capture {
                 .map(|ring| (ring, Follower::start(hooks.seen()))),
             None => None,
         };
+        return_freed_heap();
         let ring = RingBuf::try_from(
             ebpf.take_map("events")
                 .ok_or_else(|| CaptureError::Map("events", "missing".into()))?,
@@ -327,12 +358,32 @@ impl Capture {
     }
 }
 
+impl Drop for Capture {
+    /// The uprobe_multi links first, in parallel; the rest as the fields drop.
+    fn drop(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            close_in_parallel(tls.take_links());
+        }
+    }
+}
+
 fn insert_cgroups(map: &mut BpfHashMap<MapData, u64, u8>, ids: &[u64]) -> Result<(), CaptureError> {
     for id in ids {
         map.insert(id, 1, 0)
             .map_err(|e| CaptureError::Map("selected_cgroups", e.to_string()))?;
     }
     Ok(())
+}
+
+/// Gives the memory the start freed (the kernel BTF, the TLS scan's symbol tables) back to
+/// the system before the ring is mapped: malloc would keep it, and it would add up with the
+/// ring's pages in the peak RSS.
+fn return_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory that is free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// What every load needs from the kernel: its CPUs, its BTF, what its BPF offers, and
@@ -416,13 +467,18 @@ pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
         )
         .load(kernel.object_bytes())
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
-    for &(program, event) in kernel.backend.tracepoints() {
-        load_btf_tracepoint(&mut ebpf, program, event, &kernel.btf)?;
-    }
+    load_btf_tracepoints(&mut ebpf, kernel.backend, &kernel.btf)?;
     for &(program, category, name) in TRACEPOINTS {
         load_tracepoint(&mut ebpf, program, category, name)?;
     }
-    let tls_probes_load = TlsHooks::load(&mut ebpf, kernel.backend, kernel.features).is_some();
+    let tls_probes_load = TlsHooks::load(
+        &mut ebpf,
+        kernel.backend,
+        kernel.features,
+        kernel.object_bytes(),
+        &kernel.btf,
+    )
+    .is_some();
     Ok(TrialLoad {
         object: kernel.object,
         backend: kernel.backend,
@@ -431,14 +487,21 @@ pub fn trial_load(all_ports: bool) -> Result<TrialLoad, CaptureError> {
     })
 }
 
-/// The backend's BTF tracepoint programs; nothing of the other backend is attached.
+/// The backend's BTF tracepoint programs, verified in parallel, then attached in order;
+/// nothing of the other backend is attached.
 fn attach_btf_tracepoints(
     ebpf: &mut Ebpf,
     backend: Backend,
     btf: &Btf,
 ) -> Result<(), CaptureError> {
+    load_btf_tracepoints(ebpf, backend, btf)?;
     for &(program, event) in backend.tracepoints() {
-        load_btf_tracepoint(ebpf, program, event, btf)?
+        let tracepoint: &mut BtfTracePoint = ebpf
+            .program_mut(program)
+            .ok_or(CaptureError::MissingProgram(program))?
+            .try_into()
+            .map_err(|e| attach_error(program, "tp_btf", event, e))?;
+        tracepoint
             .attach()
             .map_err(|e| attach_error(program, "tp_btf", event, e))?;
     }
@@ -463,23 +526,6 @@ fn load_tracepoint<'a>(
     Ok(tracepoint)
 }
 
-fn load_btf_tracepoint<'a>(
-    ebpf: &'a mut Ebpf,
-    program: &'static str,
-    event: &'static str,
-    btf: &Btf,
-) -> Result<&'a mut BtfTracePoint, CaptureError> {
-    let tracepoint: &mut BtfTracePoint = ebpf
-        .program_mut(program)
-        .ok_or(CaptureError::MissingProgram(program))?
-        .try_into()
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    tracepoint
-        .load(event, btf)
-        .map_err(|e| attach_error(program, "tp_btf", event, e))?;
-    Ok(tracepoint)
-}
-
 /// A `binary_event` from the kernel, length-checked.
 fn decode_binary_event(bytes: &[u8]) -> Option<RawBinaryEvent> {
     let field = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
@@ -489,7 +535,7 @@ fn decode_binary_event(bytes: &[u8]) -> Option<RawBinaryEvent> {
     })
 }
 
-fn attach_error(
+pub(crate) fn attach_error(
     program: &'static str,
     category: &'static str,
     name: &'static str,

@@ -2,19 +2,25 @@
 //! offset (entry and every return instruction), Node's TLSWrap and rustls by file offset.
 //! Each file is hooked once, by (device, inode), whichever process or path led to it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
 use aya::programs::{TracePoint, UProbe};
-use aya::Ebpf;
+use aya::{Btf, Ebpf};
 
 use crate::backend::Backend;
+use crate::discovery::Discovery;
+use crate::elf;
 use crate::features::KernelFeatures;
 use crate::golang::{GoTlsBinary, GoTlsFunction};
 use crate::refusal::Refusal;
+use crate::timing::timed;
 use crate::tls::node::{NodeBinary, NodeFunction};
 use crate::tls::rustls::{RustlsBinary, RustlsFunction, Unhookable};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
+use crate::uprobe_multi::{self, MultiProgram};
 
 /// OpenSSL functions hooked: (entry program, symbol). Each also gets the backend's
 /// return probe, attached first so that no call can enter unseen and return seen.
@@ -83,6 +89,8 @@ pub struct TlsHooks {
     attach_cookies: bool,
     hooked: Vec<TlsTarget>,
     seen: HashSet<FileId>,
+    /// How the probes reach the kernel, and the uprobe_multi links made.
+    links: Links,
     /// The rustls programs loaded (they are loaded on their own: a kernel that refuses
     /// them keeps the other libraries' hooks).
     rustls: bool,
@@ -91,7 +99,15 @@ pub struct TlsHooks {
 impl TlsHooks {
     /// Loads the uprobe programs. A failure costs HTTPS plaintext only: it is logged and
     /// capture goes on without TLS hooks (`None`).
-    pub fn load(ebpf: &mut Ebpf, backend: Backend, features: KernelFeatures) -> Option<Self> {
+    /// The programs go to uprobe_multi links where the kernel has them (one link per
+    /// program and file: a fast detach), else to perf-event uprobes.
+    pub fn load(
+        ebpf: &mut Ebpf,
+        backend: Backend,
+        features: KernelFeatures,
+        object: &[u8],
+        btf: &Btf,
+    ) -> Option<Self> {
         let mut programs: Vec<&str> = OPENSSL_PROBES.iter().map(|&(p, _)| p).collect();
         if backend == Backend::Syscall {
             programs.push(OPENSSL_SET_FD.0);
@@ -114,14 +130,30 @@ impl TlsHooks {
                 NODE_CLEAR,
             ]);
         }
-        if let Err(err) = load_programs(ebpf, &programs) {
-            tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
-            return None;
-        }
-        let rustls = load_programs(ebpf, RUSTLS_PROGRAMS)
-            .map_err(|err| tracing::warn!(%err, "rustls programs stay encrypted: its uprobe programs do not load"))
-            .is_ok();
+        let all: Vec<&'static str> = programs.iter().chain(RUSTLS_PROGRAMS).copied().collect();
+        let multi = uprobe_multi_allowed()
+            .then(|| {
+                timed("uprobe_multi programs loaded", || {
+                    uprobe_multi::load(ebpf, object, btf, &all)
+                })
+            })
+            .flatten();
+        let (links, rustls) = match multi {
+            Some(programs) => (
+                Links::Multi {
+                    programs,
+                    links: Vec::new(),
+                },
+                true,
+            ),
+            None => (Links::PerfEvent, load_perf_programs(ebpf, &programs)?),
+        };
+        tracing::debug!(
+            uprobe_multi = matches!(links, Links::Multi { .. }),
+            "TLS programs loaded"
+        );
         Some(Self {
+            links,
             rustls,
             backend,
             attach_cookies: features.attach_cookies,
@@ -130,53 +162,49 @@ impl TlsHooks {
         })
     }
 
-    /// Hooks every libssl found, and the executables of running processes that hold a TLS
-    /// stack (Go crypto/tls, static OpenSSL). With `pid`, only what that process runs: its
-    /// executable and the libraries it has mapped (fewer probes, a faster detach).
-    pub fn attach_running(&mut self, ebpf: &mut Ebpf, pid: Option<u32>) {
-        let targets = match pid {
-            Some(pid) => {
-                let executable = tls::executable_of(pid, &mut self.seen)
-                    .and_then(|path| tls::classify_executable(&path));
-                let mut targets = tls::libraries_of(pid, &mut self.seen);
-                targets.extend(executable);
-                targets
-            }
-            None => {
-                let mut targets = tls::find_libraries(&mut self.seen);
-                targets.extend(tls::find_executables(&mut self.seen));
-                targets
-            }
-        };
-        for target in targets {
-            self.attach(ebpf, target);
+    /// Starts looking for every libssl and the executables of running processes that
+    /// hold a TLS stack (Go crypto/tls, static OpenSSL...), on a thread of its own. With
+    /// `pid`, only what that process runs: its executable and the libraries it has mapped
+    /// (fewer probes, a faster detach). [`TlsHooks::attach_found`] hooks what it found.
+    pub(crate) fn find_running(&self, pid: Option<u32>) -> Discovery {
+        Discovery::start(pid, self.seen.clone())
+    }
+
+    /// Hooks what `discovery` found, once it ends.
+    pub(crate) fn attach_found(&mut self, ebpf: &mut Ebpf, discovery: Discovery) {
+        let found = discovery.finish();
+        self.seen.extend(found.seen);
+        for target in found.targets {
+            timed("TLS target attached", || self.attach(ebpf, target));
         }
     }
 
     /// Attaches the probes for one target; logs the outcome. Returns whether it is hooked.
     pub fn attach(&mut self, ebpf: &mut Ebpf, target: TlsTarget) -> bool {
+        let attacher = &mut Attacher::new(ebpf, &mut self.links, &target.path);
         let attached = match &target.kind {
             TargetKind::Go(_) | TargetKind::Node(_) if !self.attach_cookies => {
                 Err("not hooked: this kernel has no BPF attach cookies (bpf_get_attach_cookie), which its probes need; its HTTPS stays encrypted".into())
             }
             TargetKind::Libssl | TargetKind::StaticOpenssl if !self.attach_cookies => {
-                attach_by_symbol(ebpf, self.backend, &target, OPENSSL_PROBES, 0)
+                attach_by_symbol(attacher, self.backend, &target, OPENSSL_PROBES, 0)
             }
             TargetKind::Libssl | TargetKind::StaticOpenssl => {
-                attach_openssl(ebpf, self.backend, &target)
+                attach_openssl(attacher, self.backend, &target)
             }
-            TargetKind::Gnutls => attach_by_symbol(ebpf, self.backend, &target, GNUTLS_PROBES, 0),
-            TargetKind::Go(binary) => attach_go(ebpf, &target, binary),
-            TargetKind::Node(binary) => attach_node(ebpf, self.backend, &target, binary),
+            TargetKind::Gnutls => attach_by_symbol(attacher, self.backend, &target, GNUTLS_PROBES, 0),
+            TargetKind::Go(binary) => attach_go(attacher, binary),
+            TargetKind::Node(binary) => attach_node(attacher, self.backend, &target, binary),
             TargetKind::Rustls(_) if !self.rustls => {
                 Err("not hooked: the kernel refused the rustls programs (logged at start)".into())
             }
-            TargetKind::Rustls(binary) => attach_rustls(ebpf, self.backend, &target, binary),
+            TargetKind::Rustls(binary) => attach_rustls(attacher, self.backend, binary),
         };
+        let attached = attached.and_then(|functions| attacher.finish().map(|()| functions));
         match attached {
             Ok(0) => false,
-            Ok(probes) => {
-                tracing::debug!(target = %target.describe(), probes, "TLS functions hooked");
+            Ok(functions) => {
+                tracing::debug!(target = %target.describe(), functions, "TLS functions hooked");
                 self.hooked.push(target);
                 true
             }
@@ -195,9 +223,18 @@ impl TlsHooks {
         &self.hooked
     }
 
+    /// The uprobe_multi links made so far (none with perf-event uprobes, which their
+    /// programs own); closing one detaches its probes.
+    pub fn take_links(&mut self) -> Vec<OwnedFd> {
+        match &mut self.links {
+            Links::Multi { links, .. } => std::mem::take(links),
+            Links::PerfEvent => Vec::new(),
+        }
+    }
+
     /// Reports processes that exec or load libraries from now on (see `follow`). Without
     /// it only what runs now is hooked: logged, capture goes on.
-    pub fn watch_new_binaries(&self, ebpf: &mut Ebpf) {
+    pub fn watch_new_binaries(&mut self, ebpf: &mut Ebpf) {
         let exec = (|| -> Result<(), String> {
             let tracepoint: &mut TracePoint = ebpf
                 .program_mut(PROCESS_EXEC)
@@ -214,11 +251,10 @@ impl TlsHooks {
             tracing::warn!(%err, "TLS: programs started from now on will not be hooked");
         }
         for path in tls::distinct_files(LOADERS) {
-            let attached = uprobe(ebpf, LIBRARIES_CHANGED).and_then(|p| {
-                p.attach(LOADER_HOOK, &path, UProbeScope::AllProcesses)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            });
+            let mut attacher = Attacher::new(ebpf, &mut self.links, &path);
+            let attached = attacher
+                .attach_point(LIBRARIES_CHANGED, LOADER_HOOK.into())
+                .and_then(|()| attacher.finish());
             if let Err(err) = attached {
                 tracing::warn!(loader = %path.display(), %err, "TLS: libraries loaded from now on will not be hooked");
             }
@@ -231,11 +267,41 @@ impl TlsHooks {
     }
 }
 
+/// `HTTPSCOPE_UPROBE_MULTI=off` keeps the perf-event uprobes where uprobe_multi links
+/// would do (to compare them, or to test the older kernels' path on a newer one).
+fn uprobe_multi_allowed() -> bool {
+    std::env::var_os("HTTPSCOPE_UPROBE_MULTI").is_none_or(|v| v != "off")
+}
+
+/// Loads `programs` and the rustls programs for perf-event uprobes; `None` when the
+/// first are refused, and whether the rustls programs loaded.
+fn load_perf_programs(ebpf: &mut Ebpf, programs: &[&str]) -> Option<bool> {
+    if let Err(err) = load_programs(ebpf, programs) {
+        tracing::warn!(%err, "TLS capture is off: its uprobe programs do not load");
+        return None;
+    }
+    let rustls = load_programs(ebpf, RUSTLS_PROGRAMS)
+        .map_err(|err| tracing::warn!(%err, "rustls programs stay encrypted: its uprobe programs do not load"))
+        .is_ok();
+    Some(rustls)
+}
+
+/// The symbols probed: OpenSSL's, GnuTLS's and the dynamic loader's hook.
+fn probed_symbols() -> Vec<&'static str> {
+    OPENSSL_PROBES
+        .iter()
+        .chain(GNUTLS_PROBES)
+        .chain([&OPENSSL_SET_FD])
+        .map(|&(_, symbol)| symbol)
+        .chain([LOADER_HOOK])
+        .collect()
+}
+
 /// Loads the uprobe programs named; the first refusal is the error.
 fn load_programs(ebpf: &mut Ebpf, programs: &[&str]) -> Result<(), String> {
     for &program in programs {
-        uprobe(ebpf, program)?
-            .load()
+        let probe = uprobe(ebpf, program)?;
+        timed(program, || probe.load())
             .map_err(|e| format!("{program}: {}", Refusal::of_program(program, &e)))?;
     }
     Ok(())
@@ -250,16 +316,103 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, Strin
     Ok(probe)
 }
 
-fn attach_at<'a>(
-    ebpf: &mut Ebpf,
-    program: &str,
-    point: impl Into<UProbeAttachPoint<'a>>,
-    target: &TlsTarget,
-) -> Result<(), String> {
-    uprobe(ebpf, program)?
-        .attach(point, &target.path, UProbeScope::AllProcesses)
-        .map(drop)
-        .map_err(|e| format!("{program}: {e}"))
+/// How the probes reach the kernel.
+enum Links {
+    /// Perf-event uprobes, one per probe, attached and owned by aya's programs.
+    PerfEvent,
+    /// uprobe_multi links, one per program and file (see `uprobe_multi`).
+    Multi {
+        programs: HashMap<&'static str, MultiProgram>,
+        links: Vec<OwnedFd>,
+    },
+}
+
+/// The probes of one file: attached at once (perf events), or gathered until
+/// [`Attacher::finish`] links each program's (uprobe_multi).
+struct Attacher<'e> {
+    ebpf: &'e mut Ebpf,
+    links: &'e mut Links,
+    path: &'e Path,
+    /// (program, file offset, cookie), in the order asked.
+    gathered: Vec<(&'static str, u64, u64)>,
+    /// The file's symbols, read once, on the first probe by symbol.
+    symbols: Option<HashMap<String, u64>>,
+}
+
+impl<'e> Attacher<'e> {
+    fn new(ebpf: &'e mut Ebpf, links: &'e mut Links, path: &'e Path) -> Self {
+        Self {
+            ebpf,
+            links,
+            path,
+            gathered: Vec::new(),
+            symbols: None,
+        }
+    }
+
+    fn attach<'a>(
+        &mut self,
+        program: &str,
+        point: impl Into<UProbeAttachPoint<'a>>,
+    ) -> Result<(), String> {
+        self.attach_point(program, point.into())
+    }
+
+    fn attach_point(&mut self, program: &str, point: UProbeAttachPoint<'_>) -> Result<(), String> {
+        let Links::Multi { programs, .. } = &*self.links else {
+            return uprobe(self.ebpf, program)?
+                .attach(point, self.path, UProbeScope::AllProcesses)
+                .map(drop)
+                .map_err(|e| format!("{program}: {e}"));
+        };
+        let (&program, _) = programs
+            .get_key_value(program)
+            .ok_or_else(|| format!("BPF program {program} is not loaded"))?;
+        let offset = match point.location {
+            UProbeAttachLocation::AbsoluteOffset(offset) => offset,
+            UProbeAttachLocation::Symbol(symbol) => self.symbol(symbol)?,
+            UProbeAttachLocation::SymbolOffset(symbol, offset) => self.symbol(symbol)? + offset,
+        };
+        self.gathered
+            .push((program, offset, point.cookie.unwrap_or(0)));
+        Ok(())
+    }
+
+    fn symbol(&mut self, symbol: &str) -> Result<u64, String> {
+        let path = self.path;
+        self.symbols
+            .get_or_insert_with(|| elf::symbol_offsets(path, &probed_symbols()))
+            .get(symbol)
+            .copied()
+            .ok_or_else(|| format!("symbol {symbol} not found"))
+    }
+
+    /// Links what was gathered: one link per program, the return probes' first (a call
+    /// whose entry is seen has its return seen).
+    fn finish(&mut self) -> Result<(), String> {
+        let Links::Multi { programs, links } = &mut *self.links else {
+            return Ok(());
+        };
+        let gathered = std::mem::take(&mut self.gathered);
+        let mut order: Vec<&'static str> = Vec::new();
+        for &(program, ..) in &gathered {
+            if !order.contains(&program) {
+                order.push(program);
+            }
+        }
+        order.sort_by_key(|program| !programs[program].returns);
+        for program in order {
+            let (offsets, cookies): (Vec<u64>, Vec<u64>) = gathered
+                .iter()
+                .filter(|(p, ..)| *p == program)
+                .map(|&(_, offset, cookie)| (offset, cookie))
+                .unzip();
+            let link = uprobe_multi::attach(&programs[program], self.path, &offsets, &cookies)
+                .map_err(|e| format!("{program}: {e}"))?;
+            links.push(link);
+        }
+        Ok(())
+    }
 }
 
 /// A probe point by file offset, with its attach cookie (none for 0, which the programs
@@ -274,30 +427,24 @@ fn at_offset(offset: u64, cookie: u64) -> UProbeAttachPoint<'static> {
 /// OpenSSL: its read and write workers when their machine code allows it (a probe there
 /// costs a fraction of one on the exported functions; see `tls::openssl_workers`), else the
 /// exported read and write functions. Returns how many read/write functions were hooked.
-fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Result<usize, String> {
+fn attach_openssl(
+    attacher: &mut Attacher,
+    backend: Backend,
+    target: &TlsTarget,
+) -> Result<usize, String> {
     let Some(workers) = openssl_workers::find(&target.path) else {
-        return attach_by_symbol(ebpf, backend, target, OPENSSL_PROBES, 0);
+        return attach_by_symbol(attacher, backend, target, OPENSSL_PROBES, 0);
     };
     for (program, worker) in OPENSSL_WORKER_PROGRAMS
         .into_iter()
         .zip([workers.write, workers.read])
     {
-        attach_at(
-            ebpf,
-            backend.tls_return_program(),
-            at_offset(worker.offset, 0),
-            target,
-        )?;
-        attach_at(
-            ebpf,
-            program,
-            at_offset(worker.offset, worker.cookie()),
-            target,
-        )?;
+        attacher.attach(backend.tls_return_program(), at_offset(worker.offset, 0))?;
+        attacher.attach(program, at_offset(worker.offset, worker.cookie()))?;
     }
     tracing::debug!(target = %target.describe(), ?workers, "OpenSSL probes on its read/write workers");
     attach_by_symbol(
-        ebpf,
+        attacher,
         backend,
         target,
         OPENSSL_HANDSHAKE_PROBE,
@@ -308,7 +455,7 @@ fn attach_openssl(ebpf: &mut Ebpf, backend: Backend, target: &TlsTarget) -> Resu
 /// A C TLS library by symbol (the first symbol is its write function), after
 /// `data_functions` read/write functions hooked otherwise; returns how many are hooked.
 fn attach_by_symbol(
-    ebpf: &mut Ebpf,
+    attacher: &mut Attacher,
     backend: Backend,
     target: &TlsTarget,
     probes: &[(&str, &str)],
@@ -316,8 +463,9 @@ fn attach_by_symbol(
 ) -> Result<usize, String> {
     let mut first_error = None;
     for (i, &(program, symbol)) in probes.iter().enumerate() {
-        let attached = attach_at(ebpf, backend.tls_return_program(), symbol, target)
-            .and_then(|()| attach_at(ebpf, program, symbol, target));
+        let attached = attacher
+            .attach(backend.tls_return_program(), symbol)
+            .and_then(|()| attacher.attach(program, symbol));
         match attached {
             // Executables without SSL_write have no libssl inside: skip them quickly.
             Err(_) if target.kind == TargetKind::StaticOpenssl && i == 0 && data_functions == 0 => {
@@ -332,7 +480,7 @@ fn attach_by_symbol(
     }
     if data_functions > 0 && backend == Backend::Syscall && target.kind != TargetKind::Gnutls {
         let (program, symbol) = OPENSSL_SET_FD;
-        if let Err(err) = attach_at(ebpf, program, symbol, target) {
+        if let Err(err) = attacher.attach(program, symbol) {
             tracing::debug!(target = %target.describe(), %err, "SSL_set_fd not hooked");
         }
     }
@@ -345,7 +493,7 @@ fn attach_by_symbol(
 /// Node's TLSWrap by file offset, and its built-in OpenSSL by symbol: OnStreamRead's returns
 /// first (a read window whose entry is seen always closes). Returns the probes attached.
 fn attach_node(
-    ebpf: &mut Ebpf,
+    attacher: &mut Attacher,
     backend: Backend,
     target: &TlsTarget,
     binary: &NodeBinary,
@@ -353,12 +501,7 @@ fn attach_node(
     let mut attached = 0;
     for probe in &binary.probes {
         if probe.function == NodeFunction::StreamRead {
-            attach_at(
-                ebpf,
-                NODE_STREAM_READ_RETURN,
-                at_offset(probe.offset, 0),
-                target,
-            )?;
+            attacher.attach(NODE_STREAM_READ_RETURN, at_offset(probe.offset, 0))?;
         }
     }
     for probe in &binary.probes {
@@ -367,14 +510,14 @@ fn attach_node(
             NodeFunction::StreamRead => NODE_STREAM_READ,
             NodeFunction::ClearIn | NodeFunction::ClearOut => NODE_CLEAR,
         };
-        attach_at(ebpf, program, at_offset(probe.offset, probe.cookie), target)?;
+        attacher.attach(program, at_offset(probe.offset, probe.cookie))?;
         attached += 1;
     }
     // Built-in OpenSSL as any other: on its workers where the machine code allows (the
     // binding then looks through SSL_read's measured frame at its caller, bpf/node_tls.bpf.h),
     // else on the exported functions.
     if binary.openssl_built_in {
-        attached += attach_openssl(ebpf, backend, target)?;
+        attached += attach_openssl(attacher, backend, target)?;
     }
     Ok(attached)
 }
@@ -401,9 +544,8 @@ fn rustls_programs(
 /// rustls by file offset, each return probe before its entry (a call whose entry is seen
 /// has its return seen). Returns how many functions were hooked.
 fn attach_rustls(
-    ebpf: &mut Ebpf,
+    attacher: &mut Attacher,
     backend: Backend,
-    target: &TlsTarget,
     binary: &RustlsBinary,
 ) -> Result<usize, String> {
     let probes = binary.probes.as_ref().map_err(|why| match why {
@@ -413,20 +555,20 @@ fn attach_rustls(
     for probe in probes {
         let (ret, entry) = rustls_programs(backend, probe.function);
         if let Some(ret) = ret {
-            attach_at(ebpf, ret, at_offset(probe.offset, 0), target)?;
+            attacher.attach(ret, at_offset(probe.offset, 0))?;
         }
-        attach_at(ebpf, entry, at_offset(probe.offset, 0), target)?;
+        attacher.attach(entry, at_offset(probe.offset, 0))?;
     }
     Ok(probes.len())
 }
 
 /// Go crypto/tls by file offset: Read's returns first, then the entries (a Read whose
 /// entry is seen always has its return seen). Returns how many probes were attached.
-fn attach_go(ebpf: &mut Ebpf, target: &TlsTarget, binary: &GoTlsBinary) -> Result<usize, String> {
+fn attach_go(attacher: &mut Attacher, binary: &GoTlsBinary) -> Result<usize, String> {
     let mut attached = 0;
     for probes in &binary.probes {
         for &offset in &probes.returns {
-            attach_at(ebpf, GO_READ_RETURN, at_offset(offset, 0), target)?;
+            attacher.attach(GO_READ_RETURN, at_offset(offset, 0))?;
             attached += 1;
         }
     }
@@ -436,12 +578,7 @@ fn attach_go(ebpf: &mut Ebpf, target: &TlsTarget, binary: &GoTlsBinary) -> Resul
             GoTlsFunction::Read => GO_READ_ENTER,
             GoTlsFunction::Handshake => GO_HANDSHAKE_ENTER,
         };
-        attach_at(
-            ebpf,
-            program,
-            at_offset(probes.entry, probes.cookie),
-            target,
-        )?;
+        attacher.attach(program, at_offset(probes.entry, probes.cookie))?;
         attached += 1;
     }
     Ok(attached)

@@ -376,6 +376,8 @@ fn mentions<const N: usize>(path: &Path, needles: [&[u8]; N]) -> [bool; N] {
         .max()
         .unwrap_or(0)
         .saturating_sub(1);
+    // A vectorised search: these files run to hundreds of MiB, all read at start.
+    let finders = needles.map(memchr::memmem::Finder::new);
     let mut buf = vec![0u8; CHUNK + keep];
     let mut carried = 0;
     loop {
@@ -384,8 +386,8 @@ fn mentions<const N: usize>(path: &Path, needles: [&[u8]; N]) -> [bool; N] {
             Ok(n) => n,
         };
         let filled = carried + read;
-        for (needle, hit) in needles.iter().zip(&mut found) {
-            *hit = *hit || buf[..filled].windows(needle.len()).any(|w| w == *needle);
+        for (finder, hit) in finders.iter().zip(&mut found) {
+            *hit = *hit || finder.find(&buf[..filled]).is_some();
         }
         if found.iter().all(|&hit| hit) {
             return found;

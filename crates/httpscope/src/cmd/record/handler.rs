@@ -106,13 +106,6 @@ impl<'a> Recorder<'a> {
                 "cost ladder: ring records dropped unread"
             );
         }
-        let report = self.pipeline.finish()?;
-        tracing::info!(
-            events = report.pipeline.events,
-            records = report.pipeline.records,
-            kernel_drops = report.kernel.dropped_events(),
-            "detached"
-        );
-        Ok(report)
+        Ok(self.pipeline.finish()?)
     }
 }

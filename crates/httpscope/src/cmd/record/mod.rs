@@ -133,8 +133,19 @@ pub(crate) fn capture(
     let mut recorder = Recorder::new(pipeline, saver, integrations, hooks)
         .dropping_records(stage.is_some_and(BenchStage::drops_records));
     capture.run(config::run_options(args, stop, containers), &mut recorder)?;
+    // Everything written first: detaching the uprobes is what takes long.
+    let finished = recorder.finish();
+    let started = std::time::Instant::now();
     drop(capture);
-    recorder.finish()
+    let report = finished?;
+    tracing::info!(
+        events = report.pipeline.events,
+        records = report.pipeline.records,
+        kernel_drops = report.kernel.dropped_events(),
+        detach_ms = started.elapsed().as_millis() as u64,
+        "detached"
+    );
+    Ok(report)
 }
 
 /// Attaches, or says what this kernel lacks when it cannot.
