@@ -1,16 +1,15 @@
 //! The capture budget on TLS plaintext: an HTTPS body past --body-limit is counted, not
 //! copied, and still reported exactly. nginx (OpenSSL) serves a 256 KiB file to curl
 //! (OpenSSL) over one keep-alive connection; both sides' plaintext comes from the uprobes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
+use macro_rules_attribute::apply;
 use serde_json::Value;
-use support::matrix::*;
-use support::*;
+
+use crate::support::matrix::*;
+use crate::support::*;
 
 const T: Duration = Duration::from_secs(60);
 const BODY_LEN: usize = 256 * 1024;
@@ -63,7 +62,8 @@ fn fetches_within_the_budget(extra: &[&str], limit: usize) {
     let certs = TempDir::new();
     make_certs(&certs.path);
     let body = file_body();
-    let (_nginx, port) = support::tls::nginx_tls_serving(&certs.path, "", &[("big.bin", &body)]);
+    let (_nginx, port) =
+        crate::support::tls::nginx_tls_serving(&certs.path, "", &[("big.bin", &body)]);
     let profiler = Profiler::start(&[port], extra);
     fetch_all(&certs.path.join("ca.pem"), port);
     let saved = certs.path.join("capture.events");
@@ -100,20 +100,14 @@ fn fetches_within_the_budget(extra: &[&str], limit: usize) {
     );
 }
 
-#[test]
+#[apply(root_test!)]
 fn large_https_bodies_are_exact_within_the_capture_budget() {
-    if !require_root("large_https_bodies_are_exact_within_the_capture_budget") {
-        return;
-    }
     // The profiler's default --body-limit.
     fetches_within_the_budget(&[], 1024);
 }
 
-#[test]
+#[apply(root_test!)]
 fn https_bodies_are_only_counted_at_body_limit_zero() {
-    if !require_root("https_bodies_are_only_counted_at_body_limit_zero") {
-        return;
-    }
     // The least kernel budget, as metrics mode sets it: heads only.
     fetches_within_the_budget(&["--body-limit", "0"], 0);
 }
