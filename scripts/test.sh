@@ -24,7 +24,7 @@ HTTPSCOPE_TEST_BACKEND=socket cargo test --release --workspace -- --test-threads
 # A suite is a module of the root test binary, picked by its path.
 HTTPSCOPE_TEST_BACKEND=syscall cargo test --release -p httpscope --test root -- \
   matrix_clients:: matrix_servers:: matrix_situations:: matrix_nonhttp:: matrix_h2:: \
-  openssl:: go_tls:: gnutls:: node_tls:: rustls:: faults:: backends:: \
+  openssl:: tls_budget:: go_tls:: gnutls:: node_tls:: rustls:: faults:: backends:: \
   all_ports:: containers:: accounting:: reused_socks:: metrics_mode:: --test-threads=1
 # The kernel matrix: doctor, the seed's demo and a subset of the root suites on Debian's
 # 5.10, 6.1 and 6.12 (each in an emulated VM) and on this machine's kernel.

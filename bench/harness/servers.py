@@ -120,7 +120,10 @@ class Context:
             (prefix / sub).mkdir(parents=True, exist_ok=True)
         # Body about as long as demo-server's `ok <timestamp>`.
         (prefix / "html" / "index.html").write_text("ok 0123456789abcdefghijklmn\n")
-        for path in (self.work, prefix, prefix / "html", prefix / "html" / "index.html"):
+        # The large-response workloads' file (resp-16k-tls).
+        (prefix / "html" / "16k.bin").write_bytes(b"0123456789abcdef" * 1024)
+        for path in (self.work, prefix, prefix / "html", prefix / "html" / "index.html",
+                     prefix / "html" / "16k.bin"):
             os.chmod(path, 0o755)
         listen = f"127.0.0.1:{port}"
         if tls:

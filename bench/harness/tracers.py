@@ -78,7 +78,7 @@ class HttpscopeTracer:
     name = "httpscope"
 
     def __init__(self, ctx, port, backend="auto", bpf_stats=False, all_ports=False, stage=None,
-                 metrics_mode=False):
+                 metrics_mode=False, capture_budget=True):
         self.ctx, self.port, self.backend, self.bpf_stats = ctx, port, backend, bpf_stats
         self.ports = ["--all-ports"] if all_ports else ["--port", port]
         # The cost ladder's stage (1-9): the capture stops after that step, writes no log.
@@ -86,6 +86,8 @@ class HttpscopeTracer:
         # Metrics mode: no log (`--output none`), Prometheus metrics scraped before the stop.
         self.metrics_port = free_ports(1, start=19400)[0] if metrics_mode else None
         self.metrics_text = None
+        # False: --no-capture-budget (every call copied whole), a control for the budget.
+        self.capture_budget = capture_budget
 
     def start(self, run_dir):
         self.out = run_dir / "records.log"
@@ -99,6 +101,8 @@ class HttpscopeTracer:
         output = ["--output", self.out]
         if self.metrics_port:
             output = ["--output", "none", "--metrics-addr", f"127.0.0.1:{self.metrics_port}"]
+        if not self.capture_budget:
+            output.append("--no-capture-budget")
         with open(self.err, "wb") as err:
             self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", *self.ports,
                                      "--capture-backend", self.backend, *output],

@@ -28,6 +28,13 @@ WORKLOADS = {
                      about="ab -c 50 (no -k): a new connection per request, demo-server `/`"),
     "resp-16k": dict(load="wrk", target="demo", path="/bytes/16384",
                      about="wrk -c 50 -t 2, 16 KiB responses"),
+    "resp-16k-tls": dict(load="wrk", target="nginx-tls", path="/16k.bin", scheme="https",
+                         about="wrk -c 50 -t 2, keep-alive HTTPS (TLS 1.3), nginx 16 KiB static file: "
+                               "the capture budget on both sides' OpenSSL plaintext"),
+    "resp-16k-tls-whole": dict(load="wrk", target="nginx-tls", path="/16k.bin", scheme="https",
+                               capture_budget=False,
+                               about="resp-16k-tls with --no-capture-budget: every plaintext call "
+                                     "copied whole (up to --capture-bytes), the budget's control"),
     "resp-1m": dict(load="wrk", target="demo", path="/bytes/1048576",
                     about="wrk -c 50 -t 2, 1 MiB responses"),
     "idle-1000": dict(load="wrk", target="demo", path="/", idle=1000,

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The capture budget per HTTP message, on plain connections: each message's
- * head and the first body_limit bytes of its body are copied, the rest of
- * the body is counted, not copied (records flagged DATA_FLAG_ELIDED, whose
- * tail after captured_len lies inside a body), and the next message is
- * copied again.
+ * The capture budget per HTTP message, on plain connections and on TLS
+ * plaintext (tls.bpf.h) alike: each message's head and the first body_limit
+ * bytes of its body are copied, the rest of the body is counted, not copied
+ * (records flagged DATA_FLAG_ELIDED, whose tail after captured_len lies
+ * inside a body), and the next message is copied again.
  *
- * Per direction, a small framing state in conn_state:
+ * Per direction, a small framing state in a struct budget_state (conn_state's
+ * for a connection's bytes, tls_budgets' for its plaintext):
  *   - HTTP/2 (the client preface, or a first SETTINGS frame on stream 0, at
  *     the start of a stream): every frame header is walked; only DATA
  *     payload beyond body_limit bytes per DATA frame is left out; HEADERS,

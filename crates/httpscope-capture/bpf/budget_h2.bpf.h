@@ -53,7 +53,7 @@ static __always_inline void h2_header(struct budget_walk *w)
 }
 
 /* First bytes of a direction's stream: HTTP/2 (preface or SETTINGS), HTTP/1, or neither. */
-static __always_inline void detect_protocol(struct conn_state *conn, struct framing *fr,
+static __always_inline void detect_protocol(__u16 origin, struct framing *fr,
 					    struct data_call *call, __u64 len)
 {
 	__u8 b[16] = {};
@@ -61,7 +61,7 @@ static __always_inline void detect_protocol(struct conn_state *conn, struct fram
 	fr->proto = FRAMING_H1;
 	fr->state = H1_LOST;
 	/* A connection joined mid-stream may hold anything: HTTP/1 resync only. */
-	if (conn->origin == ORIGIN_EXISTING || len < H2_FRAME_HEADER)
+	if (origin == ORIGIN_EXISTING || len < H2_FRAME_HEADER)
 		return;
 	if (read_call_prefix(call, b, sizeof(b)) && read_call_prefix(call, b, H2_FRAME_HEADER))
 		return;

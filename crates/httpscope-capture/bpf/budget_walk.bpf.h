@@ -2,8 +2,9 @@
 /*
  * The capture budget's walk over one call: framing steps (HTTP/1 or HTTP/2)
  * until the call is framed, then its last record; and budget_data, the
- * entry copy_data calls for plain connections. Needs budget_h1.bpf.h and
- * budget_h2.bpf.h (and what they need) included before it.
+ * entry copy_data calls for plain connections and the TLS probes for their
+ * plaintext. Needs budget_h1.bpf.h and budget_h2.bpf.h (and what they need)
+ * included before it.
  */
 #ifndef HTTPSCOPE_BUDGET_WALK_BPF_H
 #define HTTPSCOPE_BUDGET_WALK_BPF_H
@@ -106,12 +107,17 @@ static long budget_walk_callback(__u64 i, void *ctx)
 	return budget_walk_step() ? WALK_DONE : WALK_GO_ON;
 }
 
-/* len bytes at offset of a plain connection's call: copied within the budget. */
+/*
+ * len bytes at offset of a call on the streams budget tracks (a connection's
+ * bytes, or its TLS plaintext; origin: how the connection was found): copied
+ * within the budget.
+ */
 static __always_inline void budget_data(struct data_call *call, struct stat_counters *counters,
-					struct conn_state *conn, __u64 offset, __u64 len)
+					struct budget_state *budget, __u64 conn_id, __u16 origin,
+					__u64 offset, __u64 len)
 {
 	struct framing *fr =
-		call->direction == DIRECTION_SEND ? &conn->send_framing : &conn->recv_framing;
+		call->direction == DIRECTION_SEND ? &budget->send_framing : &budget->recv_framing;
 	struct budget_cursor *cur;
 	__u32 zero = 0;
 
@@ -119,7 +125,7 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 		if (offset)
 			fr->proto = FRAMING_H1;
 		else
-			detect_protocol(conn, fr, call, len);
+			detect_protocol(origin, fr, call, len);
 	} else if (fr->proto != FRAMING_NONE && fr->next != offset) {
 		/* Another call of this direction was framed out of order (threads racing). */
 		counters->values[STAT_BUDGET_FALLBACKS]++;
@@ -140,7 +146,7 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 		} else {
 			fr->state = H1_LOST;
 		}
-		emit_data(call, counters, conn->conn_id, offset, len);
+		emit_data(call, counters, conn_id, offset, len);
 		return;
 	}
 	/*
@@ -150,8 +156,8 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 	if (fr->proto == FRAMING_H1 && (fr->state == H1_LOST || fr->state == H1_HEAD)) {
 		if (len <= body_limit || len <= TINY_RECORD_CAPTURE || !starts_message(call)) {
 			fr->state = H1_LOST;
-			call->request_peek = conn;
-			emit_data(call, counters, conn->conn_id, offset, len);
+			call->request_peek = budget;
+			emit_data(call, counters, conn_id, offset, len);
 			return;
 		}
 		fr->state = H1_HEAD;
@@ -165,17 +171,17 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 	cur->mode = call->mode;
 	cur->offset = offset;
 	cur->len = len;
-	cur->conn_id = conn->conn_id;
+	cur->conn_id = conn_id;
 	cur->cap = capture_bytes < HTTPSCOPE_MAX_CAPTURE ? capture_bytes : HTTPSCOPE_MAX_CAPTURE;
 	cur->syscall = call->syscall;
 	cur->direction = call->direction;
 	cur->data_flags = call->data_flags;
-	cur->unframed_responses = conn->unframed_responses;
+	cur->unframed_responses = budget->unframed_responses;
 	cur->fr = *fr;
 	bpf_loop(BUDGET_MAX_STEPS, budget_walk_callback, NULL, 0);
 	budget_walk_finish();
 	*fr = cur->fr;
-	conn->unframed_responses = cur->unframed_responses;
+	budget->unframed_responses = cur->unframed_responses;
 }
 
 #endif /* HTTPSCOPE_BUDGET_WALK_BPF_H */

@@ -74,6 +74,17 @@ struct framing {
 	__u8 hdr[8];
 };
 
+/*
+ * The capture budget's state of one stream pair: a connection's bytes
+ * (in conn_state), or its TLS plaintext (tls_budgets, tls.bpf.h).
+ */
+struct budget_state {
+	struct framing send_framing;
+	struct framing recv_framing;
+	/* A HEAD or CONNECT request went by: responses cannot be framed by the kernel. */
+	__u8 unframed_responses;
+};
+
 struct conn_state {
 	__u64 conn_id;
 	/* Syscall backend: the struct file this fd held when we first saw it. */
@@ -97,11 +108,8 @@ struct conn_state {
 	/* Socket backend: the (process, fd) last checked to hold this socket. */
 	__u32 fd_tgid;
 	__u32 fd;
-	/* The capture budget's place in each direction. */
-	struct framing send_framing;
-	struct framing recv_framing;
-	/* A HEAD or CONNECT request went by: responses cannot be framed by the kernel. */
-	__u8 unframed_responses;
+	/* The capture budget's place in each direction (not the TLS plaintext's). */
+	struct budget_state budget;
 };
 
 struct stat_counters {

@@ -26,8 +26,8 @@ struct data_call {
 	/* DATA_FLAG_* set on every record of this call. */
 	__u8 data_flags;
 	__u8 reserved[3];
-	/* Capture budget: the connection told when this copy starts a HEAD or CONNECT request. */
-	struct conn_state *request_peek;
+	/* Capture budget: the streams told when this copy starts a HEAD or CONNECT request. */
+	struct budget_state *request_peek;
 };
 
 /* A copy starting a HEAD or CONNECT request: responses on the connection are not framed. */
@@ -316,8 +316,15 @@ static __always_inline int user_buffer_of_syscall(long nr, struct pt_regs___kern
 #if HAVE_BPF_LOOP
 /* The capture budget's entry (budget_walk.bpf.h). */
 static __always_inline void budget_data(struct data_call *call, struct stat_counters *counters,
-					struct conn_state *conn, __u64 offset, __u64 len);
+					struct budget_state *budget, __u64 conn_id, __u16 origin,
+					__u64 offset, __u64 len);
 #endif
+
+/* Whether calls are copied within the capture budget (else whole, up to capture_bytes). */
+static __always_inline int budget_applies(void)
+{
+	return HAVE_BPF_LOOP && body_limit && capture_bytes >= BUDGET_MIN_CAPTURE;
+}
 
 /* ret bytes moved on a watched connection: one record, unless they are TLS ciphertext. */
 static __always_inline void copy_data(struct stat_counters *counters, struct conn_state *conn,
@@ -333,8 +340,9 @@ static __always_inline void copy_data(struct stat_counters *counters, struct con
 	offset = call->direction == DIRECTION_SEND ? FETCH_ADD(&conn->sent, len)
 						   : FETCH_ADD(&conn->recvd, len);
 #if HAVE_BPF_LOOP
-	if (body_limit && capture_bytes >= BUDGET_MIN_CAPTURE) {
-		budget_data(call, counters, conn, offset, len);
+	if (budget_applies()) {
+		budget_data(call, counters, &conn->budget, conn->conn_id, conn->origin, offset,
+			    len);
 		return;
 	}
 #endif

@@ -87,6 +87,7 @@ static __always_inline __s64 go_tls_fd(struct pt_regs *ctx)
 /* Where a Go call's plaintext goes: its connection and that connection's plaintext offsets. */
 struct go_tls_stream {
 	__u64 conn_id;
+	__u16 origin;
 	__u64 *sent;
 	__u64 *recvd;
 };
@@ -103,6 +104,7 @@ static __always_inline int go_tls_fd_stream(__u32 tgid, __u32 fd, struct go_tls_
 		return 0;
 	conn->tls = 1;
 	out->conn_id = conn->conn_id;
+	out->origin = conn->origin;
 	out->sent = &conn->tls_sent;
 	out->recvd = &conn->tls_recvd;
 	return 1;
@@ -134,6 +136,7 @@ static __always_inline int go_tls_sock_stream(__u32 fd, struct go_tls_stream *ou
 	if (!stream->conn_id)
 		return 0;
 	out->conn_id = stream->conn_id;
+	out->origin = stream->origin;
 	out->sent = &stream->sent;
 	out->recvd = &stream->recvd;
 	return 1;
@@ -185,7 +188,7 @@ static __always_inline void go_tls_emit(struct go_tls_stream *stream, __u64 buf,
 		return;
 	counters->values[STAT_TLS_CALLS_TRACED]++;
 	offset = write ? FETCH_ADD(stream->sent, len) : FETCH_ADD(stream->recvd, len);
-	emit_data(&data, counters, stream->conn_id, offset, len);
+	copy_plaintext(&data, counters, stream->conn_id, stream->origin, offset, len);
 }
 
 SEC("uprobe")

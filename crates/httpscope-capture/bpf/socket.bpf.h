@@ -186,7 +186,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	 * copied), so the syscall is not looked at.
 	 */
 	if (ssl && conn->tls && !conn->open_pending) {
-		join_ssl_stream(ssl, tgid, conn->conn_id);
+		join_ssl_stream(ssl, tgid, conn);
 		if (ret > 0) {
 			/* As call_admitted decides for bytes moved inside a TLS call. */
 			if (all_ports)
@@ -197,7 +197,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	}
 	describe_sock_call(&call, counters, conn, sk, tgid, direction);
 	if (ssl) {
-		join_ssl_stream(ssl, tgid, conn->conn_id);
+		join_ssl_stream(ssl, tgid, conn);
 		conn->tls = 1;
 	}
 	join_go_tls_sock(sk, conn);
@@ -267,6 +267,7 @@ int BPF_PROG(sock_destroy, struct sock *sk)
 		count_silent_end(conn);
 		if (conn->tls)
 			bpf_map_delete_elem(&tls_conn_offsets, &conn->conn_id);
+		forget_tls_budget(conn);
 	}
 	/* The next sock at this address is another connection: it must not find this one's entry. */
 	if (go_tls_seen)
@@ -280,6 +281,7 @@ static __always_inline void ssl_emit_sock(struct ssl_call *call, __u64 len)
 	struct ssl_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = call->ssl };
 	struct stat_counters *counters;
 	struct tls_stream *stream;
+	__u64 *sent, *recvd;
 	__u32 zero = 0;
 
 	/*
@@ -292,18 +294,21 @@ static __always_inline void ssl_emit_sock(struct ssl_call *call, __u64 len)
 		stat_add(STAT_TLS_FD_UNKNOWN, 1);
 	if (!stream || !counters)
 		return;
+	sent = &stream->sent;
+	recvd = &stream->recvd;
 	if (call->op >= SSL_OP_RUSTLS_READ) {
 		struct tls_offsets fresh = {}, *offsets;
 
 		bpf_map_update_elem(&tls_conn_offsets, &stream->conn_id, &fresh, BPF_NOEXIST);
 		offsets = bpf_map_lookup_elem(&tls_conn_offsets, &stream->conn_id);
-		if (offsets)
-			emit_tls_data(counters, call, stream->conn_id, &offsets->sent,
-				      &offsets->recvd, len, 0);
-		return;
+		if (!offsets)
+			return;
+		sent = &offsets->sent;
+		recvd = &offsets->recvd;
 	}
-	emit_tls_data(counters, call, stream->conn_id, &stream->sent, &stream->recvd, len,
-		      stream->node);
+	/* One call site: the capture budget's walk is inlined once. */
+	emit_tls_data(counters, call, stream->conn_id, stream->origin, sent, recvd, len,
+		      call->op < SSL_OP_RUSTLS_READ && stream->node);
 }
 
 /* This backend's TLS return probe: the call's connection is the one its SSL object last used. */

@@ -93,6 +93,7 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		if (conn_reported(conn))
 			emit_close(conn);
 		count_silent_end(conn);
+		forget_tls_budget(conn);
 		bpf_map_delete_elem(&conns, &key);
 	}
 	/* accept and connect always classify: their sockets are new. */
@@ -209,6 +210,7 @@ static __always_inline void on_close(__u32 tgid, __u32 fd)
 	if (conn_reported(conn))
 		emit_close(conn);
 	count_silent_end(conn);
+	forget_tls_budget(conn);
 	bpf_map_delete_elem(&conns, &key);
 }
 
@@ -371,7 +373,8 @@ static __always_inline void ssl_emit_fd(struct ssl_call *in, __u64 len)
 	/* The hooks read this connection's plaintext: it is kept (and reported). */
 	if (all_ports && !admit_call(conn, call.fd, NULL, 0, 1))
 		return;
-	emit_tls_data(counters, &call, conn->conn_id, &conn->tls_sent, &conn->tls_recvd, len, node);
+	emit_tls_data(counters, &call, conn->conn_id, conn->origin, &conn->tls_sent,
+		      &conn->tls_recvd, len, node);
 }
 
 /* This backend's TLS return probe: the call's connection is its fd's. */

@@ -91,7 +91,10 @@ struct tls_stream {
 	__u64 sent;
 	__u64 recvd;
 	/* Bound by Node's TLSWrap (tls_lib node). */
-	__u64 node;
+	__u32 node;
+	/* How the connection was found (ORIGIN_*; 0 before a socket event joined it). */
+	__u16 origin;
+	__u16 reserved;
 };
 
 /*
@@ -139,6 +142,29 @@ struct {
 	__type(value, struct tls_offsets);
 } tls_conn_offsets SEC(".maps");
 
+/*
+ * The capture budget's state of a connection's TLS plaintext, by connection
+ * id: made at its first plaintext call, deleted when the connection ends
+ * (the syscall backend's conn_state holds the budget of its ciphertext).
+ */
+#if HAVE_BPF_LOOP
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct budget_state);
+} tls_budgets SEC(".maps");
+#endif
+
+/* A TLS connection ended: its plaintext's budget state goes. */
+static __always_inline void forget_tls_budget(struct conn_state *conn)
+{
+#if HAVE_BPF_LOOP
+	if (conn->tls)
+		bpf_map_delete_elem(&tls_budgets, &conn->conn_id);
+#endif
+}
+
 /* A Go crypto/tls probe ran: socket events look their sock up in go_tls_socks. */
 __u8 go_tls_seen = 0;
 
@@ -163,6 +189,7 @@ static __always_inline void join_go_tls_sock(void *sk, struct conn_state *conn)
 		return;
 	}
 	stream->conn_id = conn->conn_id;
+	stream->origin = conn->origin;
 	conn->tls = 1;
 }
 
@@ -363,8 +390,10 @@ int ssl_set_fd_enter(struct pt_regs *ctx)
 }
 
 /* Socket backend: a socket call inside that TLS library call: the SSL object's connection. */
-static __always_inline void join_ssl_stream(struct ssl_call *ssl, __u32 tgid, __u64 conn_id)
+static __always_inline void join_ssl_stream(struct ssl_call *ssl, __u32 tgid,
+					    struct conn_state *conn)
 {
+	__u64 conn_id = conn->conn_id;
 	struct ssl_key key = { .tgid = tgid, .ssl = ssl->ssl };
 	struct tls_stream *stream;
 
@@ -375,7 +404,7 @@ static __always_inline void join_ssl_stream(struct ssl_call *ssl, __u32 tgid, __
 	if (stream && stream->conn_id == conn_id)
 		return;
 	/* A new object, or one reused for another connection: its streams start over. */
-	struct tls_stream fresh = { .conn_id = conn_id };
+	struct tls_stream fresh = { .conn_id = conn_id, .origin = conn->origin };
 
 	bpf_map_update_elem(&tls_streams, &key, &fresh, BPF_ANY);
 }
@@ -443,10 +472,38 @@ static __always_inline __u16 ssl_call_id(__u8 op, int node)
 	return write ? SYSCALL_SSL_WRITE : SYSCALL_SSL_READ;
 }
 
+/*
+ * len bytes of TLS plaintext at offset of the connection's plaintext stream:
+ * within the capture budget, as a plain connection's bytes are.
+ */
+static __always_inline void copy_plaintext(struct data_call *data, struct stat_counters *counters,
+					   __u64 conn_id, __u16 origin, __u64 offset, __u64 len)
+{
+#if HAVE_BPF_LOOP
+	if (budget_applies()) {
+		struct budget_state *budget = bpf_map_lookup_elem(&tls_budgets, &conn_id);
+
+		if (!budget) {
+			struct budget_state fresh = {};
+
+			bpf_map_update_elem(&tls_budgets, &conn_id, &fresh, BPF_NOEXIST);
+			budget = bpf_map_lookup_elem(&tls_budgets, &conn_id);
+		}
+		if (budget) {
+			/* A connection's origin unknown: joined mid-stream, for all we know. */
+			budget_data(data, counters, budget, conn_id,
+				    origin ? origin : ORIGIN_EXISTING, offset, len);
+			return;
+		}
+	}
+#endif
+	emit_data(data, counters, conn_id, offset, len);
+}
+
 /* The plaintext of a returned call, on its own per-direction stream of the connection. */
 static __always_inline void emit_tls_data(struct stat_counters *counters, struct ssl_call *call,
-					  __u64 conn_id, __u64 *tls_sent, __u64 *tls_recvd,
-					  __u64 len, int node)
+					  __u64 conn_id, __u16 origin, __u64 *tls_sent,
+					  __u64 *tls_recvd, __u64 len, int node)
 {
 	int write = ssl_call_writes(call->op);
 	struct data_call data = {
@@ -460,7 +517,7 @@ static __always_inline void emit_tls_data(struct stat_counters *counters, struct
 	__u64 offset = write ? FETCH_ADD(tls_sent, len) : FETCH_ADD(tls_recvd, len);
 
 	counters->values[STAT_TLS_CALLS_TRACED]++;
-	emit_data(&data, counters, conn_id, offset, len);
+	copy_plaintext(&data, counters, conn_id, origin, offset, len);
 }
 
 #endif /* HTTPSCOPE_TLS_BPF_H */

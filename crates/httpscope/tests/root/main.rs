@@ -65,6 +65,8 @@ mod reused_socks;
 mod rustls;
 // `httpscope stats` on recorded traces (no root needed).
 mod stats;
+// HTTPS bodies past --body-limit counted, not copied, and still exact.
+mod tls_budget;
 // Attaching to and detaching from HTTPS servers under load never changes what they see.
 mod tls_safety;
 // `httpscope top` in a real terminal (tmux).

@@ -313,6 +313,15 @@ pub fn hooked_late(stderr: &str, name: &str) -> String {
 /// nginx serving HTTPS (OpenSSL) on a free port with the certificates in `dir`, with the
 /// `locations` given (nginx configuration).
 pub fn nginx_tls(dir: &Path, locations: &str) -> (super::matrix::Nginx, u16) {
+    nginx_tls_serving(dir, locations, &[])
+}
+
+/// `nginx_tls` with `files` written to its document root first.
+pub fn nginx_tls_serving(
+    dir: &Path,
+    locations: &str,
+    files: &[(&str, &[u8])],
+) -> (super::matrix::Nginx, u16) {
     let port = super::matrix::free_port();
     let d = dir.display();
     let server = format!(
@@ -320,7 +329,7 @@ pub fn nginx_tls(dir: &Path, locations: &str) -> (super::matrix::Nginx, u16) {
          ssl_certificate {d}/server.pem;\n\
          ssl_certificate_key {d}/server.key;\n{locations}"
     );
-    let nginx = super::matrix::Nginx::start(&server, "", &[]);
+    let nginx = super::matrix::Nginx::start(&server, "", files);
     super::matrix::wait_listening(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
     (nginx, port)
 }
