@@ -38,10 +38,10 @@ pub(crate) fn load(
         .map_err(|err| tracing::debug!(%err, "uprobe_multi: the object does not relocate"))
         .ok()?;
     let mut loaded = HashMap::new();
-    for &name in programs {
-        match load_program(&relocated, name) {
+    for (name, program) in programs.iter().zip(load_all(&relocated, programs)) {
+        match program {
             Ok(program) => {
-                loaded.insert(name, program);
+                loaded.insert(*name, program);
             }
             Err(err) => {
                 tracing::debug!(program = name, %err, "uprobe_multi: not loaded");
@@ -51,6 +51,30 @@ pub(crate) fn load(
     }
     let first = loaded.values().next()?;
     supported(&first.fd).then_some(loaded)
+}
+
+/// Loads `programs`, a thread each: the verifier works on each alone, and the return
+/// probes that carry the capture budget's walk take a few hundred ms apiece.
+fn load_all(relocated: &Relocated, programs: &[&'static str]) -> Vec<Result<MultiProgram, String>> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = programs
+            .iter()
+            .map(|&name| {
+                std::thread::Builder::new()
+                    .name("verify".into())
+                    .spawn_scoped(scope, move || load_program(relocated, name))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|thread| match thread {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(err) => Err(format!("no thread to load it on: {err}")),
+            })
+            .collect()
+    })
 }
 
 /// Attaches `program` at `offsets` of the file at `path` (each with its cookie), in one link.
