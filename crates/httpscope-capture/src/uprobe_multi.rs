@@ -10,6 +10,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aya::maps::{Map, MapData};
 use aya::{Btf, Ebpf};
@@ -37,8 +38,17 @@ pub(crate) fn load(
     let relocated = relocated(ebpf, object, btf)
         .map_err(|err| tracing::debug!(%err, "uprobe_multi: the object does not relocate"))
         .ok()?;
-    let mut loaded = HashMap::new();
-    for (name, program) in programs.iter().zip(load_all(&relocated, programs)) {
+    // One program first: a kernel without uprobe_multi links is told apart before the
+    // verifier works on the others (an old kernel may verify them all, then refuse the link).
+    let (&first_name, rest) = programs.split_first()?;
+    let first = load_program(&relocated, first_name)
+        .map_err(|err| tracing::debug!(program = first_name, %err, "uprobe_multi: not loaded"))
+        .ok()?;
+    if !supported(&first.fd) {
+        return None;
+    }
+    let mut loaded = HashMap::from([(first_name, first)]);
+    for (name, program) in rest.iter().zip(load_all(&relocated, rest)) {
         match program {
             Ok(program) => {
                 loaded.insert(*name, program);
@@ -49,32 +59,45 @@ pub(crate) fn load(
             }
         }
     }
-    let first = loaded.values().next()?;
-    supported(&first.fd).then_some(loaded)
+    Some(loaded)
 }
 
-/// Loads `programs`, a thread each: the verifier works on each alone, and the return
-/// probes that carry the capture budget's walk take a few hundred ms apiece.
+/// Loads `programs` on as many threads as there are CPUs: the verifier works on each
+/// alone, and the return probes that carry the capture budget's walk take a few hundred
+/// ms apiece.
 fn load_all(relocated: &Relocated, programs: &[&'static str]) -> Vec<Result<MultiProgram, String>> {
-    std::thread::scope(|scope| {
-        let running: Vec<_> = programs
-            .iter()
-            .map(|&name| {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&name) = programs.get(at) else {
+                return done;
+            };
+            done.push((at, load_program(relocated, name)));
+        }
+    };
+    let mut results: Vec<_> = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..workers.min(programs.len()))
+            .map(|_| {
                 std::thread::Builder::new()
                     .name("verify".into())
-                    .spawn_scoped(scope, move || load_program(relocated, name))
+                    .spawn_scoped(scope, work)
             })
             .collect();
         running
             .into_iter()
-            .map(|thread| match thread {
+            .flat_map(|thread| match thread {
                 Ok(thread) => thread
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(err) => Err(format!("no thread to load it on: {err}")),
+                Err(err) => vec![(usize::MAX, Err(format!("no thread to load on: {err}")))],
             })
             .collect()
-    })
+    });
+    results.sort_by_key(|(at, _)| *at);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Attaches `program` at `offsets` of the file at `path` (each with its cookie), in one link.
