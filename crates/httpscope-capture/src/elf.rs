@@ -2,10 +2,77 @@
 //! file offset a uprobe takes for a virtual address or a symbol.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
 
+use object::read::ReadCache;
 use object::{Object, ObjectSection, ObjectSymbol, ReadRef};
+
+/// An ELF file read on demand (a Go or Node.js binary can be hundreds of MB), except its
+/// symbol names: a scan of the symbol tables reads every name, and [`ReadCache`] alone
+/// reads each with a system call of its own (Node's 200,000 symbols: a quarter of a
+/// second per scan). Their string tables are read whole, once, instead.
+pub struct ElfFile {
+    cache: ReadCache<File>,
+    /// The file ranges of `.strtab` and `.dynstr`.
+    strings: Vec<Range<u64>>,
+}
+
+impl ElfFile {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let cache = ReadCache::new(File::open(path)?);
+        let strings = string_tables(&cache);
+        Ok(Self { cache, strings })
+    }
+
+    /// The file's bytes, for `object::File::parse` and the readers of machine code.
+    pub fn data(&self) -> ElfData<'_> {
+        ElfData { file: self }
+    }
+}
+
+/// The string tables' file ranges (none if the file is not ELF: its parse fails later).
+fn string_tables(cache: &ReadCache<File>) -> Vec<Range<u64>> {
+    let Ok(file) = object::File::parse(cache) else {
+        return Vec::new();
+    };
+    file.sections()
+        .filter(|s| matches!(s.name(), Ok(".strtab" | ".dynstr")))
+        .filter_map(|s| s.file_range())
+        .map(|(offset, size)| offset..offset.saturating_add(size))
+        .collect()
+}
+
+/// [`ElfFile`]'s bytes: what `object` reads of it.
+#[derive(Clone, Copy)]
+pub struct ElfData<'a> {
+    file: &'a ElfFile,
+}
+
+impl<'a> ReadRef<'a> for ElfData<'a> {
+    fn len(self) -> Result<u64, ()> {
+        (&self.file.cache).len()
+    }
+
+    fn read_bytes_at(self, offset: u64, size: u64) -> Result<&'a [u8], ()> {
+        (&self.file.cache).read_bytes_at(offset, size)
+    }
+
+    fn read_bytes_at_until(self, range: Range<u64>, delimiter: u8) -> Result<&'a [u8], ()> {
+        let Some(table) = self.file.strings.iter().find(|t| t.contains(&range.start)) else {
+            return (&self.file.cache).read_bytes_at_until(range, delimiter);
+        };
+        // The whole table, read on its first use and kept by the cache.
+        let bytes = (&self.file.cache).read_bytes_at(table.start, table.end - table.start)?;
+        let start = usize::try_from(range.start - table.start).map_err(|_| ())?;
+        let end = usize::try_from(range.end.min(table.end).saturating_sub(table.start))
+            .map_err(|_| ())?;
+        let rest = bytes.get(start..end).ok_or(())?;
+        let len = memchr::memchr(delimiter, rest).ok_or(())?;
+        Ok(&rest[..len])
+    }
+}
 
 /// The bytes at `range`, read from the file through the section that holds it. Only
 /// those bytes are read: a section's own data would read all of it, and the `.text` of
@@ -43,12 +110,10 @@ pub fn file_offset<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, address: u64)
 /// first, as the dynamic loader sees them), found in one pass over its symbol tables.
 pub fn symbol_offsets(path: &Path, wanted: &[&str]) -> HashMap<String, u64> {
     let mut found = HashMap::new();
-    let Ok(handle) = std::fs::File::open(path) else {
+    let Ok(elf) = ElfFile::open(path) else {
         return found;
     };
-    // Only the headers and symbol tables are read, not the whole (possibly huge) file.
-    let cache = object::read::ReadCache::new(handle);
-    let Ok(file) = object::File::parse(&cache) else {
+    let Ok(file) = object::File::parse(elf.data()) else {
         return found;
     };
     for symbol in file.dynamic_symbols().chain(file.symbols()) {
@@ -93,5 +158,33 @@ mod tests {
         let in_memory = unsafe { std::slice::from_raw_parts(code, 16) };
         assert_eq!(in_file, in_memory);
         assert_eq!(httpscope_elf_test_function(0), 0x1234_5678);
+    }
+
+    /// The whole-table reader gives each symbol the name the file's own reads give it.
+    #[test]
+    fn symbol_names_read_from_whole_string_tables_match_the_files() {
+        let exe = std::env::current_exe().unwrap();
+        let names = |symbols: Vec<Result<&[u8], object::Error>>| -> Vec<Vec<u8>> {
+            symbols.into_iter().map(|n| n.unwrap().to_vec()).collect()
+        };
+        let elf = ElfFile::open(&exe).unwrap();
+        assert!(!elf.strings.is_empty(), "no string table found");
+        let file = object::File::parse(elf.data()).unwrap();
+        let whole = names(
+            file.symbols()
+                .chain(file.dynamic_symbols())
+                .map(|s| s.name_bytes())
+                .collect(),
+        );
+        let bytes = std::fs::read(&exe).unwrap();
+        let file = object::File::parse(bytes.as_slice()).unwrap();
+        let direct = names(
+            file.symbols()
+                .chain(file.dynamic_symbols())
+                .map(|s| s.name_bytes())
+                .collect(),
+        );
+        assert!(whole.len() > 1000, "{} symbols", whole.len());
+        assert_eq!(whole, direct);
     }
 }

@@ -11,11 +11,10 @@ mod pclntab;
 use std::ops::Range;
 use std::path::Path;
 
-use object::read::ReadCache;
 use object::{Architecture, Object, ObjectSection, ObjectSymbol, ReadRef};
 use thiserror::Error;
 
-use crate::elf::{bytes_at, file_offset};
+use crate::elf::{bytes_at, file_offset, ElfFile};
 
 pub use buildinfo::GoVersion;
 pub use layout::{GoLayout, LAYOUTS};
@@ -93,8 +92,8 @@ pub enum GoInspectError {
 /// Inspects the Go binary at `path`, reading only the parts it needs (a Go binary can be
 /// hundreds of MB).
 pub fn inspect(path: &Path) -> Result<GoTlsBinary, GoInspectError> {
-    let cache = ReadCache::new(std::fs::File::open(path)?);
-    inspect_data(&cache)
+    let elf = ElfFile::open(path)?;
+    inspect_data(elf.data())
 }
 
 fn inspect_data<'d, R: ReadRef<'d>>(data: R) -> Result<GoTlsBinary, GoInspectError> {

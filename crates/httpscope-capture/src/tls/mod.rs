@@ -342,12 +342,10 @@ pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
 fn defines(path: &Path, symbol: &str) -> bool {
     use object::{Object, ObjectSymbol};
 
-    let Ok(handle) = fs::File::open(path) else {
+    let Ok(elf) = crate::elf::ElfFile::open(path) else {
         return false;
     };
-    // Only the symbol tables are read, not the whole (possibly huge) file.
-    let cache = object::read::ReadCache::new(handle);
-    let Ok(file) = object::File::parse(&cache) else {
+    let Ok(file) = object::File::parse(elf.data()) else {
         return false;
     };
     file.symbols()

@@ -4,10 +4,11 @@
 //! tables, with the non-virtual thunks (`_ZThn<N>_…`) through which virtual calls arrive,
 //! each probed with the `this` adjustment its name states.
 
-use std::fs;
 use std::path::Path;
 
 use object::{Object, ObjectSymbol};
+
+use crate::elf::ElfFile;
 
 /// `node::crypto::TLSWrap::OnStreamAlloc(size_t)`: entry (cookie: `this` adjustment).
 const STREAM_ALLOC: &str = "_ZN4node6crypto7TLSWrap13OnStreamAllocEm";
@@ -55,9 +56,8 @@ pub enum NodeInspectError {
 
 /// The probes for a Node executable's (or libnode's) TLSWrap, one symbol-table read.
 pub fn inspect(path: &Path) -> Result<NodeBinary, NodeInspectError> {
-    let handle = fs::File::open(path).map_err(|e| NodeInspectError::Read(e.to_string()))?;
-    let cache = object::read::ReadCache::new(handle);
-    let file = object::File::parse(&cache).map_err(|e| NodeInspectError::Elf(e.to_string()))?;
+    let elf = ElfFile::open(path).map_err(|e| NodeInspectError::Read(e.to_string()))?;
+    let file = object::File::parse(elf.data()).map_err(|e| NodeInspectError::Elf(e.to_string()))?;
     let mut probes = Vec::new();
     let mut openssl_built_in = false;
     for symbol in file.symbols().chain(file.dynamic_symbols()) {

@@ -28,10 +28,9 @@
 use std::path::Path;
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, Register};
-use object::read::ReadCache;
 use object::{Object, ObjectSymbol, ReadRef};
 
-use crate::elf::{bytes_at, file_offset};
+use crate::elf::{bytes_at, file_offset, ElfFile};
 
 /// Bytes of a wrapper decoded at most when looking for its call to the worker.
 const WRAPPER_BYTES: u64 = 128;
@@ -78,9 +77,8 @@ pub struct OpensslWorkers {
 
 /// The workers of the OpenSSL in the ELF file at `path`, when its code has the shape above.
 pub fn find(path: &Path) -> Option<OpensslWorkers> {
-    let file = std::fs::File::open(path).ok()?;
-    let cache = ReadCache::new(file);
-    find_in(&cache)
+    let elf = ElfFile::open(path).ok()?;
+    find_in(elf.data())
 }
 
 fn find_in<'d, R: ReadRef<'d>>(data: R) -> Option<OpensslWorkers> {

@@ -12,11 +12,10 @@ use std::ops::Range;
 use std::path::Path;
 
 use iced_x86::{Code, Decoder, DecoderOptions, Mnemonic, OpKind, Register};
-use object::read::ReadCache;
 use object::{Architecture, Object, ObjectSymbol, ReadRef, SymbolKind};
 use thiserror::Error;
 
-use crate::elf::{bytes_at, file_offset};
+use crate::elf::{bytes_at, file_offset, ElfFile};
 
 /// A string of rustls's reader (its unexpected-EOF error), in every build that reads
 /// plaintext, stripped or not: how a rustls program is recognised before parsing it.
@@ -122,10 +121,10 @@ pub enum RustlsInspectError {
 
 /// Inspects the program at `path`, which mentions [`MARKER`].
 pub fn inspect(path: &Path) -> Result<RustlsBinary, RustlsInspectError> {
-    let cache = ReadCache::new(std::fs::File::open(path)?);
-    let file = object::File::parse(&cache)?;
+    let elf = ElfFile::open(path)?;
+    let file = object::File::parse(elf.data())?;
     Ok(RustlsBinary {
-        probes: probes(&cache, &file),
+        probes: probes(elf.data(), &file),
     })
 }
 
