@@ -550,8 +550,16 @@ pub fn assert_ids(got: &[String], want: &[String], what: &str) {
 }
 
 /// Stops the profiler; with MATRIX_DUMP=<dir> set, also writes its records and stderr there.
+/// Its summary goes to the test's output, which a failing test shows: a missing exchange
+/// is then seen with what the profiler counted.
 pub fn stop(profiler: super::Profiler) -> (Vec<Value>, String) {
     let (records, stderr) = profiler.stop();
+    for line in strip_ansi(&stderr)
+        .lines()
+        .filter(|l| l.starts_with("events="))
+    {
+        eprintln!("profiler summary: {line}");
+    }
     if let Ok(dir) = std::env::var("MATRIX_DUMP") {
         let dir = Path::new(&dir);
         let _ = std::fs::create_dir_all(dir);
