@@ -160,30 +160,23 @@ mod tests {
         assert_eq!(httpscope_elf_test_function(0), 0x1234_5678);
     }
 
+    /// Every symbol's name, static symbols then dynamic ones, as `data` reads them.
+    fn symbol_names<'d, R: ReadRef<'d>>(data: R) -> Vec<Vec<u8>> {
+        let file = object::File::parse(data).unwrap();
+        file.symbols()
+            .chain(file.dynamic_symbols())
+            .map(|s| s.name_bytes().unwrap().to_vec())
+            .collect()
+    }
+
     /// The whole-table reader gives each symbol the name the file's own reads give it.
     #[test]
     fn symbol_names_read_from_whole_string_tables_match_the_files() {
         let exe = std::env::current_exe().unwrap();
-        let names = |symbols: Vec<Result<&[u8], object::Error>>| -> Vec<Vec<u8>> {
-            symbols.into_iter().map(|n| n.unwrap().to_vec()).collect()
-        };
         let elf = ElfFile::open(&exe).unwrap();
         assert!(!elf.strings.is_empty(), "no string table found");
-        let file = object::File::parse(elf.data()).unwrap();
-        let whole = names(
-            file.symbols()
-                .chain(file.dynamic_symbols())
-                .map(|s| s.name_bytes())
-                .collect(),
-        );
-        let bytes = std::fs::read(&exe).unwrap();
-        let file = object::File::parse(bytes.as_slice()).unwrap();
-        let direct = names(
-            file.symbols()
-                .chain(file.dynamic_symbols())
-                .map(|s| s.name_bytes())
-                .collect(),
-        );
+        let whole = symbol_names(elf.data());
+        let direct = symbol_names(std::fs::read(&exe).unwrap().as_slice());
         assert!(whole.len() > 1000, "{} symbols", whole.len());
         assert_eq!(whole, direct);
     }
