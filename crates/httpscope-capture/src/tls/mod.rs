@@ -292,49 +292,69 @@ pub fn find_executables(known: &mut HashSet<FileId>) -> Vec<TlsTarget> {
 /// What TLS stack an executable holds, if any: a Go crypto/tls, Node's TLSWrap, rustls,
 /// or OpenSSL's symbols.
 pub fn classify_executable(path: &Path) -> Option<TlsTarget> {
-    // Parsing reads the whole file: only files naming a hooked function get that far.
-    let [go, openssl, node, rust] = mentions(
+    let kind = match named_stack(path)? {
+        NamedStack::Node => match node::inspect(path) {
+            Ok(binary) => TargetKind::Node(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "Node.js TLS not hooked");
+                return None;
+            }
+        },
+        NamedStack::Go => match golang::inspect(path) {
+            Ok(binary) => TargetKind::Go(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "Go program's crypto/tls not hooked");
+                return None;
+            }
+        },
+        NamedStack::Rustls => match rustls::inspect(path) {
+            Ok(binary) => TargetKind::Rustls(binary),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "rustls not hooked");
+                return None;
+            }
+        },
+        NamedStack::Openssl if defines(path, "SSL_write") => TargetKind::StaticOpenssl,
+        NamedStack::Openssl => return None,
+    };
+    Some(TlsTarget {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+/// A TLS stack an executable's bytes name, before its symbols are read.
+#[derive(Debug, PartialEq, Eq)]
+enum NamedStack {
+    Node,
+    Go,
+    Rustls,
+    Openssl,
+}
+
+/// The stack a file names, in the order the checks trust them; none for a copy of the
+/// profiler. Reading symbols parses the whole file: only files naming one get that far.
+fn named_stack(path: &Path) -> Option<NamedStack> {
+    let [go, openssl, node, rust, profiler] = mentions(
         path,
         [
             GO_TLS_WRITE_NAME,
             b"SSL_write\0",
             NODE_CLEAR_OUT,
             rustls::MARKER,
+            PROFILER_MARKER,
         ],
     );
-    let kind = if node {
-        match node::inspect(path) {
-            Ok(binary) => TargetKind::Node(binary),
-            Err(err) => {
-                tracing::warn!(path = %path.display(), %err, "Node.js TLS not hooked");
-                return None;
-            }
-        }
-    } else if go {
-        match golang::inspect(path) {
-            Ok(binary) => TargetKind::Go(binary),
-            Err(err) => {
-                tracing::warn!(path = %path.display(), %err, "Go program's crypto/tls not hooked");
-                return None;
-            }
-        }
-    } else if rust {
-        match rustls::inspect(path) {
-            Ok(binary) => TargetKind::Rustls(binary),
-            Err(err) => {
-                tracing::warn!(path = %path.display(), %err, "rustls not hooked");
-                return None;
-            }
-        }
-    } else if openssl && defines(path, "SSL_write") {
-        TargetKind::StaticOpenssl
-    } else {
-        return None;
-    };
-    Some(TlsTarget {
-        path: path.to_owned(),
-        kind,
-    })
+    let named = [
+        (node, NamedStack::Node),
+        (go, NamedStack::Go),
+        (rust, NamedStack::Rustls),
+        (openssl, NamedStack::Openssl),
+    ];
+    let first = named
+        .into_iter()
+        .find_map(|(hit, stack)| hit.then_some(stack));
+    first.filter(|_| !profiler)
 }
 
 /// Whether the ELF file defines `symbol` (a program that links libssl dynamically only
@@ -352,6 +372,10 @@ fn defines(path: &Path, symbol: &str) -> bool {
         .chain(file.dynamic_symbols())
         .any(|s| !s.is_undefined() && s.name_bytes().is_ok_and(|n| n == symbol.as_bytes()))
 }
+
+/// In every build of httpscope, as this constant. Another copy of the profiler names the
+/// functions the scan looks for without holding them: it is no target.
+const PROFILER_MARKER: &[u8] = b"httpscope: the profiler's own executable, not a TLS target\0";
 
 /// Node's `TLSWrap::ClearOut` as its symbol tables hold it.
 const NODE_CLEAR_OUT: &[u8] = b"_ZN4node6crypto7TLSWrap8ClearOutEv\0";
@@ -399,6 +423,16 @@ fn mentions<const N: usize>(path: &Path, needles: [&[u8]; N]) -> [bool; N] {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A copy of a binary that links this crate (the test binary, here) is skipped,
+    /// though it holds every name the scan looks for.
+    #[test]
+    fn a_copy_of_the_profiler_is_not_a_target() {
+        let exe = std::env::current_exe().unwrap();
+        let names = [NODE_CLEAR_OUT, GO_TLS_WRITE_NAME, PROFILER_MARKER];
+        assert_eq!(mentions(&exe, names), [true; 3]);
+        assert_eq!(named_stack(&exe), None);
+    }
 
     #[test]
     fn finds_a_needle_across_chunk_boundaries() {
