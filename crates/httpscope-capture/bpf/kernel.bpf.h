@@ -153,6 +153,14 @@ struct sock {
 	struct socket *sk_socket;
 } __attribute__((preserve_access_index));
 
+/* The byte counters that tell whether a TCP stream is still at its start. */
+struct tcp_sock {
+	__u64 bytes_received;
+	__u64 bytes_sent;
+	__u32 write_seq;
+	__u32 snd_una;
+} __attribute__((preserve_access_index));
+
 struct socket {
 	short type;
 	struct file *file;

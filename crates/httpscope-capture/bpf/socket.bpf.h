@@ -51,6 +51,25 @@ static __always_inline struct conn_state *sock_conn_create(struct sock *sk, __u1
 	return conn;
 }
 
+/*
+ * The origin of a connection first seen at a data call, its open missed (open
+ * before capture, or its socket storage not made then). A receive that took
+ * every byte the stream ever received, on a stream that has written nothing,
+ * is the stream's start: it is followed from there as if its accept had been
+ * seen. Anything else is joined mid-stream.
+ */
+static __always_inline __u16 first_sight_origin(struct sock *sk, __u8 direction, int ret)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	if (direction != DIRECTION_RECV || ret <= 0)
+		return ORIGIN_EXISTING;
+	if (BPF_CORE_READ(tp, bytes_received) != (__u64)ret || BPF_CORE_READ(tp, bytes_sent) ||
+	    BPF_CORE_READ(tp, write_seq) != BPF_CORE_READ(tp, snd_una))
+		return ORIGIN_EXISTING;
+	return ORIGIN_ACCEPT;
+}
+
 /* Whether fd of process tgid holds sk; the last pair that did is remembered. */
 static __always_inline int fd_holds_sock(struct conn_state *conn, __u32 tgid, __u32 fd,
 					 struct sock *sk)
@@ -164,7 +183,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, __u
 	if (!conn)
 		conn = bpf_sk_storage_get(&sock_conns, sk, 0, 0);
 	if (!conn) {
-		conn = sock_conn_create(sk, ORIGIN_EXISTING);
+		conn = sock_conn_create(sk, first_sight_origin(sk, direction, ret));
 		if (!conn)
 			return 0;
 	}

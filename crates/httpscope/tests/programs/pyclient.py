@@ -11,6 +11,7 @@ Request ids: X-Request-Id: <prefix><i> and ?id=<prefix><i> in the URL.
   concurrent HOST PORT N PREFIX       N connections open at once, one request each
   raw       HOST PORT KIND            KIND: random | tls | h2preface; sends bytes, reads until close
   preopen   HOST PORT N PREFIX        one request, "ready" on stdout, waits for a stdin line, N more
+  preconnect HOST PORT N PREFIX       connects, "ready" on stdout, waits for a stdin line, N requests
   exit_mid  HOST PORT PREFIX          sends GET /slow and exits before the response
 """
 import http.client
@@ -232,6 +233,22 @@ def preopen(host, port, n, prefix):
     out({"requests": n + 1, "ok": ok})
 
 
+def preconnect(host, port, n, prefix):
+    conn = http.client.HTTPConnection(host, port, timeout=20)
+    conn.connect()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    ok = 0
+    for i in range(n):
+        rid = "%s%d" % (prefix, i)
+        conn.request("GET", url("/", rid), headers={"X-Request-Id": rid})
+        resp = conn.getresponse()
+        resp.read()
+        ok += resp.getheader("X-Request-Id") == rid
+    conn.close()
+    out({"requests": n, "ok": ok})
+
+
 def exit_mid(host, port, prefix):
     s = socket.create_connection((host, port), timeout=5)
     s.sendall(request_bytes(host, port, "/slow", prefix + "0"))
@@ -257,6 +274,8 @@ def main():
         raw(host, port, a[0])
     elif mode == "preopen":
         preopen(host, port, int(a[0]), a[1])
+    elif mode == "preconnect":
+        preconnect(host, port, int(a[0]), a[1])
     elif mode == "exit_mid":
         exit_mid(host, port, a[0])
     else:

@@ -876,3 +876,51 @@ fn profiler_starts_while_connection_is_open() {
     }
     assert!(assert_pairing_exact(&records) >= 2 * (n - 1));
 }
+
+#[apply(root_test!)]
+fn connection_idle_since_its_open_is_followed_from_its_first_byte() {
+    let (_server, port) = demo_server(&[]);
+    let n = 10;
+    let mut child = pyclient(&[
+        "preconnect",
+        "127.0.0.1",
+        &port.to_string(),
+        &n.to_string(),
+        "pc",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "no connection before capture");
+    let profiler = Profiler::start(&[port], &[]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(last_json(&rest)["ok"].as_u64(), Some(n as u64));
+    let (records, stderr) = stop(profiler);
+    // The socket backend sees that the server's first read starts the stream (nothing
+    // received or written before it): every exchange pairs. The client writes first, and
+    // a write does not tell; the syscall backend joins both sides mid-stream.
+    let server_from_start = stderr.contains("backend=\"socket\"");
+    for (role, comm, from_start) in [
+        ("client", "python3", false),
+        ("server", "demo-server", server_from_start),
+    ] {
+        let side = Side::of(&records, role, comm);
+        assert_eq!(side.requests.len(), n, "{comm}");
+        assert_eq!(side.responses.len(), n, "{comm}");
+        let paired = side.paired_ids();
+        let want = if from_start { n } else { n - 1 };
+        assert!(paired.len() >= want, "{comm}: {paired:?}");
+        assert_eq!(side.partial(), 0);
+    }
+    assert!(assert_pairing_exact(&records) >= 2 * (n - 1));
+}
