@@ -217,11 +217,13 @@ def raw(host, port, kind):
     out({"sent": len(payload), "received": got})
 
 
-def preopen(host, port, n, prefix):
+def preopen(host, port, n, prefix, before=1):
+    """`before` requests, "ready", a stdin line, then `n` more, on one connection."""
     conn = http.client.HTTPConnection(host, port, timeout=20)
+    conn.connect()
     ok = 0
-    for i in range(n + 1):
-        if i == 1:
+    for i in range(before + n):
+        if i == before:
             print("ready", flush=True)
             sys.stdin.readline()
         rid = "%s%d" % (prefix, i)
@@ -230,23 +232,7 @@ def preopen(host, port, n, prefix):
         resp.read()
         ok += resp.getheader("X-Request-Id") == rid
     conn.close()
-    out({"requests": n + 1, "ok": ok})
-
-
-def preconnect(host, port, n, prefix):
-    conn = http.client.HTTPConnection(host, port, timeout=20)
-    conn.connect()
-    print("ready", flush=True)
-    sys.stdin.readline()
-    ok = 0
-    for i in range(n):
-        rid = "%s%d" % (prefix, i)
-        conn.request("GET", url("/", rid), headers={"X-Request-Id": rid})
-        resp = conn.getresponse()
-        resp.read()
-        ok += resp.getheader("X-Request-Id") == rid
-    conn.close()
-    out({"requests": n, "ok": ok})
+    out({"requests": before + n, "ok": ok})
 
 
 def exit_mid(host, port, prefix):
@@ -275,7 +261,7 @@ def main():
     elif mode == "preopen":
         preopen(host, port, int(a[0]), a[1])
     elif mode == "preconnect":
-        preconnect(host, port, int(a[0]), a[1])
+        preopen(host, port, int(a[0]), a[1], before=0)
     elif mode == "exit_mid":
         exit_mid(host, port, a[0])
     else:

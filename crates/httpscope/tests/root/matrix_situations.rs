@@ -822,30 +822,22 @@ fn traced_client_exits_mid_exchange() {
     );
 }
 
-#[apply(root_test!)]
-fn profiler_starts_while_connection_is_open() {
+/// One pyclient connection to a fresh demo-server, opened with `mode` ("preopen": one
+/// exchange first; "preconnect": none) before capture starts, then `n` exchanges under
+/// capture. Returns the profiler's records and stderr.
+fn connection_opened_before_capture(mode: &str, n: usize, prefix: &str) -> (Vec<Value>, String) {
     let (_server, port) = demo_server(&[]);
-    let n = 20;
-    let mut child = pyclient(&[
-        "preopen",
-        "127.0.0.1",
-        &port.to_string(),
-        &n.to_string(),
-        "po",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let args = [mode, "127.0.0.1", &port.to_string(), &n.to_string(), prefix];
+    let mut child = pyclient(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "the first request was answered before capture"
-    );
+    assert_eq!(line.trim(), "ready", "{mode}: not ready before capture");
     let profiler = Profiler::start(&[port], &[]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
@@ -853,8 +845,15 @@ fn profiler_starts_while_connection_is_open() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(child.wait().unwrap().success());
-    assert_eq!(last_json(&rest)["ok"].as_u64(), Some(n as u64 + 1));
-    let (records, _) = stop(profiler);
+    let out = last_json(&rest);
+    assert_eq!(out["ok"], out["requests"], "{mode}: {out}");
+    stop(profiler)
+}
+
+#[apply(root_test!)]
+fn profiler_starts_while_connection_is_open() {
+    let n = 20;
+    let (records, _) = connection_opened_before_capture("preopen", n, "po");
     for (role, comm) in [("client", "python3"), ("server", "demo-server")] {
         let side = Side::of(&records, role, comm);
         // Every later request is logged; the first response after attaching may be unpaired
@@ -879,33 +878,8 @@ fn profiler_starts_while_connection_is_open() {
 
 #[apply(root_test!)]
 fn connection_idle_since_its_open_is_followed_from_its_first_byte() {
-    let (_server, port) = demo_server(&[]);
     let n = 10;
-    let mut child = pyclient(&[
-        "preconnect",
-        "127.0.0.1",
-        &port.to_string(),
-        &n.to_string(),
-        "pc",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "no connection before capture");
-    let profiler = Profiler::start(&[port], &[]);
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"go\n").unwrap();
-    drop(stdin);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success());
-    assert_eq!(last_json(&rest)["ok"].as_u64(), Some(n as u64));
-    let (records, stderr) = stop(profiler);
+    let (records, stderr) = connection_opened_before_capture("preconnect", n, "pc");
     // The socket backend sees that the server's first read starts the stream (nothing
     // received or written before it): every exchange pairs. The client writes first, and
     // a write does not tell; the syscall backend joins both sides mid-stream.
