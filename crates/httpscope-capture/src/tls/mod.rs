@@ -345,16 +345,19 @@ fn named_stack(path: &Path) -> Option<NamedStack> {
             PROFILER_MARKER,
         ],
     );
-    let named = [
-        (node, NamedStack::Node),
-        (go, NamedStack::Go),
-        (rust, NamedStack::Rustls),
-        (openssl, NamedStack::Openssl),
-    ];
-    let first = named
-        .into_iter()
-        .find_map(|(hit, stack)| hit.then_some(stack));
-    first.filter(|_| !profiler)
+    if profiler {
+        None
+    } else if node {
+        Some(NamedStack::Node)
+    } else if go {
+        Some(NamedStack::Go)
+    } else if rust {
+        Some(NamedStack::Rustls)
+    } else if openssl {
+        Some(NamedStack::Openssl)
+    } else {
+        None
+    }
 }
 
 /// Whether the ELF file defines `symbol` (a program that links libssl dynamically only
