@@ -17,6 +17,7 @@ mod ladder;
 mod loader;
 mod pacer;
 mod refusal;
+mod ring;
 mod timing;
 pub mod tls;
 mod tracefs;

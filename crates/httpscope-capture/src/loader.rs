@@ -1,6 +1,5 @@
 //! Loads the BPF object with its configuration, attaches it, and reads the ring buffer.
 
-use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
@@ -18,6 +17,7 @@ use crate::features::{BpfObject, KernelFeatures};
 use crate::follow::Follower;
 use crate::ladder::BenchStage;
 use crate::refusal::Refusal;
+use crate::ring::EventRing;
 use crate::timing::timed;
 use crate::tls::TlsTarget;
 use crate::uprobes::TlsHooks;
@@ -103,7 +103,7 @@ pub struct Capture {
     /// Processes that exec'd or loaded libraries (with TLS hooks on), and the thread
     /// that inspects them.
     binaries: Option<(RingBuf<MapData>, Follower)>,
-    ring: RingBuf<MapData>,
+    ring: EventRing,
     stats: PerCpuArray<MapData, [u64; KernelStat::COUNT]>,
     /// The cgroups selected by `--container`, when it is given.
     selected_cgroups: Option<BpfHashMap<MapData, u64, u8>>,
@@ -232,11 +232,11 @@ impl Capture {
             None => None,
         };
         return_freed_heap();
-        let ring = RingBuf::try_from(
+        let ring = EventRing::new(
             ebpf.take_map("events")
                 .ok_or_else(|| CaptureError::Map("events", "missing".into()))?,
-        )
-        .map_err(|e| CaptureError::Map("events", e.to_string()))?;
+            "events",
+        )?;
         let stats = PerCpuArray::try_from(
             ebpf.take_map("stats")
                 .ok_or_else(|| CaptureError::Map("stats", "missing".into()))?,
@@ -291,7 +291,7 @@ impl Capture {
             return Ok(handled);
         }
         let mut pollfd = libc::pollfd {
-            fd: self.ring.as_fd().as_raw_fd(),
+            fd: self.ring.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -334,12 +334,7 @@ impl Capture {
     }
 
     fn drain(&mut self, handle: &mut dyn FnMut(&[u8])) -> usize {
-        let mut handled = 0;
-        while let Some(item) = self.ring.next() {
-            handle(&item);
-            handled += 1;
-        }
-        handled
+        self.ring.drain(handle)
     }
 
     /// Sums the kernel's per-CPU counters.
