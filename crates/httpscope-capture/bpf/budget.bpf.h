@@ -48,6 +48,8 @@ struct head_scan {
 	__u64 start;
 	__u64 window;
 	__u64 line_start;
+	/* Offset from start of the next byte to look at for a line end. */
+	__u64 next;
 	/* Bytes of the head, 0 until its blank line is found. */
 	__u64 head_len;
 	__s64 content_length;

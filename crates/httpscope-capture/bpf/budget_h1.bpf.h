@@ -105,16 +105,48 @@ static __always_inline void scan_start_line(struct budget_walk *w, struct head_s
 	s->doubt = 1;
 }
 
-static long head_scan_byte(__u64 i, struct budget_walk *w)
+/*
+ * The index of the first '\n' among the word's first n bytes, or 8. Only the
+ * lowest byte the zero-byte test flags is exact (a borrow can flag the bytes
+ * above it), so only that one is taken.
+ */
+static __always_inline __u64 first_newline(__u64 word, __u64 n)
+{
+	__u64 x = word ^ (BYTES_01 * '\n'), hits = (x - BYTES_01) & ~x & BYTES_80, low, at = 0;
+
+	if (n < 8)
+		hits &= (1ULL << (8 * n)) - 1;
+	if (!hits)
+		return 8;
+	low = hits & -hits;
+	if (!(low & 0xffffffffULL)) {
+		at += 4;
+		low >>= 32;
+	}
+	if (!(low & 0xffff)) {
+		at += 2;
+		low >>= 16;
+	}
+	if (!(low & 0xff))
+		at += 1;
+	return at;
+}
+
+/* One line end of the head (or 8 bytes without one): its start line, a header, or its end. */
+static long head_scan_line(__u64 i, struct budget_walk *w)
 {
 	struct head_scan *s = &w->cur->scan;
-	__u64 at = s->start + i;
-	__u64 ls = s->line_start;
+	__u64 ls = s->line_start, at, k;
 
-	if (i >= s->window)
+	if (s->next >= s->window)
 		return WALK_DONE;
-	if (scratch_byte(w, at) != '\n')
+	k = first_newline(scratch_word(w, s->start + s->next), s->window - s->next);
+	if (k == 8) {
+		s->next += 8;
 		return WALK_GO_ON;
+	}
+	at = s->start + s->next + k;
+	s->next += k + 1;
 	if (at == ls || scratch_byte(w, at - 1) != '\r') {
 		s->doubt = 1;
 		return WALK_DONE;
@@ -149,7 +181,7 @@ static __always_inline void h1_head(struct budget_walk *w)
 		fall_back(w);
 		return;
 	}
-	bpf_loop(BUDGET_HEAD_SCAN, head_scan_byte, w, 0);
+	bpf_loop(BUDGET_HEAD_SCAN, head_scan_line, w, 0);
 	if (s->head_request)
 		w->cur->unframed_responses = 1;
 	if (s->doubt || !s->head_len || (s->response && w->cur->unframed_responses) ||

@@ -20,6 +20,10 @@
 /* "chunked" (7 bytes), little-endian. */
 #define WORD_CHUNKED 0x0064656b6e756863ULL
 
+/* Every byte of a word set to 0x01, and to 0x80. */
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_80 0x8080808080808080ULL
+
 /* The low 7 bytes of a word. */
 #define LOW7 0x00ffffffffffffffULL
 /* ASCII letters of a word in lower case (other bytes get bit 5 set). */
