@@ -103,7 +103,7 @@ impl Decoder {
             let field = if first & 0x80 != 0 {
                 let index = integer(&mut block, 7)?;
                 match self.table.get(index) {
-                    Lookup::Found(name, value) => Some((Arc::from(name), Arc::from(value))),
+                    Lookup::Found(name, value) => Some((name.clone(), value.clone())),
                     Lookup::Unknown => None,
                     Lookup::Invalid => return Err(InvalidBlock),
                 }
@@ -128,7 +128,7 @@ impl Decoder {
                 let name = match name_index {
                     0 => Some(string(&mut block)?),
                     index => match self.table.get(index) {
-                        Lookup::Found(name, _) => Some(Arc::from(name)),
+                        Lookup::Found(name, _) => Some(name.clone()),
                         Lookup::Unknown => None,
                         Lookup::Invalid => return Err(InvalidBlock),
                     },

@@ -8,7 +8,7 @@
 //! dropping it early only makes a later reference unknown.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Entries 1..=61 (RFC 7541 Appendix A).
 pub const STATIC: [(&str, &str); 61] = [
@@ -92,11 +92,23 @@ pub enum Entry {
 /// What an index refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup<'a> {
-    Found(&'a str, &'a str),
+    /// Shared, so that a field costs no allocation when the table already holds it.
+    Found(&'a Arc<str>, &'a Arc<str>),
     /// In the table, but not known to us.
     Unknown,
     /// Outside the table: the encoder is broken, or we lost track of it.
     Invalid,
+}
+
+/// The static table as shared strings, made once per process.
+fn static_entries() -> &'static [(Arc<str>, Arc<str>)] {
+    static ENTRIES: OnceLock<Vec<(Arc<str>, Arc<str>)>> = OnceLock::new();
+    ENTRIES.get_or_init(|| {
+        STATIC
+            .iter()
+            .map(|&(name, value)| (Arc::from(name), Arc::from(value)))
+            .collect()
+    })
 }
 
 #[derive(Debug)]
@@ -185,7 +197,7 @@ impl DynamicTable {
         if index == 0 {
             return Lookup::Invalid;
         }
-        if let Some(&(name, value)) = STATIC.get(index - 1) {
+        if let Some((name, value)) = static_entries().get(index - 1) {
             return Lookup::Found(name, value);
         }
         match self.entries.get(index - STATIC.len() - 1) {
@@ -211,19 +223,19 @@ mod tests {
     #[test]
     fn static_entries_and_eviction() {
         let mut t = DynamicTable::new(true, 100, 4096);
-        assert_eq!(t.get(2), Lookup::Found(":method", "GET"));
-        assert_eq!(t.get(61), Lookup::Found("www-authenticate", ""));
+        assert_eq!(t.get(2), Lookup::Found(&":method".into(), &"GET".into()));
+        assert_eq!(t.get(61), Lookup::Found(&"www-authenticate".into(), &"".into()));
         assert_eq!(t.get(0), Lookup::Invalid);
         assert_eq!(t.get(62), Lookup::Invalid);
         t.insert(known("a", "1"), 34);
         t.insert(known("b", "2"), 34);
-        assert_eq!(t.get(62), Lookup::Found("b", "2"));
-        assert_eq!(t.get(63), Lookup::Found("a", "1"));
+        assert_eq!(t.get(62), Lookup::Found(&"b".into(), &"2".into()));
+        assert_eq!(t.get(63), Lookup::Found(&"a".into(), &"1".into()));
         // A third entry evicts the oldest.
         t.insert(known("c", "3"), 34);
         assert_eq!(
             (t.get(62), t.get(64)),
-            (Lookup::Found("c", "3"), Lookup::Invalid)
+            (Lookup::Found(&"c".into(), &"3".into()), Lookup::Invalid)
         );
         t.insert(Entry::Unknown, 500);
         assert_eq!(t.len(), 0, "too large: the table empties");
@@ -234,12 +246,12 @@ mod tests {
         let mut t = DynamicTable::new(false, 4096, 4096);
         assert_eq!(t.get(62), Lookup::Unknown);
         t.insert(known("x", "1"), 34);
-        assert_eq!(t.get(62), Lookup::Found("x", "1"));
+        assert_eq!(t.get(62), Lookup::Found(&"x".into(), &"1".into()));
         assert_eq!(t.get(63), Lookup::Unknown);
         t.insert(Entry::Unknown, 40);
         assert_eq!(
             (t.get(62), t.get(63)),
-            (Lookup::Unknown, Lookup::Found("x", "1"))
+            (Lookup::Unknown, Lookup::Found(&"x".into(), &"1".into()))
         );
         t.set_max_size(0);
         assert!(t.is_complete());
