@@ -224,7 +224,10 @@ mod tests {
     fn static_entries_and_eviction() {
         let mut t = DynamicTable::new(true, 100, 4096);
         assert_eq!(t.get(2), Lookup::Found(&":method".into(), &"GET".into()));
-        assert_eq!(t.get(61), Lookup::Found(&"www-authenticate".into(), &"".into()));
+        assert_eq!(
+            t.get(61),
+            Lookup::Found(&"www-authenticate".into(), &"".into())
+        );
         assert_eq!(t.get(0), Lookup::Invalid);
         assert_eq!(t.get(62), Lookup::Invalid);
         t.insert(known("a", "1"), 34);
