@@ -57,8 +57,12 @@ impl EventRing {
         let fd = map.fd().as_fd().as_raw_fd();
         let consumer = Mapping::new(fd, page, libc::PROT_READ | libc::PROT_WRITE, 0)
             .map_err(|e| err(format!("mapping its consumer page: {e}")))?;
-        let producer = Mapping::new(fd, page + 2 * size, libc::PROT_READ, page)
-            .map_err(|e| err(format!("mapping its data: {e}")))?;
+        let producer = Mapping::new(fd, page + 2 * size, libc::PROT_READ, page).map_err(|e| {
+            err(format!(
+                "mapping its {} MiB of data: {e} (a smaller --ring-mb needs less memory)",
+                size >> 20
+            ))
+        })?;
         let view = RingView::new(consumer, producer, page, size);
         Ok(Self { map, view })
     }
@@ -191,47 +195,36 @@ struct Mapping {
 }
 
 impl Mapping {
+    /// A shared mapping of `len` bytes of the map's fd, from `offset`.
     fn new(fd: i32, len: usize, prot: i32, offset: usize) -> std::io::Result<Self> {
         let offset = libc::off_t::try_from(offset)
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the range.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd,
-                offset,
-            )
-        };
+        Self::mmap(len, prot, libc::MAP_SHARED, fd, offset)
+    }
+
+    /// Zeroed private memory, as a stand-in for a map's pages.
+    #[cfg(test)]
+    fn anonymous(len: usize) -> Self {
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        Self::mmap(len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            .expect("an anonymous mapping")
+    }
+
+    fn mmap(
+        len: usize,
+        prot: i32,
+        flags: i32,
+        fd: i32,
+        offset: libc::off_t,
+    ) -> std::io::Result<Self> {
+        // SAFETY: a fresh mapping; the kernel checks the fd and the range.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset) };
         if ptr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
         let ptr = NonNull::new(ptr.cast::<u8>())
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
         Ok(Self { ptr, len })
-    }
-
-    /// Zeroed private memory, as a stand-in for a map's pages.
-    #[cfg(test)]
-    fn anonymous(len: usize) -> Self {
-        // SAFETY: a fresh anonymous mapping.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED);
-        Self {
-            ptr: NonNull::new(ptr.cast::<u8>()).expect("mmap gave an address"),
-            len,
-        }
     }
 
     /// The address `offset` bytes in; callers keep within `len`.
