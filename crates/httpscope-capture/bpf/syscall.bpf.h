@@ -3,25 +3,47 @@
  * The syscall backend: one BTF tracepoint on the raw sys_exit event sees
  * every syscall return, picks the socket syscalls by number and reads their
  * arguments from the saved user registers, so nothing has to be parked
- * between entry and exit. Connections live in a table keyed by (tgid, fd)
- * that also remembers the struct file, so fd reuse, dup2 and pid reuse start
- * a new connection id instead of joining two.
+ * between entry and exit. A connection is keyed by (tgid, fd, struct file):
+ * fd reuse, dup2 and pid reuse start a new connection id instead of joining
+ * two.
  *
  * Needs tls.bpf.h, verdict.bpf.h and budget_walk.bpf.h included before it.
  */
 #ifndef HTTPSCOPE_SYSCALL_BPF_H
 #define HTTPSCOPE_SYSCALL_BPF_H
 
+struct fd_file_key {
+	__u32 tgid;
+	__u32 fd;
+	/* The struct file the fd held when the connection was first seen. */
+	__u64 file;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__type(key, struct fd_file_key);
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
 /*
+ * (tgid, fd) -> the file of the newest watched connection on that fd. A close
+ * is seen after its fd was released, when another thread may already have
+ * reused it: this is how the close finds the connection it ends. Entries are
+ * replaced, never deleted, since a delete by (tgid, fd) could remove the
+ * entry of the connection that just took the fd.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} fd_files SEC(".maps");
+
+/*
  * A new connection's state is built here, not on the stack: the syscall
- * program shares its 512 bytes of stack with the capture budget's walk.
+ * program shares its 512 bytes of stack with the capture budget's walk. An
+ * ended connection's last state is copied here too.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -63,38 +85,102 @@ static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 }
 
 /*
+ * Ends the connection under key: its close record, or its silent end. The
+ * delete is the claim: a close and the reuse of its fd can both end the
+ * connection at once on two CPUs, and only the one whose delete succeeds
+ * reports it. The state is copied first, as a deleted entry is reused at once.
+ */
+static __always_inline void end_conn(struct fd_file_key *key)
+{
+	struct conn_state *conn = bpf_map_lookup_elem(&conns, key);
+	struct conn_state *last;
+	__u32 zero = 0;
+
+	last = bpf_map_lookup_elem(&fresh_conns, &zero);
+	if (!conn || !last)
+		return;
+	*last = *conn;
+	if (bpf_map_delete_elem(&conns, key))
+		return;
+	if (conn_reported(last))
+		emit_close(last);
+	count_silent_end(last);
+	forget_tls_budget(last);
+}
+
+/*
+ * A new watched connection on key's fd. The fd's previous connection is over:
+ * its file is no longer there.
+ */
+static __always_inline struct conn_state *new_conn(struct fd_file_key *key, struct sock *sk,
+						   __u16 origin)
+{
+	__u64 fd_key = ((__u64)key->tgid << 32) | key->fd;
+	struct fd_file_key previous = *key;
+	struct conn_state *conn, *fresh;
+	__u64 *last_file, conn_id;
+	__u32 zero = 0;
+	__u8 one = 1;
+
+	last_file = bpf_map_lookup_elem(&fd_files, &fd_key);
+	if (last_file) {
+		previous.file = *last_file;
+		if (previous.file != key->file)
+			end_conn(&previous);
+	}
+	conn_id = new_conn_id();
+	fresh = bpf_map_lookup_elem(&fresh_conns, &zero);
+	if (!conn_id || !fresh)
+		return NULL;
+	__builtin_memset(fresh, 0, sizeof(*fresh));
+	fresh->conn_id = conn_id;
+	fresh->file = key->file;
+	fresh->origin = origin;
+	/* Its open record goes out below, once it is in the table: another thread's
+	 * call must not send it too meanwhile. */
+	fresh->open_pending = !conn_reported(fresh);
+	if (bpf_map_update_elem(&conns, key, fresh, BPF_NOEXIST)) {
+		/* Another thread's call on this socket saw it first: share its state. */
+		conn = bpf_map_lookup_elem(&conns, key);
+		if (!conn)
+			stat_add(STAT_CONN_TABLE_FULL, 1);
+		return conn;
+	}
+	conn = bpf_map_lookup_elem(&conns, key);
+	if (!conn)
+		return NULL;
+	bpf_map_update_elem(&fd_files, &fd_key, &key->file, BPF_ANY);
+	stat_add(STAT_CONNS_WATCHED, 1);
+	bpf_map_update_elem(&traced_processes, &key->tgid, &one, BPF_ANY);
+	if (conn_reported(conn) && emit_open(conn, key->fd, sk))
+		conn->open_pending = 1;
+	return conn;
+}
+
+/*
  * The connection state of a watched socket fd, created on first sight.
  * Returns NULL for fds that are not watched TCP sockets.
  */
 static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u16 origin)
 {
-	__u64 key = ((__u64)tgid << 32) | fd;
+	struct fd_file_key key = { .tgid = tgid, .fd = fd };
+	__u64 fd_key = ((__u64)tgid << 32) | fd;
 	struct file *file = file_of_fd(fd);
-	struct conn_state *conn, *fresh;
+	struct conn_state *conn;
 	struct sock *sk;
-	__u64 conn_id;
-	__u32 zero = 0;
-	__u8 one = 1;
 	int watched;
 
 	if (!file)
 		return NULL;
+	key.file = (__u64)file;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (conn) {
-		if (conn->file == (__u64)file) {
-			if (conn->open_pending && conn_reported(conn)) {
-				sk = tcp_sock_of_file(file);
-				if (sk && !emit_open(conn, fd, sk))
-					conn->open_pending = 0;
-			}
-			return conn;
+		if (conn->open_pending && conn_reported(conn)) {
+			sk = tcp_sock_of_file(file);
+			if (sk && !emit_open(conn, fd, sk))
+				conn->open_pending = 0;
 		}
-		/* The fd now holds another file: the old connection is over. */
-		if (conn_reported(conn))
-			emit_close(conn);
-		count_silent_end(conn);
-		forget_tls_budget(conn);
-		bpf_map_delete_elem(&conns, &key);
+		return conn;
 	}
 	/* accept and connect always classify: their sockets are new. */
 	if (origin == ORIGIN_EXISTING) {
@@ -103,9 +189,9 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		/* Files, pipes and the like: one inode read, no cache entry. */
 		if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 			return NULL;
-		unwatched = bpf_map_lookup_elem(&unwatched_fds, &key);
+		unwatched = bpf_map_lookup_elem(&unwatched_fds, &fd_key);
 
-		if (unwatched && *unwatched == (__u64)file)
+		if (unwatched && *unwatched == key.file)
 			return NULL;
 	}
 
@@ -113,35 +199,12 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 	watched = sk && port_watched(BPF_CORE_READ(sk, __sk_common.skc_num),
 				     bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
 	if (!watched || !process_selected(tgid)) {
-		__u64 file_id = (__u64)file;
-
 		if (watched)
 			stat_add(STAT_CONNS_FILTERED, 1);
-		bpf_map_update_elem(&unwatched_fds, &key, &file_id, BPF_ANY);
+		bpf_map_update_elem(&unwatched_fds, &fd_key, &key.file, BPF_ANY);
 		return NULL;
 	}
-
-	conn_id = new_conn_id();
-	fresh = bpf_map_lookup_elem(&fresh_conns, &zero);
-	if (!conn_id || !fresh)
-		return NULL;
-	__builtin_memset(fresh, 0, sizeof(*fresh));
-	fresh->conn_id = conn_id;
-	fresh->file = (__u64)file;
-	fresh->origin = origin;
-	fresh->open_pending = 1;
-	if (bpf_map_update_elem(&conns, &key, fresh, BPF_ANY)) {
-		stat_add(STAT_CONN_TABLE_FULL, 1);
-		return NULL;
-	}
-	conn = bpf_map_lookup_elem(&conns, &key);
-	if (!conn)
-		return NULL;
-	stat_add(STAT_CONNS_WATCHED, 1);
-	bpf_map_update_elem(&traced_processes, &tgid, &one, BPF_ANY);
-	if (conn_reported(conn) && !emit_open(conn, fd, sk))
-		conn->open_pending = 0;
-	return conn;
+	return new_conn(&key, sk, origin);
 }
 
 /* Admits (or not) a call's bytes under --all-ports; a connection just judged
@@ -195,23 +258,20 @@ static __always_inline void on_data(struct stat_counters *counters, __u32 tgid, 
 /* close(fd): the connection (or the cached verdict) that fd held is over. */
 static __always_inline void on_close(__u32 tgid, __u32 fd)
 {
-	__u64 key = ((__u64)tgid << 32) | fd;
-	struct conn_state *conn;
-	struct file *reopened;
+	struct fd_file_key key = { .tgid = tgid, .fd = fd };
+	__u64 fd_key = ((__u64)tgid << 32) | fd;
+	__u64 *last_file;
 
-	bpf_map_delete_elem(&unwatched_fds, &key);
-	conn = bpf_map_lookup_elem(&conns, &key);
-	if (!conn)
+	bpf_map_delete_elem(&unwatched_fds, &fd_key);
+	last_file = bpf_map_lookup_elem(&fd_files, &fd_key);
+	if (!last_file)
 		return;
-	/* Another thread already reused the fd and its new connection took the slot. */
-	reopened = file_of_fd(fd);
-	if (reopened && conn->file == (__u64)reopened)
+	key.file = *last_file;
+	/* The fd holds that file: dup2 put it back, or another thread already
+	 * reused the fd and the start of its new connection ended this one. */
+	if (key.file == (__u64)file_of_fd(fd))
 		return;
-	if (conn_reported(conn))
-		emit_close(conn);
-	count_silent_end(conn);
-	forget_tls_budget(conn);
-	bpf_map_delete_elem(&conns, &key);
+	end_conn(&key);
 }
 
 /*

@@ -59,7 +59,7 @@ impl Backend {
     /// Maps only the other backend uses: created at their smallest size.
     pub(crate) fn unused_maps(self) -> &'static [&'static str] {
         match self {
-            Backend::Socket => &["conns", "unwatched_fds", "ssl_fds"],
+            Backend::Socket => &["conns", "fd_files", "unwatched_fds", "ssl_fds"],
             Backend::Syscall => &["tls_streams"],
         }
     }

@@ -1,9 +1,13 @@
 //! Each capture backend by name: forced with `--capture-backend`, it attaches its own
 //! programs and none of the other's, and captures an exchange on both sides. The
-//! connection-table test runs on the backend under test (scripts/test.sh runs this
+//! connection-table tests run on the backend under test (scripts/test.sh runs this
 //! suite, like the other capture suites, once per backend).
 
+use std::io::Write;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use macro_rules_attribute::apply;
@@ -85,19 +89,18 @@ fn connections_tracked(metrics_addr: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-#[apply(root_test!)]
-fn closed_connections_leave_the_connection_table() {
-    let (_server, port) = demo_server(&[]);
+/// ab against demo-server (started with `server_env`) without -k: `n` connections, each
+/// closed by the server first (once closed, its socket reads local port 0, so the close
+/// must not depend on the port). Every connection must leave the profiler's connection
+/// table, and every exchange must be paired on both sides, with no response unpaired.
+fn connections_leave_the_table(server_env: &[(&str, &str)], n: usize, concurrency: usize) {
+    let (_server, port) = demo_server(server_env);
     let metrics_addr = format!("127.0.0.1:{}", matrix::free_port());
-    let profiler = Profiler::start(&[port], &["--metrics-addr", &metrics_addr]);
-    // ab without -k: a connection per request, closed by the server first (once closed,
-    // its socket reads local port 0, so the close must not depend on the port).
-    let ab = Command::new("ab")
-        .args(["-q", "-c", "5", "-n", "200"])
-        .arg(format!("http://127.0.0.1:{port}/healthz"))
-        .output()
-        .expect("ab is installed");
-    assert!(ab.status.success(), "{ab:?}");
+    let profiler = Profiler::start(
+        &[port],
+        &["--metrics-addr", &metrics_addr, "--ring-mb", "64"],
+    );
+    assert_eq!(matrix::ab_healthz(port, n, concurrency), n);
     // The gauge is refreshed once a second: let it see the load first, or a value from
     // before the load would read as an empty table.
     std::thread::sleep(Duration::from_millis(2500));
@@ -119,5 +122,66 @@ fn closed_connections_leave_the_connection_table() {
             .filter(|r| r["role"] == role && r["kind"] == "response" && r["exchange"].is_u64())
             .count()
     };
-    assert_eq!((paired("server"), paired("client")), (200, 200), "{stderr}");
+    assert_eq!((paired("server"), paired("client")), (n, n), "{stderr}");
+    assert_eq!(
+        summary_counter(&stderr, "unpaired_responses"),
+        0,
+        "{stderr}"
+    );
+    // Negative when a connection was counted twice.
+    assert!(stderr.contains(" conns_open=0 "), "{stderr}");
+}
+
+#[apply(root_test!)]
+fn closed_connections_leave_the_connection_table() {
+    connections_leave_the_table(&[], 200, 5);
+}
+
+/// Threads that write to /dev/null until dropped, as `yes` does: they take the CPUs from
+/// the traced server's threads at any point, between a syscall and the probe that
+/// reports it too.
+struct Busy {
+    threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Busy {
+    fn start(threads: usize) -> Busy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut null = std::fs::File::create("/dev/null").expect("/dev/null");
+                    let line = [b'y'; 8192];
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = null.write_all(&line);
+                    }
+                })
+            })
+            .collect();
+        Busy { threads, stop }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A server with many threads on few CPUs: one thread closes a connection while another
+/// accepts the next, which often gets the same fd before the close is reported. Each
+/// connection must still start and end once, and keep its own exchanges.
+#[apply(root_test!)]
+fn connections_end_once_when_another_thread_reuses_their_fd_at_once() {
+    // One writer per CPU: the interleavings that matter come most often so (with more,
+    // the server's threads seldom run at once; with fewer, seldom stop between a close
+    // and its probe).
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _busy = Busy::start(cpus);
+    connections_leave_the_table(&[("TOKIO_WORKER_THREADS", "16")], 40_000, 100);
 }
