@@ -158,9 +158,11 @@ def markdown(results):
     rss = results["workloads"].get("rss-10k")
     if rss and rss["status"] == "ok" and rss["summary"].get("rss_attach_mib") is not None:
         r = rss["summary"]
-        lines += ["", f"rss-10k: profiler VmHWM {r['rss_attach_mib']:.1f} MiB right after attach, "
+        lines += ["", f"rss-10k: profiler VmHWM {r['rss_attach_mib']:.1f} MiB right after attach "
+                  f"(the loader's peak; VmRSS {fmt(r.get('rss_now_attach_mib'), '{:.1f}')} MiB), "
                   f"{r['rss_mib']:.1f} MiB with {r['connections']} connections open "
-                  f"(~{r['kib_per_connection']:.1f} KiB per connection)."]
+                  f"(VmRSS {fmt(r.get('rss_now_open_mib'), '{:.1f}')} MiB: "
+                  f"~{r['kib_per_connection']:.1f} KiB per connection)."]
     if not m.get("bpf_stats", True):
         lines += ["", "kernel.bpf_stats_enabled was left alone (--no-bpf-stats): no BPF figures."]
     lines += ["", "## Goals (" + GOALS_TEXT + ")", "",

@@ -6,7 +6,7 @@ import time
 
 from .loadgen import IdleConns
 from .common import log
-from .procs import Procs, proc_hwm_kib
+from .procs import Procs, proc_hwm_kib, proc_status_kib
 from .tracers import HttpscopeTracer
 
 def run_rss(ctx, name, wl):
@@ -22,6 +22,7 @@ def run_rss(ctx, name, wl):
         idle = IdleConns(port, count, path=wl["path"])
         time.sleep(1.0)  # let the profiler process the backlog
         hwm_open = proc_hwm_kib(tracer.proc.pid)
+        rss_open = proc_status_kib(tracer.proc.pid, "VmRSS")
         idle.close()
         opened, open_s = idle.ok, idle.seconds
         idle = None
@@ -42,7 +43,9 @@ def run_rss(ctx, name, wl):
         f" captured s/c={run['captured_server']:.3f}/{run['captured_client']:.3f} drops={tr['kernel_drops']}")
     summary = dict(connections=opened, rss_mib=tr["vmhwm_kib"] / 1024,
                    rss_attach_mib=tr["vmhwm_attach_kib"] / 1024,
-                   kib_per_connection=(hwm_open - tr["vmhwm_attach_kib"]) / max(opened, 1), kernel_drops=tr["kernel_drops"],
+                   rss_now_attach_mib=tracer.rss_at_attach / 1024, rss_now_open_mib=rss_open / 1024,
+                   kib_per_connection=(rss_open - tracer.rss_at_attach) / max(opened, 1),
+                   kernel_drops=tr["kernel_drops"],
                    captured_server=run["captured_server"], captured_client=run["captured_client"],
                    captured_server_min=run["captured_server"], captured_client_min=run["captured_client"],
                    cpu_us_per_exchange=tr["cpu_s"] * 1e6 / count,

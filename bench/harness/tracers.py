@@ -9,7 +9,7 @@ import urllib.request
 
 from .bpf_stats import bpf_prog_stats, hooked_syscalls_of, summarize_bpf
 from .common import BENCH, HarnessError
-from .procs import PROCS, free_ports, proc_cpu_s, proc_hwm_kib, wait4
+from .procs import PROCS, free_ports, proc_cpu_s, proc_hwm_kib, proc_status_kib, wait4
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -118,6 +118,7 @@ class HttpscopeTracer:
         self.attach_s = time.monotonic() - self.t_start
         self.cpu_at_attach = proc_cpu_s(self.proc.pid)
         self.hwm_at_attach = proc_hwm_kib(self.proc.pid)
+        self.rss_at_attach = proc_status_kib(self.proc.pid, "VmRSS")
 
     def stop(self):
         pid = self.proc.pid

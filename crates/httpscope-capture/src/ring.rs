@@ -3,6 +3,10 @@
 //! has caught up, not after every record: the BPF programs read that position on
 //! every reserve, and a store to it per record would take its cache line away from
 //! the traced programs' CPUs a million times a second.
+//!
+//! The kernel offers the data pages twice in a row, so that a record across the end
+//! reads as one slice. Only one copy is mapped: a second one would count the ring twice
+//! in the profiler's RSS, for the rare record that wraps, which is stitched instead.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::ptr::NonNull;
@@ -28,13 +32,14 @@ pub(crate) struct EventRing {
 }
 
 /// A ring buffer as the kernel lays it out: the consumer page (ours to write), then
-/// the producer page and the data pages, mapped twice in a row so that a record that
-/// wraps around reads as one slice.
+/// the producer page and one copy of the data pages.
 struct RingView {
     consumer: Mapping,
     producer: Mapping,
     page: usize,
     mask: usize,
+    /// A record across the end of the ring, put back together.
+    stitched: Vec<u8>,
     /// The position read up to, and the one the kernel was last told.
     pos: usize,
     published: usize,
@@ -57,7 +62,7 @@ impl EventRing {
         let fd = map.fd().as_fd().as_raw_fd();
         let consumer = Mapping::new(fd, page, libc::PROT_READ | libc::PROT_WRITE, 0)
             .map_err(|e| err(format!("mapping its consumer page: {e}")))?;
-        let producer = Mapping::new(fd, page + 2 * size, libc::PROT_READ, page).map_err(|e| {
+        let producer = Mapping::new(fd, page + size, libc::PROT_READ, page).map_err(|e| {
             err(format!(
                 "mapping its {} MiB of data: {e} (a smaller --ring-mb needs less memory)",
                 size >> 20
@@ -79,13 +84,14 @@ impl EventRing {
 }
 
 impl RingView {
-    /// `consumer`: one page; `producer`: `page + 2 * size` bytes; `size` a power of two.
+    /// `consumer`: one page; `producer`: `page + size` bytes; `size` a power of two.
     fn new(consumer: Mapping, producer: Mapping, page: usize, size: usize) -> Self {
         let mut ring = Self {
             consumer,
             producer,
             page,
             mask: size - 1,
+            stitched: Vec::new(),
             pos: 0,
             published: 0,
             step: PUBLISH_STEP.min(size / 4),
@@ -108,11 +114,12 @@ impl RingView {
                 self.publish();
                 return handled;
             };
+            let footprint = record.footprint();
             if let Record::Data(data) = record {
                 handle(data);
                 handled += 1;
             }
-            self.pos = self.pos.wrapping_add(record.footprint());
+            self.pos = self.pos.wrapping_add(footprint);
             if self.pos.wrapping_sub(self.published) >= self.step {
                 self.publish();
             }
@@ -136,11 +143,12 @@ impl RingView {
         }
     }
 
-    fn record_at(&self, pos: usize) -> Option<Record<'_>> {
-        let offset = self.page + (pos & self.mask);
-        // SAFETY: offset + 8 lies within the producer page and the first copy of
-        // the data pages; the kernel writes record headers at 8-byte alignment.
-        let header = unsafe { &*self.producer.at(offset).cast::<AtomicU32>() };
+    fn record_at(&mut self, pos: usize) -> Option<Record<'_>> {
+        let size = self.mask + 1;
+        let start = pos & self.mask;
+        // SAFETY: the kernel writes record headers at 8-byte alignment, so the header's
+        // 8 bytes lie within the data pages.
+        let header = unsafe { &*self.producer.at(self.page + start).cast::<AtomicU32>() };
         // Pairs with the kernel's commit: the record's bytes are visible once BUSY is clear.
         let word = header.load(Ordering::Acquire);
         if word & BUSY_BIT != 0 {
@@ -150,12 +158,24 @@ impl RingView {
         if word & DISCARD_BIT != 0 {
             return Some(Record::Discarded(len));
         }
-        let len = len.min(self.mask + 1);
-        // SAFETY: a record is at most the ring's size, and the data pages are mapped
-        // twice, so `len` bytes past its header are mapped, even when it wraps.
-        let data =
-            unsafe { std::slice::from_raw_parts(self.producer.at(offset + HEADER_BYTES), len) };
-        Some(Record::Data(data))
+        let len = len.min(size - HEADER_BYTES);
+        let data_start = (start + HEADER_BYTES) & self.mask;
+        let before_end = len.min(size - data_start);
+        // SAFETY: `data_start + before_end` is at most the ring's size, and the rest
+        // of a record that wraps starts at the first data page.
+        let (head, tail) = unsafe {
+            (
+                std::slice::from_raw_parts(self.producer.at(self.page + data_start), before_end),
+                std::slice::from_raw_parts(self.producer.at(self.page), len - before_end),
+            )
+        };
+        if tail.is_empty() {
+            return Some(Record::Data(head));
+        }
+        self.stitched.clear();
+        self.stitched.extend_from_slice(head);
+        self.stitched.extend_from_slice(tail);
+        Some(Record::Data(&self.stitched))
     }
 
     fn consumer_pos(&self) -> &AtomicUsize {
@@ -254,8 +274,8 @@ mod tests {
     const PAGE: usize = 4096;
     const SIZE: usize = 4 * PAGE;
 
-    /// A ring laid out as the kernel's, in anonymous memory: the writer below plays
-    /// the kernel, writing every byte in both copies of the data pages.
+    /// A ring laid out as the kernel's, in anonymous memory (one copy of the data
+    /// pages, as the reader maps it): the writer below plays the kernel.
     struct FakeRing {
         view: RingView,
         produced: usize,
@@ -264,7 +284,7 @@ mod tests {
     impl FakeRing {
         fn new() -> Self {
             let consumer = Mapping::anonymous(PAGE);
-            let producer = Mapping::anonymous(PAGE + 2 * SIZE);
+            let producer = Mapping::anonymous(PAGE + SIZE);
             Self {
                 view: RingView::new(consumer, producer, PAGE, SIZE),
                 produced: 0,
@@ -274,10 +294,8 @@ mod tests {
         fn put(&self, pos: usize, bytes: &[u8]) {
             for (i, b) in bytes.iter().enumerate() {
                 let at = (pos + i) & (SIZE - 1);
-                for copy in [PAGE + at, PAGE + SIZE + at] {
-                    // SAFETY: within the anonymous producer mapping.
-                    unsafe { self.view.producer.at(copy).cast_mut().write(*b) };
-                }
+                // SAFETY: within the anonymous producer mapping.
+                unsafe { self.view.producer.at(PAGE + at).cast_mut().write(*b) };
             }
         }
 
@@ -353,6 +371,16 @@ mod tests {
         ring.write(&wrapping, 0);
         assert_eq!(ring.drain(), vec![wrapping]);
         assert_eq!(ring.published(), ring.produced);
+    }
+
+    #[test]
+    fn a_record_whose_header_ends_the_ring_reads_from_its_start() {
+        let mut ring = FakeRing::new();
+        ring.write(&vec![7u8; SIZE - 2 * HEADER_BYTES], 0);
+        assert_eq!(ring.drain().len(), 1);
+        let record = b"starts at the ring's first byte".to_vec();
+        assert_eq!(ring.write(&record, 0) & (SIZE - 1), SIZE - HEADER_BYTES);
+        assert_eq!(ring.drain(), vec![record]);
     }
 
     #[test]
