@@ -109,13 +109,13 @@ static __always_inline void end_conn(struct fd_file_key *key)
 }
 
 /*
- * A new watched connection on key's fd. The fd's previous connection is over:
- * its file is no longer there.
+ * A new watched connection on key's fd (fd_key: the same (tgid, fd), as
+ * fd_files keys it). The fd's previous connection is over: its file is no
+ * longer there.
  */
-static __always_inline struct conn_state *new_conn(struct fd_file_key *key, struct sock *sk,
-						   __u16 origin)
+static __always_inline struct conn_state *new_conn(struct fd_file_key *key, __u64 fd_key,
+						   struct sock *sk, __u16 origin)
 {
-	__u64 fd_key = ((__u64)key->tgid << 32) | key->fd;
 	struct fd_file_key previous = *key;
 	struct conn_state *conn, *fresh;
 	__u64 *last_file, conn_id;
@@ -204,7 +204,7 @@ static __always_inline struct conn_state *watched_conn(__u32 tgid, __u32 fd, __u
 		bpf_map_update_elem(&unwatched_fds, &fd_key, &key.file, BPF_ANY);
 		return NULL;
 	}
-	return new_conn(&key, sk, origin);
+	return new_conn(&key, fd_key, sk, origin);
 }
 
 /* Admits (or not) a call's bytes under --all-ports; a connection just judged
