@@ -97,7 +97,14 @@ struct budget_cursor {
 	__u8 fallback;
 	/* The record's uncopied tail is lost to the capture limit, not elided. */
 	__u8 truncated;
+	/* How many of the call's first iovec headers iovs holds. */
+	__u8 iovs_cached;
+	/* The call may not start a message: the first head checks its first bytes. */
+	__u8 check_start;
 	struct head_scan scan;
+	struct user_iovec iovs[IOVEC_BATCH];
+	/* A header past those, read on its own. */
+	struct user_iovec iov_spare;
 };
 
 struct {
@@ -139,29 +146,51 @@ static long budget_read_iovec(__u64 i, void *ctx)
 	__u32 cpu = bpf_get_smp_processor_id(), zero = 0;
 	struct data_scratch *slot = bpf_map_lookup_elem(&scratch, &cpu);
 	struct budget_cursor *cur = bpf_map_lookup_elem(&budget_cursors, &zero);
-	struct user_iovec iov;
+	struct user_iovec *iov;
 	__u64 take;
 
 	if (!slot || !cur || i >= cur->iovcnt || cur->iov_done >= cur->iov_n)
 		return WALK_DONE;
-	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(cur->buf + i * sizeof(iov))))
-		return WALK_DONE;
-	if (cur->iov_skip >= iov.len) {
-		cur->iov_skip -= iov.len;
+	/* The header is kept in the map: the verifier tracks no stack copy of it. */
+	if (i < cur->iovs_cached && i < IOVEC_BATCH) {
+		iov = &cur->iovs[i];
+	} else {
+		iov = &cur->iov_spare;
+		if (bpf_probe_read_user(iov, sizeof(*iov), (void *)(cur->buf + i * sizeof(*iov))))
+			return WALK_DONE;
+	}
+	if (cur->iov_skip >= iov->len) {
+		cur->iov_skip -= iov->len;
 		return WALK_GO_ON;
 	}
-	take = iov.len - cur->iov_skip;
+	take = iov->len - cur->iov_skip;
 	if (take > cur->iov_n - cur->iov_done)
 		take = cur->iov_n - cur->iov_done;
 	if (take > HTTPSCOPE_MAX_CAPTURE)
 		return WALK_DONE;
 	if (read_user_at(slot->data, (cur->iov_at + cur->iov_done) & (HTTPSCOPE_MAX_CAPTURE - 1),
 			 HTTPSCOPE_MAX_CAPTURE - 1, take, HTTPSCOPE_MAX_CAPTURE,
-			 iov.base + cur->iov_skip))
+			 iov->base + cur->iov_skip))
 		return WALK_DONE;
 	cur->iov_done += take;
 	cur->iov_skip = 0;
 	return WALK_GO_ON;
+}
+
+/*
+ * An iovec call's first headers, read in one go before its walk: each read of
+ * user memory has a cost of its own, whatever its size, and a walk reads the
+ * call's bytes in several parts.
+ */
+static __always_inline void cache_iovecs(struct budget_cursor *cur)
+{
+	__u64 n = cur->iovcnt < IOVEC_BATCH ? cur->iovcnt : IOVEC_BATCH;
+
+	/* Unreadable headers are read one by one (and fail) instead. */
+	if (cur->mode == COPY_IOVEC && n &&
+	    !read_user_at((__u8 *)cur->iovs, 0, 0, n * sizeof(cur->iovs[0]), sizeof(cur->iovs),
+			  cur->buf))
+		cur->iovs_cached = n;
 }
 
 /* n bytes of an iovec call from stream position skip on, into the scratch at at; 0 once read. */
@@ -313,11 +342,10 @@ static __always_inline int scratch_byte(struct budget_walk *w, __u64 at)
 }
 
 /* The call's remaining bytes are copied whole (as far as one record holds). */
-static __always_inline void fall_back(struct budget_walk *w)
+static __always_inline void copy_rest(struct budget_walk *w)
 {
 	__u64 rest = w->cur->len - w->cur->pos;
 
-	w->counters->values[STAT_BUDGET_FALLBACKS]++;
 	w->cur->fallback = 1;
 	if (w->cur->pos > w->cur->copy_end || w->cur->copy_end > w->cur->rec_start)
 		flush_record(w);
@@ -328,6 +356,13 @@ static __always_inline void fall_back(struct budget_walk *w)
 		w->cur->truncated = 1;
 		flush_record(w);
 	}
+}
+
+/* The framing is in doubt: the call's rest is copied whole, counted. */
+static __always_inline void fall_back(struct budget_walk *w)
+{
+	w->counters->values[STAT_BUDGET_FALLBACKS]++;
+	copy_rest(w);
 }
 
 /* 8 scratch bytes at call-relative position at, as a little-endian word. */

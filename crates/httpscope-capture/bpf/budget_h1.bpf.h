@@ -163,6 +163,29 @@ static long head_scan_line(__u64 i, struct budget_walk *w)
 	return s->doubt ? WALK_DONE : WALK_GO_ON;
 }
 
+/*
+ * Does the call start like an HTTP/1 message (a request line or "HTTP/1.")?
+ * Asked of the head's scan window, already read: a head costs one read of
+ * user memory, not two.
+ */
+static __always_inline int starts_message(struct budget_walk *w)
+{
+	__u64 word = scratch_word(w, w->cur->pos);
+	int c;
+
+	if ((word & LOW7) == WORD_HTTP1)
+		return 1;
+	/* A method: 3 to 7 capital letters, then a space. */
+	for (int i = 0; i < 8; i++) {
+		c = (word >> (8 * i)) & 0xff;
+		if (c == ' ' && i >= 3)
+			return 1;
+		if (c < 'A' || c > 'Z')
+			return 0;
+	}
+	return 0;
+}
+
 /* At a message start: frame its head, copy it, and set up its body. */
 static __always_inline void h1_head(struct budget_walk *w)
 {
@@ -180,6 +203,15 @@ static __always_inline void h1_head(struct budget_walk *w)
 	if (materialize(w, w->cur->pos + s->window)) {
 		fall_back(w);
 		return;
+	}
+	if (w->cur->check_start) {
+		w->cur->check_start = 0;
+		if (s->window < 8 || !starts_message(w)) {
+			/* Not a message's start: copied whole, and the position stays unknown. */
+			fr->state = H1_LOST;
+			copy_rest(w);
+			return;
+		}
 	}
 	bpf_loop(BUDGET_HEAD_SCAN, head_scan_line, w, 0);
 	if (s->head_request)
@@ -259,25 +291,6 @@ static __always_inline void h1_chunk_line(struct budget_walk *w)
 doubt:
 	fr->state = H1_LOST;
 	fall_back(w);
-}
-
-/* Does the call start like an HTTP/1 message (a request line or "HTTP/1.")? */
-static __always_inline int starts_message(struct data_call *call)
-{
-	__u8 b[8] = {};
-
-	if (read_call_prefix(call, b, sizeof(b)))
-		return 0;
-	if (b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' && b[4] == '/' &&
-	    b[5] == '1' && b[6] == '.')
-		return 1;
-	for (int i = 0; i < 8; i++) {
-		if (b[i] == ' ' && i >= 3)
-			return 1;
-		if (b[i] < 'A' || b[i] > 'Z')
-			return 0;
-	}
-	return 0;
 }
 
 #endif /* HTTPSCOPE_BUDGET_H1_BPF_H */
