@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.ab import ab_markdown, add_other_binary, run_ab
 from harness.bpf_stats import foreign_bpf_programs
 from harness.ladder import ladder_markdown, run_ladder
 from harness.common import BENCH, ROOT, HarnessError, Skip, log
@@ -62,6 +63,11 @@ def main():
     parser.add_argument("--ladder", action="store_true",
                         help="instead of the workloads: the cost ladder, keepalive-demo with the capture "
                              "stopped after each step in turn, tcpdump beside it (default 3 pairs per step)")
+    parser.add_argument("--ab", metavar="BINARY",
+                        help="instead of the pairs: this tree's build (B) against another httpscope binary (A), "
+                             "traced runs alternated A B A B with kernel.bpf_stats_enabled, on --workloads "
+                             "(default keepalive-demo); BPF ns per call of each program, profiler CPU per "
+                             "exchange (default 6 rounds)")
     parser.add_argument("--startstop", type=int, metavar="CYCLES",
                         help="instead of the workloads: CYCLES start/stop cycles of `record --all-ports` with a TLS "
                              "server of each kind running, idle and loaded, uprobe_multi and perf-event uprobes")
@@ -73,11 +79,12 @@ def main():
                         help="the soak starts a short-lived client process every this many ms (default 20)")
     args = parser.parse_args()
     smoke = args.smoke
-    args.pairs = args.pairs or (1 if smoke else 3 if args.ladder else 5)
+    args.pairs = args.pairs or (1 if smoke else 3 if args.ladder else 6 if args.ab else 5)
     args.duration = args.duration or (1 if smoke else 3)
     args.warmup = (0 if smoke else 1) if args.warmup is None else args.warmup
     args.rss_conns = args.rss_conns or (1000 if smoke else 10000)
-    names = list(WORKLOADS) if not args.workloads else [n.strip() for n in args.workloads.split(",") if n.strip()]
+    every = ["keepalive-demo"] if args.ab else list(WORKLOADS)
+    names = every if not args.workloads else [n.strip() for n in args.workloads.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}")
@@ -89,7 +96,8 @@ def main():
             print(f"bench: {tool} not found (apt-get install wrk apache2-utils)", file=sys.stderr)
             return 2
 
-    out_dir = Path(args.out or BENCH / "results" / ("ladder" if args.ladder else "startstop" if args.startstop else ""))
+    mode_dir = "ladder" if args.ladder else "startstop" if args.startstop else "ab" if args.ab else ""
+    out_dir = Path(args.out or BENCH / "results" / mode_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="httpscope-bench-"))
     ctx = Context(args, work)
@@ -112,6 +120,9 @@ def main():
         results["meta"]["binaries"] = ctx.snapshot_binaries()
         watched, unwatched, *on_demand_ports = free_ports(7)
         on_demand_port = dict(zip(("nginx", "nghttpd", "echo", "nginx-tls", "rustls"), on_demand_ports))
+        ctx.on_demand_ports = on_demand_port
+        if args.ab:
+            results["meta"]["ab_binary"] = add_other_binary(ctx, args.ab)
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")
@@ -120,6 +131,9 @@ def main():
             names = []
         if args.ladder:
             results["ladder"] = run_ladder(ctx)
+            names = []
+        if args.ab:
+            results["ab"] = run_ab(ctx, names)
             names = []
         if args.startstop:
             results["startstop"] = run_startstop(ctx, args.startstop)
@@ -172,6 +186,8 @@ def main():
             text = ladder_markdown(results)
         elif results.get("startstop"):
             text = startstop_markdown(results)
+        elif results.get("ab"):
+            text = ab_markdown(results)
         else:
             text = markdown(results)
         (out_dir / "results.md").write_text(text)

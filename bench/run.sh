@@ -6,6 +6,7 @@
 #   bash bench/run.sh --no-build ...  # don't run cargo build first
 #   bash bench/run.sh --startstop 5   # start/stop of record --all-ports with every TLS hook attached
 #   bash bench/run.sh --tls-zoo ...   # the workloads with a TLS server of each kind running
+#   bash bench/run.sh --ab OTHER_BINARY --workloads resp-16k   # this build against another, alternated
 # Writes results.json and results.md to --out (default bench/results/).
 # Exits non-zero only when the harness breaks (a workload fails to run,
 # httpscope fails to attach...), never because of a measured figure.

@@ -30,7 +30,8 @@ def one_run(ctx, name, wl, traced, index, duration, bpf_stats=False):
             tracer = HttpscopeTracer(ctx, watch_port, wl.get("backend", "auto"), bpf_stats,
                                      all_ports=wl.get("all_ports", False), stage=wl.get("stage"),
                                      metrics_mode=wl.get("metrics_mode", False),
-                                     capture_budget=wl.get("capture_budget", True))
+                                     capture_budget=wl.get("capture_budget", True),
+                                     binary=wl.get("binary", "httpscope"))
     idle = None
     result = dict(pair=index, traced=traced, bpf_stats_run=bpf_stats)
     try:

@@ -22,6 +22,8 @@ class Context:
         self.servers = {}
         # Servers started for one workload only: target name -> (process, stop signal).
         self.on_demand = {}
+        # The port each on-demand server (nginx, nghttpd, echo...) gets when started.
+        self.on_demand_ports = {}
 
     def snapshot_binaries(self):
         """Private copies, so a concurrent `cargo build` cannot swap them mid-run."""

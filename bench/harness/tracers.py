@@ -78,8 +78,10 @@ class HttpscopeTracer:
     name = "httpscope"
 
     def __init__(self, ctx, port, backend="auto", bpf_stats=False, all_ports=False, stage=None,
-                 metrics_mode=False, capture_budget=True):
+                 metrics_mode=False, capture_budget=True, binary="httpscope"):
         self.ctx, self.port, self.backend, self.bpf_stats = ctx, port, backend, bpf_stats
+        # Which of ctx.bins runs: the build under test, or --ab's other build.
+        self.binary = binary
         self.ports = ["--all-ports"] if all_ports else ["--port", port]
         # The cost ladder's stage (1-9): the capture stops after that step, writes no log.
         self.stage = stage
@@ -104,7 +106,7 @@ class HttpscopeTracer:
         if not self.capture_budget:
             output.append("--no-capture-budget")
         with open(self.err, "wb") as err:
-            self.proc = PROCS.spawn([self.ctx.bins["httpscope"], "record", *self.ports,
+            self.proc = PROCS.spawn([self.ctx.bins[self.binary], "record", *self.ports,
                                      "--capture-backend", self.backend, *output],
                                     stdout=subprocess.DEVNULL, stderr=err, env=env)
         deadline = time.monotonic() + 60
