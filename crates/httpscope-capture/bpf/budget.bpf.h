@@ -140,6 +140,25 @@ static __always_inline __u64 min_u64(__u64 a, __u64 b)
 	return a < b ? a : b;
 }
 
+/*
+ * An iovec call's first headers, read in one go when its bytes are first
+ * read (a call whose body is only counted reads none): each read of user
+ * memory has a cost of its own, whatever its size, and a walk reads the
+ * call's bytes in several parts. Done in this callback, whose frame has room:
+ * in the walk's steps it grew a frame of the call chain that Linux 6.1 holds
+ * to 512 bytes of stack.
+ */
+static __always_inline void cache_iovecs(struct budget_cursor *cur)
+{
+	__u64 n = cur->iovcnt < IOVEC_BATCH ? cur->iovcnt : IOVEC_BATCH;
+
+	/* Unreadable headers are read one by one (and fail) instead. */
+	if (!cur->iovs_cached && n &&
+	    !read_user_at((__u8 *)cur->iovs, 0, 0, n * sizeof(cur->iovs[0]), sizeof(cur->iovs),
+			  cur->buf))
+		cur->iovs_cached = n;
+}
+
 /* One iovec of an iovec call read into the scratch (state in the cursor). */
 static long budget_read_iovec(__u64 i, void *ctx)
 {
@@ -151,6 +170,8 @@ static long budget_read_iovec(__u64 i, void *ctx)
 
 	if (!slot || !cur || i >= cur->iovcnt || cur->iov_done >= cur->iov_n)
 		return WALK_DONE;
+	if (i == 0)
+		cache_iovecs(cur);
 	/* The header is kept in the map: the verifier tracks no stack copy of it. */
 	if (i < cur->iovs_cached && i < IOVEC_BATCH) {
 		iov = &cur->iovs[i];
@@ -175,22 +196,6 @@ static long budget_read_iovec(__u64 i, void *ctx)
 	cur->iov_done += take;
 	cur->iov_skip = 0;
 	return WALK_GO_ON;
-}
-
-/*
- * An iovec call's first headers, read in one go before its walk: each read of
- * user memory has a cost of its own, whatever its size, and a walk reads the
- * call's bytes in several parts.
- */
-static __always_inline void cache_iovecs(struct budget_cursor *cur)
-{
-	__u64 n = cur->iovcnt < IOVEC_BATCH ? cur->iovcnt : IOVEC_BATCH;
-
-	/* Unreadable headers are read one by one (and fail) instead. */
-	if (cur->mode == COPY_IOVEC && n &&
-	    !read_user_at((__u8 *)cur->iovs, 0, 0, n * sizeof(cur->iovs[0]), sizeof(cur->iovs),
-			  cur->buf))
-		cur->iovs_cached = n;
 }
 
 /* n bytes of an iovec call from stream position skip on, into the scratch at at; 0 once read. */

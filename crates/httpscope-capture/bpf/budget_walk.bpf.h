@@ -108,22 +108,6 @@ static long budget_walk_callback(__u64 i, void *ctx)
 }
 
 /*
- * An HTTP/1 call not framed: copied whole, and the position in the stream is
- * unknown until a larger call starts a message.
- */
-static __always_inline void copy_unframed(struct data_call *call, struct stat_counters *counters,
-					  struct budget_state *budget, __u64 conn_id, __u64 offset,
-					  __u64 len)
-{
-	struct framing *fr =
-		call->direction == DIRECTION_SEND ? &budget->send_framing : &budget->recv_framing;
-
-	fr->state = H1_LOST;
-	call->request_peek = budget;
-	emit_data(call, counters, conn_id, offset, len);
-}
-
-/*
  * len bytes at offset of a call on the streams budget tracks (a connection's
  * bytes, or its TLS plaintext; origin: how the connection was found): copied
  * within the budget.
@@ -172,7 +156,9 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 	 */
 	at_head = fr->proto == FRAMING_H1 && (fr->state == H1_LOST || fr->state == H1_HEAD);
 	if (at_head && (len <= body_limit || len <= TINY_RECORD_CAPTURE)) {
-		copy_unframed(call, counters, budget, conn_id, offset, len);
+		fr->state = H1_LOST;
+		call->request_peek = budget;
+		emit_data(call, counters, conn_id, offset, len);
 		return;
 	}
 	cur = bpf_map_lookup_elem(&budget_cursors, &zero);
@@ -190,7 +176,6 @@ static __always_inline void budget_data(struct data_call *call, struct stat_coun
 	cur->direction = call->direction;
 	cur->data_flags = call->data_flags;
 	cur->unframed_responses = budget->unframed_responses;
-	cache_iovecs(cur);
 	if (at_head) {
 		/* Framed from its head if it starts a message (h1_head checks). */
 		fr->state = H1_HEAD;
