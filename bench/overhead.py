@@ -65,7 +65,7 @@ def main():
                              "stopped after each step in turn, tcpdump beside it (default 3 pairs per step)")
     parser.add_argument("--ab", metavar="BINARY",
                         help="instead of the pairs: this tree's build (B) against another httpscope binary (A), "
-                             "traced runs alternated A B A B with kernel.bpf_stats_enabled, on --workloads "
+                             "traced runs alternated A B B A with kernel.bpf_stats_enabled, on --workloads "
                              "(default keepalive-demo); BPF ns per call of each program, profiler CPU per "
                              "exchange (default 6 rounds)")
     parser.add_argument("--startstop", type=int, metavar="CYCLES",

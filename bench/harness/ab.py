@@ -1,5 +1,5 @@
 """Two builds side by side: the build under test (B) and another httpscope binary (A),
-traced runs alternated A B A B on the same workload, every run with
+traced runs alternated A B B A on the same workload, every run with
 kernel.bpf_stats_enabled. A change meant to shrink one step is judged here by the
 figure of that step (BPF run time per call of each program, the profiler's CPU per
 exchange), pair by pair: one full run's single bpf-stats pass moves by more than most
@@ -51,7 +51,9 @@ def run_ab(ctx, names):
                 load_run(ctx, wl, ctx.servers[wl["target"]], args.warmup)
             runs = {side: [] for side in SIDES}
             for i in range(args.pairs):
-                for side in SIDES:
+                # A B, then B A: a run can leave work behind (the log's writeback) that
+                # slows the next one, which must not always be the same build.
+                for side in SIDES if i % 2 == 0 else SIDES[::-1]:
                     variant = dict(wl, binary="httpscope-a" if side == "A" else "httpscope")
                     r = one_run(ctx, f"{name}-{side}", variant, True, i, args.duration, bpf_stats=True)
                     runs[side].append(r)
@@ -106,7 +108,7 @@ def ab_markdown(results):
         "# httpscope A/B: two builds alternated",
         "",
         f"{meta['date']}, kernel {meta['kernel']}, {meta['cpus']} CPUs; {meta['pairs']} rounds of "
-        f"{meta['duration_s']} s per workload, A B A B, every run with kernel.bpf_stats_enabled. "
+        f"{meta['duration_s']} s per workload, A B B A, every run with kernel.bpf_stats_enabled. "
         f"A: `{other.get('path')}` (sha256 {other.get('sha256')}); B: this tree's build, commit "
         f"{meta['commit']}{' (dirty)' if meta['dirty'] else ''}.",
         "",
