@@ -68,6 +68,9 @@ def main():
                              "traced runs alternated A B B A with kernel.bpf_stats_enabled, on --workloads "
                              "(default keepalive-demo); BPF ns per call of each program, profiler CPU per "
                              "exchange (default 6 rounds)")
+    parser.add_argument("--stage", type=int, choices=range(1, 10), metavar="N",
+                        help="with --ab: both builds stop after the cost ladder's step N (1-9), so that a "
+                             "change is timed on the step it targets alone")
     parser.add_argument("--startstop", type=int, metavar="CYCLES",
                         help="instead of the workloads: CYCLES start/stop cycles of `record --all-ports` with a TLS "
                              "server of each kind running, idle and loaded, uprobe_multi and perf-event uprobes")
@@ -78,6 +81,8 @@ def main():
     parser.add_argument("--soak-churn-ms", type=int, default=20,
                         help="the soak starts a short-lived client process every this many ms (default 20)")
     args = parser.parse_args()
+    if args.stage and not args.ab:
+        parser.error("--stage goes with --ab")
     smoke = args.smoke
     args.pairs = args.pairs or (1 if smoke else 3 if args.ladder else 6 if args.ab else 5)
     args.duration = args.duration or (1 if smoke else 3)
@@ -123,6 +128,7 @@ def main():
         ctx.on_demand_ports = on_demand_port
         if args.ab:
             results["meta"]["ab_binary"] = add_other_binary(ctx, args.ab)
+            results["meta"]["ab_stage"] = args.stage
         ctx.start_demo("demo", watched)
         ctx.start_demo("demo-unwatched", unwatched)
         log(f"demo-server on {watched} (watched) and {unwatched} (unwatched); work dir {work}")

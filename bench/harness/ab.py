@@ -54,7 +54,7 @@ def run_ab(ctx, names):
                 # A B, then B A: a run can leave work behind (the log's writeback) that
                 # slows the next one, which must not always be the same build.
                 for side in SIDES if i % 2 == 0 else SIDES[::-1]:
-                    variant = dict(wl, binary="httpscope-a" if side == "A" else "httpscope")
+                    variant = dict(wl, binary="httpscope-a" if side == "A" else "httpscope", stage=args.stage)
                     r = one_run(ctx, f"{name}-{side}", variant, True, i, args.duration, bpf_stats=True)
                     runs[side].append(r)
                     log(f"  ab {name} round {i + 1}/{args.pairs} {side} rps={r['load']['rps']:.0f}"
@@ -110,7 +110,8 @@ def ab_markdown(results):
         f"{meta['date']}, kernel {meta['kernel']}, {meta['cpus']} CPUs; {meta['pairs']} rounds of "
         f"{meta['duration_s']} s per workload, A B B A, every run with kernel.bpf_stats_enabled. "
         f"A: `{other.get('path')}` (sha256 {other.get('sha256')}); B: this tree's build, commit "
-        f"{meta['commit']}{' (dirty)' if meta['dirty'] else ''}.",
+        f"{meta['commit']}{' (dirty)' if meta['dirty'] else ''}."
+        + (f" Both stop after the cost ladder's step {meta['ab_stage']} (`--stage`)." if meta.get("ab_stage") else ""),
         "",
         "Medians of the rounds. *B lower* counts the rounds in which B's figure was below A's.",
         "",
