@@ -81,6 +81,7 @@ fn small_pipeline() -> Pipeline {
                 body_limit: BODY_LIMIT,
                 raw_limit: RAW_LIMIT,
                 max_head_bytes: 4096,
+                keep_headers: true,
             },
             max_connections: 8,
             idle_timeout: Duration::from_secs(2),
@@ -169,6 +170,7 @@ pub fn http_engine(data: &[u8]) {
         body_limit: usize::from(input.body_limit),
         raw_limit: usize::from(input.raw_limit),
         max_head_bytes: usize::from(input.max_head_bytes).max(1),
+        keep_headers: true,
     };
     let mut conn = HttpConnection::new(input.mid_stream);
     let mut counters = ParseCounters::default();
@@ -262,6 +264,7 @@ pub fn h2(data: &[u8]) {
         body_limit: BODY_LIMIT,
         raw_limit: RAW_LIMIT,
         max_head_bytes: usize::from(input.max_head_bytes).max(1),
+        keep_headers: true,
     };
     let mut conn = HttpConnection::new(input.mid_stream);
     let mut counters = ParseCounters::default();

@@ -245,6 +245,44 @@ fn op() -> impl Strategy<Value = Op> {
         })
 }
 
+/// The messages and counters of `ops` fed to one connection, which closes at the end.
+fn feed_ops(
+    ops: &[Op],
+    mid_stream: bool,
+    config: &HttpConfig,
+) -> (Vec<HttpMessage>, ParseCounters) {
+    let mut conn = HttpConnection::new(mid_stream);
+    let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
+    let mut cx = Emit::new(config, &mut counters, &mut out, 0);
+    let mut offsets = [0u64; 2];
+    for (i, op) in ops.iter().enumerate() {
+        let direction = if op.send {
+            Direction::Send
+        } else {
+            Direction::Recv
+        };
+        let expected = offsets[direction.index()];
+        let offset = expected.saturating_add_signed(op.skew);
+        let len = (op.data.len() as u64).saturating_add(op.uncaptured);
+        offsets[direction.index()] = offset.saturating_add(len);
+        let chunk = DataChunk {
+            direction,
+            offset,
+            len,
+            data: &op.data,
+            elided: false,
+        };
+        cx.ts = i as u64;
+        conn.on_data(&chunk, &mut cx);
+        if op.close {
+            conn.on_close(&mut cx);
+        }
+    }
+    cx.ts = u64::MAX;
+    conn.on_close(&mut cx);
+    (out.take(), counters)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
     #[test]
@@ -255,27 +293,8 @@ proptest! {
         raw_limit in 0usize..64,
         max_head_bytes in 0usize..256,
     ) {
-        let config = HttpConfig { body_limit, raw_limit, max_head_bytes };
-        let mut conn = HttpConnection::new(mid_stream);
-        let (mut out, mut counters) = (Outbox::default(), ParseCounters::default());
-        let mut cx = Emit::new(&config, &mut counters, &mut out, 0);
-        let mut offsets = [0u64; 2];
-        for (i, op) in ops.iter().enumerate() {
-            let direction = if op.send { Direction::Send } else { Direction::Recv };
-            let expected = offsets[direction.index()];
-            let offset = expected.saturating_add_signed(op.skew);
-            let len = (op.data.len() as u64).saturating_add(op.uncaptured);
-            offsets[direction.index()] = offset.saturating_add(len);
-            let chunk = DataChunk { direction, offset, len, data: &op.data, elided: false };
-            cx.ts = i as u64;
-            conn.on_data(&chunk, &mut cx);
-            if op.close {
-                conn.on_close(&mut cx);
-            }
-        }
-        cx.ts = u64::MAX;
-        conn.on_close(&mut cx);
-        let out = out.take();
+        let config = HttpConfig { body_limit, raw_limit, max_head_bytes, keep_headers: true };
+        let (out, counters) = feed_ops(&ops, mid_stream, &config);
         prop_assert_eq!(counters.messages, out.len() as u64);
         for m in &out {
             prop_assert!(m.raw.len() <= raw_limit);
@@ -290,5 +309,31 @@ proptest! {
                 prop_assert_eq!((&req.method, &req.url), (&m.method, &m.url));
             }
         }
+    }
+
+    /// Metrics mode drops header fields no sink reads: nothing else about any message, and
+    /// no counter, may change with them.
+    #[test]
+    fn dropping_headers_changes_nothing_else(
+        exchanges in prop::collection::vec(exchange(), 1..6),
+        ops in prop::collection::vec(op(), 0..12),
+        mid_stream in any::<bool>(),
+    ) {
+        let mut ops = ops;
+        for ex in &exchanges {
+            ops.push(Op { send: false, skew: 0, uncaptured: 0, data: request(ex), close: false });
+            ops.push(Op { send: true, skew: 0, uncaptured: 0, data: response(ex), close: false });
+        }
+        let kept = HttpConfig { body_limit: 0, raw_limit: 0, ..HttpConfig::default() };
+        let dropped = HttpConfig { keep_headers: false, ..kept.clone() };
+        let (mut full, full_counters) = feed_ops(&ops, mid_stream, &kept);
+        let (light, light_counters) = feed_ops(&ops, mid_stream, &dropped);
+        prop_assert_eq!(full_counters, light_counters);
+        prop_assert_eq!(full.len(), light.len());
+        for (f, l) in full.iter_mut().zip(&light) {
+            prop_assert!(l.headers.iter().all(|(name, _)| name.eq_ignore_ascii_case("upgrade")));
+            f.headers = l.headers.clone();
+        }
+        prop_assert_eq!(full, light);
     }
 }

@@ -131,7 +131,17 @@ pub fn log_wanted(args: &OutputArgs) -> bool {
         .is_some_and(|path| path == Path::new("none") || path == Path::new("/dev/null"))
 }
 
-pub fn http_config(args: &OutputArgs) -> HttpConfig {
+/// What the pipeline keeps of each message: what the log shows, or in metrics mode only
+/// what metrics and traces read (no body, no raw bytes, no header fields).
+pub fn http_config(args: &OutputArgs, metrics_only: bool) -> HttpConfig {
+    if metrics_only {
+        return HttpConfig {
+            body_limit: 0,
+            raw_limit: 0,
+            keep_headers: false,
+            ..HttpConfig::default()
+        };
+    }
     HttpConfig {
         body_limit: args.body_limit as usize,
         raw_limit: args.raw_limit as usize,

@@ -26,6 +26,9 @@ pub struct HttpConfig {
     pub raw_limit: usize,
     /// Longest head accepted (also bounds chunked trailers).
     pub max_head_bytes: usize,
+    /// Whether HTTP/1 messages keep their header fields. Without them (metrics mode, where
+    /// no sink reads them), a message keeps only the fields the decoders need: `Upgrade`.
+    pub keep_headers: bool,
 }
 
 impl Default for HttpConfig {
@@ -34,6 +37,7 @@ impl Default for HttpConfig {
             body_limit: 1024,
             raw_limit: 256,
             max_head_bytes: 64 * 1024,
+            keep_headers: true,
         }
     }
 }

@@ -86,11 +86,17 @@ pub(super) enum Parsed<'b> {
     Invalid,
 }
 
-/// Parses the head at the start of `bytes`; its headers go to `headers` (reused for its room).
-pub(super) fn parse(kind: MessageKind, bytes: &[u8], mut headers: Headers) -> Parsed<'_> {
+/// Parses the head at the start of `bytes`; its headers go to `headers` (reused for its room),
+/// all of them if `keep_all`, else only those the decoders read (see [`needed_header`]).
+pub(super) fn parse(
+    kind: MessageKind,
+    bytes: &[u8],
+    mut headers: Headers,
+    keep_all: bool,
+) -> Parsed<'_> {
     // Uninitialised slots: initialising 64 headers would cost more than parsing a small head.
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    let res = match parse_with(kind, bytes, &mut stack, &mut headers) {
+    let res = match parse_with(kind, bytes, &mut stack, &mut headers, keep_all) {
         Err(httparse::Error::TooManyHeaders) => {
             // Rare: size the slots by the lines of this head (each header ends with '\n').
             let end = find_head_end(bytes, 0).unwrap_or(bytes.len());
@@ -100,7 +106,7 @@ pub(super) fn parse(kind: MessageKind, bytes: &[u8], mut headers: Headers) -> Pa
                 .iter()
                 .filter(|&&b| b == b'\n');
             let mut heap = vec![MaybeUninit::uninit(); lines.count()];
-            parse_with(kind, bytes, &mut heap, &mut headers)
+            parse_with(kind, bytes, &mut heap, &mut headers, keep_all)
         }
         res => res,
     };
@@ -119,6 +125,7 @@ fn parse_with<'h, 'b>(
     bytes: &'b [u8],
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
     headers: &mut Headers,
+    keep_all: bool,
 ) -> Result<Option<(Head<'b>, usize)>, httparse::Error> {
     let mut config = httparse::ParserConfig::default();
     config
@@ -171,8 +178,20 @@ fn parse_with<'h, 'b>(
     for h in parsed {
         head.note_header(h.name, h.value);
     }
-    headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value)));
+    if keep_all {
+        headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value)));
+    } else {
+        headers.clear();
+        for h in parsed.iter().filter(|h| needed_header(h.name)) {
+            headers.push(h.name, &String::from_utf8_lossy(h.value));
+        }
+    }
     Ok(Some((head, len)))
+}
+
+/// A header field the decoders read from a finished message: `Upgrade` (h2c).
+fn needed_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("upgrade")
 }
 
 impl Head<'_> {
@@ -243,7 +262,7 @@ mod tests {
     }
 
     fn complete(kind: MessageKind, bytes: &[u8]) -> Head<'_> {
-        match parse(kind, bytes, Headers::default()) {
+        match parse(kind, bytes, Headers::default(), true) {
             Parsed::Complete(head, len) => {
                 assert_eq!(len, bytes.len());
                 head
@@ -278,7 +297,8 @@ mod tests {
             parse(
                 MessageKind::Request,
                 b"HTTP/1.1 200 OK\r\n\r\n",
-                Headers::default()
+                Headers::default(),
+                true
             ),
             Parsed::Invalid
         ));
@@ -286,7 +306,8 @@ mod tests {
             parse(
                 MessageKind::Request,
                 b"GET / HTTP/1.1\r\nHost",
-                Headers::default()
+                Headers::default(),
+                true
             ),
             Parsed::Partial
         ));
@@ -303,5 +324,27 @@ mod tests {
         let h = complete(MessageKind::Request, &bytes);
         assert_eq!(h.headers.len(), 200);
         assert_eq!(h.headers.get(199), Some(("X-199", "v")));
+    }
+
+    #[test]
+    fn without_every_field_the_framing_is_the_same() {
+        let mut bytes = b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\nContent-Length: 3\r\n".to_vec();
+        for i in 0..100 {
+            bytes.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        let kind = MessageKind::Response;
+        let (Parsed::Complete(all, all_len), Parsed::Complete(few, few_len)) = (
+            parse(kind, &bytes, Headers::default(), true),
+            parse(kind, &bytes, Headers::default(), false),
+        ) else {
+            panic!("both parses must complete");
+        };
+        assert_eq!(few.headers.iter().collect::<Vec<_>>(), [("Upgrade", "h2c")]);
+        assert_eq!(all.headers.len(), 103);
+        assert_eq!(
+            (few_len, few.status, few.content_length, few.transfer),
+            (all_len, all.status, all.content_length, all.transfer)
+        );
     }
 }

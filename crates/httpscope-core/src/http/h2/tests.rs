@@ -250,7 +250,15 @@ fn grpc_trailers_only_and_reset_streams() {
 
 #[test]
 fn h2c_upgrade_answers_the_http1_request_on_stream_1() {
+    // Metrics mode keeps no header fields but the one the upgrade is read from.
+    for keep_headers in [true, false] {
+        h2c_upgrade_exchange(keep_headers);
+    }
+}
+
+fn h2c_upgrade_exchange(keep_headers: bool) {
     let mut f = Feed::new(false);
+    f.config.keep_headers = keep_headers;
     f.send(b"GET /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n");
     let mut reply =
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();

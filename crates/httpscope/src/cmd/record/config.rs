@@ -23,7 +23,7 @@ pub(crate) enum Purpose {
     Everything,
     /// Metrics mode: nothing keeps a body or wire bytes (`--output none`, no pcap,
     /// no event file). The kernel copies heads and frames, not bodies; the
-    /// pipeline keeps no body and no raw bytes.
+    /// pipeline keeps no body, no raw bytes and no header fields.
     MetricsOnly,
 }
 
@@ -88,13 +88,8 @@ pub(crate) fn pipeline_config(
     purpose: Purpose,
     bench_stage: Option<BenchStage>,
 ) -> PipelineConfig {
-    let mut http = http_config(&args.output);
-    if purpose == Purpose::MetricsOnly {
-        http.body_limit = 0;
-        http.raw_limit = 0;
-    }
     PipelineConfig {
-        http,
+        http: http_config(&args.output, purpose == Purpose::MetricsOnly),
         redactor: redactor(&args.output),
         routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns,
