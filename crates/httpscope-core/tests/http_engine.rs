@@ -319,11 +319,14 @@ proptest! {
         ops in prop::collection::vec(op(), 0..12),
         mid_stream in any::<bool>(),
     ) {
-        let mut ops = ops;
+        // Well-formed exchanges first, so that most cases parse heads; then anything at all.
+        let mut all = Vec::new();
         for ex in &exchanges {
-            ops.push(Op { send: false, skew: 0, uncaptured: 0, data: request(ex), close: false });
-            ops.push(Op { send: true, skew: 0, uncaptured: 0, data: response(ex), close: false });
+            all.push(Op { send: false, skew: 0, uncaptured: 0, data: request(ex), close: false });
+            all.push(Op { send: true, skew: 0, uncaptured: 0, data: response(ex), close: false });
         }
+        all.extend(ops);
+        let ops = all;
         let kept = HttpConfig { body_limit: 0, raw_limit: 0, ..HttpConfig::default() };
         let dropped = HttpConfig { keep_headers: false, ..kept.clone() };
         let (mut full, full_counters) = feed_ops(&ops, mid_stream, &kept);
