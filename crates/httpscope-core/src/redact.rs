@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use crate::http::{Headers, HttpMessage};
+use crate::http::{Headers, HttpMessage, HttpVersion};
 
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -191,8 +191,10 @@ impl Redactor {
         } else if !self.fields.is_empty() {
             message.body = self.redact_json(&message.body);
         }
-        // Raw bytes only hold what the parsed fields hold: rebuild them only when those changed.
-        if header_redacted || !self.fields.is_empty() || !self.keep_bodies {
+        // Raw bytes hold what the parsed fields hold, plus the HTTP/1 field lines the parser
+        // skipped: rebuild them when either may hide something.
+        let skipped = message.proto != HttpVersion::H2 && message.unknown_headers() > 0;
+        if header_redacted || skipped || !self.fields.is_empty() || !self.keep_bodies {
             message.raw = self.redact_raw(&message.raw);
         }
     }

@@ -244,8 +244,8 @@ fn connection_limit_evicts_the_least_recently_seen() {
     assert_eq!(h.pipeline.report().pipeline.connections_evicted, 1);
 }
 
-#[test]
-fn json_lines_follow_the_contract() {
+/// The log lines, in `format`, of one client exchange: `request` sent, `response` received.
+fn logged(format: LineFormat, request: &[u8], response: &[u8]) -> String {
     let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
     impl std::io::Write for Shared {
@@ -257,7 +257,7 @@ fn json_lines_follow_the_contract() {
             Ok(())
         }
     }
-    let sink = LineSink::new(Shared(out.clone()), LineFormat::Json);
+    let sink = LineSink::new(Shared(out.clone()), format);
     let mut pipeline = Pipeline::new(
         PipelineConfig {
             wall_clock_offset_ns: 1_795_616_404_000_000_000,
@@ -277,28 +277,22 @@ fn json_lines_follow_the_contract() {
             "curl",
         ),
     );
-    feed(
-        &mut pipeline,
-        encode::data(
-            &header(1, 100, 123 * MS),
-            Direction::Send,
-            0,
-            REQUEST.len() as u64,
-            REQUEST,
-        ),
-    );
-    feed(
-        &mut pipeline,
-        encode::data(
-            &header(1, 100, 125 * MS),
-            Direction::Recv,
-            0,
-            RESPONSE.len() as u64,
-            RESPONSE,
-        ),
-    );
+    let calls = [
+        (Direction::Send, 123 * MS, request),
+        (Direction::Recv, 125 * MS, response),
+    ];
+    for (direction, ts, bytes) in calls {
+        let event = encode::data(&header(1, 100, ts), direction, 0, bytes.len() as u64, bytes);
+        feed(&mut pipeline, event);
+    }
     pipeline.finish().unwrap();
     let text = String::from_utf8(out.borrow().clone()).unwrap();
+    text
+}
+
+#[test]
+fn json_lines_follow_the_contract() {
+    let text = logged(LineFormat::Json, REQUEST, RESPONSE);
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -328,4 +322,24 @@ fn json_lines_follow_the_contract() {
         .starts_with("HTTP/1.1 200 OK\r\n"));
     assert_eq!(lines[0]["kind"], "request");
     assert!(lines[0].get("latency_ms").is_none());
+}
+
+#[test]
+fn a_credential_line_the_parser_skips_is_still_hidden() {
+    // A control byte makes a field line invalid: the parser skips it, so no parsed field
+    // names it, but the raw bytes still hold it.
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3\tcr\x01et\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\nSet-Cookie: id=s3\x7fcret\r\nContent-Length: 0\r\n\r\n";
+    for format in [LineFormat::Logfmt, LineFormat::Json] {
+        let text = logged(format, request, response);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains("s3"), "{text}");
+        assert!(text.contains("Authorization: [REDACTED]"), "{text}");
+        assert!(text.contains("Set-Cookie: [REDACTED]"), "{text}");
+        let flagged = match format {
+            LineFormat::Logfmt => "unknown_headers=1",
+            LineFormat::Json => "\"unknown_headers\":1",
+        };
+        assert_eq!(text.matches(flagged).count(), 2, "{text}");
+    }
 }

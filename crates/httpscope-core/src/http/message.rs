@@ -132,9 +132,10 @@ pub struct Extra {
     pub authority: Option<Arc<str>>,
     /// HTTP/2 trailing HEADERS (gRPC's `grpc-status` lives here); empty when none.
     pub trailers: Headers,
-    /// Header fields (headers and trailers) whose name or value could not be decoded exactly
-    /// (HPACK references to table entries from before capture began or lost to a gap). They are
-    /// left out of `headers`, never guessed; 0 for HTTP/1.
+    /// Header fields (headers and trailers) whose name or value could not be decoded exactly:
+    /// HTTP/2, HPACK references to table entries from before capture began or lost to a gap;
+    /// HTTP/1, field lines the parser skipped as invalid. They are left out of `headers`,
+    /// never guessed.
     pub unknown_headers: u32,
     /// HTTP/2: the RST_STREAM error code when the stream was reset before this message ended.
     pub reset_code: Option<u32>,

@@ -93,6 +93,8 @@ pub struct ParseCounters {
     /// Requests beyond the outstanding-request limit (pairing stops for the connection), or
     /// HTTP/2 streams beyond the tracked-stream limit (the oldest is ended as partial).
     pub queue_overflows: u64,
+    /// HTTP/1 field lines skipped as invalid; their messages carry `unknown_headers`.
+    pub h1_invalid_fields: u64,
     /// HTTP/2 header fields that could not be resolved (HPACK state from before capture
     /// began, or lost); their messages carry `unknown_headers`.
     pub h2_unknown_headers: u64,

@@ -180,7 +180,7 @@ impl<W: Write> SummarySink<W> {
             "events={} kernel_drops={} truncated_syscalls={} decode_errors={} parse_errors={} \
              non_http_bytes={} gap_bytes={} unpaired_responses={} unanswered_requests={} \
              partial_messages={} records={} http2_conns={} tls_conns={} other_conns={} \
-             h2_unknown_headers={} h2_hpack_errors={} h2_rst_streams={} h2_push_promises={} \
+             h1_invalid_fields={} h2_unknown_headers={} h2_hpack_errors={} h2_rst_streams={} h2_push_promises={} \
              elided_bytes={} budget_fallbacks={} conns_watched={} conns_reported={} \
              conns_filtered={} conns_not_http={} conns_silent={} conns_no_slot={} conns_open={} \
              nested_tls_calls={}",
@@ -198,6 +198,7 @@ impl<W: Write> SummarySink<W> {
             pipeline.connections_http2,
             pipeline.connections_tls,
             pipeline.connections_other,
+            parse.h1_invalid_fields,
             parse.h2_unknown_headers,
             parse.h2_hpack_errors,
             parse.h2_rst_streams,

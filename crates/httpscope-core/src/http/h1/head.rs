@@ -73,6 +73,9 @@ pub(super) struct Head<'b> {
     pub content_length: ContentLength,
     pub transfer: Transfer,
     pub encoding: Encoding,
+    /// Field lines the parser skipped as invalid (a control byte in a value, a bad name):
+    /// no parsed field names them, but the head's bytes still hold them.
+    pub skipped_fields: u32,
 }
 
 /// Outcome of parsing the start of a message.
@@ -178,6 +181,7 @@ fn parse_with<'h, 'b>(
     for h in parsed {
         head.note_header(h.name, h.value);
     }
+    head.skipped_fields = skipped_fields(bytes.get(..len).unwrap_or(bytes), parsed);
     if keep_all {
         headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value)));
     } else {
@@ -187,6 +191,22 @@ fn parse_with<'h, 'b>(
         }
     }
     Ok(Some((head, len)))
+}
+
+/// Field lines httparse skipped (its `ignore_invalid_headers_*`): the head's lines other
+/// than its start line, its blank line, the fields returned and their folded lines.
+fn skipped_fields(head: &[u8], parsed: &[httparse::Header<'_>]) -> u32 {
+    let expected = parsed.len() + 2;
+    let lines = newlines(head);
+    if lines <= expected {
+        return 0;
+    }
+    let folded: usize = parsed.iter().map(|h| newlines(h.value)).sum();
+    u32::try_from(lines.saturating_sub(expected + folded)).unwrap_or(u32::MAX)
+}
+
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// A header field the decoders read from a finished message: `Upgrade` (h2c).
@@ -206,6 +226,7 @@ impl Head<'_> {
             content_length: ContentLength::Absent,
             transfer: Transfer::Absent,
             encoding: Encoding::Identity,
+            skipped_fields: 0,
         }
     }
 
@@ -352,5 +373,19 @@ mod tests {
             (few_len, few.status, few.content_length, few.transfer),
             (all_len, all.status, all.content_length, all.transfer)
         );
+    }
+
+    #[test]
+    fn skipped_field_lines_are_counted_and_folded_ones_are_not() {
+        let skipped = |kind, bytes: &[u8]| match parse(kind, bytes, Headers::default(), true) {
+            Parsed::Complete(head, _) => (head.skipped_fields, head.headers.len()),
+            other => panic!("{other:?}"),
+        };
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\nBad\x01: v\r\nA: b\x01c\r\n\r\n";
+        assert_eq!(skipped(MessageKind::Request, request), (2, 1));
+        let folded = b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(skipped(MessageKind::Response, folded), (0, 2));
+        let bare = b"HTTP/1.1 200 OK\nSet-Cookie: a\x7fb\nContent-Length: 0\n\n";
+        assert_eq!(skipped(MessageKind::Response, bare), (1, 1));
     }
 }

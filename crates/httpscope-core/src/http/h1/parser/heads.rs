@@ -186,6 +186,7 @@ impl DirParser {
         } else {
             HttpVersion::Http11
         };
+        let skipped_fields = head.skipped_fields;
         // Built in place: every move of a message copies all of it.
         let mut fl = InFlight {
             msg: HttpMessage {
@@ -205,6 +206,10 @@ impl DirParser {
             tunnel_after,
         };
         let msg = &mut fl.msg;
+        if skipped_fields > 0 {
+            msg.extra_mut().unknown_headers = skipped_fields;
+            cx.counters.h1_invalid_fields += u64::from(skipped_fields);
+        }
         match kind {
             MessageKind::Request => {
                 // Cheap copies: a standard method is borrowed and the url is shared.
