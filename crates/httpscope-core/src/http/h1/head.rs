@@ -138,7 +138,8 @@ fn parse_with<'h, 'b>(
         .allow_obsolete_multiline_headers_in_responses(true)
         .ignore_invalid_headers_in_requests(true)
         .ignore_invalid_headers_in_responses(true);
-    let (len, mut head, parsed): (_, _, &[httparse::Header<'b>]) = match kind {
+    // `last`: the start line's last parsed piece; the field lines begin after it.
+    let (len, mut head, parsed, last): (_, _, &[httparse::Header<'b>], _) = match kind {
         MessageKind::Request => {
             let mut req = httparse::Request::new(&mut []);
             let status = config.parse_request_with_uninit_headers(&mut req, bytes, slots)?;
@@ -156,7 +157,7 @@ fn parse_with<'h, 'b>(
                 url: path,
                 ..Head::new(version)
             };
-            (len, head, headers)
+            (len, head, headers, path)
         }
         MessageKind::Response => {
             let mut resp = httparse::Response::new(&mut []);
@@ -175,13 +176,14 @@ fn parse_with<'h, 'b>(
                 reason: reason.map(|r| borrowed_if_known(r, &KNOWN_REASONS)),
                 ..Head::new(version)
             };
-            (len, head, headers)
+            (len, head, headers, reason)
         }
     };
     for h in parsed {
         head.note_header(h.name, h.value);
     }
-    head.skipped_fields = skipped_fields(bytes.get(..len).unwrap_or(bytes), parsed);
+    let start_end = last.and_then(|piece| end_in(bytes, piece.as_bytes()));
+    head.skipped_fields = skipped_fields(bytes.get(..len).unwrap_or(bytes), start_end, parsed);
     if keep_all {
         headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value)));
     } else {
@@ -193,20 +195,45 @@ fn parse_with<'h, 'b>(
     Ok(Some((head, len)))
 }
 
-/// Field lines httparse skipped (its `ignore_invalid_headers_*`): the head's lines other
-/// than its start line, its blank line, the fields returned and their folded lines.
-fn skipped_fields(head: &[u8], parsed: &[httparse::Header<'_>]) -> u32 {
-    let expected = parsed.len() + 2;
-    let lines = newlines(head);
-    if lines <= expected {
-        return 0;
+/// Field lines httparse skipped (its `ignore_invalid_headers_*`), from the line ends between
+/// the pieces it returned: one ends each field line, two the last one and the head. A gap
+/// of at most two bytes before a field is its line end alone, so most gaps are not read;
+/// a folded value's line ends are its own.
+fn skipped_fields(head: &[u8], start_end: Option<usize>, parsed: &[httparse::Header<'_>]) -> u32 {
+    let mut from = start_end.unwrap_or(0);
+    let mut skipped = 0;
+    for h in parsed {
+        // A name not found in the head (never seen) leaves its line to the next gap: counted
+        // as skipped, which errs toward redacting.
+        let Some(name_end) = end_in(head, h.name.as_bytes()) else {
+            continue;
+        };
+        let name = name_end - h.name.len();
+        if name.saturating_sub(from) > 2 {
+            skipped += newlines(head.get(from..name)).saturating_sub(1);
+        }
+        // An empty value may be a slice of nothing: its line goes on from the name.
+        from = end_in(head, h.value)
+            .filter(|_| !h.value.is_empty())
+            .unwrap_or(name_end);
     }
-    let folded: usize = parsed.iter().map(|h| newlines(h.value)).sum();
-    u32::try_from(lines.saturating_sub(expected + folded)).unwrap_or(u32::MAX)
+    skipped += newlines(head.get(from..)).saturating_sub(2);
+    u32::try_from(skipped).unwrap_or(u32::MAX)
 }
 
-fn newlines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
+/// Where `piece`, a slice of `bytes`, ends in it.
+fn end_in(bytes: &[u8], piece: &[u8]) -> Option<usize> {
+    let start = (piece.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+    let end = start.checked_add(piece.len())?;
+    (end <= bytes.len()).then_some(end)
+}
+
+fn newlines(bytes: Option<&[u8]>) -> usize {
+    match bytes {
+        None => 0,
+        Some(b"\r\n\r\n" | b"\n\n") => 2,
+        Some(gap) => gap.iter().filter(|&&b| b == b'\n').count(),
+    }
 }
 
 /// A header field the decoders read from a finished message: `Upgrade` (h2c).
@@ -387,5 +414,48 @@ mod tests {
         assert_eq!(skipped(MessageKind::Response, folded), (0, 2));
         let bare = b"HTTP/1.1 200 OK\nSet-Cookie: a\x7fb\nContent-Length: 0\n\n";
         assert_eq!(skipped(MessageKind::Response, bare), (1, 1));
+        let empty = b"GET / HTTP/1.1\r\nX-Empty:\r\nBad: \x01\r\nY:\r\n\r\n";
+        assert_eq!(skipped(MessageKind::Request, empty), (1, 2));
+        let first = b"HTTP/1.1 204\r\nBad: \x01\r\n\r\n";
+        assert_eq!(skipped(MessageKind::Response, first), (1, 0));
+    }
+
+    #[test]
+    fn skipped_field_lines_in_every_order() {
+        // (line, skipped by the parser?): valid, empty, folded (responses only), invalid.
+        let lines: [(&[u8], bool); 5] = [
+            (b"A: b\r\n", false),
+            (b"E:\r\n", false),
+            (b"F: one\r\n two\r\n", false),
+            (b"Bad: x\x01y\r\n", true),
+            (b"N\x7fame: v\r\n", true),
+        ];
+        for (kind, start) in [
+            (MessageKind::Request, &b"GET /p HTTP/1.1\r\n"[..]),
+            (MessageKind::Response, b"HTTP/1.1 200 OK\r\n"),
+            (MessageKind::Response, b"HTTP/1.1 204\r\n"),
+        ] {
+            for a in 0..lines.len() {
+                for b in 0..lines.len() {
+                    for c in 0..lines.len() {
+                        let picked = [lines[a], lines[b], lines[c]];
+                        let folded = picked.iter().any(|l| l.0.starts_with(b"F:"));
+                        if folded && kind == MessageKind::Request {
+                            continue;
+                        }
+                        let mut head = start.to_vec();
+                        picked.iter().for_each(|l| head.extend_from_slice(l.0));
+                        head.extend_from_slice(b"\r\n");
+                        let want = picked.iter().filter(|l| l.1).count() as u32;
+                        match parse(kind, &head, Headers::default(), true) {
+                            Parsed::Complete(h, _) => {
+                                assert_eq!(h.skipped_fields, want, "{head:?}")
+                            }
+                            other => panic!("{other:?} {head:?}"),
+                        }
+                    }
+                }
+            }
+        }
     }
 }
