@@ -124,11 +124,17 @@ pub fn open_log(
 
 /// `--output none` (or `/dev/null`): no log at all, not a file of that name, and no
 /// line formatted only to be thrown away. Metrics, OTLP and the summary still run.
-pub fn log_wanted(args: &OutputArgs) -> bool {
+fn log_wanted(args: &OutputArgs) -> bool {
     !args
         .output
         .as_deref()
         .is_some_and(|path| path == Path::new("none") || path == Path::new("/dev/null"))
+}
+
+/// Whether an output keeps message bytes: a log, or a pcap file. Without one (and without
+/// an event file or a live view), only metrics and traces are wanted: metrics mode.
+pub fn output_keeps_bytes(args: &OutputArgs) -> bool {
+    log_wanted(args) || args.integrations.pcap.is_some()
 }
 
 /// What the pipeline keeps of each message: what the log shows, or in metrics mode only

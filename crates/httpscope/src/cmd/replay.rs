@@ -9,7 +9,7 @@ use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 
 use crate::cli::ReplayArgs;
 use crate::integrations::Integrations;
-use crate::output::{http_config, log_wanted, open_log, redactor, sinks};
+use crate::output::{http_config, open_log, output_keeps_bytes, redactor, sinks};
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let file =
@@ -18,7 +18,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         EventFileReader::new(file).with_context(|| format!("reading {}", args.file.display()))?;
     let out = open_log(&args.output, "-", false)?;
     // As `record`'s metrics mode: nothing written keeps bodies, wire bytes or header fields.
-    let metrics_only = !log_wanted(&args.output) && args.output.integrations.pcap.is_none();
+    let metrics_only = !output_keeps_bytes(&args.output);
     let config = PipelineConfig {
         http: http_config(&args.output, metrics_only),
         redactor: redactor(&args.output),

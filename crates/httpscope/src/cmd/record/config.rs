@@ -11,7 +11,7 @@ use httpscope_capture::{
 use httpscope_core::pipeline::PipelineConfig;
 
 use crate::cli::{CaptureBackendArg, RecordArgs};
-use crate::output::{http_config, log_wanted, redactor};
+use crate::output::{http_config, output_keeps_bytes, redactor};
 
 /// Queued bytes that wake the reader before its poll times out.
 const WAKEUP_BYTES: u64 = 256 * 1024;
@@ -30,9 +30,7 @@ pub(crate) enum Purpose {
 impl Purpose {
     /// `shows_bodies`: a front end shows them whatever the output (`top`'s details).
     pub(crate) fn of(args: &RecordArgs, shows_bodies: bool) -> Self {
-        let keeps_bytes = log_wanted(&args.output)
-            || args.output.integrations.pcap.is_some()
-            || args.save_events.is_some();
+        let keeps_bytes = output_keeps_bytes(&args.output) || args.save_events.is_some();
         if keeps_bytes || shows_bodies {
             Self::Everything
         } else {
