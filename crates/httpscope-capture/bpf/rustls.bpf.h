@@ -46,6 +46,16 @@
  * at write_to's return, on the socket written inside it. A Writer call
  * followed by anything else loses its plaintext, counted (tls_fd_unknown).
  *
+ * Where the probes sit. The Writer's methods and consume begin with a load
+ * that the kernel's uprobe trap single-steps, a second trap that costs many
+ * times a probe hit. The Writer's methods only jump through their `dyn
+ * PlaintextSink` to <ConnectionCommon<T> as PlaintextSink>::write(_vectored),
+ * which take the connection itself and begin with a push: those are probed
+ * (rustls_sink_w, rustls_sink_wv). consume loads its buffer into RDI and
+ * jumps: the jump is probed (rustls_used_buf). The loader finds both shapes,
+ * and moves other entry probes past instructions that change nothing they
+ * read (probe_site.rs); anything else stays on the entry.
+ *
  * The loader checks the argument registers in each function's machine code
  * (tls/rustls.rs). Uretprobes are safe here: Rust threads' stacks do not
  * move (async tasks are state machines, not stacks).
@@ -241,14 +251,15 @@ int rustls_write_tls(struct pt_regs *ctx)
 	return 0;
 }
 
-static __always_inline int rustls_writer_enter(struct pt_regs *ctx, __u64 iovcnt)
+/* A Writer call entered with the connection its Writer holds. */
+static __always_inline int rustls_writer_enter(struct pt_regs *ctx, __u64 connection, __u64 iovcnt)
 {
 	struct rustls_thread *thread = rustls_thread();
 
 	if (!thread)
 		return 0;
 	rustls_drop_pending(thread);
-	thread->writer = rustls_field0(PT_REGS_PARM1(ctx));
+	thread->writer = connection;
 	thread->write_buf = PT_REGS_PARM2(ctx);
 	thread->write_iovcnt = iovcnt;
 	thread->write_sp = PT_REGS_SP(ctx);
@@ -259,19 +270,44 @@ static __always_inline int rustls_writer_enter(struct pt_regs *ctx, __u64 iovcnt
 SEC("uprobe")
 int rustls_write(struct pt_regs *ctx)
 {
-	return rustls_writer_enter(ctx, 0);
+	return rustls_writer_enter(ctx, rustls_field0(PT_REGS_PARM1(ctx)), 0);
+}
+
+/* A write_vectored's iovec count; 0 for none (nothing to record; 0 reads as a plain buffer). */
+static __always_inline __u64 rustls_iovec_count(struct pt_regs *ctx)
+{
+	__u64 count = PT_REGS_PARM3(ctx);
+
+	return count > 0x7fffffff ? 0 : count;
 }
 
 /* <Writer as io::Write>::write_vectored(&mut self, bufs: &[IoSlice]): IoSlice is an iovec. */
 SEC("uprobe")
 int rustls_write_vectored(struct pt_regs *ctx)
 {
-	__u64 count = PT_REGS_PARM3(ctx);
+	__u64 count = rustls_iovec_count(ctx);
 
-	/* No iovec: nothing to record, and 0 would read as a plain buffer. */
-	if (!count || count > 0x7fffffff)
-		return 0;
-	return rustls_writer_enter(ctx, count);
+	return count ? rustls_writer_enter(ctx, rustls_field0(PT_REGS_PARM1(ctx)), count) : 0;
+}
+
+/*
+ * The same calls probed on the functions the Writer's methods jump to through their
+ * PlaintextSink vtable, <ConnectionCommon<T> as PlaintextSink>::write(_vectored): same
+ * arguments, same stack pointer, same return, with the connection itself first. The
+ * Writer's methods begin with instructions the kernel single-steps, these with a push.
+ */
+SEC("uprobe")
+int rustls_sink_w(struct pt_regs *ctx)
+{
+	return rustls_writer_enter(ctx, PT_REGS_PARM1(ctx), 0);
+}
+
+SEC("uprobe")
+int rustls_sink_wv(struct pt_regs *ctx)
+{
+	__u64 count = rustls_iovec_count(ctx);
+
+	return count ? rustls_writer_enter(ctx, PT_REGS_PARM1(ctx), count) : 0;
 }
 
 /* Either Writer call returns: what it took waits for the next write_tls. */
@@ -341,12 +377,10 @@ int rustls_first_chunk_ret(struct pt_regs *ctx)
 	return 0;
 }
 
-/* <Reader as BufRead>::consume(&mut self, amt): the first amt bytes of that chunk were read. */
-SEC("uprobe")
-int rustls_consume(struct pt_regs *ctx)
+/* consume(amt) on the Reader of buffer received: the first amt bytes of that chunk were read. */
+static __always_inline int rustls_consume_from(struct pt_regs *ctx, __u64 received)
 {
 	struct rustls_thread *thread = rustls_thread();
-	__u64 received = rustls_field0(PT_REGS_PARM1(ctx));
 	__u64 amount = PT_REGS_PARM2(ctx);
 	struct ssl_call call = { .ssl = received, .op = SSL_OP_RUSTLS_READ };
 
@@ -365,6 +399,23 @@ int rustls_consume(struct pt_regs *ctx)
 	else
 		ssl_emit_fd(&call, amount);
 	return 0;
+}
+
+/* <Reader as BufRead>::consume(&mut self, amt). */
+SEC("uprobe")
+int rustls_consume(struct pt_regs *ctx)
+{
+	return rustls_consume_from(ctx, rustls_field0(PT_REGS_PARM1(ctx)));
+}
+
+/*
+ * The same, probed after consume's first instruction has loaded the Reader's buffer into
+ * RDI itself (mov rdi,[rdi]; then a jump the kernel emulates, unlike that load).
+ */
+SEC("uprobe")
+int rustls_used_buf(struct pt_regs *ctx)
+{
+	return rustls_consume_from(ctx, PT_REGS_PARM1(ctx));
 }
 
 /* consume returns: the buffer changed; it is the one this thread knows from now on. */

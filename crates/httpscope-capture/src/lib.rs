@@ -16,6 +16,7 @@ pub mod golang;
 mod ladder;
 mod loader;
 mod pacer;
+mod probe_site;
 mod refusal;
 mod ring;
 mod timing;

@@ -18,7 +18,7 @@ use crate::golang::{GoTlsBinary, GoTlsFunction};
 use crate::refusal::Refusal;
 use crate::timing::timed;
 use crate::tls::node::{NodeBinary, NodeFunction};
-use crate::tls::rustls::{RustlsBinary, RustlsFunction, Unhookable};
+use crate::tls::rustls::{RustlsBinary, RustlsFunction, RustlsProbe, Unhookable};
 use crate::tls::{self, openssl_workers, FileId, TargetKind, TlsTarget};
 use crate::uprobe_multi::{self, MultiProgram};
 
@@ -68,6 +68,9 @@ const RUSTLS_PROGRAMS: &[&str] = &[
     "rustls_first_chunk_ret",
     "rustls_consume",
     "rustls_consume_ret",
+    "rustls_sink_w",
+    "rustls_sink_wv",
+    "rustls_used_buf",
     "rustls_io_state",
     "rustls_is_full",
     "rustls_read_tls",
@@ -522,18 +525,28 @@ fn attach_node(
     Ok(attached)
 }
 
-/// The programs on one rustls function: (return program, entry program).
-fn rustls_programs(
-    backend: Backend,
-    function: RustlsFunction,
-) -> (Option<&'static str>, &'static str) {
+/// The programs on one rustls probe: (return program, entry program).
+fn rustls_programs(backend: Backend, probe: &RustlsProbe) -> (Option<&'static str>, &'static str) {
     let backend_return = Some(backend.tls_return_program());
-    match function {
-        RustlsFunction::Write => (Some("rustls_write_ret"), "rustls_write"),
-        RustlsFunction::WriteVectored => (Some("rustls_write_ret"), "rustls_write_vectored"),
+    let entry = |reader_or_writer, first_word| match probe.first_word_loaded {
+        false => reader_or_writer,
+        true => first_word,
+    };
+    match probe.function {
+        RustlsFunction::Write | RustlsFunction::SinkWrite => (
+            Some("rustls_write_ret"),
+            entry("rustls_write", "rustls_sink_w"),
+        ),
+        RustlsFunction::WriteVectored | RustlsFunction::SinkWriteVectored => (
+            Some("rustls_write_ret"),
+            entry("rustls_write_vectored", "rustls_sink_wv"),
+        ),
         RustlsFunction::Read => (backend_return, "rustls_read"),
         RustlsFunction::FirstChunk => (Some("rustls_first_chunk_ret"), "rustls_first_chunk"),
-        RustlsFunction::Consume => (Some("rustls_consume_ret"), "rustls_consume"),
+        RustlsFunction::Consume => (
+            Some("rustls_consume_ret"),
+            entry("rustls_consume", "rustls_used_buf"),
+        ),
         RustlsFunction::IsFull => (None, "rustls_is_full"),
         RustlsFunction::ReadTls => (backend_return, "rustls_read_tls"),
         RustlsFunction::WriteTls => (backend_return, "rustls_write_tls"),
@@ -552,8 +565,9 @@ fn attach_rustls(
         Unhookable::Inlined(function) => format!("{function} is not a function of its own"),
         _ => why.to_string(),
     })?;
+    tracing::debug!(?probes, "rustls probes (file offsets)");
     for probe in probes {
-        let (ret, entry) = rustls_programs(backend, probe.function);
+        let (ret, entry) = rustls_programs(backend, probe);
         if let Some(ret) = ret {
             attacher.attach(ret, at_offset(probe.offset, 0))?;
         }

@@ -16,6 +16,7 @@ use object::{Architecture, Object, ObjectSymbol, ReadRef, SymbolKind};
 use thiserror::Error;
 
 use crate::elf::{bytes_at, file_offset, ElfFile};
+use crate::probe_site;
 
 /// A string of rustls's reader (its unexpected-EOF error), in every build that reads
 /// plaintext, stripped or not: how a rustls program is recognised before parsing it.
@@ -41,10 +42,14 @@ pub enum RustlsFunction {
     /// The end of `process_new_packets` (optional: it lets a moved connection keep its
     /// binding).
     IoState,
+    /// What the Writer's methods jump to through their `dyn PlaintextSink` (optional):
+    /// `<ConnectionCommon<T> as PlaintextSink>::write` and `write_vectored`.
+    SinkWrite,
+    SinkWriteVectored,
 }
 
 impl RustlsFunction {
-    pub const ALL: [RustlsFunction; 9] = [
+    pub const ALL: [RustlsFunction; 11] = [
         Self::Write,
         Self::WriteVectored,
         Self::Read,
@@ -54,6 +59,8 @@ impl RustlsFunction {
         Self::ReadTls,
         Self::WriteTls,
         Self::IoState,
+        Self::SinkWrite,
+        Self::SinkWriteVectored,
     ];
 
     /// The demangled name without its hash.
@@ -70,6 +77,12 @@ impl RustlsFunction {
             Self::ReadTls => "rustls::msgs::deframer::buffers::DeframerVecBuffer::read",
             Self::WriteTls => "rustls::vecbuf::ChunkVecBuffer::write_to",
             Self::IoState => "rustls::common_state::CommonState::current_io_state",
+            Self::SinkWrite => {
+                "<rustls::conn::ConnectionCommon<T> as rustls::conn::connection::PlaintextSink>::write"
+            }
+            Self::SinkWriteVectored => {
+                "<rustls::conn::ConnectionCommon<T> as rustls::conn::connection::PlaintextSink>::write_vectored"
+            }
         }
     }
 
@@ -79,16 +92,37 @@ impl RustlsFunction {
             Self::Write | Self::WriteVectored | Self::Read | Self::Consume => Some(Register::RDI),
             // The result is returned through RDI: the Reader comes second.
             Self::FirstChunk => Some(Register::RSI),
-            Self::IsFull | Self::ReadTls | Self::WriteTls | Self::IoState => None,
+            Self::IsFull
+            | Self::ReadTls
+            | Self::WriteTls
+            | Self::IoState
+            | Self::SinkWrite
+            | Self::SinkWriteVectored => None,
+        }
+    }
+
+    /// The Writer method whose calls this function takes, reached through its vtable.
+    fn sink_of(self) -> Option<RustlsFunction> {
+        match self {
+            Self::SinkWrite => Some(Self::Write),
+            Self::SinkWriteVectored => Some(Self::WriteVectored),
+            _ => None,
         }
     }
 }
 
-/// One probe point: a function's entry (file offset).
+/// One probe point (file offset): a function's entry, or a cheaper site with the same
+/// registers (see `probe_site`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RustlsProbe {
+    /// The call probed: a Writer method probed on its sink is that Writer method.
     pub function: RustlsFunction,
     pub offset: u64,
+    /// The object register already holds the Reader's or Writer's first word (its buffer or
+    /// connection) here, rather than the Reader or Writer.
+    pub first_word_loaded: bool,
+    /// The kernel single-steps the probed instruction: a second trap on every hit.
+    pub single_stepped: bool,
 }
 
 /// Why a rustls program cannot be hooked.
@@ -158,12 +192,33 @@ fn probes<'d, R: ReadRef<'d>>(
         return Err(Unhookable::Inlined(name));
     }
     let mut probes = Vec::new();
-    for (function, ranges) in found {
+    for (function, ranges) in &found {
         for range in ranges {
-            probes.push(probe(data, file, function, range)?);
+            // Checked even when replaced: a Writer method's code shows where its sink's
+            // arguments are.
+            let probe = probe(data, file, *function, range.clone())?;
+            if !replaced(&found, *function) {
+                probes.push(probe);
+            }
         }
     }
     Ok(probes)
+}
+
+/// Whether `function` goes unprobed because the other of a Writer method and its sink is
+/// probed instead: the sink when the program has one beside each copy of the Writer method
+/// (a program linking several rustls versions has one of each per version).
+fn replaced(found: &HashMap<RustlsFunction, Vec<Range<u64>>>, function: RustlsFunction) -> bool {
+    let copies = |f: RustlsFunction| found.get(&f).map_or(0, Vec::len);
+    let sink_used = |writer: RustlsFunction, sink: RustlsFunction| {
+        copies(sink) > 0 && copies(sink) == copies(writer)
+    };
+    match function.sink_of() {
+        Some(writer) => !sink_used(writer, function),
+        None => RustlsFunction::ALL
+            .iter()
+            .any(|&sink| sink.sink_of() == Some(function) && sink_used(function, sink)),
+    }
 }
 
 /// The address ranges of each hooked function defined in `.symtab` (a program may hold
@@ -206,10 +261,43 @@ fn probe<'d, R: ReadRef<'d>>(
             return Err(Unhookable::Code(name));
         }
     }
+    // Entry and return probes alike: see probe_site for why the entry may move.
+    let consume_site = (function == RustlsFunction::Consume)
+        .then(|| loads_own_object(code, range.start))
+        .flatten();
+    let (site, first_word_loaded) = match consume_site {
+        Some(after_load) => (after_load, true),
+        None => (
+            probe_site::cheap_entry(code, range.start, &probe_site::ARGUMENT_REGISTERS),
+            function.sink_of().is_some(),
+        ),
+    };
+    let at_site = usize::try_from(site - range.start)
+        .ok()
+        .and_then(|skip| code.get(skip..));
     Ok(RustlsProbe {
-        function,
-        offset: file_offset(file, range.start).ok_or(Unhookable::Code(name))?,
+        function: function.sink_of().unwrap_or(function),
+        offset: file_offset(file, site).ok_or(Unhookable::Code(name))?,
+        first_word_loaded,
+        single_stepped: !at_site.is_some_and(|code| probe_site::emulated_at(code, site)),
     })
+}
+
+/// The site after a first instruction `mov rdi, [rdi]` (consume's tail call to its buffer's
+/// method loads that buffer in place) when the next one is emulated and falls on no branch
+/// target: there RDI holds the Reader's first word, everything else is as at the entry.
+fn loads_own_object(code: &[u8], address: u64) -> Option<u64> {
+    let load = Decoder::with_ip(64, code, address, DecoderOptions::NONE).decode();
+    let own_first_word = load.code() == Code::Mov_r64_rm64
+        && load.op0_register() == Register::RDI
+        && load.op1_kind() == OpKind::Memory
+        && load.memory_base() == Register::RDI
+        && load.memory_index() == Register::None
+        && load.memory_displacement64() == 0;
+    if !own_first_word {
+        return None;
+    }
+    probe_site::emulated_second(code, address)
 }
 
 /// Instructions looked at from a function's entry for its argument's first load.
@@ -296,6 +384,39 @@ mod tests {
             0,
             Register::RDI
         ));
+    }
+
+    #[test]
+    fn consume_is_probed_after_it_loads_its_buffer() {
+        // mov rdi,[rdi]; jmp rel32
+        let consume = [0x48, 0x8b, 0x3f, 0xe9, 0x38, 0x53, 0, 0];
+        assert_eq!(loads_own_object(&consume, 0x1000), Some(0x1003));
+        // mov rdi,[rdi+8]; jmp rel32: another field, not the Reader's first word.
+        let other = [0x48, 0x8b, 0x7f, 0x08, 0xe9, 0x38, 0x53, 0, 0];
+        assert_eq!(loads_own_object(&other, 0x1000), None);
+        // mov rdi,[rdi]; mov rax,rsi: nothing emulated after the load.
+        assert_eq!(
+            loads_own_object(&[0x48, 0x8b, 0x3f, 0x48, 0x89, 0xf0], 0),
+            None
+        );
+    }
+
+    #[test]
+    fn writer_methods_move_to_their_sinks_only_when_each_has_one() {
+        use RustlsFunction::*;
+        let with = |pairs: &[(RustlsFunction, usize)]| -> HashMap<_, Vec<Range<u64>>> {
+            pairs.iter().map(|&(f, n)| (f, vec![0..1; n])).collect()
+        };
+        let both = with(&[(Write, 1), (SinkWrite, 1), (WriteVectored, 1), (IsFull, 1)]);
+        assert!(replaced(&both, Write));
+        assert!(!replaced(&both, SinkWrite));
+        // No sink for write_vectored: the Writer's method stays.
+        assert!(!replaced(&both, WriteVectored));
+        assert!(!replaced(&both, IsFull));
+        // Two rustls versions, one sink: both Writer copies stay, the sink goes.
+        let two = with(&[(Write, 2), (SinkWrite, 1)]);
+        assert!(!replaced(&two, Write));
+        assert!(replaced(&two, SinkWrite));
     }
 
     #[test]

@@ -50,6 +50,9 @@ const OUR_PROGRAMS: &[&str] = &[
     "rustls_first_chunk_ret",
     "rustls_consume",
     "rustls_consume_ret",
+    "rustls_sink_w",
+    "rustls_sink_wv",
+    "rustls_used_buf",
     "process_exec",
     "libraries_changed",
 ];

@@ -71,6 +71,19 @@ fn clients_against_the_ring_server() {
     every_client_against("rsserver-ring");
 }
 
+/// Every probe on the test programs sits on an instruction the kernel emulates: one it
+/// single-steps costs a second trap per hit, which took a third of the server's throughput.
+#[apply(root_test!)]
+fn no_probe_on_the_test_programs_is_single_stepped() {
+    let programs = rustls_programs();
+    for name in ["rsserver", "rsserver-ring", "rsclient", "rsureq"] {
+        let binary = httpscope_capture::tls::rustls::inspect(&programs.bin(name)).unwrap();
+        let probes = binary.probes.unwrap();
+        let stepped: Vec<_> = probes.iter().filter(|p| p.single_stepped).collect();
+        assert!(stepped.is_empty(), "{name}: {stepped:?}");
+    }
+}
+
 /// A client whose binary was never run before capture started: hooked at its exec.
 #[apply(root_test!)]
 fn rustls_client_started_after_capture() {
