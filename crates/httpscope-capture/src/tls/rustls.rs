@@ -191,13 +191,21 @@ fn probes<'d, R: ReadRef<'d>>(
     if let Some(name) = required.into_iter().find_map(missing).or(reader) {
         return Err(Unhookable::Inlined(name));
     }
+    let thunk = |f: RustlsFunction| {
+        found.get(&f).is_some_and(|ranges| {
+            ranges.iter().all(|range| {
+                bytes_at(data, file, range.clone())
+                    .is_some_and(|code| jumps_through_vtable(code, range.start))
+            })
+        })
+    };
     let mut probes = Vec::new();
     for (function, ranges) in &found {
         for range in ranges {
             // Checked even when replaced: a Writer method's code shows where its sink's
             // arguments are.
             let probe = probe(data, file, *function, range.clone())?;
-            if !replaced(&found, *function) {
+            if !replaced(&found, *function, thunk) {
                 probes.push(probe);
             }
         }
@@ -205,13 +213,35 @@ fn probes<'d, R: ReadRef<'d>>(
     Ok(probes)
 }
 
+/// Instructions of a Writer method before its jump through the vtable, at most.
+const THUNK_LEN: usize = 8;
+
+/// Whether a Writer method only jumps through its vtable: straight-line code, no call,
+/// then a jump through a register or memory. Every call of it then reaches a sink method.
+fn jumps_through_vtable(code: &[u8], address: u64) -> bool {
+    let decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    for instruction in decoder.into_iter().take(THUNK_LEN) {
+        match instruction.flow_control() {
+            iced_x86::FlowControl::Next if instruction.code() != Code::INVALID => {}
+            iced_x86::FlowControl::IndirectBranch => return true,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// Whether `function` goes unprobed because the other of a Writer method and its sink is
 /// probed instead: the sink when the program has one beside each copy of the Writer method
-/// (a program linking several rustls versions has one of each per version).
-fn replaced(found: &HashMap<RustlsFunction, Vec<Range<u64>>>, function: RustlsFunction) -> bool {
+/// (a program linking several rustls versions has one of each per version) and `thunk`
+/// says the Writer method only jumps to it.
+fn replaced(
+    found: &HashMap<RustlsFunction, Vec<Range<u64>>>,
+    function: RustlsFunction,
+    thunk: impl Fn(RustlsFunction) -> bool,
+) -> bool {
     let copies = |f: RustlsFunction| found.get(&f).map_or(0, Vec::len);
     let sink_used = |writer: RustlsFunction, sink: RustlsFunction| {
-        copies(sink) > 0 && copies(sink) == copies(writer)
+        copies(sink) > 0 && copies(sink) == copies(writer) && thunk(writer)
     };
     match function.sink_of() {
         Some(writer) => !sink_used(writer, function),
@@ -352,15 +382,16 @@ fn loads_first_word(code: &[u8], address: u64, register: Register) -> bool {
 mod tests {
     use super::*;
 
+    /// Writer::write: mov rax,[rdi]; mov rcx,[rdi+8]; mov rcx,[rcx+0x18]; mov rdi,rax; jmp rcx
+    const WRITER_WRITE: [u8; 16] = [
+        0x48, 0x8b, 0x07, 0x48, 0x8b, 0x4f, 0x08, 0x48, 0x8b, 0x49, 0x18, 0x48, 0x89, 0xc7, 0xff,
+        0xe1,
+    ];
+
     #[test]
     fn finds_the_object_load() {
-        // Writer::write: mov rax,[rdi]; mov rcx,[rdi+8]; mov rcx,[rcx+0x18]; mov rdi,rax; jmp rcx
-        let write = [
-            0x48, 0x8b, 0x07, 0x48, 0x8b, 0x4f, 0x08, 0x48, 0x8b, 0x49, 0x18, 0x48, 0x89, 0xc7,
-            0xff, 0xe1,
-        ];
-        assert!(loads_first_word(&write, 0x1000, Register::RDI));
-        assert!(!loads_first_word(&write, 0x1000, Register::RSI));
+        assert!(loads_first_word(&WRITER_WRITE, 0x1000, Register::RDI));
+        assert!(!loads_first_word(&WRITER_WRITE, 0x1000, Register::RSI));
         // Reader::read: push r14; push rbx; push rax; mov r14,rdx; mov rbx,rdi; mov rdi,[rdi]
         let read = [
             0x41, 0x56, 0x53, 0x50, 0x49, 0x89, 0xd6, 0x48, 0x89, 0xfb, 0x48, 0x8b, 0x3f,
@@ -407,16 +438,28 @@ mod tests {
         let with = |pairs: &[(RustlsFunction, usize)]| -> HashMap<_, Vec<Range<u64>>> {
             pairs.iter().map(|&(f, n)| (f, vec![0..1; n])).collect()
         };
+        let thunks = |_| true;
         let both = with(&[(Write, 1), (SinkWrite, 1), (WriteVectored, 1), (IsFull, 1)]);
-        assert!(replaced(&both, Write));
-        assert!(!replaced(&both, SinkWrite));
+        assert!(replaced(&both, Write, thunks));
+        assert!(!replaced(&both, SinkWrite, thunks));
         // No sink for write_vectored: the Writer's method stays.
-        assert!(!replaced(&both, WriteVectored));
-        assert!(!replaced(&both, IsFull));
+        assert!(!replaced(&both, WriteVectored, thunks));
+        assert!(!replaced(&both, IsFull, thunks));
         // Two rustls versions, one sink: both Writer copies stay, the sink goes.
         let two = with(&[(Write, 2), (SinkWrite, 1)]);
-        assert!(!replaced(&two, Write));
-        assert!(replaced(&two, SinkWrite));
+        assert!(!replaced(&two, Write, thunks));
+        assert!(replaced(&two, SinkWrite, thunks));
+        // A Writer method with a body of its own (the sink inlined into it) stays.
+        assert!(!replaced(&both, Write, |_| false));
+        assert!(replaced(&both, SinkWrite, |_| false));
+    }
+
+    #[test]
+    fn a_writer_method_that_only_jumps_through_its_vtable_is_a_thunk() {
+        assert!(jumps_through_vtable(&WRITER_WRITE, 0x1000));
+        // mov rax,[rdi]; call rel32; ret: a body of its own.
+        let body = [0x48, 0x8b, 0x07, 0xe8, 0, 0, 0, 0, 0xc3];
+        assert!(!jumps_through_vtable(&body, 0x1000));
     }
 
     #[test]
