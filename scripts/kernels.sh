@@ -409,8 +409,8 @@ cmd_run() {
 # The root tests scripts/kernel-suite.sh runs on each kernel: built here, run inside. The
 # subset CI runs, as suite:test, a suite being a module of the root test binary (each test
 # starts programs that an emulated CPU runs slowly: a test takes 30-120 s in a VM): the
-# HTTP/1 client and server matrix, HTTP/2 (cleartext and TLS), OpenSSL, Go TLS, a clean
-# stop, and --all-ports. Tests that need a load generator's throughput (wrk) or a python
+# HTTP/1 client and server matrix, HTTP/2 (cleartext and TLS), OpenSSL, Go TLS, rustls,
+# a clean stop, and --all-ports. Tests that need a load generator's throughput (wrk) or a python
 # server's start within seconds fail there for the emulation's sake, not the capture's:
 # they run on this machine's kernel only.
 matrix_tests=(matrix_clients:curl_keepalive_and_separate_invocations
@@ -419,10 +419,11 @@ matrix_tests=(matrix_clients:curl_keepalive_and_separate_invocations
     matrix_servers:demo_server_under_demo_traffic_load
     matrix_h2:nghttpd_h2c_with_curl_and_nghttp matrix_h2:nghttpd_tls_with_curl_and_nghttp
     openssl:curl_and_python_against_nginx_tls go_tls:curl_against_a_go_server
+    rustls:clients_against_the_aws_lc_rs_server
     faults:sigint_and_sigterm_drain_and_write_every_record_whole all_ports)
 # `--all`: every test of every capture suite.
 all_tests=(matrix_clients matrix_servers matrix_situations matrix_nonhttp matrix_h2
-    h2_situations openssl go_tls gnutls node_tls faults backends all_ports demo_e2e)
+    h2_situations openssl go_tls gnutls node_tls rustls faults backends all_ports demo_e2e)
 
 # build_tests SUITE[:TEST]... -> target/kernel-tests.list, "suite binary [test]" per line
 build_tests() {
