@@ -93,7 +93,7 @@ impl KernelFeatures {
         if !self.attach_cookies {
             gated.push(GatedFeature {
                 missing: "BPF attach cookies".into(),
-                cost: "Go crypto/tls and Node.js TLS are not hooked (their HTTPS stays encrypted, counted); OpenSSL is hooked on its exported functions",
+                cost: "Go crypto/tls and Node.js TLS are not hooked (their HTTPS stays encrypted, counted)",
             });
         }
         gated

@@ -189,11 +189,8 @@ impl TlsHooks {
             TargetKind::Go(_) | TargetKind::Node(_) if !self.attach_cookies => {
                 Err("not hooked: this kernel has no BPF attach cookies (bpf_get_attach_cookie), which its probes need; its HTTPS stays encrypted".into())
             }
-            TargetKind::Libssl | TargetKind::StaticOpenssl if !self.attach_cookies => {
-                attach_by_symbol(attacher, self.backend, &target, OPENSSL_PROBES, 0)
-            }
             TargetKind::Libssl | TargetKind::StaticOpenssl => {
-                attach_openssl(attacher, self.backend, &target)
+                attach_openssl(attacher, self.backend, &target, self.attach_cookies)
             }
             TargetKind::Gnutls => attach_by_symbol(attacher, self.backend, &target, GNUTLS_PROBES, 0),
             TargetKind::Go(binary) => attach_go(attacher, binary),
@@ -430,10 +427,13 @@ fn at_offset(offset: u64, cookie: u64) -> UProbeAttachPoint<'static> {
 /// OpenSSL: its read and write workers when their machine code allows it (a probe there
 /// costs a fraction of one on the exported functions; see `tls::openssl_workers`), else the
 /// exported read and write functions. Returns how many read/write functions were hooked.
+/// Without attach `cookies` the worker probes carry none: what a cookie tells them (where
+/// SSL_read's frame is) only serves Node's binding, and Node is not hooked then.
 fn attach_openssl(
     attacher: &mut Attacher,
     backend: Backend,
     target: &TlsTarget,
+    cookies: bool,
 ) -> Result<usize, String> {
     let Some(workers) = openssl_workers::find(&target.path) else {
         return attach_by_symbol(attacher, backend, target, OPENSSL_PROBES, 0);
@@ -442,8 +442,9 @@ fn attach_openssl(
         .into_iter()
         .zip([workers.write, workers.read])
     {
+        let cookie = if cookies { worker.cookie() } else { 0 };
         attacher.attach(backend.tls_return_program(), at_offset(worker.offset, 0))?;
-        attacher.attach(program, at_offset(worker.offset, worker.cookie()))?;
+        attacher.attach(program, at_offset(worker.offset, cookie))?;
     }
     tracing::debug!(target = %target.describe(), ?workers, "OpenSSL probes on its read/write workers");
     attach_by_symbol(
@@ -520,7 +521,8 @@ fn attach_node(
     // binding then looks through SSL_read's measured frame at its caller, bpf/node_tls.bpf.h),
     // else on the exported functions.
     if binary.openssl_built_in {
-        attached += attach_openssl(attacher, backend, target)?;
+        // Node is hooked only where the kernel has attach cookies.
+        attached += attach_openssl(attacher, backend, target, true)?;
     }
     Ok(attached)
 }
