@@ -302,8 +302,9 @@ fn probe<'d, R: ReadRef<'d>>(
             function.sink_of().is_some(),
         ),
     };
-    let at_site = usize::try_from(site - range.start)
-        .ok()
+    let at_site = site
+        .checked_sub(range.start)
+        .and_then(|skip| usize::try_from(skip).ok())
         .and_then(|skip| code.get(skip..));
     Ok(RustlsProbe {
         function: function.sink_of().unwrap_or(function),
