@@ -530,25 +530,17 @@ fn attach_node(
 /// The programs on one rustls probe: (return program, entry program).
 fn rustls_programs(backend: Backend, probe: &RustlsProbe) -> (Option<&'static str>, &'static str) {
     let backend_return = Some(backend.tls_return_program());
-    let entry = |reader_or_writer, first_word| match probe.first_word_loaded {
-        false => reader_or_writer,
-        true => first_word,
-    };
     match probe.function {
-        RustlsFunction::Write | RustlsFunction::SinkWrite => (
-            Some("rustls_write_ret"),
-            entry("rustls_write", "rustls_sink_w"),
-        ),
-        RustlsFunction::WriteVectored | RustlsFunction::SinkWriteVectored => (
-            Some("rustls_write_ret"),
-            entry("rustls_write_vectored", "rustls_sink_wv"),
-        ),
+        RustlsFunction::Write => (Some("rustls_write_ret"), "rustls_write"),
+        RustlsFunction::WriteVectored => (Some("rustls_write_ret"), "rustls_write_vectored"),
+        RustlsFunction::SinkWrite => (Some("rustls_write_ret"), "rustls_sink_w"),
+        RustlsFunction::SinkWriteVectored => (Some("rustls_write_ret"), "rustls_sink_wv"),
         RustlsFunction::Read => (backend_return, "rustls_read"),
         RustlsFunction::FirstChunk => (Some("rustls_first_chunk_ret"), "rustls_first_chunk"),
-        RustlsFunction::Consume => (
-            Some("rustls_consume_ret"),
-            entry("rustls_consume", "rustls_used_buf"),
-        ),
+        RustlsFunction::Consume if probe.first_word_loaded => {
+            (Some("rustls_consume_ret"), "rustls_used_buf")
+        }
+        RustlsFunction::Consume => (Some("rustls_consume_ret"), "rustls_consume"),
         RustlsFunction::IsFull => (None, "rustls_is_full"),
         RustlsFunction::ReadTls => (backend_return, "rustls_read_tls"),
         RustlsFunction::WriteTls => (backend_return, "rustls_write_tls"),

@@ -115,11 +115,10 @@ impl RustlsFunction {
 /// registers (see `probe_site`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RustlsProbe {
-    /// The call probed: a Writer method probed on its sink is that Writer method.
     pub function: RustlsFunction,
     pub offset: u64,
-    /// The object register already holds the Reader's or Writer's first word (its buffer or
-    /// connection) here, rather than the Reader or Writer.
+    /// `consume` probed after it loaded its Reader's first word (the buffer) into the
+    /// Reader's register.
     pub first_word_loaded: bool,
     /// The kernel single-steps the probed instruction: a second trap on every hit.
     pub single_stepped: bool,
@@ -201,11 +200,12 @@ fn probes<'d, R: ReadRef<'d>>(
     };
     let mut probes = Vec::new();
     for (function, ranges) in &found {
+        let replaced = replaced(&found, *function, thunk);
         for range in ranges {
             // Checked even when replaced: a Writer method's code shows where its sink's
             // arguments are.
             let probe = probe(data, file, *function, range.clone())?;
-            if !replaced(&found, *function, thunk) {
+            if !replaced {
                 probes.push(probe);
             }
         }
@@ -295,21 +295,17 @@ fn probe<'d, R: ReadRef<'d>>(
     let consume_site = (function == RustlsFunction::Consume)
         .then(|| loads_own_object(code, range.start))
         .flatten();
-    let (site, first_word_loaded) = match consume_site {
-        Some(after_load) => (after_load, true),
-        None => (
-            probe_site::cheap_entry(code, range.start, &probe_site::ARGUMENT_REGISTERS),
-            function.sink_of().is_some(),
-        ),
-    };
+    let site = consume_site.unwrap_or_else(|| {
+        probe_site::cheap_entry(code, range.start, &probe_site::ARGUMENT_REGISTERS)
+    });
     let at_site = site
         .checked_sub(range.start)
         .and_then(|skip| usize::try_from(skip).ok())
         .and_then(|skip| code.get(skip..));
     Ok(RustlsProbe {
-        function: function.sink_of().unwrap_or(function),
+        function,
         offset: file_offset(file, site).ok_or(Unhookable::Code(name))?,
-        first_word_loaded,
+        first_word_loaded: consume_site.is_some(),
         single_stepped: !at_site.is_some_and(|code| probe_site::emulated_at(code, site)),
     })
 }
