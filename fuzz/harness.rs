@@ -11,7 +11,7 @@ use httpscope_core::direction::Direction;
 use httpscope_core::eventlog::{EventFileReader, EventRecord};
 use httpscope_core::format::{json, logfmt, Timestamps};
 use httpscope_core::http::{
-    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters,
+    DataChunk, Emit, HeaderFields, HttpConfig, HttpConnection, HttpMessage, Outbox, ParseCounters,
 };
 use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 use httpscope_core::record::ExchangeRecord;
@@ -81,7 +81,7 @@ fn small_pipeline() -> Pipeline {
                 body_limit: BODY_LIMIT,
                 raw_limit: RAW_LIMIT,
                 max_head_bytes: 4096,
-                keep_headers: true,
+                header_fields: HeaderFields::All,
             },
             max_connections: 8,
             idle_timeout: Duration::from_secs(2),
@@ -170,7 +170,7 @@ pub fn http_engine(data: &[u8]) {
         body_limit: usize::from(input.body_limit),
         raw_limit: usize::from(input.raw_limit),
         max_head_bytes: usize::from(input.max_head_bytes).max(1),
-        keep_headers: true,
+        header_fields: HeaderFields::All,
     };
     let mut conn = HttpConnection::new(input.mid_stream);
     let mut counters = ParseCounters::default();
@@ -264,7 +264,7 @@ pub fn h2(data: &[u8]) {
         body_limit: BODY_LIMIT,
         raw_limit: RAW_LIMIT,
         max_head_bytes: usize::from(input.max_head_bytes).max(1),
-        keep_headers: true,
+        header_fields: HeaderFields::All,
     };
     let mut conn = HttpConnection::new(input.mid_stream);
     let mut counters = ParseCounters::default();

@@ -109,13 +109,65 @@ fn verdict_slot(name: &[u8]) -> usize {
     (len ^ (byte(0) << 1) ^ (byte(len / 2) << 3) ^ (byte(len.wrapping_sub(1)) << 5)) % VERDICT_SLOTS
 }
 
+/// Header names to match against a list of patterns, with each name's verdict remembered.
+#[derive(Debug, Clone)]
+pub struct HeaderNames {
+    patterns: Vec<NamePattern>,
+    /// Names shorter than this match no pattern (many common ones, such as `Host`).
+    shortest_match: usize,
+    verdicts: RefCell<Vec<Option<Verdict>>>,
+}
+
+impl HeaderNames {
+    pub fn new(patterns: Vec<NamePattern>) -> Self {
+        Self {
+            shortest_match: patterns
+                .iter()
+                .map(NamePattern::min_len)
+                .min()
+                .unwrap_or(usize::MAX),
+            patterns,
+            verdicts: RefCell::new(vec![None; VERDICT_SLOTS]),
+        }
+    }
+
+    /// Matches no name.
+    pub fn none() -> Self {
+        Self::new(Vec::new())
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        if name.len() < self.shortest_match {
+            return false;
+        }
+        let mut verdicts = self.verdicts.borrow_mut();
+        let Some(slot) = verdicts.get_mut(verdict_slot(name.as_bytes())) else {
+            return self.patterns.iter().any(|p| p.matches(name));
+        };
+        match slot {
+            Some((known, verdict)) if **known == *name => *verdict,
+            _ => {
+                let verdict = self.patterns.iter().any(|p| p.matches(name));
+                *slot = Some((name.into(), verdict));
+                verdict
+            }
+        }
+    }
+}
+
+/// Two lists are the same when their patterns are: the verdicts only remember them.
+impl PartialEq for HeaderNames {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
+impl Eq for HeaderNames {}
+
 /// What to hide. `Default` redacts the default headers and keeps bodies.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    headers: Vec<NamePattern>,
-    /// Names shorter than this match no header pattern (many common ones, such as `Host`).
-    shortest_header_match: usize,
-    header_verdicts: RefCell<Vec<Option<Verdict>>>,
+    headers: HeaderNames,
     /// Query parameters and JSON keys.
     fields: Vec<NamePattern>,
     keep_bodies: bool,
@@ -142,34 +194,19 @@ impl Redactor {
         let fields: Vec<NamePattern> = extra.iter().map(|p| NamePattern::new(p)).collect();
         headers.extend(fields.iter().cloned());
         Self {
-            shortest_header_match: headers
-                .iter()
-                .map(NamePattern::min_len)
-                .min()
-                .unwrap_or(usize::MAX),
-            headers,
-            header_verdicts: RefCell::new(vec![None; VERDICT_SLOTS]),
+            headers: HeaderNames::new(headers),
             fields,
             keep_bodies,
         }
     }
 
+    /// The names of the headers whose values this redactor hides.
+    pub fn header_names(&self) -> &HeaderNames {
+        &self.headers
+    }
+
     fn header_matches(&self, name: &str) -> bool {
-        if name.len() < self.shortest_header_match {
-            return false;
-        }
-        let mut verdicts = self.header_verdicts.borrow_mut();
-        let Some(slot) = verdicts.get_mut(verdict_slot(name.as_bytes())) else {
-            return self.headers.iter().any(|p| p.matches(name));
-        };
-        match slot {
-            Some((known, verdict)) if **known == *name => *verdict,
-            _ => {
-                let verdict = self.headers.iter().any(|p| p.matches(name));
-                *slot = Some((name.into(), verdict));
-                verdict
-            }
-        }
+        self.headers.matches(name)
     }
 
     fn field_matches(&self, name: &str) -> bool {

@@ -4,8 +4,10 @@
 
 use httpscope_core::direction::Direction;
 use httpscope_core::http::{
-    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, MessageKind, Outbox, ParseCounters,
+    DataChunk, Emit, HeaderFields, HttpConfig, HttpConnection, HttpMessage, MessageKind, Outbox,
+    ParseCounters,
 };
+use httpscope_core::redact::{HeaderNames, Redactor};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,35 @@ fn response(x: &Exchange) -> Vec<u8> {
     };
     push_message(&mut wire, &start, &body, !bodiless);
     wire
+}
+
+/// Field lines for a head: secrets the default redactor hides, plain ones, and lines the
+/// parser skips as invalid (a control byte in the value, a space in the name).
+fn field_lines() -> impl Strategy<Value = String> {
+    let line = prop::sample::select(vec![
+        "Authorization: Bearer t\r\n",
+        "Cookie: s=1\r\n",
+        "X-Api-Key: k\r\n",
+        "X-Session-Token: z\r\n",
+        "Accept: */*\r\n",
+        "User-Agent: u\r\n",
+        "Upgrade: websocket\r\n",
+        "X-Secret-Code: \x01\r\n",
+        "Bad Name: v\r\n",
+    ]);
+    prop::collection::vec(line, 0..5).prop_map(|lines| lines.concat())
+}
+
+/// `wire` with `fields` after its start line.
+fn with_fields(wire: &[u8], fields: &str) -> Vec<u8> {
+    let start = wire
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(wire.len(), |i| i + 1);
+    let mut out = wire[..start].to_vec();
+    out.extend_from_slice(fields.as_bytes());
+    out.extend_from_slice(&wire[start..]);
+    out
 }
 
 /// Feeds `(direction, bytes)` segments, cutting each into pieces with sizes taken cyclically
@@ -293,7 +324,7 @@ proptest! {
         raw_limit in 0usize..64,
         max_head_bytes in 0usize..256,
     ) {
-        let config = HttpConfig { body_limit, raw_limit, max_head_bytes, keep_headers: true };
+        let config = HttpConfig { body_limit, raw_limit, max_head_bytes, header_fields: HeaderFields::All };
         let (out, counters) = feed_ops(&ops, mid_stream, &config);
         prop_assert_eq!(counters.messages, out.len() as u64);
         for m in &out {
@@ -328,13 +359,47 @@ proptest! {
         all.extend(ops);
         let ops = all;
         let kept = HttpConfig { body_limit: 0, raw_limit: 0, ..HttpConfig::default() };
-        let dropped = HttpConfig { keep_headers: false, ..kept.clone() };
+        let dropped =
+            HttpConfig { header_fields: HeaderFields::Only(HeaderNames::none()), ..kept.clone() };
         let (mut full, full_counters) = feed_ops(&ops, mid_stream, &kept);
         let (light, light_counters) = feed_ops(&ops, mid_stream, &dropped);
         prop_assert_eq!(full_counters, light_counters);
         prop_assert_eq!(full.len(), light.len());
         for (f, l) in full.iter_mut().zip(&light) {
             prop_assert!(l.headers.iter().all(|(name, _)| name.eq_ignore_ascii_case("upgrade")));
+            f.headers = l.headers.clone();
+        }
+        prop_assert_eq!(full, light);
+    }
+
+    /// A log that shows no header field keeps only those the redactor hides: once redacted,
+    /// every message is the same as with all fields kept, `raw` included.
+    #[test]
+    fn keeping_only_redacted_fields_changes_nothing_redacted(
+        exchanges in prop::collection::vec((exchange(), field_lines(), field_lines()), 1..6),
+        mid_stream in any::<bool>(),
+        raw_limit in 0usize..400,
+    ) {
+        let mut ops = Vec::new();
+        for (ex, req_fields, resp_fields) in &exchanges {
+            let data = with_fields(&request(ex), req_fields);
+            ops.push(Op { send: false, skew: 0, uncaptured: 0, data, close: false });
+            let data = with_fields(&response(ex), resp_fields);
+            ops.push(Op { send: true, skew: 0, uncaptured: 0, data, close: false });
+        }
+        let redactor = Redactor::default();
+        let all = HttpConfig { raw_limit, ..HttpConfig::default() };
+        let only = HttpConfig {
+            header_fields: HeaderFields::Only(redactor.header_names().clone()),
+            ..all.clone()
+        };
+        let (mut full, full_counters) = feed_ops(&ops, mid_stream, &all);
+        let (mut light, light_counters) = feed_ops(&ops, mid_stream, &only);
+        prop_assert_eq!(full_counters, light_counters);
+        prop_assert_eq!(full.len(), light.len());
+        for (f, l) in full.iter_mut().zip(&mut light) {
+            redactor.apply(f);
+            redactor.apply(l);
             f.headers = l.headers.clone();
         }
         prop_assert_eq!(full, light);

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use httpscope_core::http::HttpConfig;
-use httpscope_core::redact::Redactor;
+use httpscope_core::http::{HeaderFields, HttpConfig};
+use httpscope_core::redact::{HeaderNames, Redactor};
 use httpscope_core::sink::{LineFormat, LineSink, Sink, SummarySink};
 
 use crate::cli::{Format, OutputArgs};
@@ -138,19 +138,25 @@ pub fn output_keeps_bytes(args: &OutputArgs) -> bool {
 }
 
 /// What the pipeline keeps of each message: what the log shows, or in metrics mode only
-/// what metrics and traces read (no body, no raw bytes, no header fields).
+/// what metrics and traces read (no body, no raw bytes, no header fields). A logfmt line
+/// shows no header field: only those the redactor hides are kept, to redact `raw` by.
 pub fn http_config(args: &OutputArgs, metrics_only: bool) -> HttpConfig {
     if metrics_only {
         return HttpConfig {
             body_limit: 0,
             raw_limit: 0,
-            keep_headers: false,
+            header_fields: HeaderFields::Only(HeaderNames::none()),
             ..HttpConfig::default()
         };
     }
+    let header_fields = match args.format {
+        Format::Logfmt => HeaderFields::Only(redactor(args).header_names().clone()),
+        Format::Json => HeaderFields::All,
+    };
     HttpConfig {
         body_limit: args.body_limit as usize,
         raw_limit: args.raw_limit as usize,
+        header_fields,
         ..HttpConfig::default()
     }
 }

@@ -16,6 +16,7 @@ pub use message::{Extra, GrpcCall, Headers, HttpMessage, HttpVersion, MessageKin
 pub use outbox::Outbox;
 
 use crate::direction::Direction;
+use crate::redact::HeaderNames;
 
 /// Limits of what the engine keeps per message and buffers per direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +27,19 @@ pub struct HttpConfig {
     pub raw_limit: usize,
     /// Longest head accepted (also bounds chunked trailers).
     pub max_head_bytes: usize,
-    /// Whether HTTP/1 messages keep their header fields. Without them (metrics mode, where
-    /// no sink reads them), a message keeps only the fields the decoders need: `Upgrade`.
-    pub keep_headers: bool,
+    /// Which HTTP/1 header fields a message keeps.
+    pub header_fields: HeaderFields,
+}
+
+/// Which HTTP/1 header fields a message keeps: those some sink or decoder reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderFields {
+    /// Every field, for sinks that show them (JSON, the live view).
+    All,
+    /// Only those the decoders read (`Upgrade`) and those these names match. A sink that
+    /// shows no field (logfmt) still needs the redactor's: a field it hides is what tells
+    /// it that `raw` holds a secret. Metrics mode, which keeps no `raw`, names none.
+    Only(HeaderNames),
 }
 
 impl Default for HttpConfig {
@@ -37,7 +48,7 @@ impl Default for HttpConfig {
             body_limit: 1024,
             raw_limit: 256,
             max_head_bytes: 64 * 1024,
-            keep_headers: true,
+            header_fields: HeaderFields::All,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::mem::MaybeUninit;
 
 use crate::http::body::Encoding;
 use crate::http::message::{borrowed_if_known, Headers, MessageKind, KNOWN_METHODS};
+use crate::http::HeaderFields;
 
 /// Headers parsed on the stack before falling back to a heap array.
 const STACK_HEADERS: usize = 64;
@@ -89,17 +90,17 @@ pub(super) enum Parsed<'b> {
     Invalid,
 }
 
-/// Parses the head at the start of `bytes`; its headers go to `headers` (reused for its room),
-/// all of them if `keep_all`, else only those the decoders read (see [`needed_header`]).
-pub(super) fn parse(
+/// Parses the head at the start of `bytes`; the fields that `keep` names go to `headers`
+/// (reused for its room).
+pub(super) fn parse<'b>(
     kind: MessageKind,
-    bytes: &[u8],
+    bytes: &'b [u8],
     mut headers: Headers,
-    keep_all: bool,
-) -> Parsed<'_> {
+    keep: &HeaderFields,
+) -> Parsed<'b> {
     // Uninitialised slots: initialising 64 headers would cost more than parsing a small head.
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    let res = match parse_with(kind, bytes, &mut stack, &mut headers, keep_all) {
+    let res = match parse_with(kind, bytes, &mut stack, &mut headers, keep) {
         Err(httparse::Error::TooManyHeaders) => {
             // Rare: size the slots by the lines of this head (each header ends with '\n').
             let end = find_head_end(bytes, 0).unwrap_or(bytes.len());
@@ -109,7 +110,7 @@ pub(super) fn parse(
                 .iter()
                 .filter(|&&b| b == b'\n');
             let mut heap = vec![MaybeUninit::uninit(); lines.count()];
-            parse_with(kind, bytes, &mut heap, &mut headers, keep_all)
+            parse_with(kind, bytes, &mut heap, &mut headers, keep)
         }
         res => res,
     };
@@ -128,7 +129,7 @@ fn parse_with<'h, 'b>(
     bytes: &'b [u8],
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
     headers: &mut Headers,
-    keep_all: bool,
+    keep: &HeaderFields,
 ) -> Result<Option<(Head<'b>, usize)>, httparse::Error> {
     let mut config = httparse::ParserConfig::default();
     config
@@ -184,12 +185,16 @@ fn parse_with<'h, 'b>(
     }
     let start_end = last.and_then(|piece| end_in(bytes, piece.as_bytes()));
     head.skipped_fields = skipped_fields(bytes.get(..len).unwrap_or(bytes), start_end, parsed);
-    if keep_all {
-        headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value)));
-    } else {
-        headers.clear();
-        for h in parsed.iter().filter(|h| needed_header(h.name)) {
-            headers.push(h.name, &String::from_utf8_lossy(h.value));
+    match keep {
+        HeaderFields::All => headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value))),
+        HeaderFields::Only(names) => {
+            headers.clear();
+            let kept = parsed
+                .iter()
+                .filter(|h| needed_header(h.name) || names.matches(h.name));
+            for h in kept {
+                headers.push(h.name, &String::from_utf8_lossy(h.value));
+            }
         }
     }
     Ok(Some((head, len)))
@@ -295,6 +300,7 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::redact::{HeaderNames, Redactor};
 
     #[test]
     fn head_end_found_across_appends() {
@@ -310,7 +316,7 @@ mod tests {
     }
 
     fn complete(kind: MessageKind, bytes: &[u8]) -> Head<'_> {
-        match parse(kind, bytes, Headers::default(), true) {
+        match parse(kind, bytes, Headers::default(), &HeaderFields::All) {
             Parsed::Complete(head, len) => {
                 assert_eq!(len, bytes.len());
                 head
@@ -346,7 +352,7 @@ mod tests {
                 MessageKind::Request,
                 b"HTTP/1.1 200 OK\r\n\r\n",
                 Headers::default(),
-                true
+                &HeaderFields::All
             ),
             Parsed::Invalid
         ));
@@ -355,7 +361,7 @@ mod tests {
                 MessageKind::Request,
                 b"GET / HTTP/1.1\r\nHost",
                 Headers::default(),
-                true
+                &HeaderFields::All
             ),
             Parsed::Partial
         ));
@@ -381,6 +387,30 @@ mod tests {
     }
 
     #[test]
+    fn only_the_named_fields_and_upgrade_are_kept() {
+        let bytes = b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic x\r\nUpgrade: h2c\r\n\
+                      Accept: */*\r\nX-Api-Key: k\r\n\r\n";
+        let names = Redactor::default().header_names().clone();
+        let Parsed::Complete(head, len) = parse(
+            MessageKind::Request,
+            bytes,
+            Headers::default(),
+            &HeaderFields::Only(names),
+        ) else {
+            panic!("the head must parse");
+        };
+        assert_eq!(len, bytes.len());
+        assert_eq!(
+            head.headers.iter().collect::<Vec<_>>(),
+            [
+                ("Authorization", "Basic x"),
+                ("Upgrade", "h2c"),
+                ("X-Api-Key", "k")
+            ]
+        );
+    }
+
+    #[test]
     fn without_every_field_the_framing_is_the_same() {
         let bytes = with_fields(
             b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\nContent-Length: 3\r\n",
@@ -389,8 +419,13 @@ mod tests {
         );
         let kind = MessageKind::Response;
         let (Parsed::Complete(all, all_len), Parsed::Complete(few, few_len)) = (
-            parse(kind, &bytes, Headers::default(), true),
-            parse(kind, &bytes, Headers::default(), false),
+            parse(kind, &bytes, Headers::default(), &HeaderFields::All),
+            parse(
+                kind,
+                &bytes,
+                Headers::default(),
+                &HeaderFields::Only(HeaderNames::none()),
+            ),
         ) else {
             panic!("both parses must complete");
         };
@@ -404,10 +439,11 @@ mod tests {
 
     #[test]
     fn skipped_field_lines_are_counted_and_folded_ones_are_not() {
-        let skipped = |kind, bytes: &[u8]| match parse(kind, bytes, Headers::default(), true) {
-            Parsed::Complete(head, _) => (head.skipped_fields, head.headers.len()),
-            other => panic!("{other:?}"),
-        };
+        let skipped =
+            |kind, bytes: &[u8]| match parse(kind, bytes, Headers::default(), &HeaderFields::All) {
+                Parsed::Complete(head, _) => (head.skipped_fields, head.headers.len()),
+                other => panic!("{other:?}"),
+            };
         let request = b"GET / HTTP/1.1\r\nHost: x\r\nBad\x01: v\r\nA: b\x01c\r\n\r\n";
         assert_eq!(skipped(MessageKind::Request, request), (2, 1));
         let folded = b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 0\r\n\r\n";
@@ -447,7 +483,7 @@ mod tests {
                         picked.iter().for_each(|l| head.extend_from_slice(l.0));
                         head.extend_from_slice(b"\r\n");
                         let want = picked.iter().filter(|l| l.1).count() as u32;
-                        match parse(kind, &head, Headers::default(), true) {
+                        match parse(kind, &head, Headers::default(), &HeaderFields::All) {
                             Parsed::Complete(h, _) => {
                                 assert_eq!(h.skipped_fields, want, "{head:?}")
                             }

@@ -3,9 +3,10 @@
 
 use crate::direction::Direction;
 use crate::http::{
-    DataChunk, Emit, HttpConfig, HttpConnection, HttpMessage, HttpVersion, Outbox, ParseCounters,
-    Role,
+    DataChunk, Emit, HeaderFields, HttpConfig, HttpConnection, HttpMessage, HttpVersion, Outbox,
+    ParseCounters, Role,
 };
+use crate::redact::HeaderNames;
 
 const SEND: Direction = Direction::Send;
 const RECV: Direction = Direction::Recv;
@@ -251,14 +252,14 @@ fn grpc_trailers_only_and_reset_streams() {
 #[test]
 fn h2c_upgrade_answers_the_http1_request_on_stream_1() {
     // Metrics mode keeps no header fields but the one the upgrade is read from.
-    for keep_headers in [true, false] {
-        h2c_upgrade_exchange(keep_headers);
+    for fields in [HeaderFields::All, HeaderFields::Only(HeaderNames::none())] {
+        h2c_upgrade_exchange(fields);
     }
 }
 
-fn h2c_upgrade_exchange(keep_headers: bool) {
+fn h2c_upgrade_exchange(fields: HeaderFields) {
     let mut f = Feed::new(false);
-    f.config.keep_headers = keep_headers;
+    f.config.header_fields = fields;
     f.send(b"GET /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n");
     let mut reply =
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();

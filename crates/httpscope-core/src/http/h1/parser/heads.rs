@@ -42,7 +42,7 @@ impl DirParser {
             let parsed = if undecided {
                 Parsed::Partial
             } else {
-                head::parse(kind, window, cx.out.headers(), cx.config.keep_headers)
+                head::parse(kind, window, cx.out.headers(), &cx.config.header_fields)
             };
             match parsed {
                 Parsed::Complete(head, end) => {
@@ -83,7 +83,7 @@ impl DirParser {
                 let buffered = mem::take(&mut self.head);
                 let bytes = buffered.get(..end).unwrap_or_default();
                 let kind = self.head_kind(link, bytes);
-                match head::parse(kind, bytes, cx.out.headers(), cx.config.keep_headers) {
+                match head::parse(kind, bytes, cx.out.headers(), &cx.config.header_fields) {
                     // httparse must end the head at the blank line we found.
                     Parsed::Complete(head, len) if len == end => {
                         self.on_head(kind, head, bytes, &[], cx, link);
