@@ -31,15 +31,35 @@ pub struct HttpConfig {
     pub header_fields: HeaderFields,
 }
 
-/// Which HTTP/1 header fields a message keeps: those some sink or decoder reads.
+/// Which header fields (and HTTP/2 trailers) a message keeps: those some sink or decoder
+/// reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderFields {
     /// Every field, for sinks that show them (JSON, the live view).
     All,
-    /// Only those the decoders read (`Upgrade`) and those these names match. A sink that
-    /// shows no field (logfmt) still needs the redactor's: a field it hides is what tells
-    /// it that `raw` holds a secret. Metrics mode, which keeps no `raw`, names none.
+    /// Only those a finished message is still read for ([`DECODER_FIELDS`]) and those these
+    /// names match. A sink that shows no field (logfmt) still needs the redactor's: a field
+    /// it hides is what tells it that an HTTP/1 `raw` holds a secret. Metrics mode, which
+    /// keeps no `raw`, names none.
     Only(HeaderNames),
+}
+
+/// Fields read from a finished message: `Upgrade` (h2c), and gRPC's status and message
+/// (in the trailers, or the headers of a trailers-only response).
+const DECODER_FIELDS: [&str; 3] = ["upgrade", "grpc-status", "grpc-message"];
+
+impl HeaderFields {
+    pub fn keeps(&self, name: &str) -> bool {
+        match self {
+            HeaderFields::All => true,
+            HeaderFields::Only(names) => {
+                DECODER_FIELDS
+                    .iter()
+                    .any(|field| name.eq_ignore_ascii_case(field))
+                    || names.matches(name)
+            }
+        }
+    }
 }
 
 impl Default for HttpConfig {

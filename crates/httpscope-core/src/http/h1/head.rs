@@ -187,12 +187,9 @@ fn parse_with<'h, 'b>(
     head.skipped_fields = skipped_fields(bytes.get(..len).unwrap_or(bytes), start_end, parsed);
     match keep {
         HeaderFields::All => headers.set_from_wire(parsed.iter().map(|h| (h.name, h.value))),
-        HeaderFields::Only(names) => {
+        HeaderFields::Only(_) => {
             headers.clear();
-            let kept = parsed
-                .iter()
-                .filter(|h| needed_header(h.name) || names.matches(h.name));
-            for h in kept {
+            for h in parsed.iter().filter(|h| keep.keeps(h.name)) {
                 headers.push(h.name, &String::from_utf8_lossy(h.value));
             }
         }
@@ -239,11 +236,6 @@ fn newlines(bytes: Option<&[u8]>) -> usize {
         Some(b"\r\n\r\n" | b"\n\n") => 2,
         Some(gap) => gap.iter().filter(|&&b| b == b'\n').count(),
     }
-}
-
-/// A header field the decoders read from a finished message: `Upgrade` (h2c).
-fn needed_header(name: &str) -> bool {
-    name.eq_ignore_ascii_case("upgrade")
 }
 
 impl Head<'_> {

@@ -11,7 +11,7 @@ use super::hpack::Fields;
 use crate::direction::Direction;
 use crate::http::body::{BodySink, Encoding};
 use crate::http::message::{borrowed_if_known, KNOWN_METHODS};
-use crate::http::{Emit, GrpcCall, Headers, HttpMessage, HttpVersion, MessageKind};
+use crate::http::{Emit, GrpcCall, HeaderFields, Headers, HttpMessage, HttpVersion, MessageKind};
 
 /// Streams tracked at once per connection; a new one beyond this ends the oldest as partial.
 const MAX_STREAMS: usize = 1024;
@@ -145,7 +145,7 @@ impl Streams {
         };
         if let Some(half) = mine {
             // A second block on this side: trailers.
-            add_trailers(&mut half.msg, &fields);
+            add_trailers(&mut half.msg, &fields, &cx.config.header_fields);
             half.msg.wire_bytes = half.msg.wire_bytes.saturating_add(wire_len);
             half.msg.last_ts_ns = cx.ts;
         } else {
@@ -368,7 +368,9 @@ fn new_half(
                 } else if n == "content-type" {
                     grpc_call |= grpc::is_grpc(value);
                 }
-                headers.push(n, value);
+                if cx.config.header_fields.keeps(n) {
+                    headers.push(n, value);
+                }
             }
         }
     }
@@ -410,12 +412,12 @@ fn inherit(msg: &mut HttpMessage, facts: &RequestFacts) {
     }
 }
 
-fn add_trailers(msg: &mut HttpMessage, fields: &Fields) {
+fn add_trailers(msg: &mut HttpMessage, fields: &Fields, keep: &HeaderFields) {
     msg.partial |= fields.dropped > 0;
     let extra = msg.extra_mut();
     extra.unknown_headers = extra.unknown_headers.saturating_add(fields.unknown);
     for (name, value) in &fields.fields {
-        if !name.starts_with(':') {
+        if !name.starts_with(':') && keep.keeps(name) {
             extra.trailers.push(name, value);
         }
     }

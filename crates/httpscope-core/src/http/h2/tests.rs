@@ -170,7 +170,16 @@ fn prior_knowledge_exchange() {
 
 #[test]
 fn grpc_server_streaming_with_trailers() {
+    // A log that shows no header field keeps only those the gRPC status is read from.
+    for fields in [HeaderFields::All, HeaderFields::Only(HeaderNames::none())] {
+        grpc_server_streaming(fields);
+    }
+}
+
+fn grpc_server_streaming(fields: HeaderFields) {
+    let all = fields == HeaderFields::All;
     let mut f = Feed::new(false);
+    f.config.header_fields = fields;
     // This process is the server: the preface arrives.
     let mut first = PREFACE.to_vec();
     first.extend(settings(&[]));
@@ -211,11 +220,20 @@ fn grpc_server_streaming_with_trailers() {
     );
     assert_eq!(out[1].trailers().map(|t| t.len()), Some(2));
     assert_eq!(out[1].body, b"\x00\x00\x00\x00\x01a\x00\x00\x00\x00\x01b");
+    let content_type = out[1].headers.iter().find(|(n, _)| *n == "content-type");
+    assert_eq!(content_type.is_some(), all);
 }
 
 #[test]
 fn grpc_trailers_only_and_reset_streams() {
+    for fields in [HeaderFields::All, HeaderFields::Only(HeaderNames::none())] {
+        grpc_trailers_only_and_reset(fields);
+    }
+}
+
+fn grpc_trailers_only_and_reset(fields: HeaderFields) {
     let mut f = Feed::new(false);
+    f.config.header_fields = fields;
     client_start(&mut f);
     let call = [
         (":method", "POST"),
