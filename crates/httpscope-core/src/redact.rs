@@ -136,10 +136,14 @@ impl HeaderNames {
         Self::new(Vec::new())
     }
 
+    /// Inlined up to the length check: most names are too short to match (or no pattern
+    /// is set), and every field of every message asks.
+    #[inline]
     pub fn matches(&self, name: &str) -> bool {
-        if name.len() < self.shortest_match {
-            return false;
-        }
+        name.len() >= self.shortest_match && self.remembered_verdict(name)
+    }
+
+    fn remembered_verdict(&self, name: &str) -> bool {
         let mut verdicts = self.verdicts.borrow_mut();
         let Some(slot) = verdicts.get_mut(verdict_slot(name.as_bytes())) else {
             return self.patterns.iter().any(|p| p.matches(name));

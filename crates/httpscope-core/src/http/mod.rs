@@ -37,27 +37,31 @@ pub struct HttpConfig {
 pub enum HeaderFields {
     /// Every field, for sinks that show them (JSON, the live view).
     All,
-    /// Only those a finished message is still read for ([`DECODER_FIELDS`]) and those these
-    /// names match. A sink that shows no field (logfmt) still needs the redactor's: a field
+    /// Only those a finished message is still read for (see `decoder_field`) and those
+    /// these names match. A sink that shows no field (logfmt) still needs the redactor's: a field
     /// it hides is what tells it that an HTTP/1 `raw` holds a secret. Metrics mode, which
     /// keeps no `raw`, names none.
     Only(HeaderNames),
 }
 
-/// Fields read from a finished message: `Upgrade` (h2c), and gRPC's status and message
-/// (in the trailers, or the headers of a trailers-only response).
-const DECODER_FIELDS: [&str; 3] = ["upgrade", "grpc-status", "grpc-message"];
+/// A field read from a finished message: `Upgrade` (h2c), or gRPC's status and message (in
+/// the trailers, or the headers of a trailers-only response). Told apart by length first:
+/// every field of every message is checked.
+fn decoder_field(name: &str) -> bool {
+    match name.len() {
+        7 => name.eq_ignore_ascii_case("upgrade"),
+        11 => name.eq_ignore_ascii_case("grpc-status"),
+        12 => name.eq_ignore_ascii_case("grpc-message"),
+        _ => false,
+    }
+}
 
 impl HeaderFields {
+    #[inline]
     pub fn keeps(&self, name: &str) -> bool {
         match self {
             HeaderFields::All => true,
-            HeaderFields::Only(names) => {
-                DECODER_FIELDS
-                    .iter()
-                    .any(|field| name.eq_ignore_ascii_case(field))
-                    || names.matches(name)
-            }
+            HeaderFields::Only(names) => decoder_field(name) || names.matches(name),
         }
     }
 }
