@@ -137,21 +137,37 @@ pub fn output_keeps_bytes(args: &OutputArgs) -> bool {
     log_wanted(args) || args.integrations.pcap.is_some()
 }
 
-/// What the pipeline keeps of each message: what the log shows, or in metrics mode only
-/// what metrics and traces read (no body, no raw bytes, no header fields). A logfmt line
-/// shows no header field: only those the redactor hides are kept, to redact `raw` by.
-pub fn http_config(args: &OutputArgs, metrics_only: bool) -> HttpConfig {
-    if metrics_only {
-        return HttpConfig {
-            body_limit: 0,
-            raw_limit: 0,
-            header_fields: HeaderFields::Only(HeaderNames::none()),
-            ..HttpConfig::default()
-        };
-    }
-    let header_fields = match args.format {
-        Format::Logfmt => HeaderFields::Only(redactor(args).header_names().clone()),
-        Format::Json => HeaderFields::All,
+/// What reads the finished messages, which decides what the pipeline keeps of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A front end shows whole messages (`top`'s details): bodies, wire bytes and every
+    /// header field, whatever the output.
+    LiveView,
+    /// A log, a pcap or an event file: bodies and wire bytes, and the header fields the
+    /// log shows (JSON all of them). A logfmt line shows none: only those the redactor
+    /// hides are kept, to redact `raw` by.
+    Everything,
+    /// Metrics mode: nothing keeps a body or wire bytes (`--output none`, no pcap, no
+    /// event file). The kernel copies heads and frames, not bodies; the pipeline keeps
+    /// no body, no raw bytes and no header fields.
+    MetricsOnly,
+}
+
+/// What the pipeline keeps of each message, for `purpose`.
+pub fn http_config(args: &OutputArgs, purpose: Purpose) -> HttpConfig {
+    let header_fields = match (purpose, args.format) {
+        (Purpose::MetricsOnly, _) => {
+            return HttpConfig {
+                body_limit: 0,
+                raw_limit: 0,
+                header_fields: HeaderFields::Only(HeaderNames::none()),
+                ..HttpConfig::default()
+            };
+        }
+        (Purpose::LiveView, _) | (Purpose::Everything, Format::Json) => HeaderFields::All,
+        (Purpose::Everything, Format::Logfmt) => {
+            HeaderFields::Only(redactor(args).header_names().clone())
+        }
     };
     HttpConfig {
         body_limit: args.body_limit as usize,

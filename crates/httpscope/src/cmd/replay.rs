@@ -9,7 +9,7 @@ use httpscope_core::pipeline::{Pipeline, PipelineConfig};
 
 use crate::cli::ReplayArgs;
 use crate::integrations::Integrations;
-use crate::output::{http_config, open_log, output_keeps_bytes, redactor, sinks};
+use crate::output::{http_config, open_log, output_keeps_bytes, redactor, sinks, Purpose};
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let file =
@@ -18,9 +18,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         EventFileReader::new(file).with_context(|| format!("reading {}", args.file.display()))?;
     let out = open_log(&args.output, "-", false)?;
     // As `record`'s metrics mode: nothing written keeps bodies, wire bytes or header fields.
-    let metrics_only = !output_keeps_bytes(&args.output);
+    let purpose = if output_keeps_bytes(&args.output) {
+        Purpose::Everything
+    } else {
+        Purpose::MetricsOnly
+    };
     let config = PipelineConfig {
-        http: http_config(&args.output, metrics_only),
+        http: http_config(&args.output, purpose),
         redactor: redactor(&args.output),
         routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,

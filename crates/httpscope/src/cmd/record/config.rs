@@ -11,27 +11,19 @@ use httpscope_capture::{
 use httpscope_core::pipeline::PipelineConfig;
 
 use crate::cli::{CaptureBackendArg, RecordArgs};
-use crate::output::{http_config, output_keeps_bytes, redactor};
+use crate::output::{http_config, output_keeps_bytes, redactor, Purpose};
 
 /// Queued bytes that wake the reader before its poll times out.
 const WAKEUP_BYTES: u64 = 256 * 1024;
 
-/// What the capture is for: every sink's needs, or only metrics'.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    /// A log, a pcap, an event file or a live view: bodies and wire bytes are wanted.
-    Everything,
-    /// Metrics mode: nothing keeps a body or wire bytes (`--output none`, no pcap,
-    /// no event file). The kernel copies heads and frames, not bodies; the
-    /// pipeline keeps no body, no raw bytes and no header fields.
-    MetricsOnly,
-}
-
 impl Purpose {
-    /// `shows_bodies`: a front end shows them whatever the output (`top`'s details).
-    pub(crate) fn of(args: &RecordArgs, shows_bodies: bool) -> Self {
+    /// `shows_messages`: a front end shows them whole whatever the output (`top`'s
+    /// details).
+    pub(crate) fn of(args: &RecordArgs, shows_messages: bool) -> Self {
         let keeps_bytes = output_keeps_bytes(&args.output) || args.save_events.is_some();
-        if keeps_bytes || shows_bodies {
+        if shows_messages {
+            Self::LiveView
+        } else if keeps_bytes {
             Self::Everything
         } else {
             Self::MetricsOnly
@@ -55,7 +47,7 @@ pub(crate) fn capture_config(
             (true, _) => 0,
             // The least the kernel takes for on (its 0 means off): heads and frames.
             (false, Purpose::MetricsOnly) => 1,
-            (false, Purpose::Everything) => args.output.body_limit.max(1),
+            (false, Purpose::Everything | Purpose::LiveView) => args.output.body_limit.max(1),
         },
         ring_bytes: ring_bytes(args),
         wakeup_bytes: WAKEUP_BYTES,
@@ -87,7 +79,7 @@ pub(crate) fn pipeline_config(
     bench_stage: Option<BenchStage>,
 ) -> PipelineConfig {
     PipelineConfig {
-        http: http_config(&args.output, purpose == Purpose::MetricsOnly),
+        http: http_config(&args.output, purpose),
         redactor: redactor(&args.output),
         routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns,

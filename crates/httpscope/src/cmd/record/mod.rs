@@ -21,8 +21,8 @@ use httpscope_core::stats::Report;
 use super::doctor::describe_failures;
 use crate::cli::RecordArgs;
 use crate::integrations::Integrations;
+use crate::output::Purpose;
 use crate::output::{open_log, sinks};
-use config::Purpose;
 use handler::Recorder;
 use saver::EventSaver;
 
@@ -56,8 +56,9 @@ pub(crate) trait CaptureHooks {
         Ok(())
     }
 
-    /// Whether the front end shows bodies, whatever the output: the capture keeps them.
-    fn shows_bodies(&self) -> bool {
+    /// Whether the front end shows whole messages (bodies, header fields), whatever the
+    /// output: the capture keeps them.
+    fn shows_messages(&self) -> bool {
         false
     }
 
@@ -93,7 +94,7 @@ pub(crate) fn capture(
             stage.describe()
         );
     }
-    let purpose = Purpose::of(args, hooks.shows_bodies());
+    let purpose = Purpose::of(args, hooks.shows_messages());
     if purpose == Purpose::MetricsOnly {
         tracing::info!("metrics mode: no log; the kernel copies message heads, not bodies");
     }

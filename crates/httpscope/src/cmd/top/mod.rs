@@ -90,7 +90,7 @@ fn now_ns() -> i64 {
 }
 
 impl CaptureHooks for TopHooks {
-    fn shows_bodies(&self) -> bool {
+    fn shows_messages(&self) -> bool {
         true
     }
 
