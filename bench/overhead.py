@@ -61,8 +61,9 @@ def main():
                         help="instead of the workloads: mixed load at about half of saturation with --metrics-addr "
                              "on; profiler RSS every 30 s, drops, capture rate (in results.json and results.md); not in CI")
     parser.add_argument("--ladder", action="store_true",
-                        help="instead of the workloads: the cost ladder, keepalive-demo with the capture "
-                             "stopped after each step in turn, tcpdump beside it (default 3 pairs per step)")
+                        help="instead of the workloads: the cost ladder, keepalive-demo (or each plain-HTTP "
+                             "workload of --workloads) with the capture stopped after each step in turn, "
+                             "tcpdump beside keepalive-demo (default 3 pairs per step)")
     parser.add_argument("--ab", metavar="BINARY",
                         help="instead of the pairs: this tree's build (B) against another httpscope binary (A), "
                              "traced runs alternated A B B A with kernel.bpf_stats_enabled, on --workloads "
@@ -136,7 +137,7 @@ def main():
             results["soak"] = run_soak(ctx, args.soak_seconds, args.soak_churn_ms)
             names = []
         if args.ladder:
-            results["ladder"] = run_ladder(ctx)
+            results["ladder"] = run_ladder(ctx, names if args.workloads else [])
             names = []
         if args.ab:
             results["ab"] = run_ab(ctx, names)

@@ -1,9 +1,12 @@
-"""The cost ladder: keepalive-demo traced with httpscope's capture stopped after each
-step of its work in turn (HTTPSCOPE_BENCH_STAGE), and tcpdump beside it. Every traced
-run follows an untraced one, so each step's ratio comes from its own pairs, all in one
-run; the difference between two steps is what the later one costs."""
+"""The cost ladder: a workload (keepalive-demo unless --workloads) traced with
+httpscope's capture stopped after each step of its work in turn
+(HTTPSCOPE_BENCH_STAGE), and tcpdump beside keepalive-demo. Every traced run follows an
+untraced one, so each step's ratio comes from its own pairs, all in one run; the
+difference between two steps is what the later one costs. The steps stop the socket
+programs only: a TLS library's probes run whole at every step, so the ladder takes
+plain-HTTP workloads."""
 
-from .common import log, median
+from .common import HarnessError, log, median
 from .pairs import one_run, summarize_pairs
 from .report import fmt
 from .workloads import WORKLOADS, load_run
@@ -23,40 +26,67 @@ STEPS = [
 ]
 
 
-def configs():
-    base = WORKLOADS["keepalive-demo"]
-    out = [("tcpdump", dict(WORKLOADS["tcpdump-demo"]))]
+def configs(name):
+    base = WORKLOADS[name]
+    out = [("tcpdump", dict(WORKLOADS["tcpdump-demo"]))] if name == "keepalive-demo" else []
     for n, _ in STEPS:
         out.append((f"stage-{n}", dict(base, stage=n if n < 10 else None)))
     return out
 
 
-def run_ladder(ctx):
-    """Runs and summarizes the ladder: {configs: {name: summary}, steps: [...]}"""
+def ladder_workloads(names):
+    """The workloads a ladder can take: traced by httpscope, plain HTTP, at saturation."""
+    names = names or ["keepalive-demo"]
+    bad = [n for n in names if WORKLOADS[n].get("tracer") or WORKLOADS[n]["load"] == "conns"
+           or WORKLOADS[n].get("scheme") == "https" or WORKLOADS[n].get("metrics_mode")]
+    if bad:
+        raise HarnessError(f"--ladder takes plain-HTTP httpscope workloads, not {', '.join(bad)}")
+    return names
+
+
+def run_ladder(ctx, names):
+    """{workload: ladder} for each of names; see run_one_ladder."""
+    out = {}
+    for name in ladder_workloads(names):
+        wl = WORKLOADS[name]
+        for target in (wl["target"], wl.get("side_load")):
+            if target in ctx.on_demand_ports:
+                ctx.start_on_demand(target, ctx.on_demand_ports[target])
+        try:
+            out[name] = run_one_ladder(ctx, name)
+        finally:
+            ctx.stop_on_demand()
+    return out
+
+
+def run_one_ladder(ctx, workload):
+    """Runs and summarizes one ladder: {summaries: {name: summary}, runs, untraced_rps}"""
     args = ctx.args
-    plan = configs()
-    port = ctx.servers["demo"]
+    plan = configs(workload)
     if args.warmup:
-        load_run(ctx, WORKLOADS["keepalive-demo"], port, args.warmup)
+        load_run(ctx, WORKLOADS[workload], ctx.servers[WORKLOADS[workload]["target"]], args.warmup)
     runs = {name: [] for name, _ in plan}
     for i in range(args.pairs):
         for name, wl in plan:
             for traced in (False, True):
-                r = one_run(ctx, name, wl, traced, i, args.duration)
+                r = one_run(ctx, f"{workload}-{name}", wl, traced, i, args.duration)
                 runs[name].append(r)
                 extra = ""
                 if traced:
                     extra = (f" ratio={r['load']['rps'] / runs[name][-2]['load']['rps']:.3f}"
                              f" cpu={r['cpu_us_per_exchange']:.2f}us/ex drops={r['tracer']['kernel_drops']}")
-                log(f"  ladder {name} pair {i + 1}/{args.pairs} {'traced  ' if traced else 'untraced'}"
-                    f" rps={r['load']['rps']:.0f}{extra}")
+                log(f"  ladder {workload} {name} pair {i + 1}/{args.pairs} "
+                    f"{'traced  ' if traced else 'untraced'} rps={r['load']['rps']:.0f}{extra}")
     if args.bpf_stats:
         # BPF run time from one more traced run per step with kernel.bpf_stats_enabled,
         # kept out of the ratios: the stats' clock reads slow every program run.
-        for name, wl in plan[1:]:
-            r = one_run(ctx, name, wl, True, "bpf-stats", args.duration, bpf_stats=True)
+        for name, wl in plan:
+            if wl.get("tracer"):
+                continue
+            r = one_run(ctx, f"{workload}-{name}", wl, True, "bpf-stats", args.duration, bpf_stats=True)
             runs[name].append(r)
-            log(f"  ladder {name} bpf-stats run: {fmt(bpf_us_per_exchange(r), '{:.2f}')} us/ex of BPF")
+            log(f"  ladder {workload} {name} bpf-stats run: "
+                f"{fmt(bpf_us_per_exchange(r), '{:.2f}')} us/ex of BPF")
     summaries = {}
     for name, _ in plan:
         s = summarize_pairs(runs[name])
@@ -85,21 +115,31 @@ def bpf_us_per_exchange(run):
 
 
 def ladder_markdown(results):
-    ladder = results["ladder"]
-    s = ladder["summaries"]
     meta = results["meta"]
+    ladders = results["ladder"]
     lines = [
         "# httpscope cost ladder",
         "",
         f"{meta['date']}, commit {meta['commit']}{' (dirty)' if meta['dirty'] else ''}, kernel {meta['kernel']}, "
-        f"{meta['cpus']} CPUs; keepalive-demo ({WORKLOADS['keepalive-demo']['about']}); "
-        f"{meta['pairs']} untraced/traced pairs per row, {meta['duration_s']} s runs, all rows alternated "
-        f"in one run; untraced median {fmt(ladder['untraced_rps'], '{:.0f}')} req/s.",
+        f"{meta['cpus']} CPUs; {meta['pairs']} untraced/traced pairs per row, {meta['duration_s']} s runs, "
+        f"the rows of a workload alternated in one run.",
         "",
         "Ratio: traced/untraced throughput, median of the row's pairs. Step cost: the previous row's "
         "ratio minus this one's. Profiler: the tracer process's CPU (user+sys) per exchange, from "
         "attach to the stop signal. "
         "BPF: the programs' run time per exchange, from one extra run with kernel.bpf_stats_enabled.",
+    ]
+    for workload, ladder in ladders.items():
+        lines += ["", *ladder_table(workload, ladder)]
+    return "\n".join(lines) + "\n"
+
+
+def ladder_table(workload, ladder):
+    s = ladder["summaries"]
+    lines = [
+        f"## {workload}",
+        "",
+        f"{WORKLOADS[workload]['about']}; untraced median {fmt(ladder['untraced_rps'], '{:.0f}')} req/s.",
         "",
         "| step | what runs | ratio | step cost | profiler µs/ex | BPF µs/ex | drops |",
         "|---|---|---|---|---|---|---|",
@@ -123,4 +163,4 @@ def ladder_markdown(results):
     if full and "captured_server_min" in full:
         lines += ["", f"Step 10 captured and paired (worst run): server "
                       f"{full['captured_server_min'] * 100:.2f}%, client {full['captured_client_min'] * 100:.2f}%."]
-    return "\n".join(lines) + "\n"
+    return lines
