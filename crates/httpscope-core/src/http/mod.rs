@@ -27,7 +27,7 @@ pub struct HttpConfig {
     pub raw_limit: usize,
     /// Longest head accepted (also bounds chunked trailers).
     pub max_head_bytes: usize,
-    /// Which HTTP/1 header fields a message keeps.
+    /// Which header fields (and HTTP/2 trailers) a message keeps.
     pub header_fields: HeaderFields,
 }
 
@@ -38,9 +38,9 @@ pub enum HeaderFields {
     /// Every field, for sinks that show them (JSON, the live view).
     All,
     /// Only those a finished message is still read for (see `decoder_field`) and those
-    /// these names match. A sink that shows no field (logfmt) still needs the redactor's: a field
-    /// it hides is what tells it that an HTTP/1 `raw` holds a secret. Metrics mode, which
-    /// keeps no `raw`, names none.
+    /// these names match. A sink that shows no field (logfmt) still needs the redactor's:
+    /// a field it hides is what tells it that an HTTP/1 `raw` holds a secret. Metrics
+    /// mode, which keeps no `raw`, names none.
     Only(HeaderNames),
 }
 

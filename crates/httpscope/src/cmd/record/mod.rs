@@ -21,8 +21,7 @@ use httpscope_core::stats::Report;
 use super::doctor::describe_failures;
 use crate::cli::RecordArgs;
 use crate::integrations::Integrations;
-use crate::output::Purpose;
-use crate::output::{open_log, sinks};
+use crate::output::{open_log, sinks, Purpose};
 use handler::Recorder;
 use saver::EventSaver;
 
