@@ -153,8 +153,9 @@ pub enum Purpose {
     MetricsOnly,
 }
 
-/// What the pipeline keeps of each message, for `purpose`.
-pub fn http_config(args: &OutputArgs, purpose: Purpose) -> HttpConfig {
+/// What the pipeline keeps of each message, for `purpose`; `redactor` is the pipeline's,
+/// whose header names a logfmt log keeps.
+pub fn http_config(args: &OutputArgs, purpose: Purpose, redactor: &Redactor) -> HttpConfig {
     let header_fields = match (purpose, args.format) {
         (Purpose::MetricsOnly, _) => {
             return HttpConfig {
@@ -166,7 +167,7 @@ pub fn http_config(args: &OutputArgs, purpose: Purpose) -> HttpConfig {
         }
         (Purpose::LiveView, _) | (Purpose::Everything, Format::Json) => HeaderFields::All,
         (Purpose::Everything, Format::Logfmt) => {
-            HeaderFields::Only(redactor(args).header_names().clone())
+            HeaderFields::Only(redactor.header_names().clone())
         }
     };
     HttpConfig {

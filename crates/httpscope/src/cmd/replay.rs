@@ -23,9 +23,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Purpose::MetricsOnly
     };
+    let redactor = redactor(&args.output);
     let config = PipelineConfig {
-        http: http_config(&args.output, purpose),
-        redactor: redactor(&args.output),
+        http: http_config(&args.output, purpose, &redactor),
+        redactor,
         routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns: reader.header().wall_clock_offset_ns,
         ..PipelineConfig::default()

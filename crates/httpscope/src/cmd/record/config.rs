@@ -78,9 +78,10 @@ pub(crate) fn pipeline_config(
     purpose: Purpose,
     bench_stage: Option<BenchStage>,
 ) -> PipelineConfig {
+    let redactor = redactor(&args.output);
     PipelineConfig {
-        http: http_config(&args.output, purpose),
-        redactor: redactor(&args.output),
+        http: http_config(&args.output, purpose, &redactor),
+        redactor,
         routes: args.output.integrations.routes.rules(),
         wall_clock_offset_ns,
         parse_http: !bench_stage.is_some_and(BenchStage::skips_parsing),
