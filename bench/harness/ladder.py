@@ -30,17 +30,25 @@ def configs(name):
     base = WORKLOADS[name]
     out = [("tcpdump", dict(WORKLOADS["tcpdump-demo"]))] if name == "keepalive-demo" else []
     for n, _ in STEPS:
-        out.append((f"stage-{n}", dict(base, stage=n if n < 10 else None)))
+        out.append((f"stage-{n}", dict(base, stage=n if n < 10 else None, backend="socket")))
     return out
 
 
+def ladderable(wl):
+    """Plain HTTP on a watched port, at saturation, traced whole by httpscope's socket
+    backend (the one whose programs stop at every step)."""
+    return not (wl.get("tracer") or wl["load"] == "conns" or wl.get("scheme") == "https"
+                or wl.get("metrics_mode") or wl.get("backend") == "syscall"
+                or wl["target"] == "demo-unwatched")
+
+
 def ladder_workloads(names):
-    """The workloads a ladder can take: traced by httpscope, plain HTTP, at saturation."""
+    """The workloads to run a ladder on (keepalive-demo unless named)."""
     names = names or ["keepalive-demo"]
-    bad = [n for n in names if WORKLOADS[n].get("tracer") or WORKLOADS[n]["load"] == "conns"
-           or WORKLOADS[n].get("scheme") == "https" or WORKLOADS[n].get("metrics_mode")]
+    bad = [n for n in names if not ladderable(WORKLOADS[n])]
     if bad:
-        raise HarnessError(f"--ladder takes plain-HTTP httpscope workloads, not {', '.join(bad)}")
+        good = ", ".join(n for n, wl in WORKLOADS.items() if ladderable(wl))
+        raise HarnessError(f"--ladder cannot take {', '.join(bad)}; it takes {good}")
     return names
 
 
